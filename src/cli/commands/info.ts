@@ -1,0 +1,133 @@
+/** `sluice info`: queues (counts, latency, throughput, pause) and workers, as tables or `--json`. */
+import type { Command } from "commander";
+import type { QueueOverview, Sluice, WorkerOverview } from "../../index.js";
+import { withSluice } from "../context.js";
+import { colourEnabled, palette } from "../output/colour.js";
+import { ago, durationCell } from "../output/format.js";
+import { toJson } from "../output/json.js";
+import { renderTable } from "../output/table.js";
+
+/** One queue in `sluice info --json`. */
+export interface QueueInfo {
+  queue: string;
+  waiting: number;
+  active: number;
+  scheduled: number;
+  blocked: number;
+  dead: number;
+  completed: number;
+  cancelled: number;
+  /** Age of the oldest waiting job, ms. */
+  latencyMs: number;
+  paused: boolean;
+  pausedUntil: number | null;
+  /** Completed jobs per minute, averaged over the stats roll-up since the start of the previous hour. */
+  throughputPerMin: number;
+}
+
+/** `sluice info --json`. */
+export interface InfoReport {
+  store: { engine: string; version: string; location: string };
+  queues: QueueInfo[];
+  workers: WorkerOverview[];
+}
+
+const HOUR = 3_600_000;
+
+/** Gathers the info report. */
+export async function gatherInfo(sluice: Sluice): Promise<InfoReport> {
+  const admin = sluice.admin;
+  const [info, queues, workers, stats] = await Promise.all([
+    admin.storeInfo(),
+    admin.queues(),
+    admin.workers(),
+    admin.stats({ sinceMs: HOUR }),
+  ]);
+  const now = Date.now();
+  const since = Math.floor((now - HOUR) / HOUR) * HOUR;
+  const minutes = Math.max((now - since) / 60_000, 1);
+  const completed = new Map<string, number>();
+  for (const row of stats) completed.set(row.queue, (completed.get(row.queue) ?? 0) + row.completed);
+  return {
+    store: { engine: info.engine, version: info.version, location: info.location },
+    queues: queues.map((q: QueueOverview) => ({
+      queue: q.queue,
+      waiting: q.counts.waiting,
+      active: q.counts.active,
+      scheduled: q.counts.scheduled,
+      blocked: q.counts.blocked,
+      dead: q.counts.dead,
+      completed: q.counts.completed,
+      cancelled: q.counts.cancelled,
+      latencyMs: q.latencyMs,
+      paused: q.paused,
+      pausedUntil: q.pausedUntil,
+      throughputPerMin: Math.round(((completed.get(q.queue) ?? 0) / minutes) * 100) / 100,
+    })),
+    workers,
+  };
+}
+
+/** Renders the info report for people. */
+export function renderInfo(report: InfoReport, colour: boolean): string {
+  const c = palette(colour);
+  const now = Date.now();
+  const n = (v: number, paint?: (s: string) => string) => (v > 0 && paint ? paint(String(v)) : String(v));
+  let text = `${c.bold("store")}  ${report.store.engine} ${report.store.version}  ${report.store.location}\n\n`;
+  text += `${c.bold("queues")}\n`;
+  text += renderTable(
+    [
+      { header: "queue", value: (q: QueueInfo) => q.queue },
+      { header: "waiting", value: (q) => String(q.waiting), align: "right" },
+      { header: "active", value: (q) => String(q.active), align: "right" },
+      { header: "scheduled", value: (q) => String(q.scheduled), align: "right" },
+      { header: "dead", value: (q) => n(q.dead, c.red), align: "right" },
+      { header: "completed", value: (q) => String(q.completed), align: "right" },
+      { header: "latency", value: (q) => (q.waiting > 0 ? durationCell(q.latencyMs) : "-"), align: "right" },
+      { header: "done/min", value: (q) => String(q.throughputPerMin), align: "right" },
+      {
+        header: "status",
+        value: (q) =>
+          q.paused
+            ? c.yellow("paused")
+            : q.pausedUntil !== null && q.pausedUntil > now
+              ? c.yellow(`rate-limited ${durationCell(q.pausedUntil - now)}`)
+              : c.green("running"),
+      },
+    ],
+    report.queues,
+    "(no queues yet)",
+  );
+  text += `\n${c.bold("workers")}\n`;
+  text += renderTable(
+    [
+      { header: "id", value: (w: WorkerOverview) => w.id },
+      { header: "queues", value: (w) => w.queues.join(",") },
+      { header: "busy", value: (w) => `${w.busy}/${w.concurrency}`, align: "right" },
+      { header: "started", value: (w) => ago(w.startedAt, now) },
+      { header: "heartbeat", value: (w) => ago(w.lastHeartbeatAt, now) },
+      { header: "status", value: (w) => (w.alive ? c.green("alive") : c.red("silent")) },
+    ],
+    report.workers,
+    "(no workers registered)",
+  );
+  return text;
+}
+
+/** Registers `sluice info`. */
+export function registerInfo(program: Command): void {
+  program
+    .command("info")
+    .description("queues (waiting, active, scheduled, dead, completed, latency, throughput) and workers")
+    .option("--json", "print JSON (shape in docs/cli.md)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ sluice info --url redis://localhost:6379/5\n  $ sluice info --json | jq '.queues[] | select(.waiting > 50)'",
+    )
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withSluice(cmd, async (sluice) => {
+        const report = await gatherInfo(sluice);
+        process.stdout.write(opts.json ? toJson(report) : renderInfo(report, colourEnabled(process.stdout)));
+      });
+    });
+}

@@ -1,0 +1,355 @@
+/**
+ * Where the CLI finds its store URL, and the worker config file.
+ *
+ * URL precedence: `--url`, then `SLUICE_URL`, then `url` in the first of `sluice.config.json`,
+ * `sluice.config.yaml`, `sluice.config.yml`, `sluice.config.js` found in the working directory, then
+ * `sqlite:./sluice.db` when that file already exists. Otherwise the command stops with a usage error
+ * rather than create an empty database by accident.
+ *
+ * The worker config file (YAML or JSON) is validated before anything starts; every problem is reported
+ * with its line, column and field.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { parseDuration, type WorkerOptions } from "../index.js";
+import { UsageError } from "./errors.js";
+
+/** Config file names searched in the working directory, in order. */
+export const CONFIG_FILES = [
+  "sluice.config.json",
+  "sluice.config.yaml",
+  "sluice.config.yml",
+  "sluice.config.js",
+] as const;
+
+/** A resolved store URL and where it came from (for messages). */
+export interface ResolvedUrl {
+  url: string;
+  source: string;
+}
+
+/** Resolves the store URL; throws UsageError when none is configured. */
+export async function resolveUrl(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): Promise<ResolvedUrl> {
+  if (flag !== undefined && flag !== "") return { url: flag, source: "--url" };
+  const fromEnv = env.SLUICE_URL;
+  if (fromEnv !== undefined && fromEnv !== "") return { url: fromEnv, source: "SLUICE_URL" };
+  for (const name of CONFIG_FILES) {
+    const path = resolve(cwd, name);
+    if (!existsSync(path)) continue;
+    const config = await loadProjectConfig(path);
+    if (config.url !== undefined) return { url: config.url, source: name };
+  }
+  if (existsSync(resolve(cwd, "sluice.db"))) return { url: "sqlite:./sluice.db", source: "./sluice.db" };
+  throw new UsageError(
+    "no store URL: pass --url (e.g. --url sqlite:./sluice.db), set SLUICE_URL, or write " +
+      '{ "url": "…" } to sluice.config.json in this directory',
+  );
+}
+
+/** The contents of a `sluice.config.*` file. */
+export interface ProjectConfig {
+  url?: string;
+}
+
+/** Reads a `sluice.config.{json,yaml,yml,js}` file. A `.js` file's default export is the config object. */
+export async function loadProjectConfig(path: string): Promise<ProjectConfig> {
+  let value: unknown;
+  if (path.endsWith(".js")) {
+    const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+    value = typeof mod.default === "function" ? await (mod.default as () => unknown)() : mod.default;
+    if (value === null || typeof value !== "object") {
+      throw new UsageError(`${path}: the default export must be an object such as { url: "redis://…" }`);
+    }
+  } else {
+    const { doc, lines } = parseFile(path);
+    value = doc;
+    const root = lines.root;
+    if (!isMap(root)) throw new UsageError(`${path}:1:1: expected a mapping such as { "url": "…" }`);
+  }
+  const url = (value as { url?: unknown }).url;
+  if (url !== undefined && (typeof url !== "string" || url === "")) {
+    throw new UsageError(`${path}: url must be a non-empty string such as "sqlite:./sluice.db"`);
+  }
+  return url === undefined ? {} : { url };
+}
+
+// ── worker config file ───────────────────────────────────────────────────────────────────────────
+
+/** A validated worker config file. */
+export interface WorkerFileConfig {
+  url?: string;
+  /** Absolute path of the tasks module (relative paths are resolved against the config file). */
+  tasks?: string;
+  options: WorkerOptions;
+}
+
+/** One problem in a config file. */
+export interface ConfigIssue {
+  line: number;
+  column: number;
+  field: string;
+  message: string;
+}
+
+/** Config file problems, all of them, each with line, column and field. Exit code 2. */
+export class ConfigFileError extends UsageError {
+  constructor(
+    readonly path: string,
+    readonly issues: readonly ConfigIssue[],
+  ) {
+    super(
+      `invalid worker config ${path}:\n${issues
+        .map((i) => `  ${path}:${i.line}:${i.column}: ${i.field ? `${i.field}: ` : ""}${i.message}`)
+        .join("\n")}`,
+    );
+  }
+}
+
+const WORKER_FIELDS: Record<string, string> = {
+  url: "store URL",
+  tasks: "tasks module path",
+  concurrency: "positive integer",
+  queues: "list of queue names, or [name, weight] pairs",
+  shutdownGrace: "duration",
+  shutdownGraceMs: "duration",
+  lease: "duration",
+  leaseMs: "duration",
+  heartbeat: "duration",
+  heartbeatMs: "duration",
+  poll: "duration",
+  pollMs: "duration",
+  maintenance: "boolean",
+};
+
+function parseFile(path: string): {
+  doc: unknown;
+  lines: { root: Node | null; counter: LineCounter };
+} {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigFileError(
+      path,
+      doc.errors.map((e) => {
+        const pos = counter.linePos(e.pos[0]);
+        return { line: pos.line, column: pos.col, field: "", message: e.message.split("\n")[0] ?? e.message };
+      }),
+    );
+  }
+  return { doc: doc.toJS() as unknown, lines: { root: (doc.contents as Node | null) ?? null, counter } };
+}
+
+/**
+ * Reads and validates a worker config file (YAML or JSON). Reports every problem at once with line,
+ * column and field; nothing starts until the file is valid.
+ */
+export function loadWorkerConfig(path: string): WorkerFileConfig {
+  const absolute = resolve(path);
+  const { lines } = parseFile(absolute);
+  const { root, counter } = lines;
+  const issues: ConfigIssue[] = [];
+  const at = (node: Node | null | undefined, field: string, message: string) => {
+    const offset = node?.range?.[0] ?? 0;
+    const pos = counter.linePos(offset);
+    issues.push({ line: pos.line, column: pos.col, field, message });
+  };
+  const out: WorkerFileConfig = { options: {} };
+  if (!isMap(root)) {
+    at(root, "", "expected a mapping of settings (concurrency, queues, shutdownGrace, lease, …)");
+    throw new ConfigFileError(absolute, issues);
+  }
+  const seen = new Set<string>();
+  const nodes = new Map<string, Node | null>();
+  for (const pair of root.items) {
+    if (!isPair(pair)) continue;
+    const keyNode = pair.key as Node | null;
+    const valueNode = pair.value as Node | null;
+    const key = isScalar(keyNode) ? String(keyNode.value) : "";
+    if (!(key in WORKER_FIELDS)) {
+      at(keyNode, key, `unknown field; expected one of ${Object.keys(WORKER_FIELDS).join(", ")}`);
+      continue;
+    }
+    const canonical = key.endsWith("Ms") ? key.slice(0, -2) : key;
+    if (seen.has(canonical)) {
+      at(keyNode, key, `given twice (${canonical} and ${canonical}Ms mean the same)`);
+      continue;
+    }
+    seen.add(canonical);
+    nodes.set(canonical, valueNode);
+    const scalar = isScalar(valueNode) ? valueNode.value : undefined;
+    switch (canonical) {
+      case "url":
+      case "tasks":
+        if (typeof scalar !== "string" || scalar === "") {
+          at(valueNode ?? keyNode, key, `must be a non-empty string (${WORKER_FIELDS[key]})`);
+        } else if (canonical === "url") {
+          out.url = scalar;
+        } else {
+          out.tasks = isAbsolute(scalar) ? scalar : resolve(dirname(absolute), scalar);
+        }
+        break;
+      case "concurrency":
+        if (typeof scalar !== "number" || !Number.isInteger(scalar) || scalar < 1 || scalar > 10_000) {
+          at(
+            valueNode ?? keyNode,
+            key,
+            `must be a whole number from 1 to 10000, got ${show(scalar, valueNode)}`,
+          );
+        } else {
+          out.options.concurrency = scalar;
+        }
+        break;
+      case "maintenance":
+        if (typeof scalar !== "boolean") at(valueNode ?? keyNode, key, "must be true or false");
+        else out.options.maintenance = scalar;
+        break;
+      case "queues": {
+        const queues = readQueues(valueNode, key, at);
+        if (queues) out.options.queues = queues;
+        break;
+      }
+      default: {
+        if (typeof scalar !== "number" && typeof scalar !== "string") {
+          at(valueNode ?? keyNode, key, 'must be a duration such as "30s", "2m" or a number of milliseconds');
+          break;
+        }
+        try {
+          const ms = parseDuration(scalar, key);
+          if (canonical === "shutdownGrace") out.options.shutdownGraceMs = ms;
+          if (canonical === "lease") out.options.leaseMs = ms;
+          if (canonical === "heartbeat") out.options.heartbeatMs = ms;
+          if (canonical === "poll") out.options.pollMs = ms;
+          if (canonical !== "shutdownGrace" && ms < 1) at(valueNode, key, "must be at least 1ms");
+        } catch (error) {
+          at(valueNode, key, (error as Error).message.replace(`${key} must be`, "must be"));
+        }
+      }
+    }
+  }
+  const { leaseMs, heartbeatMs } = out.options;
+  if (leaseMs !== undefined && heartbeatMs !== undefined && heartbeatMs >= leaseMs) {
+    at(
+      nodes.get("heartbeat") ?? root,
+      "heartbeat",
+      `heartbeat (${heartbeatMs} ms) must be shorter than lease (${leaseMs} ms)`,
+    );
+  }
+  if (issues.length > 0) throw new ConfigFileError(absolute, issues);
+  return out;
+}
+
+const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function readQueues(
+  node: Node | null,
+  key: string,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): WorkerOptions["queues"] | undefined {
+  if (!isSeq(node) || node.items.length === 0) {
+    at(node, key, "must be a non-empty list: [a, b] (strict order) or [[a, 5], [b, 3]] (weights)");
+    return undefined;
+  }
+  const names: string[] = [];
+  const pairs: [string, number][] = [];
+  let weighted = false;
+  let ok = true;
+  node.items.forEach((item, i) => {
+    const field = `${key}[${i}]`;
+    const itemNode = item as Node;
+    if (isScalar(itemNode)) {
+      const name = itemNode.value;
+      if (typeof name !== "string" || !QUEUE_NAME.test(name)) {
+        at(itemNode, field, `must be a queue name (letters, digits, _ . : -), got ${show(name, itemNode)}`);
+        ok = false;
+        return;
+      }
+      names.push(name);
+      pairs.push([name, 1]);
+      return;
+    }
+    let nameNode: Node | null | undefined;
+    let weightNode: Node | null | undefined;
+    if (isSeq(itemNode) && itemNode.items.length === 2) {
+      [nameNode, weightNode] = itemNode.items as [Node, Node];
+    } else if (isMap(itemNode)) {
+      nameNode = itemNode.get("name", true) as Node | undefined;
+      weightNode = itemNode.get("weight", true) as Node | undefined;
+    } else {
+      at(itemNode, field, "must be a queue name, a [name, weight] pair or { name, weight }");
+      ok = false;
+      return;
+    }
+    const name = isScalar(nameNode) ? nameNode.value : undefined;
+    const weight = isScalar(weightNode) ? weightNode.value : undefined;
+    if (typeof name !== "string" || !QUEUE_NAME.test(name)) {
+      at(nameNode ?? itemNode, `${field}.name`, `must be a queue name, got ${show(name, nameNode)}`);
+      ok = false;
+      return;
+    }
+    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1) {
+      at(
+        weightNode ?? itemNode,
+        `${field}.weight`,
+        `must be a positive whole number, got ${show(weight, weightNode)}`,
+      );
+      ok = false;
+      return;
+    }
+    weighted = true;
+    names.push(name);
+    pairs.push([name, weight]);
+  });
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) {
+    at(node, key, `lists queue "${dup}" twice`);
+    ok = false;
+  }
+  if (!ok) return undefined;
+  return weighted ? pairs : names;
+}
+
+function show(value: unknown, node: Node | null | undefined): string {
+  if (node === null || node === undefined) return "nothing";
+  if (isSeq(node)) return "a list";
+  if (isMap(node)) return "a mapping";
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** Parses `--queues a,b` or `--queues a:5,b:3` (weights) into the worker's queue option. */
+export function parseQueuesFlag(text: string): NonNullable<WorkerOptions["queues"]> {
+  const parts = text
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+  if (parts.length === 0) throw new UsageError("--queues needs at least one queue name: --queues a,b");
+  const pairs: [string, number][] = [];
+  let weighted = false;
+  for (const part of parts) {
+    const [name = "", weightText] = part.split(":") as [string, string | undefined];
+    if (!QUEUE_NAME.test(name)) throw new UsageError(`--queues: "${name}" is not a valid queue name`);
+    let weight = 1;
+    if (weightText !== undefined) {
+      weight = Number(weightText);
+      if (!Number.isInteger(weight) || weight < 1) {
+        throw new UsageError(
+          `--queues: weight of "${name}" must be a positive whole number, got "${weightText}"`,
+        );
+      }
+      weighted = true;
+    }
+    pairs.push([name, weight]);
+  }
+  return weighted ? pairs : pairs.map(([n]) => n);
+}

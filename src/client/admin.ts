@@ -1,0 +1,286 @@
+/**
+ * The admin API: what operators need, in the library, so the CLI, the HTTP API and the dashboard are thin
+ * layers over it. Bulk actions run in batches and accept a progress callback and an AbortSignal, so a
+ * long operation shows progress and can be interrupted between batches without leaving half a batch.
+ */
+import { JobNotFoundError, ValidationError } from "../core/errors.js";
+import { isJobState, type JobLogLine, type JobRecord, type JobState } from "../core/job.js";
+import { validateQueueName } from "../core/options.js";
+import { histogramPercentile, hourOf } from "../core/stats.js";
+import type {
+  BulkOptions,
+  BulkResult,
+  JobFilter,
+  QueueStats,
+  RecoveredJob,
+  Store,
+  StoreInfo,
+  WorkerInfo,
+} from "../store/contract.js";
+
+/** Filter accepted by listing and bulk actions. */
+export interface AdminFilter {
+  ids?: readonly string[];
+  queue?: string;
+  state?: JobState | readonly JobState[];
+  task?: string;
+  tag?: string;
+  /** Only jobs created more than this many ms ago. */
+  olderThanMs?: number;
+}
+
+export interface QueueOverview extends QueueStats {
+  /** Age of the oldest waiting job in ms (0 when none waits). */
+  latencyMs: number;
+}
+
+export interface WorkerOverview extends WorkerInfo {
+  /** Heartbeat seen within `staleAfterMs` (default 60 s). */
+  alive: boolean;
+}
+
+export interface JobDetail extends JobRecord {
+  logs: JobLogLine[];
+}
+
+/** One queue's outcomes in one hour (`sluice stats`). */
+export interface HourlyStats {
+  queue: string;
+  /** Start of the hour, epoch ms. */
+  hour: number;
+  completed: number;
+  failed: number;
+  dead: number;
+  /** Duration percentiles of completed jobs, as the upper bound of their histogram bucket (ms); null when none. */
+  p50Ms: number | null;
+  p95Ms: number | null;
+}
+
+export interface BulkRunOptions {
+  /** Jobs per store call. Default 1000. */
+  batchSize?: number;
+  /** Called after each batch with the running total. */
+  onProgress?: (done: number) => void;
+  /** Stops between batches. */
+  signal?: AbortSignal;
+}
+
+export class Admin {
+  constructor(private readonly store: () => Promise<Store>) {}
+
+  /** One round trip to the store (connecting and migrating first if needed); the time it took. */
+  async ping(): Promise<{ rttMs: number }> {
+    const store = await this.store();
+    const started = performance.now();
+    await store.ping();
+    return { rttMs: performance.now() - started };
+  }
+
+  /** Engine, version, location (password removed) and hazards an operator should know (`sluice doctor`). */
+  async storeInfo(): Promise<StoreInfo> {
+    return (await this.store()).info();
+  }
+
+  /** Counts per queue and state, latency, pause state. */
+  async queues(): Promise<QueueOverview[]> {
+    const stats = await (await this.store()).stats();
+    const now = Date.now();
+    return stats.map((s) => ({
+      ...s,
+      latencyMs: s.oldestWaitingAt === null ? 0 : Math.max(now - s.oldestWaitingAt, 0),
+    }));
+  }
+
+  /** Registered workers, with liveness judged from their last heartbeat. */
+  async workers(options: { staleAfterMs?: number } = {}): Promise<WorkerOverview[]> {
+    const staleAfter = options.staleAfterMs ?? 60_000;
+    const now = Date.now();
+    const workers = await (await this.store()).listWorkers();
+    return workers.map((w) => ({ ...w, alive: now - w.lastHeartbeatAt <= staleAfter }));
+  }
+
+  /** One page of jobs, newest first unless `order: "asc"`. */
+  async listJobs(
+    filter: AdminFilter = {},
+    page: { limit?: number; cursor?: string | null; order?: "asc" | "desc" } = {},
+  ): Promise<{ jobs: JobRecord[]; nextCursor: string | null }> {
+    const limit = page.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new ValidationError("INVALID_OPTION", `limit must be an integer from 1 to 10000, got ${limit}`, {
+        field: "limit",
+      });
+    }
+    return (await this.store()).listJobs({
+      filter: toStoreFilter(filter),
+      limit,
+      cursor: page.cursor ?? null,
+      order: page.order ?? "desc",
+    });
+  }
+
+  /** A job with every attempt's error and its log; throws JobNotFoundError. */
+  async getJob(id: string, options: { logLimit?: number } = {}): Promise<JobDetail> {
+    const store = await this.store();
+    const job = await store.getJob(id);
+    if (!job) throw new JobNotFoundError(id);
+    const logs = await store.getLogs(id, options.logLimit ?? 200);
+    return { ...job, logs };
+  }
+
+  /** Back to `waiting` with a fresh attempt count: dead (DLQ requeue), cancelled, completed or scheduled jobs. */
+  async retry(filter: AdminFilter | string, options: BulkRunOptions = {}): Promise<BulkResult> {
+    return this.bulk(filter, options, (store, f, o) => store.retry(f, o));
+  }
+
+  /** Cancels waiting / scheduled jobs at once; active ones get their handler's signal aborted. */
+  async cancel(
+    filter: AdminFilter | string,
+    options: BulkRunOptions = {},
+  ): Promise<BulkResult & { requested: string[] }> {
+    const requested: string[] = [];
+    const result = await this.bulk(filter, options, async (store, f, o) => {
+      const r = await store.cancel(f, o);
+      requested.push(...r.requested);
+      // Count requests too so the batch loop goes on while it makes progress.
+      return { count: r.count + r.requested.length, ids: r.ids };
+    });
+    return { count: result.count - requested.length, ids: result.ids, requested };
+  }
+
+  /** Deletes jobs that are not active. */
+  async delete(filter: AdminFilter | string, options: BulkRunOptions = {}): Promise<BulkResult> {
+    return this.bulk(filter, options, (store, f, o) => store.remove(f, o));
+  }
+
+  /**
+   * Moves matching jobs that are not running (scheduled, waiting, blocked, dead, cancelled) to `toQueue`,
+   * e.g. large documents to a dedicated queue. They keep their id, attempts and place in line.
+   */
+  async move(
+    filter: AdminFilter | string,
+    toQueue: string,
+    options: BulkRunOptions = {},
+  ): Promise<BulkResult> {
+    const queue = validateQueueName(toQueue, "toQueue");
+    return this.bulk(filter, options, (store, f, o) => store.move(f, queue, o));
+  }
+
+  /** Sets the priority of matching jobs that have not started (lower runs first). */
+  async reprioritize(
+    filter: AdminFilter | string,
+    priority: number,
+    options: BulkRunOptions = {},
+  ): Promise<BulkResult> {
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `priority must be an integer from -1000000 to 1000000, got ${priority}`,
+        {
+          field: "priority",
+        },
+      );
+    }
+    return this.bulk(filter, options, (store, f, o) => store.reprioritize(f, priority, o));
+  }
+
+  /** Stops fetching from a queue (jobs keep arriving and wait). */
+  async pause(queue: string): Promise<void> {
+    await (await this.store()).pauseQueue(queue, null);
+  }
+
+  async resume(queue: string): Promise<void> {
+    await (await this.store()).resumeQueue(queue);
+  }
+
+  /**
+   * Manual orphan recovery on top of the automatic one. Without `olderThanMs`: active jobs whose lease
+   * expired. With it: any active job started longer ago than that, whatever its lease (for handlers that
+   * hang while still heartbeating). `dryRun` lists what would be recovered and changes nothing.
+   */
+  async recover(
+    options: { olderThanMs?: number; dryRun?: boolean; limit?: number } = {},
+  ): Promise<RecoveredJob[]> {
+    const store = await this.store();
+    const mode =
+      options.olderThanMs === undefined
+        ? ({ kind: "expired" } as const)
+        : ({ kind: "startedBefore", at: Date.now() - options.olderThanMs } as const);
+    return store.recover({ mode, dryRun: options.dryRun ?? false, limit: options.limit ?? 10_000 });
+  }
+
+  /** Per queue and hour since `sinceMs` ago: completed, failed attempts, dead, p50/p95 duration. From the roll-up. */
+  async stats(options: { sinceMs: number }): Promise<HourlyStats[]> {
+    if (!Number.isFinite(options.sinceMs) || options.sinceMs < 0) {
+      throw new ValidationError("INVALID_OPTION", `sinceMs must be >= 0, got ${options.sinceMs}`, {
+        field: "sinceMs",
+      });
+    }
+    const rows = await (await this.store()).readStats(hourOf(Date.now() - options.sinceMs));
+    return rows.map((r) => ({
+      queue: r.queue,
+      hour: r.hour,
+      completed: r.completed,
+      failed: r.failed,
+      dead: r.dead,
+      p50Ms: histogramPercentile(r.durations, 50),
+      p95Ms: histogramPercentile(r.durations, 95),
+    }));
+  }
+
+  private async bulk(
+    filter: AdminFilter | string,
+    options: BulkRunOptions,
+    action: (store: Store, filter: JobFilter, options: BulkOptions) => Promise<BulkResult>,
+  ): Promise<BulkResult> {
+    const store = await this.store();
+    const storeFilter = toStoreFilter(typeof filter === "string" ? { ids: [filter] } : filter);
+    const limit = options.batchSize ?? 1_000;
+    const total: BulkResult = { count: 0, ids: [] };
+    for (;;) {
+      if (options.signal?.aborted) break;
+      const result = await action(store, storeFilter, { limit });
+      total.count += result.count;
+      if (total.ids.length < 10_000) total.ids.push(...result.ids.slice(0, 10_000 - total.ids.length));
+      options.onProgress?.(total.count);
+      if (result.count < limit || storeFilter.ids) break;
+    }
+    return total;
+  }
+}
+
+function toStoreFilter(filter: AdminFilter): JobFilter {
+  const out: JobFilter = {};
+  if (filter.ids !== undefined) {
+    if (!Array.isArray(filter.ids) || filter.ids.some((id) => typeof id !== "string")) {
+      throw new ValidationError("INVALID_OPTION", "ids must be an array of job id strings", {
+        field: "filter.ids",
+      });
+    }
+    out.ids = filter.ids;
+  }
+  if (filter.queue !== undefined) out.queue = filter.queue;
+  if (filter.task !== undefined) out.task = filter.task;
+  if (filter.tag !== undefined) out.tag = filter.tag;
+  if (filter.state !== undefined) {
+    const states = (Array.isArray(filter.state) ? filter.state : [filter.state]) as unknown[];
+    for (const state of states) {
+      if (!isJobState(state)) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          `unknown state "${String(state)}": use scheduled, waiting, active, completed, dead, cancelled or blocked`,
+          { field: "filter.state" },
+        );
+      }
+    }
+    out.states = states as JobState[];
+  }
+  if (filter.olderThanMs !== undefined) {
+    if (!Number.isFinite(filter.olderThanMs) || filter.olderThanMs < 0) {
+      throw new ValidationError("INVALID_OPTION", `olderThanMs must be >= 0, got ${filter.olderThanMs}`, {
+        field: "filter.olderThanMs",
+      });
+    }
+    out.createdBefore = Date.now() - filter.olderThanMs;
+  }
+  return out;
+}

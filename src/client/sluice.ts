@@ -1,0 +1,442 @@
+/**
+ * The public entry point: `new Sluice({ url })` — define tasks, enqueue, run workers, administer.
+ * Every surface (CLI, HTTP, dashboard) goes through this class and `Admin`; none touches a store directly.
+ */
+import { validateBackoff } from "../core/backoff.js";
+import { ClosedError, SluiceError, TimeoutError, UnknownTaskError, ValidationError } from "../core/errors.js";
+import { newJobId } from "../core/ids.js";
+import type { JobRecord, JobState, Json } from "../core/job.js";
+import { defaultLogger, type Logger } from "../core/logger.js";
+import { type JobOptions, resolveJobOptions, validateJobOptions, validateTaskName } from "../core/options.js";
+import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
+import { SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
+import { Worker, type WorkerOptions } from "../runtime/worker.js";
+import type { NewJob, Store, TransactionHandle } from "../store/contract.js";
+import { createStore, engineOf, redactUrl } from "../store/index.js";
+import { Admin } from "./admin.js";
+import type { RegisteredTask } from "./registry.js";
+import type { TaskContext, TaskDefinition } from "./task.js";
+
+export interface SluiceOptions {
+  /** Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`. */
+  url?: string;
+  /** A pino logger; default JSON lines on stdout at `SLUICE_LOG_LEVEL` (info). */
+  logger?: Logger;
+  /** Largest payload accepted at enqueue, in bytes of JSON. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** Use this store instead of creating one from `url` (tests, custom engines). */
+  store?: Store;
+}
+
+/** What enqueue returns: the job now in the store (new, or the existing one when deduplicated). */
+export interface EnqueuedJob {
+  id: string;
+  state: JobState;
+  /** False when an existing job was returned (same `jobId`, or a live job with the same `uniqueKey`). */
+  created: boolean;
+}
+
+/** One item of `enqueueMany`. */
+export interface BatchItem<P> {
+  payload: P;
+  options?: JobOptions;
+}
+
+/** A defined task: enqueue its jobs, or run one inline. */
+export class Task<P = unknown, R = unknown> {
+  constructor(
+    private readonly sluice: Sluice,
+    readonly name: string,
+    readonly definition: TaskDefinition<P, R>,
+  ) {}
+
+  /** Queue this task's jobs go to unless an enqueue overrides it. */
+  get queue(): string {
+    return this.definition.queue ?? "default";
+  }
+
+  /** Enqueues one job. */
+  enqueue(payload: P, options?: JobOptions): Promise<EnqueuedJob> {
+    return this.sluice.enqueue(this.name, payload, options);
+  }
+
+  /** Enqueues many jobs in one transaction / round trip (all or none). */
+  enqueueMany(items: readonly BatchItem<P>[]): Promise<EnqueuedJob[]> {
+    return this.sluice.enqueueMany(this.name, items);
+  }
+
+  /**
+   * Runs the handler now, in this process, without the store (like Rails' `perform_now`, or the inline
+   * mode of seed 001's rollback plan). The payload is validated as at enqueue; `timeoutMs` applies;
+   * errors propagate to the caller; no retries.
+   */
+  runNow(payload: P): Promise<R> {
+    return this.sluice.runInline(this.name, payload) as Promise<R>;
+  }
+}
+
+export class Sluice {
+  readonly logger: Logger;
+  readonly events = new SluiceEventEmitter();
+  readonly admin: Admin;
+  readonly maxPayloadBytes: number;
+  readonly url: string;
+  private readonly registry = new Map<string, RegisteredTask>();
+  private readonly workers = new Set<Worker>();
+  private storePromise: Promise<Store> | null = null;
+  private readonly injected: Store | null;
+  private closed = false;
+
+  constructor(options: SluiceOptions = {}) {
+    this.url = options.url ?? process.env.SLUICE_URL ?? "sqlite:./sluice.db";
+    if (!options.store) engineOf(this.url); // throws INVALID_CONFIG for an unknown scheme, before any I/O
+    this.logger = options.logger ?? defaultLogger();
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    if (!Number.isInteger(this.maxPayloadBytes) || this.maxPayloadBytes < 1) {
+      throw new ValidationError(
+        "INVALID_CONFIG",
+        `maxPayloadBytes must be a positive integer, got ${options.maxPayloadBytes}`,
+        {
+          field: "maxPayloadBytes",
+        },
+      );
+    }
+    this.injected = options.store ?? null;
+    this.admin = new Admin(() => this.store());
+  }
+
+  /** Tasks defined in this process. */
+  get tasks(): ReadonlyMap<string, RegisteredTask> {
+    return this.registry;
+  }
+
+  /** Subscribes to in-process job events. */
+  on<K extends keyof SluiceEvents>(event: K, listener: (...args: SluiceEvents[K]) => void): this {
+    this.events.on(event, listener as never);
+    return this;
+  }
+
+  off<K extends keyof SluiceEvents>(event: K, listener: (...args: SluiceEvents[K]) => void): this {
+    this.events.off(event, listener as never);
+    return this;
+  }
+
+  /** The opened store (connects and migrates on first use). */
+  store(): Promise<Store> {
+    if (this.closed) return Promise.reject(new ClosedError("this Sluice instance"));
+    this.storePromise ??= (async () => {
+      const store = this.injected ?? (await createStore(this.url, { logger: this.logger }));
+      await store.open();
+      return store;
+    })().catch((error: unknown) => {
+      this.storePromise = null; // let the next call try again (the store may come back)
+      throw error;
+    });
+    return this.storePromise;
+  }
+
+  /**
+   * Defines a task. With `run`, workers of this instance execute it; without, this process can still
+   * enqueue it by name with its defaults and schema.
+   */
+  task<P = unknown, R = unknown>(name: string, definition: TaskDefinition<P, R> = {}): Task<P, R> {
+    validateTaskName(name, "task");
+    if (this.registry.has(name)) {
+      throw new SluiceError(
+        "DUPLICATE_TASK",
+        `task "${name}" is already defined in this process; define each task once`,
+      );
+    }
+    const { schema, retryOn, discardOn, run, backoff, ...jobOptions } = definition;
+    if (run !== undefined && typeof run !== "function") {
+      throw new ValidationError("INVALID_OPTION", `task "${name}": run must be a function`, {
+        field: "task.run",
+      });
+    }
+    if (schema !== undefined && typeof (schema as { "~standard"?: unknown })["~standard"] !== "object") {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `task "${name}": schema must be a Standard Schema (zod, valibot, arktype…)`,
+        {
+          field: "task.schema",
+        },
+      );
+    }
+    for (const [key, list] of [
+      ["retryOn", retryOn],
+      ["discardOn", discardOn],
+    ] as const) {
+      if (list !== undefined && (!Array.isArray(list) || list.some((m) => typeof m !== "function"))) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          `task "${name}": ${key} must be an array of error classes or predicates`,
+          {
+            field: `task.${key}`,
+          },
+        );
+      }
+    }
+    const defaults = validateJobOptions(jobOptions, "task");
+    const validatedBackoff = backoff === undefined ? null : validateBackoff(backoff, "task.backoff");
+    this.registry.set(name, {
+      name,
+      definition: definition as TaskDefinition<unknown, unknown>,
+      defaults,
+      backoff: validatedBackoff,
+    });
+    return new Task<P, R>(this, name, definition);
+  }
+
+  /** Enqueues a job by task name. The task must be defined here, or `options.queue` given. */
+  async enqueue(task: string, payload: unknown, options?: JobOptions): Promise<EnqueuedJob> {
+    const [job] = await this.enqueueMany(task, [{ payload, ...(options ? { options } : {}) }]);
+    return job as EnqueuedJob;
+  }
+
+  /** Enqueues many jobs of one task in one transaction: all are stored, or none. */
+  async enqueueMany(
+    task: string,
+    items: readonly BatchItem<unknown>[],
+    transaction?: TransactionHandle,
+  ): Promise<EnqueuedJob[]> {
+    if (!Array.isArray(items)) {
+      throw new ValidationError("INVALID_OPTION", "enqueueMany expects an array of { payload, options }", {
+        field: "items",
+      });
+    }
+    const jobs: NewJob[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      const field = items.length === 1 ? "" : `items[${i}].`;
+      if (item === null || typeof item !== "object" || !("payload" in item)) {
+        throw new ValidationError("INVALID_OPTION", `${field || "item"} must be { payload, options? }`, {
+          field: `items[${i}]`,
+        });
+      }
+      jobs.push(await this.buildJob(task, item.payload, item.options, field));
+    }
+    if (jobs.length === 0) return [];
+    const store = await this.store();
+    const results = await store.enqueue(jobs, transaction === undefined ? undefined : { transaction });
+    if (this.events.wants("enqueued")) {
+      const at = Date.now();
+      results.forEach((r, i) => {
+        const job = jobs[i] as NewJob;
+        this.events.emit("enqueued", {
+          jobId: r.id,
+          queue: job.queue,
+          task: job.task,
+          at,
+          state: r.state,
+          created: r.created,
+        });
+      });
+    }
+    return results;
+  }
+
+  /**
+   * Enqueues inside the application's own database transaction (PostgreSQL): the jobs exist if and only if
+   * that transaction commits. `client` is the `pg` client (or anything with pg's `query`) holding the transaction.
+   */
+  withTransaction(client: TransactionHandle): {
+    enqueue(task: string, payload: unknown, options?: JobOptions): Promise<EnqueuedJob>;
+    enqueueMany(task: string, items: readonly BatchItem<unknown>[]): Promise<EnqueuedJob[]>;
+  } {
+    if (client === null || typeof client !== "object") {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        "withTransaction needs the database client that holds the transaction",
+        {
+          field: "client",
+        },
+      );
+    }
+    return {
+      enqueue: async (task, payload, options) =>
+        (
+          await this.enqueueMany(task, [{ payload, ...(options ? { options } : {}) }], client)
+        )[0] as EnqueuedJob,
+      enqueueMany: (task, items) => this.enqueueMany(task, items, client),
+    };
+  }
+
+  /** Creates a worker for this instance's tasks. Call `start()` on it. */
+  worker(options: WorkerOptions = {}): Worker {
+    if (this.closed) throw new ClosedError("this Sluice instance");
+    const worker = new Worker(
+      {
+        store: () => this.store(),
+        tasks: this.registry,
+        events: this.events,
+        logger: this.logger,
+        maxPayloadBytes: this.maxPayloadBytes,
+        enqueue: (task, payload, opts) => this.enqueue(task, payload, opts),
+      },
+      options,
+    );
+    this.workers.add(worker);
+    return worker;
+  }
+
+  /** Stops this instance's workers (with their default grace) and closes the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.workers].map((w) => w.stop()));
+    this.closed = true;
+    const store = this.storePromise ? await this.storePromise.catch(() => null) : null;
+    await store?.close();
+  }
+
+  /** @internal Used by Task.runNow. */
+  async runInline(task: string, payload: unknown): Promise<unknown> {
+    const registered = this.registry.get(task);
+    if (!registered?.definition.run) {
+      throw new SluiceError(
+        "NO_HANDLER",
+        `task "${task}" has no run() in this process, so it cannot run inline`,
+      );
+    }
+    const { definition } = registered;
+    const value = definition.schema
+      ? await validateWithSchema(definition.schema, payload, "payload")
+      : payload;
+    const text = serializePayload(value, this.maxPayloadBytes);
+    const now = Date.now();
+    const options = resolveJobOptions(registered.defaults, undefined, now);
+    const controller = new AbortController();
+    const job: JobRecord = inlineRecord(
+      task,
+      options.queue,
+      JSON.parse(text) as Json,
+      options.maxAttempts,
+      options.timeoutMs,
+      now,
+    );
+    const ctx: TaskContext = {
+      job,
+      id: job.id,
+      attempt: 1,
+      signal: controller.signal,
+      progress: async (progress) => {
+        this.events.emit("progress", {
+          jobId: job.id,
+          queue: job.queue,
+          task,
+          at: Date.now(),
+          attempt: 1,
+          progress,
+        });
+      },
+      log: async (message) => {
+        this.logger.info({ jobId: job.id, task }, message);
+      },
+      heartbeat: async () => {},
+      enqueue: (name, p, o) => this.enqueue(name, p, o),
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const run = Promise.resolve(definition.run?.(value, ctx));
+    if (options.timeoutMs === null) return run;
+    const timeoutMs = options.timeoutMs;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new TimeoutError(timeoutMs);
+        controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([run, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Validates everything about one job and builds the store record; throws before any write. */
+  private async buildJob(
+    task: string,
+    payload: unknown,
+    options: JobOptions | undefined,
+    fieldPrefix: string,
+  ): Promise<NewJob> {
+    if (typeof task !== "string") validateTaskName(task, "task");
+    const registered = this.registry.get(task);
+    const perCall = options === undefined ? undefined : validateJobOptions(options, `${fieldPrefix}options`);
+    if (!registered) {
+      validateTaskName(task, "task");
+      if (perCall?.queue === undefined) throw new UnknownTaskError(task);
+    }
+    const resolved = resolveJobOptions(registered?.defaults ?? {}, perCall, Date.now());
+    let value = payload;
+    if (registered?.definition.schema) {
+      value = await validateWithSchema(registered.definition.schema, payload, `${fieldPrefix}payload`);
+    }
+    const text = serializePayload(value, this.maxPayloadBytes, `${fieldPrefix}payload`);
+    // A function backoff stays in the task definition (the worker applies it); the store keeps only data.
+    const backoff =
+      [resolved.backoff, registered?.backoff ?? null].find((b) => b !== null && typeof b === "object") ??
+      null;
+    return {
+      id: resolved.jobId ?? newJobId(),
+      idempotent: resolved.jobId !== null,
+      task,
+      queue: resolved.queue,
+      payload: text,
+      priority: resolved.priority,
+      runAt: resolved.runAt,
+      maxAttempts: resolved.maxAttempts,
+      backoff: backoff as NewJob["backoff"],
+      timeoutMs: resolved.timeoutMs,
+      uniqueKey: resolved.uniqueKey,
+      uniqueStates: resolved.uniqueStates,
+      uniqueUntil: resolved.uniqueUntil,
+      tags: resolved.tags,
+      retention: resolved.retention,
+      parentId: null,
+    };
+  }
+
+  /** The URL with any password hidden (for logs and status output). */
+  get safeUrl(): string {
+    return redactUrl(this.url);
+  }
+}
+
+function inlineRecord(
+  task: string,
+  queue: string,
+  payload: Json,
+  maxAttempts: number,
+  timeoutMs: number | null,
+  now: number,
+): JobRecord {
+  return {
+    id: newJobId(),
+    seq: 0,
+    task,
+    queue,
+    state: "active",
+    payload,
+    result: null,
+    priority: 0,
+    runAt: now,
+    createdAt: now,
+    startedAt: now,
+    finishedAt: null,
+    attempt: 1,
+    maxAttempts,
+    backoff: null,
+    timeoutMs,
+    uniqueKey: null,
+    tags: [],
+    progress: null,
+    leaseToken: 0,
+    leaseExpiresAt: null,
+    workerId: null,
+    cancelRequested: false,
+    retention: true,
+    errors: [],
+    reason: null,
+    parentId: null,
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * Typed errors. Every error Sluice throws at a caller is a {@link SluiceError} with a stable `code`
+ * that programs may branch on; the message says what happened and what to do.
+ */
+
+/** Stable error codes. Adding a code is fine; changing one is a breaking change. */
+export type SluiceErrorCode =
+  | "INVALID_OPTION"
+  | "INVALID_PAYLOAD"
+  | "PAYLOAD_TOO_LARGE"
+  | "SCHEMA_VALIDATION"
+  | "INVALID_CRON"
+  | "INVALID_CONFIG"
+  | "UNKNOWN_TASK"
+  | "DUPLICATE_TASK"
+  | "JOB_NOT_FOUND"
+  | "STORE_UNAVAILABLE"
+  | "STORE_CORRUPT"
+  | "JOB_TIMEOUT"
+  | "RATE_LIMITED"
+  | "JOB_CANCELLED"
+  | "NO_HANDLER"
+  | "DISCARDED"
+  | "CLOSED"
+  | "LEASE_LOST"
+  | "WORKER_STOPPING";
+
+/** Base class of every error Sluice throws. */
+export class SluiceError extends Error {
+  readonly code: SluiceErrorCode;
+  constructor(code: SluiceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input from the caller: an option, a payload, a schema violation. Nothing was written. */
+export class ValidationError extends SluiceError {
+  /** Dotted path of the offending field when known (`options.priority`, `payload.docId`). */
+  readonly field: string | undefined;
+  /** Standard Schema issues when the error comes from a schema. */
+  readonly issues: readonly { message: string; path?: readonly PropertyKey[] }[];
+  constructor(
+    code: Extract<
+      SluiceErrorCode,
+      | "INVALID_OPTION"
+      | "INVALID_PAYLOAD"
+      | "PAYLOAD_TOO_LARGE"
+      | "SCHEMA_VALIDATION"
+      | "INVALID_CRON"
+      | "INVALID_CONFIG"
+    >,
+    message: string,
+    details: {
+      field?: string;
+      issues?: readonly { message: string; path?: readonly PropertyKey[] }[];
+      cause?: unknown;
+    } = {},
+  ) {
+    super(code, message, { cause: details.cause });
+    this.field = details.field;
+    this.issues = details.issues ?? [];
+  }
+}
+
+/** A task name that no `sluice.task()` in this process defines, used without an explicit queue. */
+export class UnknownTaskError extends SluiceError {
+  constructor(readonly task: string) {
+    super(
+      "UNKNOWN_TASK",
+      `task "${task}" is not defined in this process: define it with sluice.task("${task}", { queue }) ` +
+        `(a handler is not needed to enqueue), or pass { queue } to sluice.enqueue()`,
+    );
+  }
+}
+
+/** An id that names no job in the store. */
+export class JobNotFoundError extends SluiceError {
+  constructor(readonly jobId: string) {
+    super("JOB_NOT_FOUND", `job "${jobId}" does not exist (it may have been deleted or pruned by retention)`);
+  }
+}
+
+/** The store could not be reached or stayed busy past its deadline. Nothing was written. */
+export class StoreUnavailableError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("STORE_UNAVAILABLE", message, options);
+  }
+}
+
+/** The Sluice instance or worker was closed and cannot be used any more. */
+export class ClosedError extends SluiceError {
+  constructor(what: string) {
+    super("CLOSED", `${what} is closed; create a new instance`);
+  }
+}
+
+/** Thrown into a handler's signal when its `timeoutMs` elapses; the attempt fails and is retried. */
+export class TimeoutError extends SluiceError {
+  constructor(readonly timeoutMs: number) {
+    super(
+      "JOB_TIMEOUT",
+      `job exceeded its timeout of ${timeoutMs} ms; raise timeoutMs or make the handler faster`,
+    );
+  }
+}
+
+/**
+ * Throw from a handler when an upstream answered "429 Too Many Requests": the job goes back to the queue
+ * after `retryAfterMs` without using an attempt, and the queue pauses for that long.
+ */
+export class RateLimitedError extends SluiceError {
+  constructor(
+    readonly retryAfterMs: number,
+    message = `rate limited; retry after ${retryAfterMs} ms`,
+  ) {
+    super("RATE_LIMITED", message);
+  }
+}
+
+/** The reason a handler's signal aborts when an operator cancels its job. */
+export class CancelledError extends SluiceError {
+  constructor(readonly jobId: string) {
+    super("JOB_CANCELLED", `job "${jobId}" was cancelled`);
+  }
+}
+
+/** Throw from a handler to send the job straight to `dead`, whatever attempts remain. */
+export class DiscardError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("DISCARDED", message, options);
+  }
+}
+
+/** The job's task has no handler on the worker that claimed it. */
+export class NoHandlerError extends SluiceError {
+  constructor(
+    readonly task: string,
+    workerId: string,
+  ) {
+    super(
+      "NO_HANDLER",
+      `worker ${workerId} has no handler for task "${task}"; deploy a worker that defines it with a run() function`,
+    );
+  }
+}
+
+/** A class or a predicate that decides whether an error matches a `retryOn` / `discardOn` rule. */
+export type ErrorMatcher = (abstract new (...args: never[]) => Error) | ((error: unknown) => boolean);
+
+/** True when `error` matches any of `matchers` (instanceof for classes, call for predicates). */
+export function matchesError(error: unknown, matchers: readonly ErrorMatcher[] | undefined): boolean {
+  if (!matchers) return false;
+  for (const matcher of matchers) {
+    if (isErrorClass(matcher)) {
+      if (error instanceof matcher) return true;
+    } else if ((matcher as (error: unknown) => boolean)(error)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+function isErrorClass(matcher: ErrorMatcher): matcher is abstract new (...args: never[]) => Error {
+  return typeof matcher === "function" && (matcher.prototype instanceof Error || matcher === Error);
+}
+
+/** Normalises anything thrown into name / message / stack / code. */
+export function describeError(error: unknown): {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+} {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      ...(error.stack ? { stack: error.stack } : {}),
+      ...(typeof code === "string" ? { code } : {}),
+    };
+  }
+  let message: string;
+  try {
+    message = typeof error === "string" ? error : JSON.stringify(error);
+  } catch {
+    message = String(error);
+  }
+  return { name: "NonError", message: `non-Error thrown: ${message}` };
+}

@@ -1,0 +1,40 @@
+/**
+ * Sluice: durable background jobs for TypeScript and Node.js on SQLite (embedded default), PostgreSQL or Redis.
+ *
+ * ```ts
+ * import { Sluice } from "sluice";
+ * const sluice = new Sluice({ url: process.env.SLUICE_URL ?? "sqlite:./sluice.db" });
+ * const embed = sluice.task("embed-document", { queue: "rag", attempts: 5, async run({ docId }, ctx) { … } });
+ * await embed.enqueue({ docId: "d1" });
+ * await sluice.worker({ queues: ["rag"], concurrency: 10 }).start();
+ * ```
+ */
+export type { StandardSchemaV1 } from "@standard-schema/spec";
+export type {
+  AdminFilter,
+  BulkRunOptions,
+  HourlyStats,
+  JobDetail,
+  QueueOverview,
+  WorkerOverview,
+} from "./client/admin.js";
+export { Admin } from "./client/admin.js";
+export type { BatchItem, EnqueuedJob, SluiceOptions } from "./client/sluice.js";
+export { Sluice, Task } from "./client/sluice.js";
+export type { TaskContext, TaskDefinition } from "./client/task.js";
+export type { BackoffFunction, BackoffOption } from "./core/backoff.js";
+export { computeBackoff, DEFAULT_BACKOFF } from "./core/backoff.js";
+export { formatDuration, parseDuration } from "./core/duration.js";
+export * from "./core/errors.js";
+export * from "./core/job.js";
+export type { Logger } from "./core/logger.js";
+export { silentLogger } from "./core/logger.js";
+export type { JobOptions } from "./core/options.js";
+export { DEFAULT_MAX_PAYLOAD_BYTES } from "./core/payload.js";
+export type { StatsRow } from "./core/stats.js";
+export type { SluiceEventName, SluiceEvents } from "./runtime/events.js";
+export type { QueueSpec } from "./runtime/queue-selector.js";
+export type { WorkerOptions } from "./runtime/worker.js";
+export { VERSION, Worker } from "./runtime/worker.js";
+export type * from "./store/contract.js";
+export { createStore, engineOf, redactUrl } from "./store/index.js";

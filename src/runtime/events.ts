@@ -1,0 +1,46 @@
+/**
+ * In-process job events. A `Sluice` instance emits them for everything its producers and workers do
+ * (`sluice.on("completed", …)`). Events from other processes travel through event sinks (later issue).
+ */
+import { EventEmitter } from "node:events";
+import type { AttemptError, JobState, Json } from "../core/job.js";
+
+interface JobEventBase {
+  jobId: string;
+  queue: string;
+  task: string;
+  /** Epoch ms when the event happened. */
+  at: number;
+}
+
+export interface SluiceEvents {
+  enqueued: [JobEventBase & { state: JobState; created: boolean }];
+  active: [JobEventBase & { attempt: number; workerId: string }];
+  progress: [JobEventBase & { attempt: number; progress: Json }];
+  completed: [JobEventBase & { attempt: number; durationMs: number; result: Json | null }];
+  /** Every failed attempt, whatever comes next (`retrying` or `dead`). */
+  failed: [JobEventBase & { attempt: number; error: AttemptError }];
+  retrying: [JobEventBase & { attempt: number; runAt: number; error: AttemptError }];
+  dead: [JobEventBase & { attempt: number; reason: string }];
+  cancelled: [JobEventBase & { reason: string }];
+  /** A job returned to the queue without charging its attempt (graceful stop, rate limit). */
+  released: [JobEventBase & { reason: string; runAt: number | null }];
+  recovered: [JobEventBase & { attempt: number; to: "waiting" | "dead" | "cancelled"; reason: string }];
+  /** Runtime trouble worth surfacing (store unreachable, handler misbehaving). */
+  error: [Error];
+}
+
+export type SluiceEventName = keyof SluiceEvents;
+
+/** A typed EventEmitter that never throws for an `error` event without listeners. */
+export class SluiceEventEmitter extends EventEmitter<SluiceEvents> {
+  /** True when someone listens; lets hot paths skip building event objects. */
+  wants(event: SluiceEventName): boolean {
+    return this.listenerCount(event) > 0;
+  }
+
+  override emit<K extends SluiceEventName>(event: K, ...args: SluiceEvents[K]): boolean {
+    if (event === "error" && this.listenerCount("error") === 0) return false;
+    return (super.emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
+  }
+}

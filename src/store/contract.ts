@@ -1,0 +1,335 @@
+/**
+ * The store contract: the one interface every engine (SQLite, PostgreSQL, Redis) implements.
+ *
+ * Rules every engine follows (the conformance suite in `test/conformance` checks them):
+ * - **Atomic transitions.** Each method that changes a job's state does so atomically with its guard
+ *   (state check, lease token check). Batch methods are one round trip / one transaction per call.
+ * - **Fencing.** `claim` bumps the job's `leaseToken`. `complete`, `fail`, `release`, `extendLeases` and
+ *   `progress` act only when the caller's token equals the stored one and the job is still `active`;
+ *   otherwise they change nothing and report the item as not applied (never throw for a stale token).
+ * - **Clocks.** Absolute times passed in (`runAt`) are epoch ms from the caller. Lease expiry is computed
+ *   and compared with the engine's own clock (the database's for PostgreSQL, the server's for Redis), so
+ *   skew between worker hosts cannot expire a healthy lease.
+ * - **Order.** Within a queue, claims take `priority` ascending, then `runAt`, then `seq` (enqueue order).
+ *   Queues in a claim request are served strictly in the given order; weighting is the runtime's job.
+ * - **Promotion.** `claim` first moves due `scheduled` jobs of the requested queues to `waiting`, so a
+ *   delayed job never needs a separate scheduler process to start.
+ * - **No partial writes.** Invalid input is rejected by the caller before the store is called; a store
+ *   failure rejects with `StoreUnavailableError` and leaves nothing half-written.
+ *
+ * Features that later issues add (cron, flows, rate limits per key, per-key concurrency, cross-process
+ * events) extend this contract with new methods and new optional fields; existing methods keep their
+ * meaning. See docs/internals.md for how each maps onto it.
+ */
+import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
+import type { StatsRow } from "../core/stats.js";
+
+/** A validated job ready to be written. Built by the producer API; engines never validate again. */
+export interface NewJob {
+  id: string;
+  /** True when `id` came from the caller's `jobId`: an existing job with that id is returned, not replaced. */
+  idempotent: boolean;
+  task: string;
+  queue: string;
+  /** The payload, already serialised as JSON text (and size-checked). */
+  payload: string;
+  priority: number;
+  /** Epoch ms. A job whose `runAt` is in the future starts `scheduled`, otherwise `waiting`. */
+  runAt: number;
+  maxAttempts: number;
+  backoff: BackoffSpec | null;
+  timeoutMs: number | null;
+  /**
+   * Deduplication key, scoped to the job's queue: while a job of the same queue with this key is in one of
+   * `uniqueStates` (and before its `uniqueUntil`), enqueue returns it. Per queue so every key of a queue
+   * lives in one Redis Cluster slot; put the queue-independent identity in `id` (idempotent jobId) instead.
+   */
+  uniqueKey: string | null;
+  uniqueStates: readonly JobState[];
+  /** Epoch ms after which the key no longer deduplicates; null = no time window. */
+  uniqueUntil: number | null;
+  tags: readonly string[];
+  retention: Retention;
+  parentId: string | null;
+}
+
+/** What enqueue did for one job. */
+export interface EnqueueResult {
+  /** The id of the job now in the store: the new one, or the existing one when deduplicated. */
+  id: string;
+  state: JobState;
+  /** False when an existing job was returned (idempotent id or unique key). */
+  created: boolean;
+}
+
+export interface ClaimRequest {
+  /** Queues to take from, in strict order. */
+  queues: readonly string[];
+  /** Most jobs to take. */
+  limit: number;
+  workerId: string;
+  /** Lease length; the engine sets `leaseExpiresAt = its now + leaseMs`. */
+  leaseMs: number;
+}
+
+/** Identifies one lease: a job and the token its claim received. */
+export interface LeaseRef {
+  id: string;
+  token: number;
+}
+
+export interface CompleteRequest extends LeaseRef {
+  /** Result as JSON text, or null. */
+  result: string | null;
+}
+
+/** Where a failed attempt sends the job. The runtime decides (backoff, attempts, discard rules). */
+export type FailNext =
+  | { state: "scheduled"; runAt: number }
+  | { state: "waiting" }
+  | { state: "dead"; reason: string }
+  | { state: "cancelled"; reason: string };
+
+export interface FailRequest extends LeaseRef {
+  error: AttemptError;
+  next: FailNext;
+}
+
+export interface ReleaseRequest extends LeaseRef {
+  /** When to run again; absent = at once. The attempt is not charged. */
+  runAt?: number;
+  reason: string;
+}
+
+export interface ProgressRequest extends LeaseRef {
+  /** Progress as JSON text. */
+  progress: string;
+}
+
+export interface LogRequest extends JobLogLine {
+  id: string;
+}
+
+export interface ExtendResult {
+  /** Leases that no longer belong to the caller (expired and recovered, deleted, or re-claimed). */
+  lost: string[];
+  /** Jobs an operator asked to cancel: the runtime aborts their handlers. */
+  cancelRequested: string[];
+}
+
+/** Which active jobs a recovery pass takes. */
+export interface RecoverRequest {
+  /**
+   * `expired` (the automatic pass): leases past their expiry. `startedBefore`: any active job that
+   * started before this epoch ms, whatever its lease (the operator's "stuck for 30 minutes" hammer).
+   */
+  mode: { kind: "expired" } | { kind: "startedBefore"; at: number };
+  dryRun: boolean;
+  limit: number;
+}
+
+export interface RecoveredJob {
+  id: string;
+  queue: string;
+  task: string;
+  workerId: string | null;
+  attempt: number;
+  maxAttempts: number;
+  /** Where the job went (or would go, on a dry run). */
+  to: "waiting" | "dead" | "cancelled";
+  reason: string;
+}
+
+/** Filter for listing and bulk admin actions. Fields combine with AND; absent fields match everything. */
+export interface JobFilter {
+  ids?: readonly string[];
+  queue?: string;
+  states?: readonly JobState[];
+  task?: string;
+  /** Jobs created before this epoch ms (`--older-than`). */
+  createdBefore?: number;
+  tag?: string;
+}
+
+export interface ListRequest {
+  filter: JobFilter;
+  limit: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string | null;
+  /** `desc` (newest first, default) or `asc` (oldest first). */
+  order?: "asc" | "desc";
+}
+
+export interface JobPage {
+  jobs: JobRecord[];
+  /** Pass back to get the next page; null when this was the last. */
+  nextCursor: string | null;
+}
+
+export interface QueueStats {
+  queue: string;
+  counts: Record<JobState, number>;
+  /** `createdAt`/`runAt` of the oldest waiting job (latency = now - this), or null. */
+  oldestWaitingAt: number | null;
+  paused: boolean;
+  /** Epoch ms until which the queue is paused by a rate limit, or null. */
+  pausedUntil: number | null;
+}
+
+export interface QueueState {
+  queue: string;
+  paused: boolean;
+  pausedUntil: number | null;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  queues: string[];
+  concurrency: number;
+  busy: number;
+  startedAt: number;
+  lastHeartbeatAt: number;
+  /** Library version of the worker (for mixed fleets during a rolling deploy). */
+  version: string;
+}
+
+/** Something about the store an operator should know (`sluice doctor`). */
+export interface StoreHazard {
+  severity: "ok" | "warn" | "critical";
+  code: string;
+  message: string;
+  /** The exact command or setting that fixes it. */
+  fix?: string;
+}
+
+/** What the store says about itself. */
+export interface StoreInfo {
+  engine: "sqlite" | "postgres" | "redis";
+  /** Server or library version. */
+  version: string;
+  /** Where it points, with any password removed. */
+  location: string;
+  hazards: StoreHazard[];
+}
+
+/** A wake-up: new work may be available, or an operator changed something a worker must react to. */
+export type StoreSignal = { type: "jobs"; queues: readonly string[] | null } | { type: "cancel" };
+
+/** Bulk admin result. */
+export interface BulkResult {
+  /** Jobs changed. */
+  count: number;
+  /** Ids changed (at most the request's limit). */
+  ids: string[];
+}
+
+/** Options for bulk admin actions; run in batches of `limit` so callers can report progress and stop. */
+export interface BulkOptions {
+  limit: number;
+}
+
+/** Opaque engine-specific connection for transactional enqueue (a `pg` client for PostgreSQL). */
+export type TransactionHandle = unknown;
+
+/** The store contract. */
+export interface Store {
+  readonly engine: StoreInfo["engine"];
+
+  /** Connects and applies migrations (safely when many processes start at once). Idempotent. */
+  open(): Promise<void>;
+  /** Releases connections, timers and subscriptions. */
+  close(): Promise<void>;
+  /** Round trip to the store; rejects with StoreUnavailableError when unreachable. */
+  ping(): Promise<void>;
+  info(): Promise<StoreInfo>;
+
+  // ── producing ──────────────────────────────────────────────────────────────────────────────────
+  /** Writes all jobs in one transaction (or none on error). Results are in input order. */
+  enqueue(jobs: readonly NewJob[], options?: { transaction?: TransactionHandle }): Promise<EnqueueResult[]>;
+
+  // ── consuming ──────────────────────────────────────────────────────────────────────────────────
+  /** Promotes due scheduled jobs, then takes up to `limit` waiting jobs of unpaused queues under a new lease. */
+  claim(request: ClaimRequest): Promise<JobRecord[]>;
+  /** Marks jobs completed (applying retention). Returns, per item, whether the token was still valid. */
+  complete(requests: readonly CompleteRequest[]): Promise<boolean[]>;
+  /** Records a failed attempt and moves the job to `next`. Per item: applied or fenced. */
+  fail(requests: readonly FailRequest[]): Promise<boolean[]>;
+  /** Returns active jobs to `waiting` (or `scheduled` when `runAt` is future) without charging the attempt. */
+  release(requests: readonly ReleaseRequest[]): Promise<boolean[]>;
+  /** Extends leases still held; reports those lost and those with a pending cancel. */
+  extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult>;
+  /** Stores handler progress (fenced). */
+  progress(requests: readonly ProgressRequest[]): Promise<boolean[]>;
+  /** Appends handler log lines. */
+  appendLogs(lines: readonly LogRequest[]): Promise<void>;
+  /** Earliest `runAt` among scheduled jobs of these queues (to arm a timer), or null. */
+  nextRunAt(queues: readonly string[]): Promise<number | null>;
+  /** Calls `listener` when work may be available or a cancel was requested. Returns an unsubscribe function. */
+  subscribe(listener: (signal: StoreSignal) => void): () => void;
+
+  // ── maintenance ────────────────────────────────────────────────────────────────────────────────
+  /** Recovers active jobs per `request.mode`: back to waiting (counted as an attempt), dead when out of attempts. */
+  recover(request: RecoverRequest): Promise<RecoveredJob[]>;
+  /** Deletes completed jobs past their retention and workers silent since `workersSilentSince`. */
+  prune(options: { limit: number; workersSilentSince: number }): Promise<{ jobs: number; workers: number }>;
+  /** Takes or renews a named leadership lease; true when `owner` holds it afterwards. */
+  tryLead(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Gives up leadership if held by `owner`. */
+  resign(name: string, owner: string): Promise<void>;
+
+  // ── worker registry ────────────────────────────────────────────────────────────────────────────
+  registerWorker(worker: WorkerInfo): Promise<void>;
+  heartbeatWorker(id: string, busy: number): Promise<void>;
+  unregisterWorker(id: string): Promise<void>;
+  listWorkers(): Promise<WorkerInfo[]>;
+
+  // ── admin ──────────────────────────────────────────────────────────────────────────────────────
+  stats(): Promise<QueueStats[]>;
+  listJobs(request: ListRequest): Promise<JobPage>;
+  getJob(id: string): Promise<JobRecord | null>;
+  getLogs(id: string, limit: number): Promise<JobLogLine[]>;
+  /** Moves matching dead / cancelled / completed / scheduled jobs to `waiting` with a fresh attempt count. */
+  retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult>;
+  /** Cancels matching scheduled / waiting / blocked jobs at once; flags matching active jobs (see `extendLeases`). */
+  cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }>;
+  /** Deletes matching jobs that are not active. */
+  remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult>;
+  /**
+   * Moves matching jobs in `MOVABLE_STATES` whose queue is not already `toQueue` to `toQueue`, keeping id,
+   * payload, attempts, priority and run time (so they keep their place by priority → runAt → seq).
+   * Never touches active jobs (they finish where they are).
+   */
+  move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult>;
+  /** Sets `priority` on matching scheduled / waiting / blocked jobs whose priority differs. */
+  reprioritize(filter: JobFilter, priority: number, options: BulkOptions): Promise<BulkResult>;
+  /** Sets queue pause; `until` = null pauses until resumed. */
+  pauseQueue(queue: string, until: number | null): Promise<void>;
+  resumeQueue(queue: string): Promise<void>;
+  listQueueStates(): Promise<QueueState[]>;
+
+  // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
+  /**
+   * Adds increments to the hourly roll-up: for each (queue, hour), counters and histogram slots are ADDED
+   * to what is stored (upsert-add), so many workers can flush concurrently. One transaction / round trip.
+   */
+  addStats(rows: readonly StatsRow[]): Promise<void>;
+  /** Roll-up rows with `hour >= since`, ordered by hour then queue. `prune` drops rows older than 30 days. */
+  readStats(since: number): Promise<StatsRow[]>;
+}
+
+/** States `move` acts on: everything but active (running elsewhere) and completed (history). */
+export const MOVABLE_STATES: readonly JobState[] = ["scheduled", "waiting", "blocked", "dead", "cancelled"];
+/** States `reprioritize` acts on: jobs that have not started. */
+export const REPRIORITIZABLE_STATES: readonly JobState[] = ["scheduled", "waiting", "blocked"];
+
+/** The reason stored on a job whose lease expired. Engines build exactly this text. */
+export function leaseExpiredReason(workerId: string | null): string {
+  return `lease expired: worker ${workerId ?? "unknown"} stopped heartbeating`;
+}
+
+/** The reason stored on a job an operator recovered by age. */
+export function forcedRecoveryReason(workerId: string | null): string {
+  return `recovered by operator: worker ${workerId ?? "unknown"} held it past the cutoff`;
+}

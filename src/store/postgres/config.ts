@@ -1,0 +1,72 @@
+/**
+ * Parses a PostgreSQL store URL. Sluice's own options travel in the query string so that the whole
+ * configuration is one string (SLUICE_URL, child processes, config files); they are stripped before the
+ * URL reaches `pg`, which would otherwise pass unknown parameters to the server as startup options.
+ *
+ * - `schema` (default `sluice`): where the tables live; also the LISTEN/NOTIFY channel name.
+ * - `pool` (default 10): connections in the pool (the LISTEN connection is extra).
+ * - `connectTimeoutMs` (default 5000): how long a new connection may take before the call fails with
+ *   StoreUnavailableError (a black-holed host would otherwise hang a producer for minutes).
+ */
+import { ValidationError } from "../../core/errors.js";
+import { redactUrl } from "../index.js";
+
+/** Lower-case identifiers only: they need no quoting rules of their own and are valid channel names. */
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface PostgresConfig {
+  /** The URL for `pg`, without Sluice's parameters. */
+  connectionString: string;
+  schema: string;
+  poolSize: number;
+  connectTimeoutMs: number;
+  /** The URL with the password removed, for logs and error messages. */
+  location: string;
+}
+
+/** True when `name` may be used as a schema name (and hence a channel name). */
+export function isValidSchemaName(name: string): boolean {
+  return IDENTIFIER.test(name);
+}
+
+export function parsePostgresUrl(url: string): PostgresConfig {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (error) {
+    throw new ValidationError("INVALID_CONFIG", `PostgreSQL URL "${redactUrl(url)}" is not a valid URL`, {
+      field: "url",
+      cause: error,
+    });
+  }
+  const params = parsed.searchParams;
+  const schema = params.get("schema") ?? "sluice";
+  if (!isValidSchemaName(schema)) {
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `PostgreSQL URL option schema="${schema}" is not a valid schema name: use lower-case letters, digits and _ ` +
+        "(starting with a letter or _), at most 63 characters",
+      { field: "url" },
+    );
+  }
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = params.get(name);
+    if (raw === null) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new ValidationError(
+        "INVALID_CONFIG",
+        `PostgreSQL URL option ${name}="${raw}" must be an integer from ${min} to ${max}`,
+        { field: "url" },
+      );
+    }
+    return value;
+  };
+  const poolSize = integer("pool", 10, 1, 1000);
+  const connectTimeoutMs = integer("connectTimeoutMs", 5_000, 1, 600_000);
+  params.delete("schema");
+  params.delete("pool");
+  params.delete("connectTimeoutMs");
+  const connectionString = parsed.toString();
+  return { connectionString, schema, poolSize, connectTimeoutMs, location: redactUrl(connectionString) };
+}

@@ -1,0 +1,1009 @@
+/**
+ * The PostgreSQL engine (`pg`): one database shared by a fleet of producers and workers on any number of
+ * machines, with enqueue inside the application's own transaction.
+ *
+ * - **Claims** run `<schema>.claim()` (migrations.ts): due scheduled jobs are promoted, then each requested
+ *   queue is read in (priority, run_at, seq) order through a partial index with `FOR UPDATE SKIP LOCKED`,
+ *   so concurrent claimers take disjoint jobs without waiting, and a claim of N jobs is one round trip.
+ * - **Batches** (enqueue, complete, fail, release, extendLeases, progress, logs) are one statement over
+ *   `unnest()` of parallel arrays: one round trip and one plan however many items.
+ * - **Fencing** is `WHERE id = … AND lease_token = … AND state = 'active'` in the same statement as the
+ *   change; lease times come from the database clock (`now()`), never the caller's.
+ * - **Wake-ups**: statements that make work available also call `pg_notify` (delivered on commit);
+ *   listener.ts turns notifications into signals. See docs/postgres.md.
+ * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
+ */
+import pg from "pg";
+import { ClosedError, SluiceError, StoreUnavailableError } from "../../core/errors.js";
+import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import { JOB_STATES } from "../../core/job.js";
+import { addHistograms, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
+import type {
+  BulkOptions,
+  BulkResult,
+  ClaimRequest,
+  CompleteRequest,
+  EnqueueResult,
+  ExtendResult,
+  FailRequest,
+  JobFilter,
+  JobPage,
+  LeaseRef,
+  ListRequest,
+  LogRequest,
+  NewJob,
+  ProgressRequest,
+  QueueState,
+  QueueStats,
+  RecoveredJob,
+  RecoverRequest,
+  ReleaseRequest,
+  Store,
+  StoreHazard,
+  StoreInfo,
+  StoreSignal,
+  TransactionHandle,
+  WorkerInfo,
+} from "../contract.js";
+import {
+  forcedRecoveryReason,
+  leaseExpiredReason,
+  MOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+} from "../contract.js";
+import type { StoreOptions } from "../index.js";
+import { retentionColumns } from "../sql-common.js";
+import { type PostgresConfig, parsePostgresUrl } from "./config.js";
+import { toStoreError } from "./errors.js";
+import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./listener.js";
+import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
+import { type JobRow, num, numOrNull, rowToJob, rowToWorker, type WorkerRow } from "./rows.js";
+import { filterSql, INSERT_ARRAYS, NOW_MS, notifyJobsFrom, quoteSchema, statements } from "./sql.js";
+
+/** Anything that runs a parameterised query: pg.Client, pg.PoolClient, or an ORM's connection. */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
+/**
+ * `bigint` columns (ids, epoch ms) as JS numbers on the store's own connections: epoch ms and sequence
+ * numbers stay far below 2^53. Per-pool, so the application's own `pg` type parsers are untouched.
+ */
+const BIGINT_AS_NUMBER: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === pg.types.builtins.INT8
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as "text")) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+/** Rows of a query result from `pg` (`{ rows }`) or from an ORM that returns the rows array itself. */
+function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  const rows = (result as { rows?: unknown } | null)?.rows;
+  return Array.isArray(rows) ? (rows as T[]) : [];
+}
+
+function isQueryable(value: unknown): value is Queryable {
+  return typeof value === "object" && value !== null && typeof (value as Queryable).query === "function";
+}
+
+/**
+ * `jobs` as parallel arrays for INSERT_ARRAYS. Whether a job starts `scheduled` is decided with the
+ * producer's clock, the same clock its `runAt` was computed with: a job meant to run now is `waiting`
+ * even when the producer's clock runs ahead of the database's, or inside a long application transaction
+ * (whose `now()` is its start). Promotion of scheduled jobs uses the database clock.
+ */
+function insertArrays(jobs: readonly NewJob[]): unknown[][] {
+  const arrays: unknown[][] = INSERT_ARRAYS.map(() => new Array(jobs.length));
+  const now = Date.now();
+  jobs.forEach((job, i) => {
+    const keep = retentionColumns(job.retention);
+    const values = [
+      job.id,
+      job.task,
+      job.queue,
+      job.runAt > now ? "scheduled" : "waiting",
+      job.payload,
+      job.priority,
+      job.runAt,
+      job.maxAttempts,
+      job.backoff ? JSON.stringify(job.backoff) : null,
+      job.timeoutMs,
+      job.uniqueKey,
+      job.uniqueUntil,
+      JSON.stringify(job.tags),
+      keep.mode,
+      keep.value,
+      job.parentId,
+    ];
+    values.forEach((value, column) => {
+      (arrays[column] as unknown[])[i] = value;
+    });
+  });
+  return arrays;
+}
+
+/** A job deduplicates by key when it has one and names states to dedupe against. */
+function dedupesByKey(job: NewJob): boolean {
+  return job.uniqueKey !== null && job.uniqueStates.length > 0;
+}
+
+interface RecoverCandidate {
+  id: string;
+  queue: string;
+  task: string;
+  worker_id: string | null;
+  attempt: number;
+  max_attempts: number;
+  cancel_requested: boolean;
+  lease_token: number | string;
+  now_ms: number | string;
+}
+
+/** The PostgreSQL implementation of the store contract. */
+export class PostgresStore implements Store {
+  readonly engine = "postgres" as const;
+  /** Parsed URL: schema, pool size, redacted location. */
+  readonly config: PostgresConfig;
+  private readonly pool: pg.Pool;
+  private readonly listener: NotificationListener;
+  private readonly s: string;
+  private readonly sql: ReturnType<typeof statements>;
+  /** Statement text → prepared statement name, for the fixed statements in `sql`. */
+  private readonly prepared: Map<string, string>;
+  private opening: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(
+    url: string,
+    private readonly options: StoreOptions,
+  ) {
+    this.config = parsePostgresUrl(url);
+    this.s = quoteSchema(this.config.schema);
+    this.sql = statements(this.s);
+    this.prepared = new Map(
+      Object.entries(this.sql).flatMap(([key, text]) =>
+        typeof text === "string" ? [[text, `sluice_${key}`]] : [],
+      ),
+    );
+    const client: pg.ClientConfig = {
+      connectionString: this.config.connectionString,
+      connectionTimeoutMillis: this.config.connectTimeoutMs,
+      // Detects a silently dead peer (host gone, partition) in seconds instead of the OS default of hours.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      application_name: "sluice",
+      types: BIGINT_AS_NUMBER,
+    };
+    this.pool = new pg.Pool({ ...client, max: this.config.poolSize, idleTimeoutMillis: 30_000 });
+    // An idle pooled connection that the server drops (restart, idle timeout) emits 'error' on the pool;
+    // without a listener that would crash the process. The pool discards the connection by itself.
+    this.pool.on("error", (error) => {
+      this.options.logger.warn(
+        { engine: "postgres", location: this.config.location, err: { message: error.message } },
+        "idle PostgreSQL connection lost; it will be replaced on next use",
+      );
+    });
+    this.listener = new NotificationListener({
+      client,
+      channel: this.config.schema,
+      logger: this.options.logger,
+      location: this.config.location,
+    });
+  }
+
+  // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
+
+  open(): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError("PostgreSQL store"));
+    this.opening ??= this.openNow().catch((error: unknown) => {
+      this.opening = null;
+      throw error;
+    });
+    return this.opening;
+  }
+
+  private async openNow(): Promise<void> {
+    const applied = await this.withClient("apply migrations", (client) =>
+      migrate(client, this.config.schema),
+    );
+    if (applied.length > 0) {
+      this.options.logger.info(
+        { engine: "postgres", location: this.config.location, schema: this.config.schema, applied },
+        "postgres migrations applied",
+      );
+    }
+  }
+
+  /** Applies pending migrations now (what `open()` does); returns the versions this call applied. */
+  async migrate(): Promise<number[]> {
+    return this.withClient("apply migrations", (client) => migrate(client, this.config.schema));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listener.close();
+    await this.pool.end();
+  }
+
+  async ping(): Promise<void> {
+    await this.query("reach the database", "SELECT 1");
+  }
+
+  async info(): Promise<StoreInfo> {
+    const rows = await this.query<{
+      version: string;
+      synchronous_commit: string;
+      fsync: string;
+      full_page_writes: string;
+    }>(
+      "read server settings",
+      `SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS synchronous_commit,
+              current_setting('fsync') AS fsync, current_setting('full_page_writes') AS full_page_writes`,
+    );
+    const settings = rows[0];
+    if (!settings)
+      throw new StoreUnavailableError(`PostgreSQL at ${this.config.location} returned no settings`);
+    const schemaVersion = await this.withClient("read the schema version", (client) =>
+      currentVersion(client, this.config.schema),
+    );
+    const hazards: StoreHazard[] = [];
+    if (settings.fsync === "off") {
+      hazards.push({
+        severity: "critical",
+        code: "PG_FSYNC_OFF",
+        message: "fsync is off: a server crash can corrupt the database and lose enqueued jobs",
+        fix: "ALTER SYSTEM SET fsync = on; SELECT pg_reload_conf();",
+      });
+    }
+    if (settings.synchronous_commit === "off") {
+      hazards.push({
+        severity: "warn",
+        code: "PG_SYNC_COMMIT_OFF",
+        message:
+          "synchronous_commit is off: a server crash can lose the last few hundred ms of committed enqueues and completions",
+        fix: "ALTER SYSTEM SET synchronous_commit = on; SELECT pg_reload_conf();",
+      });
+    }
+    if (settings.full_page_writes === "off") {
+      hazards.push({
+        severity: "warn",
+        code: "PG_FULL_PAGE_WRITES_OFF",
+        message: "full_page_writes is off: a crash during a page write can corrupt the jobs table",
+        fix: "ALTER SYSTEM SET full_page_writes = on; SELECT pg_reload_conf();",
+      });
+    }
+    if (schemaVersion < LATEST_VERSION) {
+      hazards.push({
+        severity: "critical",
+        code: "PG_SCHEMA_OUTDATED",
+        message: `schema "${this.config.schema}" is at version ${schemaVersion}, this build needs ${LATEST_VERSION}`,
+        fix: "sluice migrate",
+      });
+    } else if (schemaVersion > LATEST_VERSION) {
+      hazards.push({
+        severity: "warn",
+        code: "PG_SCHEMA_NEWER",
+        message: `schema "${this.config.schema}" is at version ${schemaVersion}, newer than this build (${LATEST_VERSION}): an old worker is running against a newer deployment`,
+        fix: "upgrade this process to the version that migrated the schema",
+      });
+    }
+    if (hazards.length === 0) {
+      hazards.push({
+        severity: "ok",
+        code: "PG_DURABLE",
+        message: `fsync and synchronous_commit are on; schema "${this.config.schema}" is at version ${schemaVersion}`,
+      });
+    }
+    return { engine: "postgres", version: settings.version, location: this.config.location, hazards };
+  }
+
+  // ── producing ──────────────────────────────────────────────────────────────────────────────────
+
+  async enqueue(
+    jobs: readonly NewJob[],
+    options?: { transaction?: TransactionHandle },
+  ): Promise<EnqueueResult[]> {
+    if (jobs.length === 0) return [];
+    const transaction = options?.transaction;
+    if (transaction !== undefined && transaction !== null) {
+      if (!isQueryable(transaction)) {
+        throw new SluiceError(
+          "INVALID_OPTION",
+          "transaction must be a pg client (pg.Client or a PoolClient inside BEGIN) or an object with query(text, values)",
+        );
+      }
+      // The caller's transaction: no BEGIN/COMMIT of ours, and the NOTIFY rides on their commit.
+      try {
+        return await this.enqueueOn(transaction, jobs);
+      } catch (error) {
+        throw toStoreError(error, "enqueue in the application's transaction", this.config.location);
+      }
+    }
+    if (!jobs.some(dedupesByKey)) {
+      // The common case is one statement, hence atomic without an explicit transaction.
+      try {
+        return await this.enqueueOn(this.pool, jobs);
+      } catch (error) {
+        throw toStoreError(error, "enqueue", this.config.location);
+      }
+    }
+    return this.transaction("enqueue", (client) => this.enqueueOn(client, jobs));
+  }
+
+  /**
+   * Writes `jobs` on `db`. Without unique keys this is a single INSERT … SELECT FROM unnest() that also
+   * sends the NOTIFY. With unique keys (callers run this inside a transaction) it first takes an advisory
+   * lock per key, so two producers racing on one key serialise and the second sees the first's job.
+   */
+  private async enqueueOn(db: Queryable, jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+    const results: (EnqueueResult | null)[] = new Array(jobs.length).fill(null);
+    const queues = jobs.map((job) => job.queue);
+    if (!jobs.some(dedupesByKey)) {
+      await this.insertRun(db, jobs, 0, results, jobsPayload(queues));
+    } else {
+      // Keys are scoped to their queue: lock on the pair, JSON-encoded so that no two pairs share a text.
+      const keys = [
+        ...new Set(jobs.filter(dedupesByKey).map((job) => JSON.stringify([job.queue, job.uniqueKey]))),
+      ];
+      await db.query(this.sql.lockUniqueKeys, [this.config.schema, keys]);
+      let runStart = 0;
+      for (let i = 0; i <= jobs.length; i++) {
+        const job = jobs[i];
+        if (job !== undefined && !dedupesByKey(job)) continue;
+        if (i > runStart) await this.insertRun(db, jobs.slice(runStart, i), runStart, results, null);
+        runStart = i + 1;
+        if (job === undefined) break;
+        const existing = rowsOf<{ id: string; state: JobState }>(
+          await db.query(this.sql.findUnique, [job.uniqueKey, job.uniqueStates, job.queue]),
+        )[0];
+        if (existing) results[i] = { id: existing.id, state: existing.state, created: false };
+        else await this.insertRun(db, [job], i, results, null);
+      }
+      if (results.some((r) => r?.created)) {
+        await db.query("SELECT pg_notify($1, $2)", [this.config.schema, jobsPayload(queues)]);
+      }
+    }
+    // Ids that were already stored (idempotent jobId): report the stored job.
+    const missing = jobs.filter((_, i) => results[i] === null).map((job) => job.id);
+    if (missing.length > 0) {
+      const rows = rowsOf<{ id: string; state: JobState }>(await db.query(this.sql.statesById, [missing]));
+      const states = new Map(rows.map((row) => [row.id, row.state]));
+      jobs.forEach((job, i) => {
+        if (results[i] !== null) return;
+        const state = states.get(job.id);
+        if (state === undefined) {
+          // Its id existed at insert time and was deleted a moment later by someone else: rare, retryable.
+          throw new StoreUnavailableError(
+            `job "${job.id}" already existed and was deleted while this enqueue ran; enqueue it again`,
+          );
+        }
+        results[i] = { id: job.id, state, created: false };
+      });
+    }
+    return results as EnqueueResult[];
+  }
+
+  /** Inserts `run` (jobs[offset…]) in one statement; fills `results` for the rows it created. */
+  private async insertRun(
+    db: Queryable,
+    run: readonly NewJob[],
+    offset: number,
+    results: (EnqueueResult | null)[],
+    notify: string | null,
+  ): Promise<void> {
+    const arrays: unknown[] = insertArrays(run);
+    // ON CONFLICT costs a speculative insertion per row; generated ids never collide, so it is used only
+    // when a caller-chosen jobId may already exist.
+    const idempotent = run.some((job) => job.idempotent);
+    const text =
+      notify === null
+        ? idempotent
+          ? this.sql.insertIdempotent
+          : this.sql.insert
+        : idempotent
+          ? this.sql.insertIdempotentNotify
+          : this.sql.insertNotify;
+    const values = notify === null ? arrays : [...arrays, this.config.schema, notify];
+    const rows = rowsOf<{ id: string; state: JobState }>(await db.query(text, values));
+    const created = new Map(rows.map((row) => [row.id, row.state]));
+    run.forEach((job, i) => {
+      const state = created.get(job.id);
+      if (state === undefined) return;
+      created.delete(job.id); // a second job with the same id in this batch was not created
+      results[offset + i] = { id: job.id, state, created: true };
+    });
+  }
+
+  // ── consuming ──────────────────────────────────────────────────────────────────────────────────
+
+  async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    if (request.limit <= 0 || request.queues.length === 0) return [];
+    const rows = await this.query<JobRow>("claim jobs", this.sql.claim, [
+      request.queues,
+      request.limit,
+      request.workerId,
+      request.leaseMs,
+    ]);
+    // RETURNING order is unspecified: restore queue order, then priority, run time, enqueue order.
+    const rank = new Map(request.queues.map((queue, i) => [queue, i]));
+    const jobs = rows.map(rowToJob);
+    jobs.sort(
+      (a, b) =>
+        (rank.get(a.queue) ?? 0) - (rank.get(b.queue) ?? 0) ||
+        a.priority - b.priority ||
+        a.runAt - b.runAt ||
+        a.seq - b.seq,
+    );
+    return jobs;
+  }
+
+  async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const rows = await this.query<{ id: string }>("complete jobs", this.sql.complete, [
+      requests.map((r) => r.id),
+      requests.map((r) => r.token),
+      requests.map((r) => r.result),
+    ]);
+    const done = new Set(rows.map((row) => row.id));
+    return requests.map((r) => done.has(r.id));
+  }
+
+  async fail(requests: readonly FailRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const rows = await this.query<{ id: string }>("record failed attempts", this.sql.fail, [
+      requests.map((r) => r.id),
+      requests.map((r) => r.token),
+      requests.map((r) => r.next.state),
+      requests.map((r) => (r.next.state === "scheduled" ? r.next.runAt : null)),
+      requests.map((r) => (r.next.state === "dead" || r.next.state === "cancelled" ? r.next.reason : null)),
+      requests.map((r) => JSON.stringify(r.error)),
+      this.config.schema,
+    ]);
+    const applied = new Set(rows.map((row) => row.id));
+    return requests.map((r) => applied.has(r.id));
+  }
+
+  async release(requests: readonly ReleaseRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    // As at enqueue, "in the future" is judged with the caller's clock, the one runAt was computed with.
+    const now = Date.now();
+    const rows = await this.query<{ id: string }>("release jobs", this.sql.release, [
+      requests.map((r) => r.id),
+      requests.map((r) => r.token),
+      requests.map((r) => r.runAt ?? null),
+      requests.map((r) => r.reason),
+      requests.map((r) => (r.runAt !== undefined && r.runAt > now ? "scheduled" : "waiting")),
+      this.config.schema,
+    ]);
+    const applied = new Set(rows.map((row) => row.id));
+    return requests.map((r) => applied.has(r.id));
+  }
+
+  async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
+    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    if (leases.length === 0) return result;
+    const rows = await this.query<{ id: string; cancel_requested: boolean }>(
+      "extend leases",
+      this.sql.extend,
+      [leases.map((l) => l.id), leases.map((l) => l.token), leaseMs],
+    );
+    const held = new Map(rows.map((row) => [row.id, row.cancel_requested]));
+    for (const lease of leases) {
+      const cancel = held.get(lease.id);
+      if (cancel === undefined) result.lost.push(lease.id);
+      else if (cancel) result.cancelRequested.push(lease.id);
+    }
+    return result;
+  }
+
+  async progress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const rows = await this.query<{ id: string }>("store progress", this.sql.progress, [
+      requests.map((r) => r.id),
+      requests.map((r) => r.token),
+      requests.map((r) => r.progress),
+    ]);
+    const applied = new Set(rows.map((row) => row.id));
+    return requests.map((r) => applied.has(r.id));
+  }
+
+  async appendLogs(lines: readonly LogRequest[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.query("append job logs", this.sql.appendLogs, [
+      lines.map((l) => l.id),
+      lines.map((l) => l.at),
+      lines.map((l) => l.attempt),
+      lines.map((l) => l.message),
+    ]);
+  }
+
+  async nextRunAt(queues: readonly string[]): Promise<number | null> {
+    if (queues.length === 0) return null;
+    const rows = await this.query<{ at: number | string | null }>(
+      "read the next run time",
+      this.sql.nextRunAt,
+      [queues],
+    );
+    return numOrNull(rows[0]?.at ?? null);
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    if (this.closed) throw new ClosedError("PostgreSQL store");
+    return this.listener.subscribe(listener);
+  }
+
+  /** Resolves once the LISTEN connection is established (or its first attempt failed). For tests. */
+  async listening(): Promise<boolean> {
+    await this.listener.ready();
+    return this.listener.connected;
+  }
+
+  // ── maintenance ────────────────────────────────────────────────────────────────────────────────
+
+  async recover(request: RecoverRequest): Promise<RecoveredJob[]> {
+    const byAge = request.mode.kind === "startedBefore";
+    const cutoff = request.mode.kind === "startedBefore" ? request.mode.at : null;
+    const select = byAge ? this.sql.recoverStartedBefore : this.sql.recoverExpired;
+    const describe = (job: RecoverCandidate): RecoveredJob => ({
+      id: job.id,
+      queue: job.queue,
+      task: job.task,
+      workerId: job.worker_id,
+      attempt: job.attempt,
+      maxAttempts: job.max_attempts,
+      to: job.cancel_requested ? "cancelled" : job.attempt >= job.max_attempts ? "dead" : "waiting",
+      reason: byAge ? forcedRecoveryReason(job.worker_id) : leaseExpiredReason(job.worker_id),
+    });
+    if (request.dryRun) {
+      const rows = await this.query<RecoverCandidate>("list recoverable jobs", select(false), [
+        request.limit,
+        ...(byAge ? [cutoff] : []),
+      ]);
+      return rows.map(describe);
+    }
+    return this.transaction("recover jobs", async (client) => {
+      const candidates = rowsOf<RecoverCandidate>(
+        await client.query(select(true), [request.limit, ...(byAge ? [cutoff] : [])]),
+      );
+      if (candidates.length === 0) return [];
+      const recovered = candidates.map(describe);
+      const errors = candidates.map((job, i): AttemptError => {
+        const item = recovered[i] as RecoveredJob;
+        return {
+          attempt: job.attempt,
+          outcome: "lease-expired",
+          name: "LeaseExpiredError",
+          message: item.reason,
+          at: num(job.now_ms),
+          ...(job.worker_id ? { workerId: job.worker_id } : {}),
+        };
+      });
+      const rows = rowsOf<{ id: string }>(
+        await client.query(this.sql.recoverApply, [
+          candidates.map((job) => job.id),
+          candidates.map((job) => job.lease_token),
+          recovered.map((job) => job.to),
+          recovered.map((job) => job.reason),
+          errors.map((error) => JSON.stringify(error)),
+          this.config.schema,
+        ]),
+      );
+      const applied = new Set(rows.map((row) => row.id));
+      return recovered.filter((job) => applied.has(job.id));
+    });
+  }
+
+  async prune(options: {
+    limit: number;
+    workersSilentSince: number;
+  }): Promise<{ jobs: number; workers: number }> {
+    const byAge = await this.query<{ n: number }>("prune completed jobs", this.sql.pruneByAge, [
+      options.limit,
+    ]);
+    let jobs = byAge[0]?.n ?? 0;
+    if (jobs < options.limit) {
+      const byCount = await this.query<{ n: number }>("prune completed jobs", this.sql.pruneByCount, [
+        options.limit - jobs,
+      ]);
+      jobs += byCount[0]?.n ?? 0;
+    }
+    const workers = await this.query<{ n: number }>("prune silent workers", this.sql.pruneWorkers, [
+      options.workersSilentSince,
+    ]);
+    await this.query("prune the stats roll-up", `DELETE FROM ${this.s}.queue_stats WHERE hour < $1`, [
+      Date.now() - STATS_RETENTION_MS,
+    ]);
+    return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0) };
+  }
+
+  async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const rows = await this.query<{ owner: string }>("take the leader lease", this.sql.tryLead, [
+      name,
+      owner,
+      ttlMs,
+    ]);
+    return rows[0]?.owner === owner;
+  }
+
+  async resign(name: string, owner: string): Promise<void> {
+    await this.query(
+      "give up the leader lease",
+      `DELETE FROM ${this.s}.leaders WHERE name = $1 AND owner = $2`,
+      [name, owner],
+    );
+  }
+
+  // ── worker registry ────────────────────────────────────────────────────────────────────────────
+
+  async registerWorker(worker: WorkerInfo): Promise<void> {
+    await this.query(
+      "register the worker",
+      `INSERT INTO ${this.s}.workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, ${NOW_MS}, $8)
+       ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
+         concurrency = EXCLUDED.concurrency, busy = EXCLUDED.busy, started_at = EXCLUDED.started_at,
+         last_heartbeat_at = EXCLUDED.last_heartbeat_at, version = EXCLUDED.version`,
+      [
+        worker.id,
+        worker.host,
+        worker.pid,
+        JSON.stringify(worker.queues),
+        worker.concurrency,
+        worker.busy,
+        worker.startedAt,
+        worker.version,
+      ],
+    );
+  }
+
+  async heartbeatWorker(id: string, busy: number): Promise<void> {
+    await this.query(
+      "record the worker heartbeat",
+      `UPDATE ${this.s}.workers SET busy = $2, last_heartbeat_at = ${NOW_MS} WHERE id = $1`,
+      [id, busy],
+    );
+  }
+
+  async unregisterWorker(id: string): Promise<void> {
+    await this.query("unregister the worker", `DELETE FROM ${this.s}.workers WHERE id = $1`, [id]);
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    const rows = await this.query<WorkerRow>(
+      "list workers",
+      `SELECT * FROM ${this.s}.workers ORDER BY started_at, id`,
+    );
+    return rows.map(rowToWorker);
+  }
+
+  // ── admin ──────────────────────────────────────────────────────────────────────────────────────
+
+  async stats(): Promise<QueueStats[]> {
+    const rows = await this.query<{
+      queue: string;
+      state: JobState | null;
+      n: number;
+      oldest: number | null;
+      paused: boolean | null;
+      paused_until: number | null;
+    }>("read queue stats", this.sql.stats);
+    const byQueue = new Map<string, QueueStats>();
+    for (const row of rows) {
+      let stats = byQueue.get(row.queue);
+      if (!stats) {
+        const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+        stats = { queue: row.queue, counts, oldestWaitingAt: null, paused: false, pausedUntil: null };
+        byQueue.set(row.queue, stats);
+      }
+      if (row.state !== null) stats.counts[row.state] = num(row.n);
+      if (row.oldest !== null) stats.oldestWaitingAt = num(row.oldest);
+      if (row.paused !== null) {
+        stats.paused = row.paused;
+        stats.pausedUntil = numOrNull(row.paused_until);
+      }
+    }
+    return [...byQueue.values()].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
+  }
+
+  async listJobs(request: ListRequest): Promise<JobPage> {
+    const order = request.order ?? "desc";
+    const params: unknown[] = [];
+    const where = filterSql(request.filter, params);
+    if (request.cursor) {
+      const cursor = Number(request.cursor);
+      if (!Number.isSafeInteger(cursor)) {
+        throw new SluiceError("INVALID_OPTION", `cursor "${request.cursor}" is not one this store returned`);
+      }
+      params.push(cursor);
+      where.push(order === "desc" ? `seq < $${params.length}` : `seq > $${params.length}`);
+    }
+    params.push(request.limit + 1);
+    const rows = await this.query<JobRow>(
+      "list jobs",
+      `SELECT * FROM ${this.s}.jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY seq ${order === "desc" ? "DESC" : "ASC"} LIMIT $${params.length}`,
+      params,
+    );
+    const more = rows.length > request.limit;
+    const page = more ? rows.slice(0, request.limit) : rows;
+    const last = page[page.length - 1];
+    return { jobs: page.map(rowToJob), nextCursor: more && last ? String(last.seq) : null };
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    const rows = await this.query<JobRow>("read a job", `SELECT * FROM ${this.s}.jobs WHERE id = $1`, [id]);
+    return rows[0] ? rowToJob(rows[0]) : null;
+  }
+
+  async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
+    const rows = await this.query<{ at: number; attempt: number; message: string }>(
+      "read job logs",
+      `SELECT at, attempt, message FROM (
+         SELECT seq, at, attempt, message FROM ${this.s}.job_logs WHERE job_id = $1 ORDER BY seq DESC LIMIT $2
+       ) recent ORDER BY seq`,
+      [id, limit],
+    );
+    return rows.map((row) => ({ at: num(row.at), attempt: row.attempt, message: row.message }));
+  }
+
+  async retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
+    const params: unknown[] = [];
+    const where = filterSql(filter, params);
+    params.push(options.limit, this.config.schema);
+    const rows = await this.query<{ id: string }>(
+      "retry jobs",
+      `WITH picked AS (
+         SELECT seq FROM ${this.s}.jobs
+         WHERE state IN ('dead', 'cancelled', 'completed', 'scheduled') ${where.map((w) => `AND ${w}`).join(" ")}
+         ORDER BY seq LIMIT $${params.length - 1} FOR UPDATE
+       ), changed AS (
+         UPDATE ${this.s}.jobs j SET state = 'waiting', attempt = 0, run_at = ${NOW_MS}, finished_at = NULL,
+           cancel_requested = false, lease_expires_at = NULL, keep_until = NULL, reason = 'retried by operator'
+         FROM picked WHERE j.seq = picked.seq AND j.state IN ('dead', 'cancelled', 'completed', 'scheduled')
+         RETURNING j.id, j.queue, j.seq
+       )
+       SELECT id, ${notifyJobsFrom("changed", "true", `$${params.length}`)} AS notified FROM changed ORDER BY seq`,
+      params,
+    );
+    return { count: rows.length, ids: rows.map((row) => row.id) };
+  }
+
+  async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
+    const params: unknown[] = [];
+    const where = filterSql(filter, params);
+    params.push(options.limit, CANCEL_PAYLOAD, this.config.schema);
+    const n = params.length;
+    // Active jobs already flagged are not picked again, so a caller looping "until count is 0" stops.
+    const rows = await this.query<{ id: string; state: JobState }>(
+      "cancel jobs",
+      `WITH picked AS (
+         SELECT seq FROM ${this.s}.jobs
+         WHERE (state IN ('scheduled', 'waiting', 'blocked') OR (state = 'active' AND NOT cancel_requested))
+           ${where.map((w) => `AND ${w}`).join(" ")}
+         ORDER BY seq LIMIT $${n - 2} FOR UPDATE
+       ), changed AS (
+         UPDATE ${this.s}.jobs j SET
+           state = CASE WHEN j.state = 'active' THEN 'active' ELSE 'cancelled' END,
+           cancel_requested = j.cancel_requested OR j.state = 'active',
+           finished_at = CASE WHEN j.state = 'active' THEN j.finished_at ELSE ${NOW_MS} END,
+           reason = CASE WHEN j.state = 'active' THEN j.reason ELSE 'cancelled by operator' END
+         FROM picked
+         WHERE j.seq = picked.seq
+           AND (j.state IN ('scheduled', 'waiting', 'blocked') OR (j.state = 'active' AND NOT j.cancel_requested))
+         RETURNING j.id, j.state, j.seq
+       )
+       SELECT id, state,
+         (SELECT pg_notify($${n}, $${n - 1}) FROM changed WHERE state = 'active' HAVING count(*) > 0) AS notified
+       FROM changed ORDER BY seq`,
+      params,
+    );
+    const cancelled = rows.filter((row) => row.state === "cancelled").map((row) => row.id);
+    const requested = rows.filter((row) => row.state === "active").map((row) => row.id);
+    return { count: cancelled.length, ids: cancelled, requested };
+  }
+
+  async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
+    const params: unknown[] = [];
+    const where = filterSql(filter, params);
+    params.push(options.limit);
+    const rows = await this.query<{ id: string; seq: number }>(
+      "delete jobs",
+      `DELETE FROM ${this.s}.jobs WHERE seq IN (
+         SELECT seq FROM ${this.s}.jobs WHERE state <> 'active' ${where.map((w) => `AND ${w}`).join(" ")}
+         ORDER BY seq LIMIT $${params.length} FOR UPDATE
+       ) AND state <> 'active'
+       RETURNING id, seq`,
+      params,
+    );
+    rows.sort((a, b) => num(a.seq) - num(b.seq));
+    return { count: rows.length, ids: rows.map((row) => row.id) };
+  }
+
+  async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
+    const params: unknown[] = [];
+    const where = filterSql(filter, params);
+    params.push(MOVABLE_STATES, toQueue, options.limit, this.config.schema);
+    const n = params.length;
+    // Jobs already in the target queue are not picked, so a caller looping "until count is 0" stops.
+    const rows = await this.query<{ id: string }>(
+      "move jobs",
+      `WITH picked AS (
+         SELECT seq FROM ${this.s}.jobs
+         WHERE state = ANY ($${n - 3}::text[]) AND queue <> $${n - 2} ${where.map((w) => `AND ${w}`).join(" ")}
+         ORDER BY seq LIMIT $${n - 1} FOR UPDATE
+       ), changed AS (
+         UPDATE ${this.s}.jobs j SET queue = $${n - 2}
+         FROM picked WHERE j.seq = picked.seq AND j.queue <> $${n - 2} AND j.state = ANY ($${n - 3}::text[])
+         RETURNING j.id, j.queue, j.seq, j.state
+       )
+       SELECT id, ${notifyJobsFrom("changed", "state IN ('waiting', 'scheduled')", `$${n}`)} AS notified
+       FROM changed ORDER BY seq`,
+      params,
+    );
+    return { count: rows.length, ids: rows.map((row) => row.id) };
+  }
+
+  async reprioritize(filter: JobFilter, priority: number, options: BulkOptions): Promise<BulkResult> {
+    const params: unknown[] = [];
+    const where = filterSql(filter, params);
+    params.push(REPRIORITIZABLE_STATES, priority, options.limit);
+    const n = params.length;
+    const rows = await this.query<{ id: string }>(
+      "reprioritize jobs",
+      `WITH picked AS (
+         SELECT seq FROM ${this.s}.jobs
+         WHERE state = ANY ($${n - 2}::text[]) AND priority <> $${n - 1} ${where.map((w) => `AND ${w}`).join(" ")}
+         ORDER BY seq LIMIT $${n} FOR UPDATE
+       ), changed AS (
+         UPDATE ${this.s}.jobs j SET priority = $${n - 1}
+         FROM picked WHERE j.seq = picked.seq AND j.state = ANY ($${n - 2}::text[])
+         RETURNING j.id, j.seq
+       )
+       SELECT id FROM changed ORDER BY seq`,
+      params,
+    );
+    return { count: rows.length, ids: rows.map((row) => row.id) };
+  }
+
+  async pauseQueue(queue: string, until: number | null): Promise<void> {
+    await this.query(
+      "pause the queue",
+      `INSERT INTO ${this.s}.queues (name, paused, paused_until) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, paused_until = EXCLUDED.paused_until`,
+      [queue, until === null, until],
+    );
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    await this.query(
+      "resume the queue",
+      `WITH resumed AS (UPDATE ${this.s}.queues SET paused = false, paused_until = NULL WHERE name = $1 RETURNING name)
+       SELECT pg_notify($2, $3), (SELECT count(*) FROM resumed) AS n`,
+      [queue, this.config.schema, jobsPayload([queue])],
+    );
+  }
+
+  async listQueueStates(): Promise<QueueState[]> {
+    const rows = await this.query<{ name: string; paused: boolean; paused_until: number | null }>(
+      "list queue states",
+      `SELECT name, paused, CASE WHEN paused_until > ${NOW_MS} THEN paused_until END AS paused_until
+       FROM ${this.s}.queues ORDER BY name`,
+    );
+    return rows.map((row) => ({
+      queue: row.name,
+      paused: row.paused,
+      pausedUntil: numOrNull(row.paused_until),
+    }));
+  }
+
+  // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
+
+  async addStats(rows: readonly StatsRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    // One statement must not touch a (hour, queue) row twice (ON CONFLICT DO UPDATE forbids it): merge first.
+    const merged = new Map<string, StatsRow>();
+    for (const row of rows) {
+      const key = JSON.stringify([row.hour, row.queue]);
+      const seen = merged.get(key);
+      if (!seen) merged.set(key, { ...row, durations: [...row.durations] });
+      else {
+        seen.completed += row.completed;
+        seen.failed += row.failed;
+        seen.dead += row.dead;
+        seen.durations = addHistograms(seen.durations, row.durations);
+      }
+    }
+    const list = [...merged.values()];
+    await this.query("add to the stats roll-up", this.sql.addStats, [
+      list.map((r) => r.queue),
+      list.map((r) => r.hour),
+      list.map((r) => r.completed),
+      list.map((r) => r.failed),
+      list.map((r) => r.dead),
+      list.map((r) => JSON.stringify(r.durations)),
+    ]);
+  }
+
+  async readStats(since: number): Promise<StatsRow[]> {
+    const rows = await this.query<{
+      queue: string;
+      hour: number | string;
+      completed: number | string;
+      failed: number | string;
+      dead: number | string;
+      durations: (number | string)[];
+    }>(
+      "read the stats roll-up",
+      `SELECT queue, hour, completed, failed, dead, durations FROM ${this.s}.queue_stats
+       WHERE hour >= $1 ORDER BY hour, queue`,
+      [since],
+    );
+    return rows.map((r) => ({
+      queue: r.queue,
+      hour: num(r.hour),
+      completed: num(r.completed),
+      failed: num(r.failed),
+      dead: num(r.dead),
+      durations: r.durations.map(num),
+    }));
+  }
+
+  // ── plumbing ───────────────────────────────────────────────────────────────────────────────────
+
+  /** One statement on the pool (autocommit: atomic by itself). */
+  private async query<T>(action: string, text: string, values?: unknown[]): Promise<T[]> {
+    if (this.closed) throw new ClosedError("PostgreSQL store");
+    // The store's fixed statements run as named prepared statements: each pooled connection parses and
+    // plans them once instead of on every call (planning was most of the cost of a 50-job complete).
+    const name = this.prepared.get(text);
+    try {
+      const result = await this.pool.query(name ? { name, text, values } : { text, values });
+      return result.rows as T[];
+    } catch (error) {
+      throw toStoreError(error, action, this.config.location);
+    }
+  }
+
+  /** Runs `fn` with a dedicated pooled connection (not in a transaction). */
+  private async withClient<T>(action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new ClosedError("PostgreSQL store");
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw toStoreError(error, action, this.config.location);
+    }
+    // A checked-out client has no pool listener: without this, a connection dropped between two of our
+    // statements would be an unhandled 'error' event. The failing statement reports the error itself.
+    const onError = () => undefined;
+    client.on("error", onError);
+    let failure: unknown;
+    try {
+      return await fn(client);
+    } catch (error) {
+      failure = error;
+      throw toStoreError(error, action, this.config.location);
+    } finally {
+      client.off("error", onError);
+      // A connection that failed mid-use is discarded rather than returned to the pool in an unknown state.
+      client.release(failure instanceof Error && !(failure instanceof SluiceError) ? failure : undefined);
+    }
+  }
+
+  /** Runs `fn` in BEGIN … COMMIT on one connection; rolls back on any error. */
+  private transaction<T>(action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.withClient(action, async (client) => {
+      await client.query("BEGIN");
+      try {
+        const result = await fn(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * SQL text shared by the PostgreSQL store. Every statement is schema-qualified (never relying on
+ * `search_path`) because transactional enqueue runs on the application's own connection, whose
+ * search_path is the application's business.
+ */
+import type { JobFilter } from "../contract.js";
+
+/** The database clock in epoch ms. `now()` is the transaction's start: one value for a whole statement. */
+export const NOW_MS = "floor(extract(epoch from now()) * 1000)::bigint";
+
+/** The quoted schema, e.g. `"sluice"`. Names are validated in config.ts, so quoting never needs escaping. */
+export function quoteSchema(schema: string): string {
+  return `"${schema}"`;
+}
+
+/**
+ * A scalar subquery that sends one NOTIFY built from the rows of CTE `changed` matching `where`, or
+ * none when no row matches. As an uncorrelated subquery it runs once per statement (an InitPlan), and
+ * PostgreSQL delivers it only if the surrounding transaction commits.
+ * `$channel` is the parameter holding the channel name.
+ */
+export function notifyJobsFrom(changed: string, where: string, channel: string): string {
+  return `(SELECT pg_notify(${channel},
+             CASE WHEN sum(length(q)) < 3000 THEN json_build_object('q', array_agg(q))::text ELSE '{"q":null}' END)
+           FROM (SELECT DISTINCT queue AS q FROM ${changed} WHERE ${where}) d
+           HAVING count(*) > 0)`;
+}
+
+/** WHERE clauses for an admin filter; placeholders continue from `params.length`. */
+export function filterSql(filter: JobFilter, params: unknown[]): string[] {
+  const where: string[] = [];
+  const add = (value: unknown): string => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  if (filter.ids) where.push(`id = ANY (${add(filter.ids)}::text[])`);
+  if (filter.queue !== undefined) where.push(`queue = ${add(filter.queue)}`);
+  if (filter.states) where.push(`state = ANY (${add(filter.states)}::text[])`);
+  if (filter.task !== undefined) where.push(`task = ${add(filter.task)}`);
+  if (filter.createdBefore !== undefined) where.push(`created_at < ${add(filter.createdBefore)}`);
+  if (filter.tag !== undefined) where.push(`tags ? ${add(filter.tag)}`);
+  return where;
+}
+
+/** Columns of the batch insert, in the order of the unnest() arrays. */
+export const INSERT_ARRAYS = [
+  ["id", "text"],
+  ["task", "text"],
+  ["queue", "text"],
+  ["state", "text"],
+  ["payload", "text"],
+  ["priority", "int"],
+  ["run_at", "bigint"],
+  ["max_attempts", "int"],
+  ["backoff", "text"],
+  ["timeout_ms", "bigint"],
+  ["unique_key", "text"],
+  ["unique_until", "bigint"],
+  ["tags", "text"],
+  ["keep_mode", "text"],
+  ["keep_value", "bigint"],
+  ["parent_id", "text"],
+] as const;
+
+/** The store's fixed statements for schema `s` (quoted), built once per store. */
+export function statements(s: string) {
+  const insertColumns = INSERT_ARRAYS.map(([name]) => name).join(", ");
+  const unnestArgs = INSERT_ARRAYS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ");
+  const insertSql = (
+    onConflict: string,
+  ) => `INSERT INTO ${s}.jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts,
+      backoff, timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
+    SELECT u.id, u.task, u.queue, u.state, u.payload,
+      u.priority, u.run_at, ${NOW_MS}, u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_until,
+      u.tags::jsonb, u.keep_mode, u.keep_value, u.parent_id
+    FROM unnest(${unnestArgs}) WITH ORDINALITY AS u(${insertColumns}, ord)
+    ORDER BY u.ord
+    ${onConflict}
+    RETURNING id, state`;
+  const insert = insertSql("");
+  const insertIdempotent = insertSql("ON CONFLICT (id) DO NOTHING");
+  const n = INSERT_ARRAYS.length;
+  const leaseMatch = "j.id = u.id AND j.lease_token = u.token AND j.state = 'active'";
+  const candidates = (where: string, order: string) => (lock: boolean) =>
+    `SELECT id, queue, task, worker_id, attempt, max_attempts, cancel_requested, lease_token, ${NOW_MS} AS now_ms
+     FROM ${s}.jobs WHERE state = 'active' AND ${where} ORDER BY ${order} LIMIT $1
+     ${lock ? "FOR UPDATE SKIP LOCKED" : ""}`;
+  return {
+    insert,
+    insertIdempotent,
+    // One statement: the rows and the NOTIFY commit together (the notify runs once, only if rows were created).
+    insertNotify: `WITH ins AS (${insert})
+      SELECT id, state, (SELECT pg_notify($${n + 1}, $${n + 2})) AS notified FROM ins`,
+    insertIdempotentNotify: `WITH ins AS (${insertIdempotent})
+      SELECT id, state, (SELECT pg_notify($${n + 1}, $${n + 2})) AS notified FROM ins`,
+    lockUniqueKeys: `SELECT pg_advisory_xact_lock(h) FROM (
+        SELECT hashtextextended('sluice.unique:' || $1 || ':' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY 1
+      ) keys`,
+    findUnique: `SELECT id, state FROM ${s}.jobs
+      WHERE queue = $3 AND unique_key = $1 AND state = ANY ($2::text[])
+        AND (unique_until IS NULL OR unique_until > ${NOW_MS})
+      ORDER BY seq DESC LIMIT 1`,
+    statesById: `SELECT id, state FROM ${s}.jobs WHERE id = ANY ($1::text[])`,
+    claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint)`,
+    complete: `WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, token, result)),
+      kept AS (
+        UPDATE ${s}.jobs j SET state = 'completed', result = u.result, finished_at = ${NOW_MS}, lease_expires_at = NULL,
+          keep_until = CASE j.keep_mode WHEN 'age' THEN ${NOW_MS} + j.keep_value END
+        FROM u WHERE ${leaseMatch} AND j.keep_mode <> 'none'
+        RETURNING j.id),
+      -- retention false: the job leaves the table at once (its logs go by ON DELETE CASCADE).
+      dropped AS (
+        DELETE FROM ${s}.jobs j USING u WHERE ${leaseMatch} AND j.keep_mode = 'none'
+        RETURNING j.id)
+      SELECT id FROM kept UNION ALL SELECT id FROM dropped`,
+    fail: `WITH u AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+          AS u(id, token, next, run_at, reason, error)),
+      changed AS (
+        UPDATE ${s}.jobs j SET state = u.next,
+          run_at = CASE u.next WHEN 'scheduled' THEN u.run_at WHEN 'waiting' THEN ${NOW_MS} ELSE j.run_at END,
+          finished_at = CASE WHEN u.next IN ('dead', 'cancelled') THEN ${NOW_MS} END,
+          lease_expires_at = NULL, errors = j.errors || jsonb_build_array(u.error::jsonb), reason = u.reason
+        FROM u WHERE ${leaseMatch}
+        RETURNING j.id, j.queue, j.state)
+      SELECT id, ${notifyJobsFrom("changed", "state IN ('waiting', 'scheduled')", "$7")} AS notified FROM changed`,
+    release: `WITH u AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])
+          AS u(id, token, run_at, reason, next)),
+      changed AS (
+        UPDATE ${s}.jobs j SET state = u.next,
+          run_at = COALESCE(u.run_at, j.run_at), attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL,
+          reason = u.reason
+        FROM u WHERE ${leaseMatch}
+        RETURNING j.id, j.queue)
+      SELECT id, ${notifyJobsFrom("changed", "true", "$6")} AS notified FROM changed`,
+    extend: `UPDATE ${s}.jobs j SET lease_expires_at = ${NOW_MS} + $3::bigint
+      FROM unnest($1::text[], $2::bigint[]) AS u(id, token)
+      WHERE ${leaseMatch}
+      RETURNING j.id, j.cancel_requested`,
+    progress: `UPDATE ${s}.jobs j SET progress = u.progress
+      FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, token, progress)
+      WHERE ${leaseMatch}
+      RETURNING j.id`,
+    // Lines of jobs that no longer exist are dropped (the job was deleted while its handler ran).
+    appendLogs: `INSERT INTO ${s}.job_logs (job_id, at, attempt, message)
+      SELECT u.id, u.at, u.attempt, u.message
+      FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[]) WITH ORDINALITY AS u(id, at, attempt, message, ord)
+      WHERE EXISTS (SELECT 1 FROM ${s}.jobs j WHERE j.id = u.id)
+      ORDER BY u.ord`,
+    nextRunAt: `SELECT min(run_at) AS at FROM ${s}.jobs WHERE state = 'scheduled' AND queue = ANY ($1::text[])`,
+    recoverExpired: candidates(`lease_expires_at < ${NOW_MS}`, "lease_expires_at"),
+    recoverStartedBefore: candidates("started_at < $2", "started_at"),
+    recoverApply: `WITH u AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+          AS u(id, token, next, reason, error)),
+      changed AS (
+        UPDATE ${s}.jobs j SET state = u.next,
+          finished_at = CASE WHEN u.next = 'waiting' THEN NULL ELSE ${NOW_MS} END,
+          lease_expires_at = NULL, reason = u.reason, errors = j.errors || jsonb_build_array(u.error::jsonb)
+        FROM u WHERE ${leaseMatch}
+        RETURNING j.id, j.queue, j.state)
+      SELECT id, ${notifyJobsFrom("changed", "state = 'waiting'", "$6")} AS notified FROM changed`,
+    pruneByAge: `WITH gone AS (
+        DELETE FROM ${s}.jobs WHERE seq IN (
+          SELECT seq FROM ${s}.jobs WHERE state = 'completed' AND keep_until IS NOT NULL AND keep_until < ${NOW_MS}
+          ORDER BY keep_until LIMIT $1)
+        RETURNING 1)
+      SELECT count(*)::int AS n FROM gone`,
+    pruneByCount: `WITH ranked AS (
+        SELECT seq, keep_value, row_number() OVER (PARTITION BY queue ORDER BY finished_at DESC, seq DESC) AS rn
+        FROM ${s}.jobs WHERE state = 'completed' AND keep_mode = 'count'),
+      gone AS (
+        DELETE FROM ${s}.jobs WHERE seq IN (SELECT seq FROM ranked WHERE rn > keep_value LIMIT $1)
+        RETURNING 1)
+      SELECT count(*)::int AS n FROM gone`,
+    // Upsert-add: counters and histogram slots are added to the stored row (slot by slot; unnest of two
+    // arrays pads the shorter with NULLs), so concurrent flushes from many workers merge.
+    addStats: `INSERT INTO ${s}.queue_stats AS q (queue, hour, completed, failed, dead, durations)
+      SELECT u.queue, u.hour, u.completed, u.failed, u.dead,
+             ARRAY(SELECT jsonb_array_elements_text(u.durations::jsonb)::bigint)
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+        AS u(queue, hour, completed, failed, dead, durations)
+      ON CONFLICT (hour, queue) DO UPDATE SET
+        completed = q.completed + EXCLUDED.completed,
+        failed = q.failed + EXCLUDED.failed,
+        dead = q.dead + EXCLUDED.dead,
+        durations = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                          FROM unnest(q.durations, EXCLUDED.durations) AS t(a, b))`,
+    pruneWorkers: `WITH gone AS (DELETE FROM ${s}.workers WHERE last_heartbeat_at < $1 RETURNING 1)
+      SELECT count(*)::int AS n FROM gone`,
+    tryLead: `INSERT INTO ${s}.leaders (name, owner, expires_at) VALUES ($1, $2, ${NOW_MS} + $3::bigint)
+      ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+        WHERE ${s}.leaders.owner = EXCLUDED.owner OR ${s}.leaders.expires_at < ${NOW_MS}
+      RETURNING owner`,
+    // Counts per queue x state (index-only scans of jobs_queue_state, and of jobs_lease for the active
+    // jobs it leaves out), the oldest waiting run time per queue (from the partial jobs_claim index) and
+    // queue pause states, in one round trip. Queues known only from a pause (no jobs yet) are listed too.
+    stats: `SELECT queue, state, n, NULL::bigint AS oldest, NULL::boolean AS paused, NULL::bigint AS paused_until
+      FROM (SELECT queue, state, count(*)::int AS n FROM ${s}.jobs WHERE state <> 'active' GROUP BY queue, state
+            UNION ALL
+            SELECT queue, 'active', count(*)::int FROM ${s}.jobs WHERE state = 'active' GROUP BY queue) c
+      UNION ALL
+      SELECT queue, NULL, NULL, min(run_at), NULL, NULL FROM ${s}.jobs WHERE state = 'waiting' GROUP BY queue
+      UNION ALL
+      SELECT name, NULL, NULL, NULL, paused, CASE WHEN paused_until > ${NOW_MS} THEN paused_until END
+      FROM ${s}.queues`,
+  };
+}

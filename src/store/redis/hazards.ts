@@ -1,0 +1,102 @@
+/**
+ * What an operator must know about the Redis server (`sluice doctor`, `store.info()`).
+ *
+ * - `maxmemory-policy` other than `noeviction` lets Redis silently delete keys under memory pressure:
+ *   jobs, their indexes and leases vanish, which breaks the at-least-once promise. Critical.
+ * - Without AOF (`appendonly no`), a Redis restart loses every job written since the last RDB snapshot
+ *   (or all of them with `save ""`). `appendfsync always|everysec` bounds the loss to at most ~1 s.
+ *
+ * Read from INFO (allowed on managed services that rename CONFIG); `appendfsync` needs CONFIG GET and is
+ * skipped when that is not permitted.
+ */
+import type { Redis } from "ioredis";
+import type { StoreHazard } from "../contract.js";
+
+/** Parses INFO text into key → value. */
+export function parseInfo(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0 && !line.startsWith("#")) out.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return out;
+}
+
+/** Hazards for the given server settings (pure, for tests). */
+export function hazardsOf(settings: {
+  policy: string | undefined;
+  aof: boolean;
+  appendfsync: string | null;
+}): StoreHazard[] {
+  const hazards: StoreHazard[] = [];
+  const { policy } = settings;
+  if (policy === undefined) {
+    hazards.push({
+      severity: "warn",
+      code: "REDIS_EVICTION_POLICY_UNKNOWN",
+      message:
+        "could not read maxmemory-policy: make sure it is noeviction, or Redis may delete jobs under memory pressure",
+      fix: "redis-cli CONFIG SET maxmemory-policy noeviction (and in redis.conf: maxmemory-policy noeviction)",
+    });
+  } else if (policy !== "noeviction") {
+    hazards.push({
+      severity: "critical",
+      code: "REDIS_EVICTION_POLICY",
+      message:
+        `Redis maxmemory-policy is ${policy}: under memory pressure Redis evicts keys, silently deleting jobs ` +
+        "(at-least-once is broken). Sluice needs noeviction, so a full Redis rejects new jobs with an error instead.",
+      fix: "redis-cli CONFIG SET maxmemory-policy noeviction  &&  add 'maxmemory-policy noeviction' to redis.conf",
+    });
+  } else {
+    hazards.push({
+      severity: "ok",
+      code: "REDIS_EVICTION_POLICY",
+      message: "maxmemory-policy is noeviction",
+    });
+  }
+  if (!settings.aof) {
+    hazards.push({
+      severity: "warn",
+      code: "REDIS_NO_AOF",
+      message:
+        "Redis append-only file is off: a Redis restart or crash loses jobs written since the last RDB snapshot. " +
+        "At-least-once across Redis restarts needs AOF with appendfsync everysec (or always).",
+      fix: "redis-cli CONFIG SET appendonly yes  &&  add 'appendonly yes' and 'appendfsync everysec' to redis.conf",
+    });
+  } else if (settings.appendfsync === "no") {
+    hazards.push({
+      severity: "warn",
+      code: "REDIS_AOF_FSYNC",
+      message:
+        "appendfsync is no: the OS decides when the AOF reaches disk; a host crash can lose ~30 s of jobs",
+      fix: "redis-cli CONFIG SET appendfsync everysec  &&  add 'appendfsync everysec' to redis.conf",
+    });
+  } else {
+    hazards.push({
+      severity: "ok",
+      code: "REDIS_AOF",
+      message: `appendonly yes, appendfsync ${settings.appendfsync ?? "unknown"}`,
+    });
+  }
+  return hazards;
+}
+
+/** Reads the server version and its hazards. */
+export async function readHazards(client: Redis): Promise<{ version: string; hazards: StoreHazard[] }> {
+  const info = parseInfo(await client.info());
+  let appendfsync: string | null = null;
+  try {
+    const reply = (await client.config("GET", "appendfsync")) as string[];
+    appendfsync = reply[1] ?? null;
+  } catch {
+    // CONFIG may be disabled (managed Redis); INFO alone still answers the important questions.
+  }
+  return {
+    version: info.get("redis_version") ?? "",
+    hazards: hazardsOf({
+      policy: info.get("maxmemory_policy"),
+      aof: info.get("aof_enabled") === "1",
+      appendfsync,
+    }),
+  };
+}

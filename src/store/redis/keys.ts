@@ -1,0 +1,91 @@
+/**
+ * Key layout of the Redis engine (docs/redis.md has the full table).
+ *
+ * Two kinds of hash tag, so that the layout works on Redis Cluster:
+ * - `{<prefix>}:…` — a few global keys (id → queue index, queue registry, workers, leader locks, the
+ *   pub/sub channel). Small, touched by admin paths and by enqueue's index write.
+ * - `{<prefix>:q:<queue>}:…` — everything about one queue: its jobs, their payloads and logs, and the
+ *   per-state indexes. Every Lua script that changes a job touches only keys of one queue, hence one slot.
+ */
+import { ValidationError } from "../../core/errors.js";
+import type { JobState } from "../../core/job.js";
+
+/** Connection settings parsed from `redis://host:port/db?prefix=sluice`. */
+export interface RedisUrl {
+  /** The URL without Sluice's own query parameters (what ioredis gets). */
+  connection: string;
+  prefix: string;
+}
+
+/** Splits the Sluice options (`prefix`) off a Redis URL. */
+export function parseRedisUrl(url: string): RedisUrl {
+  const question = url.indexOf("?");
+  if (question < 0) return { connection: url, prefix: "sluice" };
+  const params = new URLSearchParams(url.slice(question + 1));
+  const prefix = params.get("prefix") ?? "sluice";
+  if (prefix === "" || /[{}\s]/.test(prefix)) {
+    throw new ValidationError(
+      "INVALID_CONFIG",
+      `Redis URL option prefix must be non-empty without braces or spaces, got "${prefix}"`,
+      { field: "url" },
+    );
+  }
+  params.delete("prefix");
+  const rest = params.toString();
+  return { connection: url.slice(0, question) + (rest ? `?${rest}` : ""), prefix };
+}
+
+/** Short names of the per-queue state indexes (suffixes after the queue's key prefix). */
+export const STATE_SUFFIX: Record<JobState, string> = {
+  waiting: "w", // ZSET, all scores 0, member = packed (priority, runAt, seq) + id: lexicographic claim order
+  scheduled: "s", // ZSET id by runAt
+  active: "a", // ZSET id by lease expiry (engine clock)
+  completed: "c", // ZSET id by finishedAt
+  dead: "d", // ZSET id by finishedAt
+  cancelled: "x", // ZSET id by finishedAt
+  blocked: "b", // ZSET id by seq
+};
+
+/** Key builder for one store prefix. */
+export class Keys {
+  /** Global hash tag. */
+  readonly global: string;
+  /** HASH job id → queue name: lets by-id operations find the queue slot. */
+  readonly ids: string;
+  /** SET of queue names ever used (stats, recovery, listing). */
+  readonly queues: string;
+  /** HASH worker id → WorkerInfo JSON. */
+  readonly workers: string;
+  /** ZSET worker id by last heartbeat (prune). */
+  readonly workerBeats: string;
+  /** HASH worker id → busy slots at the last heartbeat. */
+  readonly workerBusy: string;
+  /** Pub/sub channel for wake-ups. */
+  readonly channel: string;
+
+  constructor(readonly prefix: string) {
+    this.global = `{${prefix}}`;
+    this.ids = `${this.global}:ids`;
+    this.queues = `${this.global}:queues`;
+    this.workers = `${this.global}:workers`;
+    this.workerBeats = `${this.global}:wb`;
+    this.workerBusy = `${this.global}:wbusy`;
+    this.channel = `${this.global}:signal`;
+  }
+
+  /** Leader lock key. */
+  lead(name: string): string {
+    return `${this.global}:lead:${name}`;
+  }
+
+  /** Key prefix (with hash tag) of every key of `queue`; Lua scripts append suffixes to it. */
+  queue(queue: string): string {
+    return `{${this.prefix}:q:${queue}}:`;
+  }
+
+  /** SCAN patterns covering every key of this prefix (test cleanup, `sluice purge`). */
+  patterns(): string[] {
+    const escaped = this.prefix.replace(/[*?[\]\\]/g, "\\$&");
+    return [`{${escaped}}:*`, `{${escaped}:q:*`];
+  }
+}

@@ -1,0 +1,834 @@
+/**
+ * Lua sources of every state transition. Each script touches the keys of ONE queue (one hash tag, one
+ * Cluster slot) or only global keys, never both. Conventions for queue scripts:
+ *
+ * - `KEYS[1]` = the queue's meta hash (`<qp>m`); `qp` (the queue's key prefix) is derived from it, so the
+ *   slot is declared and every other key is built from the same hash tag.
+ * - `ARGV[1]` = pub/sub channel, `ARGV[2]` = queue name; script-specific arguments follow.
+ * - Time is always the server's (`TIME`), so worker hosts with skewed clocks agree on lease expiry.
+ * - Numbers written back are formatted with `fmt` (`%.0f`): Redis would otherwise turn a Lua number into
+ *   `%.14g` text, which loses digits of a 16-digit seq.
+ *
+ * Job hash fields (short names keep small hashes in the compact listpack encoding; the payload lives in its
+ * own string key `<qp>p:<id>` when over 60 bytes, so a 1 KiB payload does not convert the hash to a full
+ * hashtable; a small payload is the hash field `p`):
+ * s state, t task, pr priority, ra runAt, ca createdAt, sq seq, sa startedAt, fa finishedAt, a attempt,
+ * ma maxAttempts, bo backoff, to timeoutMs, uk uniqueKey, uu uniqueUntil, tg tags, rt retention, pi parentId,
+ * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason.
+ */
+
+/** Helpers shared by every queue script. */
+const PRELUDE = `
+local qp = string.sub(KEYS[1], 1, -2)
+local CHANNEL = ARGV[1]
+local QUEUE = ARGV[2]
+local SET = { waiting = 'w', scheduled = 's', active = 'a', completed = 'c', dead = 'd', cancelled = 'x', blocked = 'b' }
+
+local TIME = redis.call('TIME')
+local function now_ms()
+  return tonumber(TIME[1]) * 1000 + math.floor(tonumber(TIME[2]) / 1000)
+end
+-- Microseconds since the epoch (< 2^53 until the year 2255): the floor of a new job's seq, so seqs of
+-- different queues (separate counters, separate slots) still follow creation order.
+local function now_us()
+  return tonumber(TIME[1]) * 1000000 + tonumber(TIME[2])
+end
+local function fmt(n) return string.format('%.0f', n) end
+local function jkey(id) return qp .. 'j:' .. id end
+
+-- Waiting member: fixed-width (priority + 1e6, runAt, seq) then the id. All scores are 0, so the ZSET
+-- sorts by these bytes: priority, then runAt, then seq. The id starts at byte 38.
+local function wmember(pr, ra, sq, id)
+  return string.format('%07.0f%014.0f%016.0f', tonumber(pr) + 1000000, math.max(tonumber(ra), 0), tonumber(sq)) .. id
+end
+local function wid(member) return string.sub(member, 38) end
+
+-- Adds / removes a job to / from the index of its state. f = { pr, ra, sq } for waiting.
+local function index(id, s, score, pr, ra, sq)
+  if s == 'waiting' then
+    redis.call('ZADD', qp .. 'w', 0, wmember(pr, ra, sq, id))
+  else
+    redis.call('ZADD', qp .. SET[s], score, id)
+  end
+end
+local function unindex(id, s, pr, ra, sq)
+  if s == 'waiting' then
+    redis.call('ZREM', qp .. 'w', wmember(pr, ra, sq, id))
+  elseif SET[s] then
+    redis.call('ZREM', qp .. SET[s], id)
+  end
+end
+
+-- Batched writes: one ZADD / ZREM / DEL per 1,000 arguments instead of one call per job (Lua's C stack
+-- allows a few thousand unpacked values).
+local function many(cmd, key, args)
+  for i = 1, #args, 1000 do
+    local j = math.min(i + 999, #args)
+    if key then redis.call(cmd, key, unpack(args, i, j)) else redis.call(cmd, unpack(args, i, j)) end
+  end
+end
+local function push(t, ...)
+  for _, v in ipairs({ ... }) do t[#t + 1] = v end
+end
+
+-- Appends one AttemptError (JSON text) to the job's error list without decoding the list.
+local function push_error(h, err)
+  local e = redis.call('HGET', h, 'e')
+  if e and #e > 2 then e = string.sub(e, 1, -2) .. ',' .. err .. ']' else e = '[' .. err .. ']' end
+  redis.call('HSET', h, 'e', e)
+end
+
+-- Deletes a job and every trace of it in this queue's slot. Returns true when it existed.
+local function delete_job(id)
+  local h = jkey(id)
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'uk')
+  if not f[1] then return false end
+  unindex(id, f[1], f[2], f[3], f[4])
+  redis.call('ZREM', qp .. 'all', id)
+  redis.call('ZREM', qp .. 'e', id)
+  redis.call('ZREM', qp .. 'n', id)
+  if f[5] and redis.call('HGET', qp .. 'u', f[5]) == id then redis.call('HDEL', qp .. 'u', f[5]) end
+  redis.call('DEL', h, qp .. 'p:' .. id, qp .. 'l:' .. id)
+  return true
+end
+
+-- Optional string arguments arrive as '-' (absent) or '=' .. value.
+local function opt(v) if string.sub(v, 1, 1) == '=' then return string.sub(v, 2) end return nil end
+
+-- Filter check for listing and bulk actions. states = set (table) or nil for any.
+local function matches(id, states, task, tag, before)
+  local f = redis.call('HMGET', jkey(id), 's', 't', 'tg', 'ca', 'sq')
+  if not f[1] then return nil end
+  if states and not states[f[1]] then return nil end
+  if task and f[2] ~= task then return nil end
+  if before and tonumber(f[4]) >= before then return nil end
+  if tag then
+    if not f[3] then return nil end
+    local found = false
+    for _, t in ipairs(cjson.decode(f[3])) do if t == tag then found = true break end end
+    if not found then return nil end
+  end
+  return f
+end
+
+local function state_set(csv)
+  if csv == '' then return nil end
+  local set = {}
+  for s in string.gmatch(csv, '[^,]+') do set[s] = true end
+  return set
+end
+
+local function job_reply(id)
+  local h = jkey(id)
+  local fields = redis.call('HGETALL', h)
+  if #fields == 0 then return false end
+  local payload = redis.call('HGET', h, 'p') or redis.call('GET', qp .. 'p:' .. id) or false
+  return { id, fields, payload }
+end
+`;
+
+const ENQUEUE = `
+-- ARGV[3] = job count n, ARGV[4] = shape count k, then k shapes of 13 fields: idempotent, task, priority,
+-- runAt, maxAttempts, backoff, timeoutMs, uniqueKey, uniqueStates (',a,b,'), uniqueUntil, tags, retention,
+-- parentId ('' = none); then n jobs of 3: id, payload, shape index (0-based). Jobs of a batch mostly share
+-- every field but id and payload, so each distinct shape is sent and prepared once (codec.ts).
+-- Returns per job '1' .. state (created) or '0' .. state .. ':' .. id of the existing job returned.
+-- KEYS[2] = the global id index, KEYS[3] = the queue registry: written here (entries of created jobs only)
+-- so a single-queue enqueue is one call. (On Cluster these two writes would go as separate commands.)
+local now = now_ms()
+local n, k = tonumber(ARGV[3]), tonumber(ARGV[4])
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local created_at = fmt(now)
+local shapes = {}
+for j = 0, k - 1 do
+  local b = 5 + j * 13
+  local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi = unpack(ARGV, b, b + 12)
+  local state = 'waiting'
+  if tonumber(ra) > now then state = 'scheduled' end
+  -- The hash fields of every job of this shape; [2] = state, [4] = seq (per job), payload last when inline.
+  local f = { 's', state, 'sq', '', 'ca', created_at, 't', task, 'pr', pr, 'ra', ra, 'ma', ma, 'rt', rt }
+  if bo ~= '' then f[#f + 1] = 'bo'; f[#f + 1] = bo end
+  if to ~= '' then f[#f + 1] = 'to'; f[#f + 1] = to end
+  if uu ~= '' then f[#f + 1] = 'uu'; f[#f + 1] = uu end
+  if tg ~= '' then f[#f + 1] = 'tg'; f[#f + 1] = tg end
+  if pi ~= '' then f[#f + 1] = 'pi'; f[#f + 1] = pi end
+  if uk ~= '' then f[#f + 1] = 'uk'; f[#f + 1] = uk end
+  local fp = { unpack(f) }
+  fp[#fp + 1] = 'p'; fp[#fp + 1] = ''
+  shapes[j] = {
+    idem = idem == '1', uk = uk, us = us, state = state, ra = ra, f = f, fp = fp,
+    -- wmember's first two parts (priority, runAt); the seq part is added per job.
+    wpre = string.format('%07.0f%014.0f', tonumber(pr) + 1000000, math.max(tonumber(ra), 0)),
+  }
+end
+local out = {}
+local created = false
+local all, waiting, scheduled, ids = {}, {}, {}, {}
+local jb = 5 + k * 13
+for i = 0, n - 1 do
+  local b = jb + i * 3
+  local id, payload, sh = ARGV[b], ARGV[b + 1], shapes[tonumber(ARGV[b + 2])]
+  local h = jkey(id)
+  -- Only a caller-chosen id can already exist (generated ids are unique), so only those pay the lookup.
+  local existing = nil
+  if sh.idem then existing = redis.call('HGET', h, 's') end
+  local holder = nil
+  if not existing and sh.uk ~= '' and sh.us ~= '' then
+    local hid = redis.call('HGET', qp .. 'u', sh.uk)
+    if hid then
+      local hf = redis.call('HMGET', jkey(hid), 's', 'uu')
+      if hf[1] and string.find(sh.us, ',' .. hf[1] .. ',', 1, true) and (not hf[2] or tonumber(hf[2]) > now) then
+        holder = { hid, hf[1] }
+      end
+    end
+  end
+  if existing then
+    out[#out + 1] = '0' .. existing .. ':' .. id
+  elseif holder then
+    out[#out + 1] = '0' .. holder[2] .. ':' .. holder[1]
+  else
+    seq = math.max(seq + 1, now_us())
+    local sq = fmt(seq)
+    -- A small payload stays inside the hash (still listpack-encoded: values <= 64 bytes); a large one gets
+    -- its own string key so the hash does not convert to a full hashtable (~30% more memory per job).
+    local f
+    if #payload <= 60 then
+      f = sh.fp
+      f[#f] = payload
+    else
+      f = sh.f
+      redis.call('SET', qp .. 'p:' .. id, payload)
+    end
+    f[4] = sq
+    redis.call('HSET', h, unpack(f))
+    local na = #all
+    all[na + 1] = sq; all[na + 2] = id
+    ids[na + 1] = id; ids[na + 2] = QUEUE
+    if sh.state == 'scheduled' then
+      local ns = #scheduled
+      scheduled[ns + 1] = sh.ra; scheduled[ns + 2] = id
+    else
+      local nw = #waiting
+      waiting[nw + 1] = '0'; waiting[nw + 2] = sh.wpre .. string.format('%016.0f', seq) .. id
+    end
+    -- Written at once (not batched) so a later job of this batch with the same key sees it.
+    if sh.uk ~= '' then redis.call('HSET', qp .. 'u', sh.uk, id) end
+    out[#out + 1] = '1' .. sh.state
+    created = true
+  end
+end
+if created then
+  many('HSET', KEYS[2], ids)
+  redis.call('SADD', KEYS[3], QUEUE)
+  many('ZADD', qp .. 'all', all)
+  many('ZADD', qp .. 'w', waiting)
+  many('ZADD', qp .. 's', scheduled)
+  redis.call('HSET', KEYS[1], 'seq', fmt(seq))
+  redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE)
+end
+return out
+`;
+
+const CLAIM = `
+-- ARGV[3] = limit, [4] = workerId, [5] = leaseMs, [6] = most scheduled jobs to promote per call.
+-- Returns JSON: [[id, [flat hash fields], payload | false (when the payload is the hash field p)], ...]
+local now = now_ms()
+local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
+if m[1] == '1' or (m[2] and tonumber(m[2]) > now) then return '[]' end
+local due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[6]))
+if #due > 0 then
+  for _, id in ipairs(due) do
+    local f = redis.call('HMGET', jkey(id), 'pr', 'ra', 'sq')
+    if f[1] then
+      redis.call('HSET', jkey(id), 's', 'waiting')
+      redis.call('ZADD', qp .. 'w', 0, wmember(f[1], f[2], f[3], id))
+    end
+  end
+  redis.call('ZREM', qp .. 's', unpack(due))
+end
+local members = redis.call('ZRANGE', qp .. 'w', 0, tonumber(ARGV[3]) - 1)
+if #members == 0 then return '[]' end
+many('ZREM', qp .. 'w', members)
+local exp = fmt(now + tonumber(ARGV[5]))
+local started = fmt(now)
+local worker = ARGV[4]
+local out, active = {}, {}
+for _, member in ipairs(members) do
+  local id = wid(member)
+  local h = jkey(id)
+  -- No field-by-field work in Lua: read the counters, write the lease, then return the hash as stored.
+  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p')
+  local lt = f[1]
+  if lt or redis.call('EXISTS', h) == 1 then
+    redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
+    if f[3] then redis.call('HDEL', h, 'rs') end
+    local n = #active
+    active[n + 1] = exp; active[n + 2] = id
+    local payload = false
+    if not f[4] then payload = redis.call('GET', qp .. 'p:' .. id) or false end
+    out[#out + 1] = { id, redis.call('HGETALL', h), payload }
+  end
+end
+if #out == 0 then return '[]' end
+many('ZADD', qp .. 'a', active)
+-- One JSON text instead of a nested multi-bulk reply: far cheaper for the client to decode.
+return cjson.encode(out)
+`;
+
+/** Shared guard: the job is active under this token. */
+const HELD = `
+local function held(h, tok)
+  local f = redis.call('HMGET', h, 's', 'lt')
+  return f[1] == 'active' and (f[2] or '0') == tok
+end
+`;
+
+const COMPLETE = `
+-- ARGV[3..] = triples id, token, result ('' = null). Returns { applied flags, deleted ids }.
+local now = now_ms()
+local at = fmt(now)
+local out, deleted = {}, {}
+local active, all, dels, done, byAge, byCount = {}, {}, {}, {}, {}, {}
+for i = 3, #ARGV, 3 do
+  local id, res = ARGV[i], ARGV[i + 2]
+  local h = jkey(id)
+  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk')
+  if f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
+    active[#active + 1] = id
+    local rt = f[3] or 't'
+    if rt == 'f' then
+      -- Retention false: delete now. An active job is in no other index than 'a' and 'all'.
+      all[#all + 1] = id
+      push(dels, h, qp .. 'p:' .. id, qp .. 'l:' .. id)
+      if f[4] and redis.call('HGET', qp .. 'u', f[4]) == id then redis.call('HDEL', qp .. 'u', f[4]) end
+      deleted[#deleted + 1] = id
+    else
+      if res ~= '' then
+        redis.call('HSET', h, 's', 'completed', 'fa', at, 'r', res)
+      else
+        redis.call('HSET', h, 's', 'completed', 'fa', at)
+      end
+      redis.call('HDEL', h, 'le')
+      push(done, at, id)
+      local kind, v = string.sub(rt, 1, 1), tonumber(string.sub(rt, 3))
+      if kind == 'a' then push(byAge, fmt(now + v), id) elseif kind == 'c' then push(byCount, fmt(now_us()), id) end
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+many('ZREM', qp .. 'a', active)
+many('ZREM', qp .. 'all', all)
+many('DEL', nil, dels)
+many('ZADD', qp .. 'c', done)
+many('ZADD', qp .. 'e', byAge)
+many('ZADD', qp .. 'n', byCount)
+return { out, deleted }
+`;
+
+const FAIL = `${HELD}
+-- ARGV[3..] = groups of 5: id, token, error JSON, next state, runAt (scheduled) or reason (dead/cancelled).
+local now = now_ms()
+local out = {}
+local wake = false
+for i = 3, #ARGV, 5 do
+  local id, nxt, arg = ARGV[i], ARGV[i + 3], ARGV[i + 4]
+  local h = jkey(id)
+  if held(h, ARGV[i + 1]) then
+    redis.call('ZREM', qp .. 'a', id)
+    redis.call('HDEL', h, 'le')
+    push_error(h, ARGV[i + 2])
+    if nxt == 'scheduled' or nxt == 'waiting' then
+      local ra = arg
+      if nxt == 'waiting' then ra = fmt(now); wake = true end
+      redis.call('HSET', h, 's', nxt, 'ra', ra)
+      redis.call('HDEL', h, 'rs', 'fa')
+      local f = redis.call('HMGET', h, 'pr', 'sq')
+      index(id, nxt, ra, f[1], ra, f[2])
+    else
+      redis.call('HSET', h, 's', nxt, 'fa', fmt(now), 'rs', arg)
+      index(id, nxt, fmt(now))
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
+return out
+`;
+
+const RELEASE = `${HELD}
+-- ARGV[3..] = groups of 4: id, token, runAt ('' = keep), reason. The attempt is given back.
+local now = now_ms()
+local out = {}
+local wake = false
+for i = 3, #ARGV, 4 do
+  local id, runAt = ARGV[i], ARGV[i + 2]
+  local h = jkey(id)
+  if held(h, ARGV[i + 1]) then
+    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a')
+    local ra = f[2]
+    if runAt ~= '' then ra = runAt end
+    local state = 'waiting'
+    if runAt ~= '' and tonumber(runAt) > now then state = 'scheduled' else wake = true end
+    redis.call('ZREM', qp .. 'a', id)
+    redis.call('HDEL', h, 'le')
+    redis.call('HSET', h, 's', state, 'ra', ra, 'rs', ARGV[i + 3], 'a', fmt(math.max(tonumber(f[4] or '0') - 1, 0)))
+    index(id, state, ra, f[1], ra, f[3])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
+return out
+`;
+
+const EXTEND = `${HELD}
+-- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested }.
+local exp = fmt(now_ms() + tonumber(ARGV[3]))
+local lost, cancel = {}, {}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local h = jkey(id)
+  if held(h, ARGV[i + 1]) then
+    redis.call('HSET', h, 'le', exp)
+    redis.call('ZADD', qp .. 'a', exp, id)
+    if redis.call('HGET', h, 'cr') == '1' then cancel[#cancel + 1] = id end
+  else
+    lost[#lost + 1] = id
+  end
+end
+return { lost, cancel }
+`;
+
+const PROGRESS = `${HELD}
+-- ARGV[3..] = triples id, token, progress JSON.
+local out = {}
+for i = 3, #ARGV, 3 do
+  local h = jkey(ARGV[i])
+  if held(h, ARGV[i + 1]) then
+    redis.call('HSET', h, 'pg', ARGV[i + 2])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`;
+
+const LOGS = `
+-- ARGV[3] = lines kept per job, ARGV[4..] = pairs id, line JSON. Lines of deleted jobs are dropped.
+local keep = tonumber(ARGV[3])
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('EXISTS', jkey(id)) == 1 then
+    local l = qp .. 'l:' .. id
+    redis.call('RPUSH', l, ARGV[i + 1])
+    redis.call('LTRIM', l, -keep, -1)
+  end
+end
+return 0
+`;
+
+const RECOVER = `
+-- ARGV[3] = 'expired' | 'before', [4] = cutoff (before), [5] = dry run '1', [6] = limit,
+-- [7] reason prefix, [8] reason suffix, [9] reason when the worker is unknown.
+local now = now_ms()
+local limit = tonumber(ARGV[6])
+local ids = {}
+if ARGV[3] == 'expired' then
+  ids = redis.call('ZRANGEBYSCORE', qp .. 'a', '-inf', '(' .. fmt(now), 'LIMIT', 0, limit)
+else
+  local cutoff = tonumber(ARGV[4])
+  local cands = {}
+  for _, id in ipairs(redis.call('ZRANGE', qp .. 'a', 0, -1)) do
+    local sa = tonumber(redis.call('HGET', jkey(id), 'sa') or '0')
+    if sa < cutoff then cands[#cands + 1] = { id, sa } end
+  end
+  table.sort(cands, function(x, y) return x[2] < y[2] end)
+  for i = 1, math.min(#cands, limit) do ids[i] = cands[i][1] end
+end
+local out = {}
+local wake = false
+for _, id in ipairs(ids) do
+  local h = jkey(id)
+  local f = redis.call('HMGET', h, 's', 't', 'w', 'a', 'ma', 'cr', 'pr', 'ra', 'sq')
+  if f[1] == 'active' then
+    local reason = ARGV[9]
+    if f[3] then reason = ARGV[7] .. f[3] .. ARGV[8] end
+    local attempt, max = tonumber(f[4] or '0'), tonumber(f[5])
+    local to = 'waiting'
+    if f[6] == '1' then to = 'cancelled' elseif attempt >= max then to = 'dead' end
+    if ARGV[5] ~= '1' then
+      local err = { attempt = attempt, outcome = 'lease-expired', name = 'LeaseExpiredError', message = reason, at = now }
+      if f[3] then err.workerId = f[3] end
+      push_error(h, cjson.encode(err))
+      redis.call('ZREM', qp .. 'a', id)
+      redis.call('HDEL', h, 'le')
+      if to == 'waiting' then
+        redis.call('HSET', h, 's', to, 'rs', reason)
+        redis.call('HDEL', h, 'fa')
+        index(id, to, 0, f[7], f[8], f[9])
+        wake = true
+      else
+        redis.call('HSET', h, 's', to, 'rs', reason, 'fa', fmt(now))
+        index(id, to, fmt(now))
+      end
+    end
+    out[#out + 1] = { id, f[2], f[3] or false, attempt, max, to, reason }
+  end
+end
+if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
+return out
+`;
+
+const BULK = `
+-- ARGV[3] = 'retry' | 'cancel' | 'remove' | 'move' | 'reprioritize', [4] = limit, [5] = states csv (already
+-- intersected with the states the action allows), [6] = task opt, [7] = tag opt, [8] = createdBefore opt,
+-- [9] = action argument (move: target queue name; reprioritize: priority; else ''), [10..] = ids (when
+-- given, only these are considered). Returns { changed ids, cancel-requested ids }.
+-- 'move' is the one script that touches two queue slots (and the global id index): KEYS[2] = the target
+-- queue's meta hash, KEYS[3] = the id index. Fine on a single server; on Cluster it needs a copy protocol.
+local now = now_ms()
+local action, limit = ARGV[3], tonumber(ARGV[4])
+local arg = ARGV[9]
+local states = state_set(ARGV[5])
+local task, tag, before = opt(ARGV[6]), opt(ARGV[7]), opt(ARGV[8])
+if before then before = tonumber(before) end
+local picked = {}
+local function consider(id)
+  if #picked >= limit then return end
+  local f = matches(id, states, task, tag, before)
+  -- Jobs already at the wanted priority are not picked, so batches that still match make progress.
+  if f and action == 'reprioritize' and tonumber(redis.call('HGET', jkey(id), 'pr')) == tonumber(arg) then f = nil end
+  if f then picked[#picked + 1] = id end
+end
+if #ARGV >= 10 then
+  for i = 10, #ARGV do consider(ARGV[i]) end
+else
+  -- Oldest first within each state; the whole set is scanned only when the filter rejects most of it.
+  for _, s in ipairs({ 'scheduled', 'waiting', 'blocked', 'active', 'dead', 'cancelled', 'completed' }) do
+    if states[s] then
+      local key = qp .. SET[s]
+      local total = redis.call('ZCARD', key)
+      local offset = 0
+      while #picked < limit and offset < total do
+        local chunk = redis.call('ZRANGE', key, offset, offset + 499)
+        for _, m in ipairs(chunk) do
+          if s == 'waiting' then consider(wid(m)) else consider(m) end
+        end
+        offset = offset + 500
+      end
+    end
+  end
+end
+local changed, requested = {}, {}
+for _, id in ipairs(picked) do
+  local h = jkey(id)
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'cr')
+  local s = f[1]
+  if action == 'remove' then
+    if s ~= 'active' and delete_job(id) then changed[#changed + 1] = id end
+  elseif action == 'retry' then
+    if s == 'dead' or s == 'cancelled' or s == 'completed' or s == 'scheduled' then
+      unindex(id, s, f[2], f[3], f[4])
+      redis.call('ZREM', qp .. 'e', id)
+      redis.call('ZREM', qp .. 'n', id)
+      redis.call('HSET', h, 's', 'waiting', 'a', '0', 'ra', fmt(now), 'rs', 'retried by operator')
+      redis.call('HDEL', h, 'fa', 'cr')
+      index(id, 'waiting', 0, f[2], now, f[4])
+      changed[#changed + 1] = id
+    end
+  elseif action == 'move' then
+    if s == 'scheduled' or s == 'waiting' or s == 'blocked' or s == 'dead' or s == 'cancelled' then
+      local dqp = string.sub(KEYS[2], 1, -2)
+      local score = nil
+      if s ~= 'waiting' then score = redis.call('ZSCORE', qp .. SET[s], id) end
+      unindex(id, s, f[2], f[3], f[4])
+      redis.call('ZREM', qp .. 'all', id)
+      redis.call('RENAME', h, dqp .. 'j:' .. id)
+      for _, k in ipairs({ 'p:', 'l:' }) do
+        if redis.call('EXISTS', qp .. k .. id) == 1 then redis.call('RENAME', qp .. k .. id, dqp .. k .. id) end
+      end
+      local uk = redis.call('HGET', dqp .. 'j:' .. id, 'uk')
+      if uk and redis.call('HGET', qp .. 'u', uk) == id then
+        redis.call('HDEL', qp .. 'u', uk)
+        redis.call('HSETNX', dqp .. 'u', uk, id)
+      end
+      if s == 'waiting' then
+        redis.call('ZADD', dqp .. 'w', 0, wmember(f[2], f[3], f[4], id))
+      else
+        redis.call('ZADD', dqp .. SET[s], score or f[4], id)
+      end
+      redis.call('ZADD', dqp .. 'all', f[4], id)
+      local dseq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+      if tonumber(f[4]) > dseq then redis.call('HSET', KEYS[2], 'seq', f[4]) end
+      redis.call('HSET', KEYS[3], id, arg)
+      changed[#changed + 1] = id
+    end
+  elseif action == 'reprioritize' then
+    if (s == 'scheduled' or s == 'waiting' or s == 'blocked') and tonumber(f[2]) ~= tonumber(arg) then
+      if s == 'waiting' then
+        redis.call('ZREM', qp .. 'w', wmember(f[2], f[3], f[4], id))
+        redis.call('ZADD', qp .. 'w', 0, wmember(arg, f[3], f[4], id))
+      end
+      redis.call('HSET', h, 'pr', arg)
+      changed[#changed + 1] = id
+    end
+  elseif action == 'cancel' then
+    if s == 'scheduled' or s == 'waiting' or s == 'blocked' then
+      unindex(id, s, f[2], f[3], f[4])
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', 'cancelled by operator')
+      index(id, 'cancelled', fmt(now))
+      changed[#changed + 1] = id
+    elseif s == 'active' and f[5] ~= '1' then
+      redis.call('HSET', h, 'cr', '1')
+      requested[#requested + 1] = id
+    end
+  end
+end
+if (action == 'retry' or action == 'reprioritize') and #changed > 0 then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
+if action == 'move' and #changed > 0 then redis.call('PUBLISH', CHANNEL, 'j' .. arg) end
+if #requested > 0 then redis.call('PUBLISH', CHANNEL, 'c') end
+return { changed, requested }
+`;
+
+const LIST = `
+-- ARGV[3] = limit, [4] = 'asc' | 'desc', [5] = cursor seq ('' = start), [6] = cursor id, [7] = states csv
+-- ('' = any), [8] = task opt, [9] = tag opt, [10] = createdBefore opt, [11] = most entries to scan.
+-- Returns { flat id, seq pairs of matches in order, done '1'|'0', frontier seq, frontier id }: every match
+-- up to the frontier is in the reply; done means nothing matches beyond it.
+local limit = tonumber(ARGV[3])
+local desc = ARGV[4] == 'desc'
+local cs, cid = tonumber(ARGV[5]), ARGV[6]
+local states = state_set(ARGV[7])
+local task, tag, before = opt(ARGV[8]), opt(ARGV[9]), opt(ARGV[10])
+if before then before = tonumber(before) end
+local budget = tonumber(ARGV[11])
+local function after(s, id)
+  if not cs then return true end
+  if desc then return s < cs or (s == cs and id < cid) end
+  return s > cs or (s == cs and id > cid)
+end
+local out = {}
+local small = false
+if states then
+  local total = 0
+  for s in pairs(states) do total = total + redis.call('ZCARD', qp .. SET[s]) end
+  small = total <= budget
+end
+if small then
+  -- Few jobs in the wanted states: read them all, sort by seq.
+  local cands = {}
+  for s in pairs(states) do
+    for _, m in ipairs(redis.call('ZRANGE', qp .. SET[s], 0, -1)) do
+      local id = m
+      if s == 'waiting' then id = wid(m) end
+      local f = matches(id, states, task, tag, before)
+      if f and after(tonumber(f[5]), id) then cands[#cands + 1] = { id, tonumber(f[5]) } end
+    end
+  end
+  table.sort(cands, function(x, y)
+    if x[2] ~= y[2] then
+      if desc then return x[2] > y[2] end
+      return x[2] < y[2]
+    end
+    if desc then return x[1] > y[1] end
+    return x[1] < y[1]
+  end)
+  for i = 1, math.min(#cands, limit) do
+    out[#out + 1] = cands[i][1]
+    out[#out + 1] = fmt(cands[i][2])
+  end
+  if #cands <= limit then return { out, '1', '', '' } end
+  return { out, '0', fmt(cands[limit][2]), cands[limit][1] }
+end
+-- Walk every job of the queue in seq order from the cursor, filtering, within the scan budget.
+local key = qp .. 'all'
+local found, scanned, offset = 0, 0, 0
+local ls, li = nil, nil
+while true do
+  local chunk
+  if desc then
+    local top = '+inf'
+    if cs then top = fmt(cs) end
+    chunk = redis.call('ZREVRANGEBYSCORE', key, top, '-inf', 'WITHSCORES', 'LIMIT', offset, 200)
+  else
+    local bottom = '-inf'
+    if cs then bottom = fmt(cs) end
+    chunk = redis.call('ZRANGEBYSCORE', key, bottom, '+inf', 'WITHSCORES', 'LIMIT', offset, 200)
+  end
+  for j = 1, #chunk, 2 do
+    local id, s = chunk[j], tonumber(chunk[j + 1])
+    if after(s, id) then
+      scanned = scanned + 1
+      ls, li = s, id
+      if matches(id, states, task, tag, before) then
+        out[#out + 1] = id
+        out[#out + 1] = fmt(s)
+        found = found + 1
+        if found >= limit then return { out, '0', fmt(s), id } end
+      end
+      if scanned >= budget then return { out, '0', fmt(s), id } end
+    end
+  end
+  if #chunk < 400 then return { out, '1', '', '' } end
+  offset = offset + 200
+end
+`;
+
+const GET = `
+-- ARGV[3..] = ids. Returns per id { id, fields, payload } or false.
+local out = {}
+for i = 3, #ARGV do out[#out + 1] = job_reply(ARGV[i]) end
+return out
+`;
+
+const STATS = `
+-- Returns { counts in JOB_STATES order..., paused, pausedUntil, oldest waiting runAt }.
+local out = {}
+for _, s in ipairs({ 'scheduled', 'waiting', 'active', 'completed', 'dead', 'cancelled', 'blocked' }) do
+  out[#out + 1] = redis.call('ZCARD', qp .. SET[s])
+end
+local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
+out[#out + 1] = m[1] or '0'
+out[#out + 1] = m[2] or ''
+-- The waiting ZSET is ordered by priority first: the oldest runAt is the minimum over the first member of
+-- each priority band. Jump band to band with ZRANGEBYLEX (few distinct priorities in practice).
+local oldest = nil
+local first = redis.call('ZRANGE', qp .. 'w', 0, 0)
+local bands = 0
+while #first > 0 and bands < 1000 do
+  local member = first[1]
+  local ra = tonumber(string.sub(member, 8, 21))
+  if not oldest or ra < oldest then oldest = ra end
+  first = redis.call('ZRANGEBYLEX', qp .. 'w', '(' .. string.sub(member, 1, 7) .. '~', '+', 'LIMIT', 0, 1)
+  bands = bands + 1
+end
+out[#out + 1] = oldest and fmt(oldest) or ''
+return out
+`;
+
+const PRUNE = `
+-- ARGV[3] = most jobs to delete, ARGV[4] = stats retention ms. Drops roll-up hours older than the stats
+-- retention, deletes completed jobs past their age retention, then completed jobs beyond their count
+-- retention (newest N per queue kept). Returns deleted ids.
+local now = now_ms()
+local limit = tonumber(ARGV[3])
+local old_hours = redis.call('ZRANGEBYSCORE', qp .. 'sth', '-inf', '(' .. fmt(now - tonumber(ARGV[4])))
+for _, hour in ipairs(old_hours) do redis.call('DEL', qp .. 'st:' .. hour) end
+if #old_hours > 0 then redis.call('ZREM', qp .. 'sth', unpack(old_hours)) end
+local deleted = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', qp .. 'e', '-inf', '(' .. fmt(now), 'LIMIT', 0, limit)) do
+  if delete_job(id) then deleted[#deleted + 1] = id end
+  redis.call('ZREM', qp .. 'e', id)
+end
+local total = redis.call('ZCARD', qp .. 'n')
+local i = 0
+while #deleted < limit and i < total do
+  local chunk = redis.call('ZRANGE', qp .. 'n', 0, 99)
+  if #chunk == 0 then break end
+  local stop = false
+  for _, id in ipairs(chunk) do
+    if #deleted >= limit then stop = true break end
+    local rt = redis.call('HGET', jkey(id), 'rt') or 'c:0'
+    local keep = tonumber(string.sub(rt, 3)) or 0
+    -- rank from the newest = total - i (i = jobs already walked from the oldest end)
+    if total - i > keep then
+      if delete_job(id) then deleted[#deleted + 1] = id end
+      redis.call('ZREM', qp .. 'n', id)
+      i = i + 1
+    else
+      stop = true
+      break
+    end
+  end
+  if stop then break end
+end
+return deleted
+`;
+
+const ADD_STATS = `
+-- ARGV[3] = histogram size, ARGV[4..] = rows of (hour, completed, failed, dead, histogram slots...).
+-- Upsert-add into the hash <qp>st:<hour> (fields c, f, d, h0..); the ZSET <qp>sth lists the hours.
+local size = tonumber(ARGV[3])
+local width = 4 + size
+local NAMES = { 'c', 'f', 'd' }
+for i = 4, #ARGV, width do
+  local hour = ARGV[i]
+  local h = qp .. 'st:' .. hour
+  for k = 1, 3 do
+    local v = tonumber(ARGV[i + k])
+    if v ~= 0 then redis.call('HINCRBY', h, NAMES[k], v) end
+  end
+  for k = 0, size - 1 do
+    local v = tonumber(ARGV[i + 4 + k])
+    if v ~= 0 then redis.call('HINCRBY', h, 'h' .. k, v) end
+  end
+  redis.call('ZADD', qp .. 'sth', hour, hour)
+end
+return 0
+`;
+
+const READ_STATS = `
+-- ARGV[3] = since (hour ms). Returns { hour, flat hash fields } per stored hour >= since, by hour.
+local out = {}
+for _, hour in ipairs(redis.call('ZRANGEBYSCORE', qp .. 'sth', ARGV[3], '+inf')) do
+  out[#out + 1] = { hour, redis.call('HGETALL', qp .. 'st:' .. hour) }
+end
+return out
+`;
+
+/** Global-slot scripts: leader lock. KEYS[1] = lock key. */
+const LEAD = `
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`;
+
+const RESIGN = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** A named script: `queue` scripts get the prelude and take the queue convention (1 key). */
+export interface ScriptSource {
+  lua: string;
+  keys: number;
+}
+
+const queueScript = (body: string): ScriptSource => ({ lua: PRELUDE + body, keys: 1 });
+
+/** Every script of the engine, by name. */
+export const SCRIPTS = {
+  enqueue: queueScript(ENQUEUE),
+  claim: queueScript(CLAIM),
+  complete: queueScript(COMPLETE),
+  fail: queueScript(FAIL),
+  release: queueScript(RELEASE),
+  extend: queueScript(EXTEND),
+  progress: queueScript(PROGRESS),
+  logs: queueScript(LOGS),
+  recover: queueScript(RECOVER),
+  bulk: queueScript(BULK),
+  list: queueScript(LIST),
+  get: queueScript(GET),
+  stats: queueScript(STATS),
+  prune: queueScript(PRUNE),
+  addStats: queueScript(ADD_STATS),
+  readStats: queueScript(READ_STATS),
+  lead: { lua: LEAD, keys: 1 },
+  resign: { lua: RESIGN, keys: 1 },
+} satisfies Record<string, ScriptSource>;
+
+export type ScriptName = keyof typeof SCRIPTS;

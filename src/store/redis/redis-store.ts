@@ -1,0 +1,1046 @@
+/**
+ * The Redis engine (ioredis): the store contract at the highest throughput.
+ *
+ * - Every state transition is one Lua script (lua.ts), loaded once per connection and called by SHA.
+ * - Keys of one queue share a hash tag; a script touches one queue's slot only, so the layout works on
+ *   Redis Cluster. A few global keys (id → queue index, queue registry, workers, leader locks) live under
+ *   the prefix's own tag (keys.ts, docs/redis.md).
+ * - Claims take up to `limit` jobs per script call; completions, failures, releases, lease extensions and
+ *   progress are batched into one script call per queue, all queues pipelined in one round trip.
+ * - Wake-ups: scripts PUBLISH on the prefix's channel; see subscriber.ts.
+ * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
+ */
+import type { Redis } from "ioredis";
+import { SluiceError } from "../../core/errors.js";
+import type { JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import { HISTOGRAM_SIZE, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
+import type {
+  BulkOptions,
+  BulkResult,
+  ClaimRequest,
+  CompleteRequest,
+  EnqueueResult,
+  ExtendResult,
+  FailRequest,
+  JobFilter,
+  JobPage,
+  LeaseRef,
+  ListRequest,
+  LogRequest,
+  NewJob,
+  ProgressRequest,
+  QueueState,
+  QueueStats,
+  RecoveredJob,
+  RecoverRequest,
+  ReleaseRequest,
+  Store,
+  StoreInfo,
+  StoreSignal,
+  WorkerInfo,
+} from "../contract.js";
+import {
+  forcedRecoveryReason,
+  leaseExpiredReason,
+  MOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+} from "../contract.js";
+import { redactUrl, type StoreOptions } from "../index.js";
+import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
+import {
+  createClient,
+  evalshaArgs,
+  isNoScript,
+  loadScripts,
+  type ScriptCall,
+  toStoreError,
+} from "./connection.js";
+import { readHazards } from "./hazards.js";
+import { Keys, parseRedisUrl } from "./keys.js";
+import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
+import { Subscriber } from "./subscriber.js";
+
+/** Most scheduled jobs one claim promotes (the rest wait for the next claim; keeps each script short). */
+const PROMOTE_PER_CLAIM = 1_000;
+/** Jobs per enqueue script call inside one MULTI. */
+const ENQUEUE_CHUNK = 2_000;
+/** Log lines kept per job. */
+const LOG_LINES_KEPT = 1_000;
+/** Entries one listing script call may walk before handing back a cursor. */
+const LIST_SCAN_BUDGET = 2_000;
+
+const ALL_BUT_ACTIVE: readonly JobState[] = [
+  "scheduled",
+  "waiting",
+  "blocked",
+  "completed",
+  "dead",
+  "cancelled",
+];
+
+/** The Redis engine. URL: `redis://[:password@]host:port/db?prefix=sluice` (also `rediss://`). */
+export class RedisStore implements Store {
+  readonly engine = "redis" as const;
+  /** Where the store points, password removed. */
+  readonly location: string;
+  /** The key builder for this store's prefix (tests and tooling use it to find keys). */
+  readonly keys: Keys;
+  private readonly connection: string;
+  private client: Redis | null = null;
+  private subscriber: Subscriber | null = null;
+  private opening: Promise<void> | null = null;
+  private version = "";
+  /**
+   * Jobs this store leased: their queue (by-id calls of the worker path skip the global index lookup) and
+   * whether completing deletes them (retention false).
+   */
+  private readonly leased = new Map<string, { queue: string; drop: boolean }>();
+
+  constructor(
+    url: string,
+    private readonly options: StoreOptions,
+  ) {
+    const parsed = parseRedisUrl(url);
+    this.connection = parsed.connection;
+    this.keys = new Keys(parsed.prefix);
+    this.location = redactUrl(url);
+  }
+
+  // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
+
+  open(): Promise<void> {
+    this.opening ??= this.openNow().catch((error: unknown) => {
+      this.opening = null;
+      throw error;
+    });
+    return this.opening;
+  }
+
+  private async openNow(): Promise<void> {
+    const logger = this.options.logger;
+    const client = createClient(this.connection, this.location, "commands", logger);
+    // The script cache is empty after a server restart: reload on every (re)connect, before anything else
+    // is written to the new socket (the handler runs synchronously on "ready").
+    let loaded: Promise<void> = Promise.resolve();
+    client.on("ready", () => {
+      loaded = loadScripts(client);
+      loaded.catch((error: unknown) => {
+        logger.warn(
+          { engine: "redis", err: (error as Error).message },
+          "could not load Lua scripts; will retry on demand",
+        );
+      });
+    });
+    try {
+      await client.connect();
+      await loaded;
+      const info = await readHazards(client);
+      this.version = info.version;
+      for (const hazard of info.hazards) {
+        if (hazard.severity === "critical") {
+          logger.error(
+            { engine: "redis", location: this.location, code: hazard.code, fix: hazard.fix },
+            hazard.message,
+          );
+        } else if (hazard.severity === "warn") {
+          logger.warn(
+            { engine: "redis", location: this.location, code: hazard.code, fix: hazard.fix },
+            hazard.message,
+          );
+        }
+      }
+    } catch (error) {
+      client.disconnect();
+      throw toStoreError(error, this.location, "connect");
+    }
+    this.client = client;
+    this.subscriber = new Subscriber(this.connection, this.location, this.keys.channel, logger);
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    const subscriber = this.subscriber;
+    this.client = null;
+    this.subscriber = null;
+    this.opening = null;
+    this.leased.clear();
+    await subscriber?.close();
+    if (client) {
+      try {
+        await client.quit();
+      } catch {
+        client.disconnect();
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.call("ping", (c) => c.ping());
+  }
+
+  async info(): Promise<StoreInfo> {
+    const info = await this.call("read server info", (c) => readHazards(c));
+    return {
+      engine: "redis",
+      version: info.version || this.version,
+      location: this.location,
+      hazards: info.hazards,
+    };
+  }
+
+  // ── producing ──────────────────────────────────────────────────────────────────────────────────
+
+  async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+    if (jobs.length === 0) return [];
+    const results: (EnqueueResult | undefined)[] = new Array(jobs.length);
+    // An idempotent id already stored under another queue returns that job (the per-queue script can only
+    // see its own queue). Same-queue duplicates, including concurrent ones, are caught atomically there.
+    const idempotent = jobs.map((j, i) => [j, i] as const).filter(([j]) => j.idempotent);
+    if (idempotent.length > 0) {
+      const queues = await this.call("look up job ids", (c) =>
+        c.hmget(this.keys.ids, ...idempotent.map(([j]) => j.id)),
+      );
+      const elsewhere = new Map<string, string[]>();
+      idempotent.forEach(([job], k) => {
+        const queue = queues[k];
+        if (queue && queue !== job.queue) elsewhere.set(queue, [...(elsewhere.get(queue) ?? []), job.id]);
+      });
+      for (const [queue, ids] of elsewhere) {
+        for (const found of await this.getMany(queue, ids)) {
+          jobs.forEach((job, i) => {
+            if (job.id === found.id && job.idempotent)
+              results[i] = { id: found.id, state: found.state, created: false };
+          });
+        }
+      }
+    }
+    const byQueue = new Map<string, number[]>();
+    jobs.forEach((job, i) => {
+      if (results[i]) return;
+      const indices = byQueue.get(job.queue);
+      if (indices) indices.push(i);
+      else byQueue.set(job.queue, [i]);
+    });
+    if (byQueue.size > 0) {
+      const client = this.conn();
+      const chunks: { queue: string; indices: number[] }[] = [];
+      for (const [queue, indices] of byQueue) {
+        for (let at = 0; at < indices.length; at += ENQUEUE_CHUNK)
+          chunks.push({ queue, indices: indices.slice(at, at + ENQUEUE_CHUNK) });
+      }
+      const calls = chunks.map(({ queue, indices }) => {
+        const call = this.queueCall("enqueue", queue, encodeNewJobs(indices.map((i) => jobs[i]!)));
+        call.keys.push(this.keys.ids, this.keys.queues);
+        return call;
+      });
+      const run = async (): Promise<[Error | null, unknown][]> => {
+        // One script call (atomic) per queue chunk; several in one MULTI so a batch is all or nothing on a
+        // single server. Each script writes the id index entries of the jobs it creates and the registry.
+        let written: Promise<[Error | null, unknown][]>;
+        if (calls.length === 1) {
+          written = client.evalsha(...evalshaArgs(calls[0]!)).then(
+            (reply) => [[null, reply]],
+            (error: unknown) => {
+              if (isNoScript(error)) return [[error as Error, null]];
+              throw error;
+            },
+          );
+        } else {
+          const multi = client.multi();
+          for (const call of calls) multi.evalsha(...evalshaArgs(call));
+          written = multi.exec().then((r) => (r ?? []) as [Error | null, unknown][]);
+        }
+        // In-process wake-up: a worker of this store claims at once, its claim queued on the same connection
+        // right behind this write (so it runs after it), instead of waiting for the PUBLISH to come back over
+        // the subscriber connection (that echo is then skipped). Other processes still wake through pub/sub.
+        if (subscriber?.listening) {
+          for (const chunk of chunks) subscriber.expectEcho(chunk.queue);
+          echoed.push(...chunks);
+          subscriber.emit({ type: "jobs", queues: [...byQueue.keys()] });
+        }
+        return written;
+      };
+      const subscriber = this.subscriber;
+      // Chunks signalled in-process whose PUBLISH echo is still expected.
+      const echoed: { queue: string; indices: number[] }[] = [];
+      const noEcho = (list: readonly { queue: string }[]) => {
+        for (const chunk of list) subscriber?.cancelEcho(chunk.queue);
+      };
+      let replies: [Error | null, unknown][];
+      try {
+        replies = await run();
+        if (replies.some(([error]) => isNoScript(error))) {
+          // Only possible if the script cache was flushed between load and use: no script of this call ran
+          // (they all use the same cache), so running it again writes each job once.
+          noEcho(echoed.splice(0));
+          await loadScripts(client);
+          replies = await run();
+        }
+      } catch (error) {
+        noEcho(echoed);
+        throw toStoreError(error, this.location, "enqueue");
+      }
+      const failed = replies.find(([error]) => error);
+      if (failed) {
+        noEcho(echoed);
+        throw toStoreError(failed[0], this.location, "enqueue");
+      }
+      chunks.forEach(({ queue, indices }, r) => {
+        const out = replies[r]![1] as string[];
+        let created = false;
+        indices.forEach((i, k) => {
+          const result = decodeEnqueued(jobs[i]!.id, out[k]!);
+          results[i] = result;
+          created ||= result.created;
+        });
+        // Nothing created: the script published nothing, so no echo will come.
+        if (!created && echoed.length > 0) noEcho([{ queue }]);
+      });
+    }
+    return results as EnqueueResult[];
+  }
+
+  // ── consuming ──────────────────────────────────────────────────────────────────────────────────
+
+  async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    const out: JobRecord[] = [];
+    for (const queue of request.queues) {
+      const want = request.limit - out.length;
+      if (want <= 0) break;
+      const text = await this.script<string>(
+        this.queueCall("claim", queue, [want, request.workerId, request.leaseMs, PROMOTE_PER_CLAIM]),
+        "claim jobs",
+      );
+      for (const reply of JSON.parse(text) as JobReply[]) {
+        const job = decodeJob(queue, reply);
+        this.leased.set(job.id, { queue, drop: job.retention === false });
+        out.push(job);
+      }
+    }
+    return out;
+  }
+
+  async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
+    const out: boolean[] = requests.map(() => false);
+    if (requests.length === 0) return out;
+    const groups = await this.groupByQueue(requests);
+    const entries = [...groups.byQueue];
+    // A job with retention false is deleted by its completion: drop its id index entry in the same round
+    // trip (the index lives in another slot, so the script cannot). Fenced ones get it back below.
+    const dropping = requests.filter((r) => this.leased.get(r.id)?.drop).map((r) => r.id);
+    const replies = await this.scripts<[number[], string[]]>(
+      entries.map(([queue, group]) =>
+        this.queueCall(
+          "complete",
+          queue,
+          group.flatMap(({ item }) => [item.id, item.token, item.result ?? ""]),
+        ),
+      ),
+      "complete jobs",
+      dropping.length > 0 ? [["hdel", this.keys.ids, ...dropping]] : [],
+    );
+    const deleted = new Set<string>();
+    entries.forEach(([, group], k) => {
+      const [applied, gone] = replies[k]!;
+      for (const id of gone) deleted.add(id);
+      applied.forEach((f, j) => {
+        out[group[j]!.index] = f === 1;
+      });
+    });
+    const restore = dropping.filter((id) => !deleted.has(id));
+    const undropped = [...deleted].filter((id) => !dropping.includes(id));
+    const queueOf = new Map(requests.map((r) => [r.id, this.leased.get(r.id)?.queue]));
+    for (const r of requests) this.leased.delete(r.id);
+    if (undropped.length > 0)
+      await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...undropped));
+    for (const id of restore) {
+      const queue = queueOf.get(id);
+      if (queue && (await this.getMany(queue, [id])).length > 0) {
+        await this.call("restore the id index", (c) => c.hset(this.keys.ids, id, queue));
+      }
+    }
+    return out;
+  }
+
+  async fail(requests: readonly FailRequest[]): Promise<boolean[]> {
+    const applied = await this.perQueue(
+      requests,
+      "fail",
+      (r) => {
+        const next = r.next;
+        const arg =
+          next.state === "scheduled" ? String(Math.round(next.runAt)) : "reason" in next ? next.reason : "";
+        return [r.id, r.token, JSON.stringify(r.error), next.state, arg];
+      },
+      flags,
+    );
+    for (const r of requests) this.leased.delete(r.id);
+    return applied;
+  }
+
+  async release(requests: readonly ReleaseRequest[]): Promise<boolean[]> {
+    const applied = await this.perQueue(
+      requests,
+      "release",
+      (r) => [r.id, r.token, r.runAt === undefined ? "" : String(Math.round(r.runAt)), r.reason],
+      flags,
+    );
+    for (const r of requests) this.leased.delete(r.id);
+    return applied;
+  }
+
+  async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
+    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    if (leases.length === 0) return result;
+    const groups = await this.groupByQueue(leases);
+    const calls = [...groups.byQueue].map(([queue, items]) =>
+      this.queueCall("extend", queue, [leaseMs, ...items.flatMap(({ item }) => [item.id, item.token])]),
+    );
+    const replies = await this.scripts<[string[], string[]]>(calls, "extend leases");
+    for (const [lost, cancel] of replies) {
+      result.lost.push(...lost);
+      result.cancelRequested.push(...cancel);
+    }
+    result.lost.push(...groups.unknown.map(({ item }) => item.id));
+    for (const id of result.lost) this.leased.delete(id);
+    return result;
+  }
+
+  async progress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
+    return this.perQueue(requests, "progress", (r) => [r.id, r.token, r.progress], flags);
+  }
+
+  async appendLogs(lines: readonly LogRequest[]): Promise<void> {
+    if (lines.length === 0) return;
+    const groups = await this.groupByQueue(lines);
+    const calls = [...groups.byQueue].map(([queue, items]) =>
+      this.queueCall("logs", queue, [
+        LOG_LINES_KEPT,
+        ...items.flatMap(({ item }) => [
+          item.id,
+          JSON.stringify({ at: item.at, attempt: item.attempt, message: item.message }),
+        ]),
+      ]),
+    );
+    await this.scripts(calls, "append job logs");
+  }
+
+  async nextRunAt(queues: readonly string[]): Promise<number | null> {
+    if (queues.length === 0) return null;
+    const replies = await this.call("read scheduled jobs", async (c) => {
+      const pipeline = c.pipeline();
+      for (const q of queues) pipeline.zrange(`${this.keys.queue(q)}s`, "0", "0", "WITHSCORES");
+      return (await pipeline.exec()) ?? [];
+    });
+    let next: number | null = null;
+    for (const [error, reply] of replies) {
+      if (error) throw toStoreError(error, this.location, "read scheduled jobs");
+      const score = (reply as string[])[1];
+      if (score !== undefined && (next === null || Number(score) < next)) next = Number(score);
+    }
+    return next;
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    if (!this.subscriber)
+      throw new SluiceError("CLOSED", "Redis store is not open; call open() before subscribe()");
+    return this.subscriber.add(listener);
+  }
+
+  // ── maintenance ────────────────────────────────────────────────────────────────────────────────
+
+  async recover(request: RecoverRequest): Promise<RecoveredJob[]> {
+    const mark = "\u0000";
+    const expired = request.mode.kind === "expired";
+    const reasonOf = expired ? leaseExpiredReason : forcedRecoveryReason;
+    const [prefix = "", suffix = ""] = reasonOf(mark).split(mark);
+    const out: RecoveredJob[] = [];
+    for (const queue of await this.queueNames()) {
+      const want = request.limit - out.length;
+      if (want <= 0) break;
+      const rows = await this.script<
+        [string, string, string | null, number, number, RecoveredJob["to"], string][]
+      >(
+        this.queueCall("recover", queue, [
+          expired ? "expired" : "before",
+          request.mode.kind === "startedBefore" ? request.mode.at : 0,
+          request.dryRun ? "1" : "0",
+          want,
+          prefix,
+          suffix,
+          reasonOf(null),
+        ]),
+        "recover expired leases",
+      );
+      for (const [id, task, workerId, attempt, maxAttempts, to, reason] of rows) {
+        out.push({
+          id,
+          queue,
+          task,
+          workerId,
+          attempt: Number(attempt),
+          maxAttempts: Number(maxAttempts),
+          to,
+          reason,
+        });
+      }
+    }
+    return out;
+  }
+
+  async prune(options: {
+    limit: number;
+    workersSilentSince: number;
+  }): Promise<{ jobs: number; workers: number }> {
+    let jobs = 0;
+    for (const queue of await this.queueNames()) {
+      const want = options.limit - jobs;
+      if (want <= 0) break;
+      const deleted = await this.script<string[]>(
+        this.queueCall("prune", queue, [want, STATS_RETENTION_MS]),
+        "prune jobs",
+      );
+      if (deleted.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...deleted));
+      jobs += deleted.length;
+    }
+    const silent = await this.call("read workers", (c) =>
+      c.zrangebyscore(this.keys.workerBeats, "-inf", `(${options.workersSilentSince}`),
+    );
+    if (silent.length > 0) await this.dropWorkers(silent);
+    return { jobs, workers: silent.length };
+  }
+
+  async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const held = await this.script<number>(
+      { name: "lead", keys: [this.keys.lead(name)], args: [owner, ttlMs] },
+      "take leadership",
+    );
+    return held === 1;
+  }
+
+  async resign(name: string, owner: string): Promise<void> {
+    await this.script({ name: "resign", keys: [this.keys.lead(name)], args: [owner] }, "resign leadership");
+  }
+
+  // ── worker registry ────────────────────────────────────────────────────────────────────────────
+
+  async registerWorker(worker: WorkerInfo): Promise<void> {
+    const { busy: _busy, lastHeartbeatAt: _beat, ...fixed } = worker;
+    await this.call("register worker", (c) =>
+      c
+        .multi()
+        .hset(this.keys.workers, worker.id, JSON.stringify(fixed))
+        .zadd(this.keys.workerBeats, Date.now(), worker.id)
+        .hset(this.keys.workerBusy, worker.id, worker.busy)
+        .exec(),
+    );
+  }
+
+  async heartbeatWorker(id: string, busy: number): Promise<void> {
+    // XX: a worker pruned as silent does not come back half-registered; it re-registers on restart.
+    await this.call("heartbeat", (c) =>
+      c.multi().zadd(this.keys.workerBeats, "XX", Date.now(), id).hset(this.keys.workerBusy, id, busy).exec(),
+    );
+  }
+
+  async unregisterWorker(id: string): Promise<void> {
+    await this.dropWorkers([id]);
+  }
+
+  private async dropWorkers(ids: string[]): Promise<void> {
+    await this.call("unregister worker", (c) =>
+      c
+        .multi()
+        .hdel(this.keys.workers, ...ids)
+        .zrem(this.keys.workerBeats, ...ids)
+        .hdel(this.keys.workerBusy, ...ids)
+        .exec(),
+    );
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    const [fixed, beats, busy] = await this.call("list workers", async (c) => {
+      const replies = (await c
+        .multi()
+        .hgetall(this.keys.workers)
+        .zrange(this.keys.workerBeats, "0", "-1", "WITHSCORES")
+        .hgetall(this.keys.workerBusy)
+        .exec()) as [Error | null, unknown][];
+      return replies.map(([, r]) => r) as [Record<string, string>, string[], Record<string, string>];
+    });
+    const beatOf = new Map<string, number>();
+    for (let i = 0; i < beats.length; i += 2) beatOf.set(beats[i]!, Number(beats[i + 1]));
+    return Object.entries(fixed)
+      .map(([id, json]) => {
+        const info = JSON.parse(json) as Omit<WorkerInfo, "busy" | "lastHeartbeatAt">;
+        return {
+          ...info,
+          id,
+          busy: Number(busy[id] ?? 0),
+          lastHeartbeatAt: beatOf.get(id) ?? info.startedAt,
+        };
+      })
+      .sort((a, b) => a.startedAt - b.startedAt);
+  }
+
+  // ── admin ──────────────────────────────────────────────────────────────────────────────────────
+
+  async stats(): Promise<QueueStats[]> {
+    const queues = await this.queueNames();
+    const replies = await this.scripts<string[]>(
+      queues.map((q) => this.queueCall("stats", q, [])),
+      "read queue stats",
+    );
+    const now = Date.now();
+    return queues.map((queue, i) => {
+      const r = replies[i]!;
+      const counts: Record<JobState, number> = {
+        scheduled: Number(r[0]),
+        waiting: Number(r[1]),
+        active: Number(r[2]),
+        completed: Number(r[3]),
+        dead: Number(r[4]),
+        cancelled: Number(r[5]),
+        blocked: Number(r[6]),
+      };
+      const until = r[8] ? Number(r[8]) : null;
+      return {
+        queue,
+        counts,
+        oldestWaitingAt: r[9] ? Number(r[9]) : null,
+        paused: r[7] === "1",
+        pausedUntil: until !== null && until > now ? until : null,
+      };
+    });
+  }
+
+  async listJobs(request: ListRequest): Promise<JobPage> {
+    const order = request.order ?? "desc";
+    const cursor = decodeCursor(request.cursor);
+    const filter = request.filter;
+    if (filter.states && filter.states.length === 0) return { jobs: [], nextCursor: null };
+    if (filter.ids) return this.listByIds(filter, request.limit, order, cursor);
+    const queues = filter.queue !== undefined ? [filter.queue] : await this.queueNames();
+    const states = filter.states ? [...new Set(filter.states)].join(",") : "";
+    const fetch = async (queue: string, from: typeof cursor, limit: number): Promise<QueuePage> => {
+      const [flat, done, fs, fid] = await this.script<[string[], string, string, string]>(
+        this.queueCall("list", queue, [
+          limit,
+          order,
+          from ? String(from.s) : "",
+          from ? from.i : "",
+          states,
+          opt(filter.task),
+          opt(filter.tag),
+          opt(filter.createdBefore),
+          LIST_SCAN_BUDGET,
+        ]),
+        "list jobs",
+      );
+      const items: { id: string; seq: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) items.push({ id: flat[i]!, seq: Number(flat[i + 1]) });
+      return { queue, items, done: done === "1", frontier: done === "1" ? null : { s: Number(fs), i: fid } };
+    };
+    const page = await mergePages(queues, request.limit, order, cursor, fetch);
+    const byQueue = new Map<string, string[]>();
+    for (const item of page.items) byQueue.set(item.queue, [...(byQueue.get(item.queue) ?? []), item.id]);
+    const records = new Map<string, JobRecord>();
+    for (const [queue, ids] of byQueue)
+      for (const job of await this.getMany(queue, ids)) records.set(job.id, job);
+    const jobs = page.items
+      .map((item) => records.get(item.id))
+      .filter((j): j is JobRecord => j !== undefined);
+    return { jobs, nextCursor: page.next ? encodeCursor(page.next) : null };
+  }
+
+  /** Listing by explicit ids: read them all, filter and order in memory. */
+  private async listByIds(
+    filter: JobFilter,
+    limit: number,
+    order: "asc" | "desc",
+    cursor: { s: number; i: string } | null,
+  ): Promise<JobPage> {
+    const jobs = (await this.getByIds(filter.ids ?? []))
+      .filter((j) => jobMatches(j, filter))
+      .sort((a, b) => compareSeq(a, b) * (order === "desc" ? -1 : 1))
+      .filter(
+        (j) => !cursor || compareSeq(j, { seq: cursor.s, id: cursor.i }) * (order === "desc" ? -1 : 1) > 0,
+      );
+    const page = jobs.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      jobs: page,
+      nextCursor: jobs.length > limit && last ? encodeCursor({ s: last.seq, i: last.id }) : null,
+    };
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    const [job] = await this.getByIds([id]);
+    return job ?? null;
+  }
+
+  async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
+    if (limit <= 0) return [];
+    const queue = await this.queueOf(id);
+    if (queue === null) return [];
+    const lines = await this.call("read job logs", (c) =>
+      c.lrange(`${this.keys.queue(queue)}l:${id}`, -limit, -1),
+    );
+    return lines.map((l) => JSON.parse(l) as JobLogLine);
+  }
+
+  async retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
+    const { changed } = await this.bulk("retry", filter, options.limit, [
+      "dead",
+      "cancelled",
+      "completed",
+      "scheduled",
+    ]);
+    return { count: changed.length, ids: changed };
+  }
+
+  async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
+    const { changed, requested } = await this.bulk("cancel", filter, options.limit, [
+      "scheduled",
+      "waiting",
+      "blocked",
+      "active",
+    ]);
+    return { count: changed.length, ids: changed, requested };
+  }
+
+  async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
+    const { changed } = await this.bulk("remove", filter, options.limit, ALL_BUT_ACTIVE);
+    if (changed.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...changed));
+    return { count: changed.length, ids: changed };
+  }
+
+  async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
+    await this.call("register queue", (c) => c.sadd(this.keys.queues, toQueue));
+    const { changed } = await this.bulk("move", filter, options.limit, MOVABLE_STATES, toQueue);
+    return { count: changed.length, ids: changed };
+  }
+
+  async reprioritize(filter: JobFilter, priority: number, options: BulkOptions): Promise<BulkResult> {
+    const { changed } = await this.bulk(
+      "reprioritize",
+      filter,
+      options.limit,
+      REPRIORITIZABLE_STATES,
+      String(priority),
+    );
+    return { count: changed.length, ids: changed };
+  }
+
+  /**
+   * Runs a bulk action queue by queue until `limit` jobs changed or every queue was visited. `arg` is the
+   * target queue of a move (whose own jobs are skipped) or the new priority.
+   */
+  private async bulk(
+    action: "retry" | "cancel" | "remove" | "move" | "reprioritize",
+    filter: JobFilter,
+    limit: number,
+    allowed: readonly JobState[],
+    arg = "",
+  ): Promise<{ changed: string[]; requested: string[] }> {
+    const changed: string[] = [];
+    const requested: string[] = [];
+    const states = (filter.states ? allowed.filter((s) => filter.states!.includes(s)) : allowed).join(",");
+    if (states === "" || limit <= 0) return { changed, requested };
+    const rest = [opt(filter.task), opt(filter.tag), opt(filter.createdBefore), arg];
+    let targets: [string, string[]][];
+    if (filter.ids) {
+      const index = await this.indexOf(filter.ids);
+      const byQueue = new Map<string, string[]>();
+      filter.ids.forEach((id, i) => {
+        const queue = index[i];
+        if (!queue || (filter.queue !== undefined && queue !== filter.queue)) return;
+        byQueue.set(queue, [...(byQueue.get(queue) ?? []), id]);
+      });
+      targets = [...byQueue];
+    } else {
+      targets = (filter.queue !== undefined ? [filter.queue] : await this.queueNames()).map((q) => [q, []]);
+    }
+    for (const [queue, ids] of targets) {
+      const want = limit - changed.length - requested.length;
+      if (want <= 0) break;
+      if (action === "move" && queue === arg) continue;
+      const call = this.queueCall("bulk", queue, [action, want, states, ...rest, ...ids]);
+      if (action === "move") call.keys.push(`${this.keys.queue(arg)}m`, this.keys.ids);
+      const [c, r] = await this.script<[string[], string[]]>(call, `${action} jobs`);
+      changed.push(...c);
+      requested.push(...r);
+    }
+    return { changed, requested };
+  }
+
+  async pauseQueue(queue: string, until: number | null): Promise<void> {
+    const meta = `${this.keys.queue(queue)}m`;
+    await this.call("pause queue", (c) => {
+      const multi = c.multi().sadd(this.keys.queues, queue);
+      if (until === null) multi.hset(meta, "paused", "1").hdel(meta, "until");
+      else multi.hset(meta, "paused", "0", "until", String(Math.round(until)));
+      return multi.exec();
+    });
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    const meta = `${this.keys.queue(queue)}m`;
+    await this.call("resume queue", (c) =>
+      c.multi().hset(meta, "paused", "0").hdel(meta, "until").publish(this.keys.channel, `j${queue}`).exec(),
+    );
+  }
+
+  async listQueueStates(): Promise<QueueState[]> {
+    const queues = await this.queueNames();
+    const metas = await this.call("read queue states", async (c) => {
+      const pipeline = c.pipeline();
+      for (const q of queues) pipeline.hmget(`${this.keys.queue(q)}m`, "paused", "until");
+      return ((await pipeline.exec()) ?? []).map(([, r]) => r as (string | null)[]);
+    });
+    const now = Date.now();
+    return queues.map((queue, i) => {
+      const [paused, until] = metas[i] ?? [];
+      const u = until ? Number(until) : null;
+      return { queue, paused: paused === "1", pausedUntil: u !== null && u > now ? u : null };
+    });
+  }
+
+  // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
+
+  async addStats(rows: readonly StatsRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const byQueue = new Map<string, (string | number)[]>();
+    for (const row of rows) {
+      let args = byQueue.get(row.queue);
+      if (!args) {
+        args = [HISTOGRAM_SIZE];
+        byQueue.set(row.queue, args);
+      }
+      args.push(row.hour, row.completed, row.failed, row.dead);
+      for (let i = 0; i < HISTOGRAM_SIZE; i++) args.push(row.durations[i] ?? 0);
+    }
+    // One round trip: one script per queue (atomic upsert-add in the queue's slot) and the queue registry.
+    await this.scripts(
+      [...byQueue].map(([queue, args]) => this.queueCall("addStats", queue, args)),
+      "add stats",
+      [["sadd", this.keys.queues, ...byQueue.keys()]],
+    );
+  }
+
+  async readStats(since: number): Promise<StatsRow[]> {
+    const queues = await this.queueNames();
+    const replies = await this.scripts<[string, string[]][]>(
+      queues.map((q) => this.queueCall("readStats", q, [Math.round(since)])),
+      "read stats",
+    );
+    const rows: StatsRow[] = [];
+    queues.forEach((queue, k) => {
+      for (const [hour, flat] of replies[k] ?? []) {
+        const f = new Map<string, number>();
+        for (let i = 0; i < flat.length; i += 2) f.set(flat[i]!, Number(flat[i + 1]));
+        rows.push({
+          queue,
+          hour: Number(hour),
+          completed: f.get("c") ?? 0,
+          failed: f.get("f") ?? 0,
+          dead: f.get("d") ?? 0,
+          durations: Array.from({ length: HISTOGRAM_SIZE }, (_, i) => f.get(`h${i}`) ?? 0),
+        });
+      }
+    });
+    return rows.sort((a, b) => a.hour - b.hour || (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
+  }
+
+  // ── plumbing ───────────────────────────────────────────────────────────────────────────────────
+
+  private conn(): Redis {
+    if (!this.client)
+      throw new SluiceError("CLOSED", "Redis store is not open; call open() first (or it was closed)");
+    return this.client;
+  }
+
+  /** Runs driver calls, turning every failure into StoreUnavailableError. */
+  private async call<T>(action: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+    const client = this.conn();
+    try {
+      return await fn(client);
+    } catch (error) {
+      throw toStoreError(error, this.location, action);
+    }
+  }
+
+  private queueCall(name: ScriptCall["name"], queue: string, args: (string | number)[]): ScriptCall {
+    return { name, keys: [`${this.keys.queue(queue)}m`], args: [this.keys.channel, queue, ...args] };
+  }
+
+  /** One EVALSHA (reloading the cache once if the server lost it). */
+  private async script<T>(call: ScriptCall, action: string): Promise<T> {
+    return this.call(action, async (c) => {
+      try {
+        return (await c.evalsha(...evalshaArgs(call))) as T;
+      } catch (error) {
+        if (!isNoScript(error)) throw error;
+        await loadScripts(c);
+        return (await c.evalsha(...evalshaArgs(call))) as T;
+      }
+    });
+  }
+
+  /**
+   * Several independent script calls in one pipelined round trip; results in call order. `extra` plain
+   * commands ride along in the same round trip (their replies are checked for errors, not returned).
+   */
+  private async scripts<T>(
+    calls: readonly ScriptCall[],
+    action: string,
+    extra: readonly [string, ...(string | number)[]][] = [],
+  ): Promise<T[]> {
+    if (calls.length === 0 && extra.length === 0) return [];
+    if (calls.length === 1 && extra.length === 0) return [await this.script<T>(calls[0]!, action)];
+    return this.call(action, async (c) => {
+      const runAll = async (batch: readonly ScriptCall[], commands: typeof extra) => {
+        const pipeline = c.pipeline();
+        for (const call of batch) pipeline.evalsha(...evalshaArgs(call));
+        for (const [command, ...args] of commands) pipeline.call(command, ...args);
+        return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      };
+      const replies = await runAll(calls, extra);
+      for (const [error] of replies.slice(calls.length)) if (error) throw error;
+      replies.length = calls.length;
+      const missing = replies.map(([e], i) => (isNoScript(e) ? i : -1)).filter((i) => i >= 0);
+      if (missing.length > 0) {
+        await loadScripts(c);
+        const again = await runAll(
+          missing.map((i) => calls[i]!),
+          [],
+        );
+        missing.forEach((i, k) => {
+          replies[i] = again[k]!;
+        });
+      }
+      return replies.map(([error, reply]) => {
+        if (error) throw error;
+        return reply as T;
+      });
+    });
+  }
+
+  /**
+   * Runs a fenced per-item script (complete, fail, …): items grouped by queue, one script call per queue,
+   * all pipelined. Items whose job is unknown are reported as not applied.
+   */
+  private async perQueue<I extends { id: string }>(
+    items: readonly I[],
+    name: ScriptCall["name"],
+    encode: (item: I) => (string | number)[],
+    decode: (reply: unknown) => boolean[],
+  ): Promise<boolean[]> {
+    const out: boolean[] = items.map(() => false);
+    if (items.length === 0) return out;
+    const groups = await this.groupByQueue(items);
+    const entries = [...groups.byQueue];
+    const replies = await this.scripts<unknown>(
+      entries.map(([queue, group]) =>
+        this.queueCall(
+          name,
+          queue,
+          group.flatMap(({ item }) => encode(item)),
+        ),
+      ),
+      `${name} jobs`,
+    );
+    entries.forEach(([, group], k) => {
+      decode(replies[k]).forEach((ok, j) => {
+        out[group[j]!.index] = ok;
+      });
+    });
+    return out;
+  }
+
+  /** Groups items by their job's queue (leased cache first, then the global index). */
+  private async groupByQueue<I extends { id: string }>(
+    items: readonly I[],
+  ): Promise<{ byQueue: Map<string, { item: I; index: number }[]>; unknown: { item: I; index: number }[] }> {
+    const byQueue = new Map<string, { item: I; index: number }[]>();
+    const unknown: { item: I; index: number }[] = [];
+    const lookup: number[] = [];
+    const queueOf: (string | null)[] = items.map((item, i) => {
+      const queue = this.leased.get(item.id)?.queue;
+      if (queue === undefined) lookup.push(i);
+      return queue ?? null;
+    });
+    if (lookup.length > 0) {
+      const found = await this.indexOf(lookup.map((i) => items[i]!.id));
+      lookup.forEach((i, k) => {
+        queueOf[i] = found[k] ?? null;
+      });
+    }
+    items.forEach((item, index) => {
+      const queue = queueOf[index];
+      if (queue === null || queue === undefined) unknown.push({ item, index });
+      else {
+        const group = byQueue.get(queue);
+        if (group) group.push({ item, index });
+        else byQueue.set(queue, [{ item, index }]);
+      }
+    });
+    return { byQueue, unknown };
+  }
+
+  private async indexOf(ids: readonly string[]): Promise<(string | null)[]> {
+    if (ids.length === 0) return [];
+    return this.call("look up job ids", (c) => c.hmget(this.keys.ids, ...ids));
+  }
+
+  private async queueOf(id: string): Promise<string | null> {
+    return this.leased.get(id)?.queue ?? (await this.indexOf([id]))[0] ?? null;
+  }
+
+  private async queueNames(): Promise<string[]> {
+    const names = await this.call("list queues", (c) => c.smembers(this.keys.queues));
+    return names.sort();
+  }
+
+  /** Reads jobs of one queue (missing ones are skipped). */
+  private async getMany(queue: string, ids: readonly string[]): Promise<JobRecord[]> {
+    if (ids.length === 0) return [];
+    const replies = await this.script<(JobReply | null)[]>(
+      this.queueCall("get", queue, [...ids]),
+      "read jobs",
+    );
+    return replies.filter((r): r is JobReply => !!r).map((r) => decodeJob(queue, r));
+  }
+
+  /** Reads jobs by id across queues, in input order (missing ones are skipped). */
+  private async getByIds(ids: readonly string[]): Promise<JobRecord[]> {
+    const groups = await this.groupByQueue(ids.map((id) => ({ id })));
+    const found = new Map<string, JobRecord>();
+    for (const [queue, items] of groups.byQueue) {
+      for (const job of await this.getMany(
+        queue,
+        items.map(({ item }) => item.id),
+      )) {
+        found.set(job.id, job);
+      }
+    }
+    return ids.map((id) => found.get(id)).filter((j): j is JobRecord => j !== undefined);
+  }
+}
+
+function flags(reply: unknown): boolean[] {
+  return (reply as number[]).map((f) => f === 1);
+}
+
+function compareSeq(a: { seq: number; id: string }, b: { seq: number; id: string }): number {
+  return a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+function jobMatches(job: JobRecord, filter: JobFilter): boolean {
+  if (filter.queue !== undefined && job.queue !== filter.queue) return false;
+  if (filter.states && !filter.states.includes(job.state)) return false;
+  if (filter.task !== undefined && job.task !== filter.task) return false;
+  if (filter.createdBefore !== undefined && job.createdAt >= filter.createdBefore) return false;
+  if (filter.tag !== undefined && !job.tags.includes(filter.tag)) return false;
+  return true;
+}

@@ -1,0 +1,142 @@
+/**
+ * Versioned schema migrations for the SQLite engine. Applied in `open()` inside `BEGIN IMMEDIATE`, which
+ * takes SQLite's single write lock: when several processes start at once, the first migrates and the others
+ * wait on the busy timeout, then see `user_version` already current and do nothing.
+ *
+ * Never edit a shipped migration; append a new one.
+ */
+import type Database from "better-sqlite3";
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "jobs, queues, workers, leaders, job logs",
+    sql: `
+      CREATE TABLE jobs (
+        -- AUTOINCREMENT: a seq is never reused after a delete, so enqueue order and list cursors stay stable.
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        id               TEXT    NOT NULL UNIQUE,
+        task             TEXT    NOT NULL,
+        queue            TEXT    NOT NULL,
+        state            TEXT    NOT NULL,
+        payload          TEXT    NOT NULL,
+        result           TEXT,
+        priority         INTEGER NOT NULL DEFAULT 0,
+        run_at           INTEGER NOT NULL,
+        created_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        finished_at      INTEGER,
+        attempt          INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL,
+        backoff          TEXT,
+        timeout_ms       INTEGER,
+        unique_key       TEXT,
+        unique_until     INTEGER,
+        tags             TEXT    NOT NULL DEFAULT '[]',
+        progress         TEXT,
+        lease_token      INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at INTEGER,
+        worker_id        TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        -- Retention of a completed job: 'all' | 'none' | 'age' (keep_value = ms) | 'count' (keep_value = N per queue).
+        keep_mode        TEXT    NOT NULL DEFAULT 'age',
+        keep_value       INTEGER,
+        -- finished_at + age for 'age' retention; the prune pass deletes completed rows past it.
+        keep_until       INTEGER,
+        errors           TEXT    NOT NULL DEFAULT '[]',
+        reason           TEXT,
+        parent_id        TEXT
+      );
+
+      -- Claim: the next waiting jobs of one queue in priority, run time, enqueue order. Partial, so it holds
+      -- only the (usually small) backlog, not the history of completed jobs.
+      CREATE INDEX jobs_claim ON jobs (queue, priority, run_at, seq) WHERE state = 'waiting';
+      -- Promotion of due delayed / backed-off jobs, and the timer for the next one (nextRunAt).
+      CREATE INDEX jobs_due ON jobs (queue, run_at) WHERE state = 'scheduled';
+      -- Lease expiry: the recovery pass looks only at active jobs, oldest lease first.
+      CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'active';
+      -- Listing by queue and state with seq cursors; counts per queue and state read this index only.
+      CREATE INDEX jobs_queue_state ON jobs (queue, state, seq);
+      -- Listing by state across queues (e.g. every dead job).
+      CREATE INDEX jobs_state ON jobs (state, seq);
+      -- Retention by age: prune deletes completed jobs whose keep_until passed.
+      CREATE INDEX jobs_keep_until ON jobs (keep_until) WHERE state = 'completed' AND keep_until IS NOT NULL;
+      -- Deduplication lookups at enqueue.
+      CREATE INDEX jobs_unique ON jobs (unique_key, seq) WHERE unique_key IS NOT NULL;
+
+      CREATE TABLE job_logs (
+        job_id  TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        at      INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        message TEXT    NOT NULL
+      );
+      CREATE INDEX job_logs_job ON job_logs (job_id, at);
+
+      CREATE TABLE queues (
+        name         TEXT PRIMARY KEY,
+        paused       INTEGER NOT NULL DEFAULT 0,
+        paused_until INTEGER
+      );
+
+      CREATE TABLE workers (
+        id                TEXT PRIMARY KEY,
+        host              TEXT    NOT NULL,
+        pid               INTEGER NOT NULL,
+        queues            TEXT    NOT NULL,
+        concurrency       INTEGER NOT NULL,
+        busy              INTEGER NOT NULL,
+        started_at        INTEGER NOT NULL,
+        last_heartbeat_at INTEGER NOT NULL,
+        version           TEXT    NOT NULL
+      );
+
+      CREATE TABLE leaders (
+        name       TEXT PRIMARY KEY,
+        owner      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 2,
+    description: "hourly stats roll-up",
+    sql: `
+      -- One row per queue and hour; workers add their increments (upsert-add). durations is a JSON array of
+      -- histogram counts (see src/core/stats.ts). Read by sluice stats without scanning jobs.
+      CREATE TABLE queue_stats (
+        queue     TEXT    NOT NULL,
+        hour      INTEGER NOT NULL,
+        completed INTEGER NOT NULL DEFAULT 0,
+        failed    INTEGER NOT NULL DEFAULT 0,
+        dead      INTEGER NOT NULL DEFAULT 0,
+        durations TEXT    NOT NULL,
+        PRIMARY KEY (hour, queue)
+      );
+    `,
+  },
+];
+
+/** Applies pending migrations; returns the versions applied by this call. */
+export function migrate(db: Database.Database): number[] {
+  const applied: number[] = [];
+  const run = db.transaction(() => {
+    const current = db.pragma("user_version", { simple: true }) as number;
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+      applied.push(migration.version);
+    }
+  });
+  run.immediate();
+  return applied;
+}
+
+/** Latest schema version this build knows. */
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

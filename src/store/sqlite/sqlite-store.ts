@@ -1,0 +1,1031 @@
+/**
+ * The embedded SQLite engine (better-sqlite3): one database file shared by any number of processes on one
+ * machine — an API process that enqueues, worker processes that run jobs.
+ *
+ * - WAL journal: readers never block the writer; `synchronous=NORMAL` by default (durable across process
+ *   crashes; `?synchronous=full` also across power loss).
+ * - Every write is one `BEGIN IMMEDIATE` transaction, so the write lock is taken up front and two processes
+ *   can never deadlock upgrading a read lock. Contention waits on `busy_timeout`, then retries
+ *   asynchronously until a deadline; SQLITE_BUSY never reaches the caller (it becomes StoreUnavailableError
+ *   only if the lock is held for longer than the deadline).
+ * - better-sqlite3 is synchronous: a batch of 50 claims is ~0.1 ms of CPU, cheaper than any async driver's
+ *   round trip, and it keeps each transaction's critical section short.
+ * - Wake-ups: see wake.ts.
+ */
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import Database from "better-sqlite3";
+import { SluiceError, StoreUnavailableError } from "../../core/errors.js";
+import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import { JOB_STATES } from "../../core/job.js";
+import { addHistograms, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
+import type {
+  BulkOptions,
+  BulkResult,
+  ClaimRequest,
+  CompleteRequest,
+  EnqueueResult,
+  ExtendResult,
+  FailRequest,
+  JobFilter,
+  JobPage,
+  LeaseRef,
+  ListRequest,
+  LogRequest,
+  NewJob,
+  ProgressRequest,
+  QueueState,
+  QueueStats,
+  RecoveredJob,
+  RecoverRequest,
+  ReleaseRequest,
+  Store,
+  StoreHazard,
+  StoreInfo,
+  StoreSignal,
+  WorkerInfo,
+} from "../contract.js";
+import {
+  forcedRecoveryReason,
+  leaseExpiredReason,
+  MOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+} from "../contract.js";
+import type { StoreOptions } from "../index.js";
+import { retentionColumns } from "../sql-common.js";
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
+import { migrate } from "./migrations.js";
+import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
+import { WakeChannel } from "./wake.js";
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+interface SqliteConfig {
+  path: string;
+  memory: boolean;
+  synchronous: "normal" | "full";
+  busyTimeoutMs: number;
+  /** How long a write may keep retrying a locked database before giving up. */
+  lockDeadlineMs: number;
+  /** Background WAL checkpoint period; 0 = let SQLite checkpoint inside commits. */
+  checkpointMs: number;
+}
+
+/** Parses `sqlite:./file.db?synchronous=full`, `sqlite:/abs.db`, `sqlite://./x.db`, `sqlite::memory:`. */
+export function parseSqliteUrl(url: string): SqliteConfig {
+  const rest = url.slice("sqlite:".length);
+  const [rawPath = "", query = ""] = rest.split("?", 2);
+  const params = new URLSearchParams(query);
+  let path = rawPath.startsWith("//") ? rawPath.slice(2) : rawPath;
+  const memory = path === ":memory:";
+  if (!memory) {
+    if (path === "") {
+      throw new SluiceError("INVALID_CONFIG", `SQLite URL "${url}" has no file path: use sqlite:./sluice.db`);
+    }
+    path = resolve(path);
+  }
+  const synchronous = (params.get("synchronous") ?? "normal").toLowerCase();
+  if (synchronous !== "normal" && synchronous !== "full") {
+    throw new SluiceError(
+      "INVALID_CONFIG",
+      `SQLite URL option synchronous must be normal or full, got "${synchronous}"`,
+    );
+  }
+  const number = (name: string, fallback: number) => {
+    const raw = params.get(name);
+    const value = raw === null ? fallback : Number(raw);
+    if (!Number.isFinite(value) || value < 0) {
+      throw new SluiceError(
+        "INVALID_CONFIG",
+        `SQLite URL option ${name} must be a number of ms, got "${raw}"`,
+      );
+    }
+    return value;
+  };
+  return {
+    path,
+    memory,
+    synchronous,
+    busyTimeoutMs: number("busyTimeoutMs", 1_000),
+    lockDeadlineMs: number("lockDeadlineMs", 30_000),
+    checkpointMs: number("checkpointMs", 500),
+  };
+}
+
+const ACTIVE_ONLY = "state = 'active'";
+
+export class SqliteStore implements Store {
+  readonly engine = "sqlite" as const;
+  private readonly config: SqliteConfig;
+  private db: Database.Database | null = null;
+  private wake: WakeChannel | null = null;
+  private checkpointer: Checkpointer | null = null;
+  private transactionRunner: Database.Transaction<(fn: () => unknown) => unknown> | null = null;
+  private readonly statements = new Map<string, Statement>();
+  private opening: Promise<void> | null = null;
+
+  constructor(
+    url: string,
+    private readonly options: StoreOptions,
+  ) {
+    this.config = parseSqliteUrl(url);
+  }
+
+  // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
+
+  open(): Promise<void> {
+    this.opening ??= this.openNow();
+    return this.opening;
+  }
+
+  private async openNow(): Promise<void> {
+    const deadline = Date.now() + this.config.lockDeadlineMs;
+    for (;;) {
+      try {
+        const db = new Database(this.config.memory ? ":memory:" : this.config.path, {
+          timeout: this.config.busyTimeoutMs,
+        });
+        try {
+          db.pragma("journal_mode = WAL");
+          db.pragma(`synchronous = ${this.config.synchronous.toUpperCase()}`);
+          // Checkpoints run in a background thread (checkpointer.ts); commits only checkpoint as a backstop.
+          if (!this.config.memory && this.config.checkpointMs > 0) {
+            db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+          }
+          db.pragma("foreign_keys = ON");
+          const applied = migrate(db);
+          if (applied.length > 0) {
+            this.options.logger.info(
+              { engine: "sqlite", path: this.config.path, applied },
+              "sqlite migrations applied",
+            );
+          }
+        } catch (error) {
+          db.close();
+          throw error;
+        }
+        this.db = db;
+        break;
+      } catch (error) {
+        if (isBusy(error) && Date.now() < deadline) {
+          await sleep(5 + Math.random() * 20);
+          continue;
+        }
+        this.opening = null;
+        const translated = this.translate(error, "open the database");
+        if (translated instanceof SluiceError) throw translated;
+        // better-sqlite3 reports a missing directory as a plain TypeError: still "cannot reach the store".
+        throw new StoreUnavailableError(
+          `cannot open SQLite database ${this.config.path}: ${translated.message}; check that the directory exists and is writable`,
+          { cause: error },
+        );
+      }
+    }
+    this.wake = new WakeChannel(
+      this.config.memory ? `memory:${hostname()}:${process.pid}:${Math.random()}` : this.config.path,
+      this.config.memory ? null : this.config.path,
+    );
+    if (!this.config.memory && this.config.checkpointMs > 0) {
+      this.checkpointer = new Checkpointer(this.config.path, this.config.checkpointMs, (message) => {
+        this.options.logger.warn(
+          { engine: "sqlite", path: this.config.path, error: message },
+          "background WAL checkpoints unavailable; SQLite checkpoints inside commits instead",
+        );
+        this.db?.pragma("wal_autocheckpoint = 1000"); // SQLite's own default
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.wake?.close();
+    this.wake = null;
+    await this.checkpointer?.close();
+    this.checkpointer = null;
+    this.statements.clear();
+    this.transactionRunner = null;
+    this.db?.close();
+    this.db = null;
+    this.opening = null;
+  }
+
+  async ping(): Promise<void> {
+    this.read(() => this.stmt("SELECT 1").get());
+  }
+
+  async info(): Promise<StoreInfo> {
+    return this.read(() => {
+      const db = this.conn();
+      const journal = String(db.pragma("journal_mode", { simple: true }));
+      const hazards: StoreHazard[] = [];
+      if (journal.toLowerCase() !== "wal" && !this.config.memory) {
+        hazards.push({
+          severity: "critical",
+          code: "SQLITE_NOT_WAL",
+          message: `journal_mode is ${journal}: readers block the writer and several processes will time out`,
+          fix: `sqlite3 ${this.config.path} 'PRAGMA journal_mode=WAL;'`,
+        });
+      } else {
+        hazards.push({ severity: "ok", code: "SQLITE_WAL", message: "journal_mode is wal" });
+      }
+      if (this.config.memory) {
+        hazards.push({
+          severity: "warn",
+          code: "SQLITE_MEMORY",
+          message:
+            "in-memory database: jobs are lost when the process exits and other processes cannot see them",
+          fix: "use a file: sqlite:./sluice.db",
+        });
+      }
+      const version = String((this.stmt("SELECT sqlite_version() AS v").get() as { v: string }).v);
+      return {
+        engine: "sqlite",
+        version,
+        location: this.config.memory ? ":memory:" : this.config.path,
+        hazards,
+      };
+    });
+  }
+
+  // ── producing ──────────────────────────────────────────────────────────────────────────────────
+
+  async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+    if (jobs.length === 0) return [];
+    const results = await this.write(() => {
+      const now = Date.now();
+      const insert = this.stmt(
+        `INSERT INTO jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, backoff,
+           timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO NOTHING`,
+      );
+      const byId = this.stmt("SELECT id, state FROM jobs WHERE id = ?");
+      const out: EnqueueResult[] = [];
+      for (const job of jobs) {
+        if (job.uniqueKey !== null) {
+          const existing = this.findUnique(job, now);
+          if (existing) {
+            out.push({ id: existing.id, state: existing.state, created: false });
+            continue;
+          }
+        }
+        const state: JobState = job.runAt > now ? "scheduled" : "waiting";
+        const keep = retentionColumns(job.retention);
+        const info = insert.run(
+          job.id,
+          job.task,
+          job.queue,
+          state,
+          job.payload,
+          job.priority,
+          job.runAt,
+          now,
+          job.maxAttempts,
+          job.backoff ? JSON.stringify(job.backoff) : null,
+          job.timeoutMs,
+          job.uniqueKey,
+          job.uniqueUntil,
+          JSON.stringify(job.tags),
+          keep.mode,
+          keep.value,
+          job.parentId,
+        );
+        if (info.changes === 1) {
+          out.push({ id: job.id, state, created: true });
+        } else {
+          // Same id already stored: idempotent enqueue returns it. A generated id never collides.
+          const existing = byId.get(job.id) as { id: string; state: JobState };
+          out.push({ id: existing.id, state: existing.state, created: false });
+        }
+      }
+      return out;
+    });
+    if (results.some((r) => r.created && r.state === "waiting")) {
+      this.notify({ type: "jobs", queues: [...new Set(jobs.map((j) => j.queue))] });
+    }
+    return results;
+  }
+
+  private findUnique(job: NewJob, now: number): { id: string; state: JobState } | undefined {
+    const states = job.uniqueStates;
+    if (states.length === 0) return undefined;
+    const placeholders = states.map(() => "?").join(", ");
+    return this.stmt(
+      `SELECT id, state FROM jobs WHERE unique_key = ? AND queue = ? AND state IN (${placeholders})
+         AND (unique_until IS NULL OR unique_until > ?) ORDER BY seq DESC LIMIT 1`,
+    ).get(job.uniqueKey, job.queue, ...states, now) as { id: string; state: JobState } | undefined;
+  }
+
+  // ── consuming ──────────────────────────────────────────────────────────────────────────────────
+
+  async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    if (request.limit <= 0 || request.queues.length === 0) return [];
+    const rows = await this.write(() => {
+      const now = Date.now();
+      const blocked = this.blockedQueues(now);
+      const promote = this.stmt(
+        "UPDATE jobs SET state = 'waiting' WHERE queue = ? AND state = 'scheduled' AND run_at <= ?",
+      );
+      const take = this.stmt(
+        `UPDATE jobs SET state = 'active', attempt = attempt + 1, lease_token = lease_token + 1, started_at = ?,
+           worker_id = ?, lease_expires_at = ?, reason = NULL
+         WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'
+                       ORDER BY priority, run_at, seq LIMIT ?)
+         RETURNING *`,
+      );
+      const out: JobRow[] = [];
+      for (const queue of request.queues) {
+        if (blocked.has(queue)) continue;
+        promote.run(queue, now);
+        const taken = take.all(
+          now,
+          request.workerId,
+          now + request.leaseMs,
+          queue,
+          request.limit - out.length,
+        ) as JobRow[];
+        taken.sort(byClaimOrder);
+        out.push(...taken);
+        if (out.length >= request.limit) break;
+      }
+      return out;
+    });
+    return rows.map(rowToJob);
+  }
+
+  /** Queues that are paused, or rate-limited until a time still in the future. */
+  private blockedQueues(now: number): Set<string> {
+    const rows = this.stmt(
+      "SELECT name FROM queues WHERE paused = 1 OR (paused_until IS NOT NULL AND paused_until > ?)",
+    ).all(now) as { name: string }[];
+    return new Set(rows.map((r) => r.name));
+  }
+
+  async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    return this.write(() => {
+      const now = Date.now();
+      // Jobs kept for no time at all (retention: false) are deleted in one statement; the others are updated.
+      const drop = this.stmt(
+        `DELETE FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY} AND keep_mode = 'none'`,
+      );
+      const done = this.stmt(
+        `UPDATE jobs SET state = 'completed', result = ?, finished_at = ?, lease_expires_at = NULL,
+           keep_until = CASE keep_mode WHEN 'age' THEN ? + keep_value ELSE NULL END
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+      );
+      return requests.map(
+        (r) =>
+          drop.run(r.id, r.token).changes === 1 || done.run(r.result, now, now, r.id, r.token).changes === 1,
+      );
+    });
+  }
+
+  async fail(requests: readonly FailRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    let wake = false;
+    const applied = await this.write(() => {
+      const now = Date.now();
+      const update = this.stmt(
+        `UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), finished_at = ?, lease_expires_at = NULL,
+           errors = json_insert(errors, '$[#]', json(?)), reason = ?
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+      );
+      return requests.map((r) => {
+        const next = r.next;
+        const runAt = next.state === "scheduled" ? next.runAt : next.state === "waiting" ? now : null;
+        const final = next.state === "dead" || next.state === "cancelled";
+        const reason = final ? next.reason : null;
+        const ok =
+          update.run(next.state, runAt, final ? now : null, JSON.stringify(r.error), reason, r.id, r.token)
+            .changes === 1;
+        if (ok && next.state === "waiting") wake = true;
+        return ok;
+      });
+    });
+    if (wake) this.notify({ type: "jobs", queues: null });
+    return applied;
+  }
+
+  async release(requests: readonly ReleaseRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const applied = await this.write(() => {
+      const now = Date.now();
+      const update = this.stmt(
+        `UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), attempt = MAX(attempt - 1, 0),
+           lease_expires_at = NULL, reason = ?
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+      );
+      return requests.map((r) => {
+        const state: JobState = r.runAt !== undefined && r.runAt > now ? "scheduled" : "waiting";
+        return update.run(state, r.runAt ?? null, r.reason, r.id, r.token).changes === 1;
+      });
+    });
+    if (applied.some(Boolean)) this.notify({ type: "jobs", queues: null });
+    return applied;
+  }
+
+  async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
+    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    if (leases.length === 0) return result;
+    return this.write(() => {
+      const now = Date.now();
+      const extend = this.stmt(
+        `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
+         RETURNING cancel_requested`,
+      );
+      for (const lease of leases) {
+        const row = extend.get(now + leaseMs, lease.id, lease.token) as
+          | { cancel_requested: number }
+          | undefined;
+        if (!row) result.lost.push(lease.id);
+        else if (row.cancel_requested === 1) result.cancelRequested.push(lease.id);
+      }
+      return result;
+    });
+  }
+
+  async progress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    return this.write(() => {
+      const update = this.stmt(
+        `UPDATE jobs SET progress = ? WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+      );
+      return requests.map((r) => update.run(r.progress, r.id, r.token).changes === 1);
+    });
+  }
+
+  async appendLogs(lines: readonly LogRequest[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.write(() => {
+      const insert = this.stmt(
+        "INSERT INTO job_logs (job_id, at, attempt, message) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)",
+      );
+      for (const line of lines) insert.run(line.id, line.at, line.attempt, line.message, line.id);
+    });
+  }
+
+  async nextRunAt(queues: readonly string[]): Promise<number | null> {
+    if (queues.length === 0) return null;
+    return this.read(() => {
+      const placeholders = queues.map(() => "?").join(", ");
+      const row = this.stmt(
+        `SELECT MIN(run_at) AS at FROM jobs WHERE state = 'scheduled' AND queue IN (${placeholders})`,
+      ).get(...queues) as { at: number | null };
+      return row.at;
+    });
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    if (!this.wake) throw new SluiceError("CLOSED", "store is not open; call open() before subscribe()");
+    return this.wake.subscribe(listener);
+  }
+
+  private notify(signal: StoreSignal): void {
+    this.wake?.notify(signal);
+  }
+
+  // ── maintenance ────────────────────────────────────────────────────────────────────────────────
+
+  async recover(request: RecoverRequest): Promise<RecoveredJob[]> {
+    const recovered = await this.write(() => {
+      const now = Date.now();
+      const candidates = (
+        request.mode.kind === "expired"
+          ? this.stmt(
+              `SELECT id, queue, task, worker_id, attempt, max_attempts, cancel_requested, lease_token FROM jobs
+               WHERE state = 'active' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
+            ).all(now, request.limit)
+          : this.stmt(
+              `SELECT id, queue, task, worker_id, attempt, max_attempts, cancel_requested, lease_token FROM jobs
+               WHERE state = 'active' AND started_at < ? ORDER BY started_at LIMIT ?`,
+            ).all(request.mode.at, request.limit)
+      ) as {
+        id: string;
+        queue: string;
+        task: string;
+        worker_id: string | null;
+        attempt: number;
+        max_attempts: number;
+        cancel_requested: number;
+        lease_token: number;
+      }[];
+      const update = this.stmt(
+        `UPDATE jobs SET state = ?, finished_at = ?, lease_expires_at = NULL, reason = ?,
+           errors = json_insert(errors, '$[#]', json(?))
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+      );
+      const out: RecoveredJob[] = [];
+      for (const job of candidates) {
+        const reason =
+          request.mode.kind === "expired"
+            ? leaseExpiredReason(job.worker_id)
+            : forcedRecoveryReason(job.worker_id);
+        const to: RecoveredJob["to"] =
+          job.cancel_requested === 1 ? "cancelled" : job.attempt >= job.max_attempts ? "dead" : "waiting";
+        if (!request.dryRun) {
+          const error: AttemptError = {
+            attempt: job.attempt,
+            outcome: "lease-expired",
+            name: "LeaseExpiredError",
+            message: reason,
+            at: now,
+            ...(job.worker_id ? { workerId: job.worker_id } : {}),
+          };
+          const finished = to === "waiting" ? null : now;
+          if (update.run(to, finished, reason, JSON.stringify(error), job.id, job.lease_token).changes !== 1)
+            continue;
+        }
+        out.push({
+          id: job.id,
+          queue: job.queue,
+          task: job.task,
+          workerId: job.worker_id,
+          attempt: job.attempt,
+          maxAttempts: job.max_attempts,
+          to,
+          reason,
+        });
+      }
+      return out;
+    });
+    if (!request.dryRun && recovered.some((r) => r.to === "waiting"))
+      this.notify({ type: "jobs", queues: null });
+    return recovered;
+  }
+
+  async prune(options: {
+    limit: number;
+    workersSilentSince: number;
+  }): Promise<{ jobs: number; workers: number }> {
+    return this.write(() => {
+      const now = Date.now();
+      let jobs = this.stmt(
+        `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 'completed' AND keep_until IS NOT NULL
+           AND keep_until < ? LIMIT ?)`,
+      ).run(now, options.limit).changes;
+      jobs += this.stmt(
+        `DELETE FROM jobs WHERE seq IN (
+           SELECT seq FROM (
+             SELECT seq, keep_value, ROW_NUMBER() OVER (PARTITION BY queue ORDER BY finished_at DESC, seq DESC) AS rn
+             FROM jobs WHERE state = 'completed' AND keep_mode = 'count')
+           WHERE rn > keep_value LIMIT ?)`,
+      ).run(options.limit).changes;
+      const workers = this.stmt("DELETE FROM workers WHERE last_heartbeat_at < ?").run(
+        options.workersSilentSince,
+      ).changes;
+      this.stmt("DELETE FROM queue_stats WHERE hour < ?").run(now - STATS_RETENTION_MS);
+      return { jobs, workers };
+    });
+  }
+
+  async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.write(() => {
+      const now = Date.now();
+      const row = this.stmt(
+        `INSERT INTO leaders (name, owner, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+           WHERE leaders.owner = excluded.owner OR leaders.expires_at < ?
+         RETURNING owner`,
+      ).get(name, owner, now + ttlMs, now) as { owner: string } | undefined;
+      return row?.owner === owner;
+    });
+  }
+
+  async resign(name: string, owner: string): Promise<void> {
+    await this.write(() => this.stmt("DELETE FROM leaders WHERE name = ? AND owner = ?").run(name, owner));
+  }
+
+  // ── worker registry ────────────────────────────────────────────────────────────────────────────
+
+  async registerWorker(worker: WorkerInfo): Promise<void> {
+    await this.write(() =>
+      this.stmt(
+        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        worker.id,
+        worker.host,
+        worker.pid,
+        JSON.stringify(worker.queues),
+        worker.concurrency,
+        worker.busy,
+        worker.startedAt,
+        Date.now(),
+        worker.version,
+      ),
+    );
+  }
+
+  async heartbeatWorker(id: string, busy: number): Promise<void> {
+    await this.write(() =>
+      this.stmt("UPDATE workers SET busy = ?, last_heartbeat_at = ? WHERE id = ?").run(busy, Date.now(), id),
+    );
+  }
+
+  async unregisterWorker(id: string): Promise<void> {
+    await this.write(() => this.stmt("DELETE FROM workers WHERE id = ?").run(id));
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return this.read(() => {
+      const rows = this.stmt("SELECT * FROM workers ORDER BY started_at").all() as {
+        id: string;
+        host: string;
+        pid: number;
+        queues: string;
+        concurrency: number;
+        busy: number;
+        started_at: number;
+        last_heartbeat_at: number;
+        version: string;
+      }[];
+      return rows.map((r) => ({
+        id: r.id,
+        host: r.host,
+        pid: r.pid,
+        queues: JSON.parse(r.queues) as string[],
+        concurrency: r.concurrency,
+        busy: r.busy,
+        startedAt: r.started_at,
+        lastHeartbeatAt: r.last_heartbeat_at,
+        version: r.version,
+      }));
+    });
+  }
+
+  // ── admin ──────────────────────────────────────────────────────────────────────────────────────
+
+  async stats(): Promise<QueueStats[]> {
+    return this.read(() => {
+      const now = Date.now();
+      const byQueue = new Map<string, QueueStats>();
+      const entry = (queue: string): QueueStats => {
+        let stats = byQueue.get(queue);
+        if (!stats) {
+          const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+          stats = { queue, counts, oldestWaitingAt: null, paused: false, pausedUntil: null };
+          byQueue.set(queue, stats);
+        }
+        return stats;
+      };
+      for (const row of this.stmt(
+        "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state",
+      ).all() as {
+        queue: string;
+        state: JobState;
+        n: number;
+      }[]) {
+        entry(row.queue).counts[row.state] = row.n;
+      }
+      for (const row of this.stmt(
+        "SELECT queue, MIN(run_at) AS at FROM jobs WHERE state = 'waiting' GROUP BY queue",
+      ).all() as { queue: string; at: number }[]) {
+        entry(row.queue).oldestWaitingAt = row.at;
+      }
+      for (const q of this.queueStates(now)) {
+        const stats = entry(q.queue);
+        stats.paused = q.paused;
+        stats.pausedUntil = q.pausedUntil;
+      }
+      return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+    });
+  }
+
+  async listJobs(request: ListRequest): Promise<JobPage> {
+    return this.read(() => {
+      const order = request.order ?? "desc";
+      const { where, params } = filterSql(request.filter);
+      if (request.cursor) {
+        const cursor = Number(request.cursor);
+        if (!Number.isSafeInteger(cursor)) {
+          throw new SluiceError(
+            "INVALID_OPTION",
+            `cursor "${request.cursor}" is not one this store returned`,
+          );
+        }
+        where.push(order === "desc" ? "seq < ?" : "seq > ?");
+        params.push(cursor);
+      }
+      const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY seq ${order === "desc" ? "DESC" : "ASC"} LIMIT ?`;
+      const rows = this.stmt(sql).all(...params, request.limit + 1) as JobRow[];
+      const more = rows.length > request.limit;
+      const page = more ? rows.slice(0, request.limit) : rows;
+      const last = page[page.length - 1];
+      return { jobs: page.map(rowToJob), nextCursor: more && last ? String(last.seq) : null };
+    });
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    return this.read(() => {
+      const row = this.stmt("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
+      return row ? rowToJob(row) : null;
+    });
+  }
+
+  async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
+    return this.read(() =>
+      (
+        this.stmt(
+          "SELECT at, attempt, message FROM (SELECT rowid, * FROM job_logs WHERE job_id = ? ORDER BY rowid DESC LIMIT ?) ORDER BY rowid",
+        ).all(id, limit) as JobLogLine[]
+      ).map((l) => ({ at: l.at, attempt: l.attempt, message: l.message })),
+    );
+  }
+
+  async retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
+    const result = await this.write(() => {
+      const ids = this.selectIds(filter, ["dead", "cancelled", "completed", "scheduled"], options.limit);
+      const update = this.stmt(
+        `UPDATE jobs SET state = 'waiting', attempt = 0, run_at = ?, finished_at = NULL, cancel_requested = 0,
+           keep_until = NULL, reason = 'retried by operator'
+         WHERE id = ? AND state IN ('dead', 'cancelled', 'completed', 'scheduled')`,
+      );
+      const now = Date.now();
+      const changed = ids.filter((id) => update.run(now, id).changes === 1);
+      return { count: changed.length, ids: changed };
+    });
+    if (result.count > 0) this.notify({ type: "jobs", queues: null });
+    return result;
+  }
+
+  async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
+    const result = await this.write(() => {
+      const now = Date.now();
+      const ids = this.selectIds(filter, ["scheduled", "waiting", "blocked", "active"], options.limit);
+      const cancelNow = this.stmt(
+        `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = 'cancelled by operator'
+         WHERE id = ? AND state IN ('scheduled', 'waiting', 'blocked')`,
+      );
+      const request = this.stmt(
+        "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'active' AND cancel_requested = 0",
+      );
+      const cancelled: string[] = [];
+      const requested: string[] = [];
+      for (const id of ids) {
+        if (cancelNow.run(now, id).changes === 1) cancelled.push(id);
+        else if (request.run(id).changes === 1) requested.push(id);
+      }
+      return { count: cancelled.length, ids: cancelled, requested };
+    });
+    if (result.requested.length > 0) this.notify({ type: "cancel" });
+    return result;
+  }
+
+  async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
+    return this.write(() => {
+      const ids = this.selectIds(
+        filter,
+        ["scheduled", "waiting", "blocked", "completed", "dead", "cancelled"],
+        options.limit,
+      );
+      const drop = this.stmt("DELETE FROM jobs WHERE id = ? AND state != 'active'");
+      const changed = ids.filter((id) => drop.run(id).changes === 1);
+      return { count: changed.length, ids: changed };
+    });
+  }
+
+  async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
+    const result = await this.write(() => {
+      const ids = this.selectIds(filter, MOVABLE_STATES, options.limit, ["queue != ?", toQueue]);
+      const update = this.stmt(
+        `UPDATE jobs SET queue = ? WHERE id = ? AND queue != ? AND state IN (${MOVABLE_STATES.map(() => "?").join(", ")})`,
+      );
+      const changed = ids.filter((id) => update.run(toQueue, id, toQueue, ...MOVABLE_STATES).changes === 1);
+      return { count: changed.length, ids: changed };
+    });
+    if (result.count > 0) this.notify({ type: "jobs", queues: [toQueue] });
+    return result;
+  }
+
+  async reprioritize(filter: JobFilter, priority: number, options: BulkOptions): Promise<BulkResult> {
+    return this.write(() => {
+      const ids = this.selectIds(filter, REPRIORITIZABLE_STATES, options.limit, ["priority != ?", priority]);
+      const update = this.stmt(
+        `UPDATE jobs SET priority = ? WHERE id = ? AND state IN (${REPRIORITIZABLE_STATES.map(() => "?").join(", ")})`,
+      );
+      const changed = ids.filter((id) => update.run(priority, id, ...REPRIORITIZABLE_STATES).changes === 1);
+      return { count: changed.length, ids: changed };
+    });
+  }
+
+  async pauseQueue(queue: string, until: number | null): Promise<void> {
+    await this.write(() =>
+      this.stmt(
+        `INSERT INTO queues (name, paused, paused_until) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_until = excluded.paused_until`,
+      ).run(queue, until === null ? 1 : 0, until),
+    );
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    await this.write(() =>
+      this.stmt("UPDATE queues SET paused = 0, paused_until = NULL WHERE name = ?").run(queue),
+    );
+    this.notify({ type: "jobs", queues: [queue] });
+  }
+
+  async listQueueStates(): Promise<QueueState[]> {
+    return this.read(() => this.queueStates(Date.now()));
+  }
+
+  private queueStates(now: number): QueueState[] {
+    const rows = this.stmt("SELECT name, paused, paused_until FROM queues ORDER BY name").all() as {
+      name: string;
+      paused: number;
+      paused_until: number | null;
+    }[];
+    return rows.map((r) => ({
+      queue: r.name,
+      paused: r.paused === 1,
+      pausedUntil: r.paused_until !== null && r.paused_until > now ? r.paused_until : null,
+    }));
+  }
+
+  async addStats(rows: readonly StatsRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.write(() => {
+      const read = this.stmt("SELECT durations FROM queue_stats WHERE hour = ? AND queue = ?");
+      const upsert = this.stmt(
+        `INSERT INTO queue_stats (queue, hour, completed, failed, dead, durations) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (hour, queue) DO UPDATE SET completed = completed + excluded.completed,
+           failed = failed + excluded.failed, dead = dead + excluded.dead, durations = excluded.durations`,
+      );
+      for (const row of rows) {
+        // Inside the write transaction, so read-add-write of the histogram is atomic across processes.
+        const existing = read.get(row.hour, row.queue) as { durations: string } | undefined;
+        const merged = addHistograms(
+          existing ? (JSON.parse(existing.durations) as number[]) : [],
+          row.durations,
+        );
+        upsert.run(row.queue, row.hour, row.completed, row.failed, row.dead, JSON.stringify(merged));
+      }
+    });
+  }
+
+  async readStats(since: number): Promise<StatsRow[]> {
+    return this.read(() =>
+      (
+        this.stmt("SELECT * FROM queue_stats WHERE hour >= ? ORDER BY hour, queue").all(since) as {
+          queue: string;
+          hour: number;
+          completed: number;
+          failed: number;
+          dead: number;
+          durations: string;
+        }[]
+      ).map((r) => ({ ...r, durations: JSON.parse(r.durations) as number[] })),
+    );
+  }
+
+  /** Ids matching `filter` restricted to `allowed` states, oldest first, at most `limit`. */
+  private selectIds(
+    filter: JobFilter,
+    allowed: readonly JobState[],
+    limit: number,
+    extra?: [clause: string, value: unknown],
+  ): string[] {
+    const states = filter.states ? filter.states.filter((s) => allowed.includes(s)) : allowed;
+    if (states.length === 0) return [];
+    const { where, params } = filterSql({ ...filter, states });
+    if (extra) {
+      where.push(extra[0]);
+      params.push(extra[1]);
+    }
+    const rows = this.stmt(`SELECT id FROM jobs WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`).all(
+      ...params,
+      limit,
+    ) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  // ── plumbing ───────────────────────────────────────────────────────────────────────────────────
+
+  private conn(): Database.Database {
+    if (!this.db)
+      throw new SluiceError("CLOSED", "SQLite store is not open; call open() first (or it was closed)");
+    return this.db;
+  }
+
+  /** One transaction wrapper per connection (building one per write is measurable on the claim path). */
+  private runInTransaction(): Database.Transaction<(fn: () => unknown) => unknown> {
+    this.transactionRunner ??= this.conn().transaction((fn: () => unknown) => fn());
+    return this.transactionRunner;
+  }
+
+  private stmt(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      // Admin queries with id lists produce many shapes; keep the cache bounded.
+      if (this.statements.size > 500) this.statements.clear();
+      statement = this.conn().prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Runs a read outside any transaction (WAL gives it a consistent snapshot without blocking writers). */
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw this.translate(error, "read");
+    }
+  }
+
+  /** Runs `fn` in `BEGIN IMMEDIATE`, retrying while another process holds the write lock. */
+  private async write<T>(fn: () => T): Promise<T> {
+    const runner = this.runInTransaction();
+    const deadline = Date.now() + this.config.lockDeadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return runner.immediate(fn) as T;
+      } catch (error) {
+        if (isBusy(error) && Date.now() < deadline) {
+          // busy_timeout already waited inside SQLite; yield to the event loop before trying again so
+          // heartbeats and other work keep flowing, with a growing, jittered pause.
+          await sleep(Math.min(2 ** attempt, 50) * (0.5 + Math.random()));
+          continue;
+        }
+        throw this.translate(error, "write");
+      }
+    }
+  }
+
+  private translate(error: unknown, action: string): Error {
+    if (error instanceof SluiceError) return error;
+    const code = (error as { code?: string }).code ?? "";
+    const where = this.config.memory ? ":memory:" : this.config.path;
+    if (isBusy(error)) {
+      return new StoreUnavailableError(
+        `SQLite database ${where} stayed locked for over ${this.config.lockDeadlineMs} ms while trying to ${action}; ` +
+          "another process holds a long write transaction (check for a stuck process or an open sqlite3 shell)",
+        { cause: error },
+      );
+    }
+    if (
+      code === "SQLITE_CANTOPEN" ||
+      code === "SQLITE_READONLY" ||
+      code === "SQLITE_PERM" ||
+      code === "SQLITE_IOERR"
+    ) {
+      return new StoreUnavailableError(
+        `cannot ${action} SQLite database ${where} (${code}): check that the directory exists and is writable`,
+        { cause: error },
+      );
+    }
+    if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") {
+      return new SluiceError(
+        "STORE_CORRUPT",
+        `SQLite database ${where} is corrupt or not a database (${code}); restore it from a backup`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/** WHERE clauses for a filter (parameters in order). */
+function filterSql(filter: JobFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.ids) {
+    if (filter.ids.length === 0) where.push("0");
+    else {
+      where.push(`id IN (${filter.ids.map(() => "?").join(", ")})`);
+      params.push(...filter.ids);
+    }
+  }
+  if (filter.queue !== undefined) {
+    where.push("queue = ?");
+    params.push(filter.queue);
+  }
+  if (filter.states) {
+    if (filter.states.length === 0) where.push("0");
+    else {
+      where.push(`state IN (${filter.states.map(() => "?").join(", ")})`);
+      params.push(...filter.states);
+    }
+  }
+  if (filter.task !== undefined) {
+    where.push("task = ?");
+    params.push(filter.task);
+  }
+  if (filter.createdBefore !== undefined) {
+    where.push("created_at < ?");
+    params.push(filter.createdBefore);
+  }
+  if (filter.tag !== undefined) {
+    where.push("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)");
+    params.push(filter.tag);
+  }
+  return { where, params };
+}

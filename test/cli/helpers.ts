@@ -1,0 +1,173 @@
+/**
+ * Test plumbing for the CLI: store URLs for every engine (each isolated and cleaned up), and the real
+ * `sluice` binary run as a child process (`node --import tsx src/cli/main.ts …`).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { dropSchema } from "../postgres/pg-test-utils.js";
+import { deletePrefix } from "../redis/helpers.js";
+import { until as waitUntil } from "../support/wait.js";
+
+export const ENGINES = ["sqlite", "postgres", "redis"] as const;
+export type Engine = (typeof ENGINES)[number];
+
+const PG_BASE = process.env.SLUICE_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const REDIS_BASE = process.env.SLUICE_TEST_REDIS ?? "redis://127.0.0.1:6379/0";
+
+/** A fresh, isolated store URL for `engine`; `dispose` removes what the test left behind. */
+export interface TestStore {
+  url: string;
+  dir: string;
+  dispose(): Promise<void>;
+}
+
+/** Creates an isolated store location for `engine` (nothing is opened here). */
+export function testStore(engine: Engine): TestStore {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-cli-"));
+  const suffix = randomBytes(5).toString("hex");
+  const cleanDir = () => rmSync(dir, { recursive: true, force: true });
+  switch (engine) {
+    case "sqlite":
+      return { url: `sqlite:${join(dir, "sluice.db")}`, dir, dispose: async () => cleanDir() };
+    case "postgres": {
+      const schema = `sluice_cli_${suffix}`;
+      return {
+        url: `${PG_BASE}?schema=${schema}`,
+        dir,
+        dispose: async () => {
+          cleanDir();
+          await dropSchema(PG_BASE, schema);
+        },
+      };
+    }
+    case "redis": {
+      const prefix = `sluice_cli_${suffix}`;
+      return {
+        url: `${REDIS_BASE}?prefix=${prefix}`,
+        dir,
+        dispose: async () => {
+          cleanDir();
+          await deletePrefix(REDIS_BASE, prefix);
+        },
+      };
+    }
+  }
+}
+
+const require = createRequire(import.meta.url);
+/** tsx's loader, by absolute URL so the CLI can run from any working directory. */
+const TSX = pathToFileURL(require.resolve("tsx")).href;
+export const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+
+/** Output of one CLI run. */
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of a CLI run. */
+export interface CliOptions {
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Written to stdin, which is then closed. */
+  input?: string;
+  timeoutMs?: number;
+}
+
+function env(extra: CliOptions["env"]): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  delete base.SLUICE_URL;
+  delete base.FORCE_COLOR;
+  delete base.SLUICE_LOG_LEVEL;
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    if (v === undefined) delete base[k];
+    else base[k] = v;
+  }
+  return base;
+}
+
+/** Starts `sluice <args>` and returns the child (for long-running commands such as `worker`). */
+export function spawnCli(args: readonly string[], options: CliOptions = {}): ChildProcess {
+  return spawn(process.execPath, ["--import", TSX, CLI, ...args], {
+    cwd: options.cwd ?? process.cwd(),
+    env: env(options.env),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
+/** Runs `sluice <args>` to completion. */
+export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = spawnCli(args, options);
+  return collect(child, options);
+}
+
+/** Collects a child's output until it exits (killing it after `timeoutMs`). */
+export function collect(child: ChildProcess, options: CliOptions = {}): Promise<CliResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  child.stdin?.end(options.input ?? "");
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+  return new Promise((resolve) => {
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Polls until truthy with a deadline (15 s by default here: CLI children start slowly under load). */
+export function until<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs = 15_000,
+): Promise<NonNullable<T>> {
+  return waitUntil(what, check, timeoutMs, 25);
+}
+
+/** Resolves when `child` has printed a line matching `pattern` on stdout or stderr. */
+export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for ${pattern} in child output:\n${seen}`)),
+      timeoutMs,
+    );
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      const m = pattern.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout?.off("data", onData);
+        child.stderr?.off("data", onData);
+        resolve(m[0]);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+  });
+}
+
+/** Resolves with the exit code (or signal) of `child`. */
+export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+}
+
+/** Path of a test fixture in this folder. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}

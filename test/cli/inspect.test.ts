@@ -1,0 +1,117 @@
+/** `sluice info`, `jobs list`, `jobs show`, `stats`, `migrate`, `pause`/`resume` against every engine. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { InfoReport } from "../../src/cli/commands/info.js";
+import type { StatsRowReport } from "../../src/cli/commands/stats.js";
+import type { JobDetail, Sluice } from "../../src/index.js";
+import { ENGINES, runCli, type TestStore, testStore } from "./helpers.js";
+import { drain, enqueue, open } from "./seed.js";
+
+describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
+  let store: TestStore;
+  let sluice: Sluice;
+  let waitingIds: string[];
+  beforeAll(async () => {
+    store = testStore(engine);
+    sluice = open(store.url);
+    await enqueue(sluice, "cli_a", [{ mode: "ok" }, { mode: "ok" }, { mode: "fail", why: "dead one" }]);
+    await drain(store.url, "cli_a");
+    waitingIds = await enqueue(sluice, "cli_a", [
+      { fileSizeMb: 12, name: "big" },
+      { fileSizeMb: 1, name: "small" },
+    ]);
+  });
+  afterAll(async () => {
+    await sluice?.close();
+    await store?.dispose();
+  });
+
+  it("info shows queues and workers as a table and as JSON", async () => {
+    const [human, json] = await Promise.all([
+      runCli(["info", "--url", store.url]),
+      runCli(["info", "--json", "--url", store.url]),
+    ]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/QUEUE\s+WAITING\s+ACTIVE\s+SCHEDULED\s+DEAD\s+COMPLETED\s+LATENCY/);
+    expect(human.stdout).toMatch(/cli_a\s+2\s+0\s+0\s+1\s+2\s/);
+    expect(human.stdout).not.toContain("\u001b["); // piped: no colour
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout) as InfoReport;
+    expect(report.store.engine).toBe(engine);
+    const q = report.queues.find((x) => x.queue === "cli_a");
+    expect(q).toMatchObject({ waiting: 2, active: 0, dead: 1, completed: 2, paused: false });
+    expect(q?.latencyMs).toBeGreaterThanOrEqual(0);
+    expect(q?.throughputPerMin).toBeGreaterThan(0);
+    expect(Array.isArray(report.workers)).toBe(true);
+  });
+
+  it("jobs list filters by state and payload; jobs show tells the whole story", async () => {
+    const list = await runCli([
+      "jobs",
+      "list",
+      "--queue",
+      "cli_a",
+      "--state",
+      "dead",
+      "--json",
+      "--url",
+      store.url,
+    ]);
+    expect(list.code, list.stderr).toBe(0);
+    const dead = (JSON.parse(list.stdout) as { jobs: JobDetail[]; nextCursor: string | null }).jobs;
+    expect(dead.map((j) => j.state)).toEqual(["dead"]);
+    const deadId = dead[0]?.id as string;
+
+    const [where, show, showJson, missing] = await Promise.all([
+      runCli(["jobs", "list", "--where", "fileSizeMb >= 10", "--url", store.url]),
+      runCli(["jobs", "show", deadId, "--url", store.url]),
+      runCli(["jobs", "show", deadId, "--json", "--url", store.url]),
+      runCli(["jobs", "show", "no-such-job", "--url", store.url]),
+    ]);
+    expect(where.code, where.stderr).toBe(0);
+    expect(where.stdout).toContain(waitingIds[0]);
+    expect(where.stdout).not.toContain(waitingIds[1]);
+    expect(where.stdout.trim().split("\n")).toHaveLength(2); // header + one job
+
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain("dead one"); // payload
+    expect(show.stdout).toMatch(/#1 error/);
+    expect(show.stdout).toContain("Error: boom: asked to fail");
+    expect(show.stdout).toMatch(/\n\s+at /); // the stack
+    const detail = JSON.parse(showJson.stdout) as JobDetail;
+    expect(detail).toMatchObject({ id: deadId, state: "dead", payload: { mode: "fail", why: "dead one" } });
+    expect(detail.errors[0]).toMatchObject({ attempt: 1, outcome: "error", message: "boom: asked to fail" });
+    expect(Array.isArray(detail.logs)).toBe(true);
+
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("JOB_NOT_FOUND");
+  });
+
+  it("stats per queue and hour as table, CSV and JSON; migrate reports the schema current", async () => {
+    const [table, csv, json, migrate] = await Promise.all([
+      runCli(["stats", "--since", "2h", "--url", store.url]),
+      runCli(["stats", "--since", "2h", "--csv", "--url", store.url]),
+      runCli(["stats", "--since", "2h", "--json", "--url", store.url]),
+      runCli(["migrate", "--json", "--url", store.url]),
+    ]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/HOUR \(UTC\)\s+QUEUE\s+COMPLETED\s+FAILED\s+DEAD\s+P50\s+P95/);
+    expect(csv.stdout.split("\n")[0]).toBe("hour,queue,completed,failed,dead,p50_ms,p95_ms");
+    const rows = (JSON.parse(json.stdout) as StatsRowReport[]).filter((r) => r.queue === "cli_a");
+    const sum = (k: "completed" | "failed" | "dead") => rows.reduce((a, r) => a + r[k], 0);
+    expect([sum("completed"), sum("failed"), sum("dead")]).toEqual([2, 1, 1]);
+    expect(rows.some((r) => typeof r.p50Ms === "number" && typeof r.p95Ms === "number")).toBe(true);
+    expect(csv.stdout).toMatch(/Z,cli_a,2,1,1,\d+,\d+/);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(JSON.parse(migrate.stdout)).toMatchObject({ engine, schema: "current" });
+  });
+
+  it("pause and resume a queue", async () => {
+    const paused = await runCli(["pause", "cli_a", "--url", store.url]);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toBe("paused queue cli_a (2 waiting)\n");
+    expect((await sluice.admin.queues()).find((q) => q.queue === "cli_a")?.paused).toBe(true);
+    const resumed = await runCli(["resume", "cli_a", "--json", "--url", store.url]);
+    expect(JSON.parse(resumed.stdout)).toEqual({ queue: "cli_a", paused: false, waiting: 2 });
+    expect((await sluice.admin.queues()).find((q) => q.queue === "cli_a")?.paused).toBe(false);
+  });
+});

@@ -1,0 +1,266 @@
+/** The admin API: counts, latency, listing with cursors, retry / cancel / delete by filter, pause, retention. */
+import { describe, expect, it } from "vitest";
+import { JobNotFoundError } from "../../src/index.js";
+import type { ConformanceContext } from "./context.js";
+import { until } from "./context.js";
+
+export function adminTests(ctx: ConformanceContext): void {
+  describe("admin", () => {
+    it("counts jobs by queue and state and reports the age of the oldest waiting job", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      await sluice.enqueueMany("counted", [
+        { payload: {}, options: { queue } },
+        { payload: {}, options: { queue } },
+        { payload: {}, options: { queue, delayMs: 60_000 } },
+      ]);
+      const before = Date.now();
+      const stats = await until("queue listed", async () =>
+        (await sluice.admin.queues()).find((q) => q.queue === queue),
+      );
+      expect(stats.counts).toEqual({
+        scheduled: 1,
+        waiting: 2,
+        active: 0,
+        completed: 0,
+        dead: 0,
+        cancelled: 0,
+        blocked: 0,
+      });
+      expect(stats.latencyMs).toBeGreaterThanOrEqual(0);
+      expect(stats.oldestWaitingAt).toBeLessThanOrEqual(before);
+      expect(stats.paused).toBe(false);
+    });
+
+    it("lists jobs with cursor pagination, newest or oldest first, with filters", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const created = await sluice.enqueueMany(
+        "listed",
+        Array.from({ length: 25 }, (_, n) => ({
+          payload: { n },
+          options: { queue, tags: n % 2 ? ["odd"] : ["even"] },
+        })),
+      );
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const page: { jobs: { id: string }[]; nextCursor: string | null } = await sluice.admin.listJobs(
+          { queue, state: "waiting" },
+          { limit: 10, cursor, order: "asc" },
+        );
+        seen.push(...page.jobs.map((j) => j.id));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor);
+      expect(pages).toBe(3);
+      expect(seen).toEqual(created.map((c) => c.id));
+      const newest = await sluice.admin.listJobs({ queue }, { limit: 1 });
+      expect(newest.jobs[0]?.id).toBe(created[24]?.id);
+      const odd = await sluice.admin.listJobs({ queue, tag: "odd" }, { limit: 100 });
+      expect(odd.jobs).toHaveLength(12);
+      const none = await sluice.admin.listJobs({ queue, task: "other" });
+      expect(none.jobs).toEqual([]);
+    });
+
+    it("gets a job with every attempt's error, and throws JobNotFoundError for an unknown id", async () => {
+      const sluice = ctx.sluice();
+      await expect(sluice.admin.getJob("no-such-job")).rejects.toBeInstanceOf(JobNotFoundError);
+      await expect(sluice.admin.getJob("no-such-job")).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
+    });
+
+    it("requeues dead jobs (retry by filter) with a fresh attempt count", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      let fail = true;
+      const task = sluice.task("dlq", {
+        queue,
+        attempts: 1,
+        run: () => {
+          if (fail) throw new Error("upstream down");
+          return "recovered";
+        },
+      });
+      const worker = sluice.worker({ queues: [queue], concurrency: 5 });
+      await worker.start();
+      await task.enqueueMany(Array.from({ length: 5 }, () => ({ payload: {} })));
+      await until(
+        "five dead",
+        async () => (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.dead === 5,
+      );
+      fail = false;
+      const progress: number[] = [];
+      const result = await sluice.admin.retry(
+        { queue, state: "dead" },
+        { batchSize: 2, onProgress: (n) => progress.push(n) },
+      );
+      expect(result.count).toBe(5);
+      expect(progress).toEqual([2, 4, 5]);
+      await until(
+        "five completed",
+        async () => (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.completed === 5,
+      );
+      const [job] = (await sluice.admin.listJobs({ queue })).jobs;
+      expect(job?.attempt).toBe(1);
+      expect(job?.errors).toHaveLength(1);
+    });
+
+    it("deletes and cancels by filter, never touching other queues or active jobs", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const other = ctx.queue();
+      await sluice.enqueueMany(
+        "bulk",
+        Array.from({ length: 6 }, () => ({ payload: {}, options: { queue } })),
+      );
+      await sluice.enqueue("bulk", {}, { queue: other });
+      const cancelled = await sluice.admin.cancel({ queue, state: "waiting" });
+      expect(cancelled.count).toBe(6);
+      const removed = await sluice.admin.delete({ queue, state: ["cancelled"] });
+      expect(removed.count).toBe(6);
+      expect((await sluice.admin.listJobs({ queue })).jobs).toEqual([]);
+      expect((await sluice.admin.listJobs({ queue: other })).jobs).toHaveLength(1);
+    });
+
+    it("moves matching waiting jobs to another queue and reprioritizes jobs that have not started", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue("docs");
+      const large = ctx.queue("large");
+      const created = await sluice.enqueueMany(
+        "doc",
+        [5, 12, 30, 1].map((mb) => ({ payload: { fileSizeMb: mb }, options: { queue } })),
+      );
+      const ids = [created[1]?.id ?? "", created[2]?.id ?? ""];
+      const moved = await sluice.admin.move({ ids }, large);
+      expect(moved.count).toBe(2);
+      expect(
+        (await sluice.admin.listJobs({ queue: large }, { order: "asc" })).jobs.map((j) => j.payload),
+      ).toEqual([{ fileSizeMb: 12 }, { fileSizeMb: 30 }]);
+      expect((await sluice.admin.listJobs({ queue })).jobs).toHaveLength(2);
+      // Moving by a filter that still matches after the move terminates (jobs already there are skipped).
+      expect(
+        (await sluice.admin.move({ task: "doc", state: "waiting" }, large, { batchSize: 1 })).count,
+      ).toBe(2);
+      expect((await sluice.admin.listJobs({ queue: large })).jobs).toHaveLength(4);
+      const re = await sluice.admin.reprioritize({ queue: large }, -10, { batchSize: 3 });
+      expect(re.count).toBe(4);
+      expect((await sluice.admin.listJobs({ queue: large })).jobs.every((j) => j.priority === -10)).toBe(
+        true,
+      );
+      await expect(sluice.admin.move({ queue: large }, "bad queue name")).rejects.toMatchObject({
+        code: "INVALID_OPTION",
+      });
+      const order: number[] = [];
+      sluice.task<{ fileSizeMb: number }>("doc", { queue: large, run: (p) => void order.push(p.fileSizeMb) });
+      await sluice.admin.reprioritize({ ids: [created[3]?.id ?? ""] }, -20);
+      await sluice.worker({ queues: [large], concurrency: 1 }).start();
+      await until("all ran in the new queue", () => order.length === 4);
+      expect(order).toEqual([1, 5, 12, 30]);
+    });
+
+    it("does not fetch from a paused queue until it is resumed", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      let ran = 0;
+      const task = sluice.task("pausable", { queue, run: () => void ran++ });
+      await sluice.admin.pause(queue);
+      const worker = sluice.worker({ queues: [queue], pollMs: 20 });
+      await worker.start();
+      await task.enqueue({});
+      const store = await sluice.store();
+      // A claim straight from the store proves the queue is skipped (no timing involved).
+      expect(await store.claim({ queues: [queue], limit: 5, workerId: "probe/1/p", leaseMs: 1_000 })).toEqual(
+        [],
+      );
+      expect((await sluice.admin.queues()).find((q) => q.queue === queue)?.paused).toBe(true);
+      expect(ran).toBe(0);
+      await sluice.admin.resume(queue);
+      await until("ran after resume", () => ran === 1);
+    });
+
+    it("keeps an hourly roll-up of outcomes per queue that workers from many processes add to", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const store = await sluice.store();
+      const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+      const durations = (slot: number, n: number) =>
+        Array.from({ length: 21 }, (_, i) => (i === slot ? n : 0));
+      await store.addStats([{ queue, hour, completed: 4, failed: 1, dead: 0, durations: durations(3, 4) }]);
+      await store.addStats([{ queue, hour, completed: 2, failed: 0, dead: 1, durations: durations(9, 2) }]);
+      const rows = (await store.readStats(hour)).filter((r) => r.queue === queue);
+      expect(rows).toEqual([
+        {
+          queue,
+          hour,
+          completed: 6,
+          failed: 1,
+          dead: 1,
+          durations: durations(3, 4).map((n, i) => n + (durations(9, 2)[i] ?? 0)),
+        },
+      ]);
+      const task = sluice.task("measured", {
+        queue,
+        attempts: 1,
+        run: (p: { fail?: boolean }) => {
+          if (p.fail) throw new Error("no");
+        },
+      });
+      const worker = sluice.worker({ queues: [queue], concurrency: 2 });
+      await worker.start();
+      await task.enqueueMany([{ payload: {} }, { payload: { fail: true } }]);
+      await until("both finished", async () => {
+        const q = (await sluice.admin.queues()).find((s) => s.queue === queue);
+        return q?.counts.completed === 1 && q.counts.dead === 1;
+      });
+      await worker.stop(); // flushes the worker's counts
+      // Summed over rows: the worker's outcomes land in the next hour if the test straddles an hour boundary.
+      const mine = (await sluice.admin.stats({ sinceMs: 3_600_000 })).filter((r) => r.queue === queue);
+      const sum = (k: "completed" | "failed" | "dead") => mine.reduce((n, r) => n + r[k], 0);
+      expect([sum("completed"), sum("failed"), sum("dead")]).toEqual([7, 2, 2]);
+      // That hour holds four durations ≤ 10 ms, two ≤ 1 s, and maybe the worker's job: the median is 10 ms either way.
+      expect(mine.find((r) => r.hour === hour)?.p50Ms).toBe(10);
+      // Rows past the 30-day retention go at the next prune; recent ones stay.
+      const old = hour - 31 * 86_400_000;
+      await store.addStats([
+        { queue, hour: old, completed: 1, failed: 0, dead: 0, durations: durations(0, 1) },
+      ]);
+      expect((await store.readStats(old)).some((r) => r.queue === queue && r.hour === old)).toBe(true);
+      await store.prune({ limit: 1_000, workersSilentSince: 0 });
+      const after = (await store.readStats(old)).filter((r) => r.queue === queue);
+      expect(after.some((r) => r.hour === old)).toBe(false);
+      expect(after.some((r) => r.hour === hour)).toBe(true);
+    });
+
+    it("applies retention: delete at once, keep the newest N, or keep for a duration", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const task = sluice.task("retained", { queue, run: () => "ok" });
+      const worker = sluice.worker({ queues: [queue], concurrency: 5 });
+      await worker.start();
+      const gone = await task.enqueue({}, { retention: false });
+      const counted = await task.enqueueMany(
+        Array.from({ length: 4 }, () => ({ payload: {}, options: { retention: { count: 2 } } })),
+      );
+      const aged = await task.enqueue({}, { retention: { ageMs: 0 } });
+      const kept = await task.enqueue({}, { retention: true });
+      const store = await sluice.store();
+      await until("all finished", async () => {
+        const q = (await sluice.admin.queues()).find((s) => s.queue === queue);
+        return (
+          q !== undefined &&
+          q.counts.waiting + q.counts.active === 0 &&
+          (await store.getJob(kept.id))?.state === "completed"
+        );
+      });
+      expect(await store.getJob(gone.id)).toBeNull();
+      await until("pruned", async () => {
+        await store.prune({ limit: 1_000, workersSilentSince: 0 });
+        return (await store.getJob(aged.id)) === null;
+      });
+      const left = await Promise.all(counted.map((c) => store.getJob(c.id)));
+      expect(left.filter((j) => j !== null)).toHaveLength(2);
+      expect((await store.getJob(kept.id))?.state).toBe("completed");
+    });
+  });
+}

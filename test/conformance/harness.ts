@@ -1,0 +1,15 @@
+/**
+ * How the conformance suite reaches an engine. Each engine's test file (`test/engines/<engine>.test.ts`)
+ * passes a harness to `defineConformanceSuite` and nothing else: the suite is the same for every engine.
+ */
+export interface EngineHarness {
+  /** `sqlite`, `postgres` or `redis`. */
+  name: string;
+  /**
+   * A fresh, isolated store URL (own file, schema or key prefix) that no other test uses. Child
+   * processes spawned by the suite receive this URL, so everything about the engine must be in it.
+   */
+  newUrl(): Promise<string>;
+  /** Removes what `newUrl` created (file, schema, keys). Called once per URL after its tests. */
+  cleanup(url: string): Promise<void>;
+}

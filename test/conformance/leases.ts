@@ -1,0 +1,262 @@
+/** Ownership: fencing, lease expiry and recovery, graceful stop, crashes and several worker processes. */
+import { describe, expect, it } from "vitest";
+import type { ConformanceContext } from "./context.js";
+import { deferred, until } from "./context.js";
+
+export function leaseTests(ctx: ConformanceContext): void {
+  describe("leases", () => {
+    it("refuses complete, fail, release, progress and extend with a stale lease token", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      await sluice.enqueue("fenced", {}, { queue });
+      const store = await sluice.store();
+      const [first] = await store.claim({ queues: [queue], limit: 1, workerId: "old/1/a", leaseMs: 50 });
+      expect(first).toBeDefined();
+      if (!first) return;
+      await until(
+        "lease expired and recovered",
+        async () =>
+          (await store.recover({ mode: { kind: "expired" }, dryRun: false, limit: 10 })).length === 1,
+      );
+      const [second] = await store.claim({ queues: [queue], limit: 1, workerId: "new/2/b", leaseMs: 30_000 });
+      expect(second?.id).toBe(first.id);
+      expect(second?.leaseToken).not.toBe(first.leaseToken);
+      const stale = { id: first.id, token: first.leaseToken };
+      expect(await store.complete([{ ...stale, result: '"stale"' }])).toEqual([false]);
+      const error = {
+        attempt: 1,
+        outcome: "error" as const,
+        name: "Error",
+        message: "stale",
+        at: Date.now(),
+      };
+      expect(await store.fail([{ ...stale, error, next: { state: "dead", reason: "stale" } }])).toEqual([
+        false,
+      ]);
+      expect(await store.release([{ ...stale, reason: "stale" }])).toEqual([false]);
+      expect(await store.progress([{ ...stale, progress: "1" }])).toEqual([false]);
+      expect((await store.extendLeases([stale], 1_000)).lost).toEqual([first.id]);
+      const current = await store.getJob(first.id);
+      expect(current).toMatchObject({ state: "active", workerId: "new/2/b", attempt: 2, result: null });
+      expect(
+        await store.complete([{ id: first.id, token: second?.leaseToken ?? -1, result: '"fresh"' }]),
+      ).toEqual([true]);
+      expect((await store.getJob(first.id))?.result).toBe("fresh");
+    });
+
+    it("never hands the same job to two concurrent claimers", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      await sluice.enqueueMany(
+        "contended",
+        Array.from({ length: 200 }, (_, n) => ({ payload: { n }, options: { queue } })),
+      );
+      const stores = await Promise.all([ctx.sluice(), ctx.sluice(), ctx.sluice()].map((s) => s.store()));
+      const seen: string[] = [];
+      await Promise.all(
+        stores.map(async (store, i) => {
+          for (;;) {
+            const jobs = await store.claim({
+              queues: [queue],
+              limit: 7,
+              workerId: `claimer/${i}/x`,
+              leaseMs: 30_000,
+            });
+            if (jobs.length === 0) return;
+            seen.push(...jobs.map((j) => j.id));
+          }
+        }),
+      );
+      expect(seen).toHaveLength(200);
+      expect(new Set(seen).size).toBe(200);
+    });
+
+    it("recovers a job whose worker stopped heartbeating, counts the attempt, stores the reason, and runs it again", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const task = sluice.task("orphan", {
+        queue,
+        attempts: 3,
+        run: (_p, job) => ({ attempt: job.attempt }),
+      });
+      const { id } = await task.enqueue({});
+      const store = await sluice.store();
+      const [claimed] = await store.claim({
+        queues: [queue],
+        limit: 1,
+        workerId: "crashed-host/4242/zz",
+        leaseMs: 200,
+      });
+      expect(claimed?.id).toBe(id);
+      const recovered: string[] = [];
+      sluice.on("recovered", (e) => recovered.push(e.reason));
+      const worker = sluice.worker({ queues: [queue], maintenanceMs: 50, pollMs: 50 });
+      await worker.start();
+      const job = await until("recovered job completed", async () => {
+        const j = await sluice.admin.getJob(id);
+        return j.state === "completed" ? j : null;
+      });
+      expect(job.result).toEqual({ attempt: 2 });
+      expect(job.errors[0]).toMatchObject({
+        attempt: 1,
+        outcome: "lease-expired",
+        message: "lease expired: worker crashed-host/4242/zz stopped heartbeating",
+      });
+      expect(recovered).toContain("lease expired: worker crashed-host/4242/zz stopped heartbeating");
+    });
+
+    it("sends an orphaned job on its last attempt to dead with the lease reason", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const { id } = await sluice.enqueue("last-try", {}, { queue, attempts: 1 });
+      const store = await sluice.store();
+      await store.claim({ queues: [queue], limit: 1, workerId: "gone/1/a", leaseMs: 30 });
+      const dry = await until("expired lease visible", async () => {
+        const r = await sluice.admin.recover({ dryRun: true });
+        return r.find((j) => j.id === id);
+      });
+      expect(dry.to).toBe("dead");
+      expect((await sluice.admin.getJob(id)).state).toBe("active");
+      const done = await sluice.admin.recover();
+      expect(done.map((j) => j.id)).toContain(id);
+      const job = await sluice.admin.getJob(id);
+      expect(job.state).toBe("dead");
+      expect(job.reason).toBe("lease expired: worker gone/1/a stopped heartbeating");
+    });
+
+    it("keeps a long job alive through heartbeats (no false recovery)", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const release = deferred();
+      const task = sluice.task("long", { queue, run: () => release.promise.then(() => "finished") });
+      // Heartbeats every 100 ms renew a 1 s lease: only a stall of ~900 ms could expire it, so a busy CI
+      // machine cannot fake a failure, while the job outlives the lease several times over.
+      const worker = sluice.worker({ queues: [queue], leaseMs: 1_000, heartbeatMs: 100, maintenanceMs: 100 });
+      await worker.start();
+      const { id } = await task.enqueue({});
+      await until("active", async () => (await sluice.admin.getJob(id)).state === "active");
+      const store = await sluice.store();
+      // Several lease lengths pass; each recovery pass must find nothing to take.
+      const deadline = Date.now() + 3_000;
+      while (Date.now() < deadline) {
+        expect(await store.recover({ mode: { kind: "expired" }, dryRun: true, limit: 10 })).toEqual([]);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      release.resolve();
+      const job = await until("completed", async () => {
+        const j = await sluice.admin.getJob(id);
+        return j.state === "completed" ? j : null;
+      });
+      expect(job.attempt).toBe(1);
+      expect(job.errors).toEqual([]);
+    });
+
+    it("on graceful stop lets running jobs finish within the grace period", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const started = deferred();
+      const task = sluice.task("finishes", {
+        queue,
+        async run() {
+          started.resolve();
+          await new Promise((r) => setTimeout(r, 100));
+          return "done";
+        },
+      });
+      const worker = sluice.worker({ queues: [queue] });
+      await worker.start();
+      const { id } = await task.enqueue({});
+      await started.promise;
+      await worker.stop({ graceMs: 5_000 });
+      expect((await sluice.admin.getJob(id)).state).toBe("completed");
+    });
+
+    it("on graceful stop past the grace aborts handlers and releases jobs to waiting without charging an attempt", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const started = deferred();
+      let aborted = false;
+      const task = sluice.task("stubborn", {
+        queue,
+        async run(_p, job) {
+          started.resolve();
+          await new Promise((resolve) => job.signal.addEventListener("abort", resolve));
+          aborted = true;
+        },
+      });
+      const worker = sluice.worker({ queues: [queue] });
+      await worker.start();
+      const { id } = await task.enqueue({});
+      await started.promise;
+      await worker.stop({ graceMs: 50 });
+      expect(aborted).toBe(true);
+      const job = await sluice.admin.getJob(id);
+      expect(job).toMatchObject({ state: "waiting", attempt: 0, errors: [] });
+      expect(job.reason).toContain("released at shutdown");
+      // The next worker runs it as attempt 1.
+      const next = ctx.sluice();
+      next.task("stubborn", { queue, run: (_p, j) => j.attempt });
+      await next.worker({ queues: [queue] }).start();
+      const done = await until("rerun", async () => {
+        const j = await next.admin.getJob(id);
+        return j.state === "completed" ? j : null;
+      });
+      expect(done.result).toBe(1);
+    });
+
+    it("completes a job on another worker after its worker process is killed with SIGKILL mid-job", async () => {
+      const queue = ctx.queue("kill");
+      const producer = ctx.sluice();
+      const victim = ctx.spawnWorker({ queue, mode: "hang", leaseMs: 600 });
+      await victim.waitFor("ready");
+      const { id } = await producer.enqueue(queue, { doc: "big.pdf" }, { queue, attempts: 3 });
+      expect(await victim.waitFor("started ")).toBe(id);
+      victim.child.kill("SIGKILL");
+      expect(await victim.exited).toBe("SIGKILL");
+      const rescuer = ctx.sluice();
+      rescuer.task(queue, { queue, run: (_p, job) => ({ attempt: job.attempt, pid: process.pid }) });
+      await rescuer.worker({ queues: [queue], maintenanceMs: 100, pollMs: 100 }).start();
+      const job = await until("completed by the rescuer", async () => {
+        const j = await rescuer.admin.getJob(id);
+        return j.state === "completed" ? j : null;
+      });
+      expect(job.result).toEqual({ attempt: 2, pid: process.pid });
+      expect(job.errors[0]?.outcome).toBe("lease-expired");
+      expect(job.errors[0]?.message).toMatch(
+        new RegExp(`^lease expired: worker [^/]+/${victim.child.pid}/\\w+ stopped heartbeating$`),
+      );
+    });
+
+    it("runs each job exactly once when two worker processes drain the same queue", async () => {
+      const queue = ctx.queue("pair");
+      const producer = ctx.sluice();
+      const total = 600;
+      await producer.enqueueMany(
+        queue,
+        Array.from({ length: total }, (_, n) => ({ payload: { n }, options: { queue } })),
+      );
+      const a = ctx.spawnWorker({ queue, mode: "record", concurrency: 8 });
+      const b = ctx.spawnWorker({ queue, mode: "record", concurrency: 8 });
+      await Promise.all([a.waitFor("ready"), b.waitFor("ready")]);
+      await until(
+        "queue drained",
+        async () => {
+          const q = (await producer.admin.queues()).find((s) => s.queue === queue);
+          return q?.counts.completed === total;
+        },
+        60_000,
+        50,
+      );
+      a.child.kill("SIGTERM");
+      b.child.kill("SIGTERM");
+      const ran = [
+        ...JSON.parse(await a.waitFor("ran ")),
+        ...JSON.parse(await b.waitFor("ran ")),
+      ] as string[];
+      expect(ran).toHaveLength(total);
+      expect(new Set(ran).size).toBe(total);
+      const page = await producer.admin.listJobs({ queue }, { limit: total });
+      expect(page.jobs.every((j) => j.attempt === 1 && j.errors.length === 0)).toBe(true);
+    });
+  });
+}

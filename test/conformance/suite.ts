@@ -1,0 +1,26 @@
+/**
+ * The conformance suite: the same behavioural tests against every engine. An engine's test file
+ * (`test/engines/<engine>.test.ts`) calls `defineConformanceSuite(harness)` and nothing else.
+ * A feature is done when it passes here on every engine.
+ */
+import { describe } from "vitest";
+import { adminTests } from "./admin.js";
+import { createContext } from "./context.js";
+import { failureTests } from "./failures.js";
+import type { EngineHarness } from "./harness.js";
+import { inputTests } from "./input.js";
+import { leaseTests } from "./leases.js";
+import { lifecycleTests } from "./lifecycle.js";
+
+export type { EngineHarness } from "./harness.js";
+
+export function defineConformanceSuite(harness: EngineHarness): void {
+  describe(`conformance: ${harness.name}`, () => {
+    const ctx = createContext(harness);
+    lifecycleTests(ctx);
+    failureTests(ctx);
+    leaseTests(ctx);
+    adminTests(ctx);
+    inputTests(ctx);
+  });
+}

@@ -1,0 +1,40 @@
+/** `sluice dev` runs the demo pipeline through the real CLI entry point and shows it working. */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "sluice-dev-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("sluice dev", () => {
+  it("creates the SQLite file, runs the demo pipeline with a dead job, and exits cleanly", async () => {
+    const db = join(dir, "dev.db");
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", "tsx", CLI, "dev", "--db", db, "--duration", "3", "--every", "200"],
+      {
+        timeout: 60_000,
+      },
+    );
+    const summary = /summary: (\d+) documents enqueued, (\d+) jobs completed, (\d+) dead/.exec(stdout);
+    expect(summary).not.toBeNull();
+    expect(Number(summary?.[1])).toBeGreaterThanOrEqual(3);
+    expect(Number(summary?.[2])).toBeGreaterThan(0);
+    // The third document is corrupt: discarded to dead on its first attempt.
+    expect(Number(summary?.[3])).toBeGreaterThanOrEqual(1);
+    expect(stdout).toContain("rag_embed");
+  });
+
+  it("exits with code 2 on a usage error", async () => {
+    const error = await run(process.execPath, ["--import", "tsx", CLI, "dev", "--concurrency", "many"]).catch(
+      (e: { code: number }) => e,
+    );
+    expect((error as { code: number }).code).toBe(2);
+  });
+});
