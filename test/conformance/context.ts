@@ -48,8 +48,10 @@ export function createContext(harness: EngineHarness): ConformanceContext {
     url = await harness.newUrl();
   });
   afterEach(async () => {
-    for (const child of children.splice(0))
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    // A child still running is told to stop at once (SIGINT: no grace), so it gives up the maintenance
+    // leadership and its registry entry instead of leaving them to expire under the next test; one that
+    // does not exit in time is killed.
+    await Promise.all(children.splice(0).map((child) => stopChild(child)));
     await Promise.all(open.splice(0).map((s) => s.close()));
   });
   afterAll(async () => {
@@ -127,6 +129,24 @@ export function createContext(harness: EngineHarness): ConformanceContext {
       };
     },
   };
+}
+
+/** How long a child asked to stop after a test may take before it is killed. */
+const CHILD_STOP_MS = 5_000;
+
+async function stopChild(child: ChildProcessWithoutNullStreams): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGINT");
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), CHILD_STOP_MS);
+  });
+  if ((await Promise.race([exited, late])) === "late") {
+    child.kill("SIGKILL");
+    await exited;
+  }
+  clearTimeout(timer);
 }
 
 export { deferred, until } from "../support/wait.js";

@@ -56,7 +56,7 @@ import {
   toStoreError,
 } from "./connection.js";
 import { readHazards } from "./hazards.js";
-import { Keys, parseRedisUrl } from "./keys.js";
+import { Keys, parseRedisUrl, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
 import { Subscriber } from "./subscriber.js";
 
@@ -455,7 +455,7 @@ export class RedisStore implements Store {
     const reasonOf = expired ? leaseExpiredReason : forcedRecoveryReason;
     const [prefix = "", suffix = ""] = reasonOf(mark).split(mark);
     const out: RecoveredJob[] = [];
-    for (const queue of await this.queueNames()) {
+    for (const queue of await this.queuesToRecover(expired)) {
       const want = request.limit - out.length;
       if (want <= 0) break;
       const rows = await this.script<
@@ -486,6 +486,36 @@ export class RedisStore implements Store {
       }
     }
     return out;
+  }
+
+  /**
+   * Queues that have something to recover, found in one pipelined round trip (the server's TIME and each
+   * queue's earliest lease expiry, or its count of active jobs for recovery by age). A maintenance pass then
+   * costs one script call per queue with work, not one per queue ever used: a fleet with hundreds of queues
+   * does not pay hundreds of round trips every few seconds, and a recovered job's event is emitted without
+   * waiting for the rest of the queues.
+   */
+  private async queuesToRecover(expired: boolean): Promise<string[]> {
+    const queues = await this.queueNames();
+    if (queues.length === 0) return [];
+    const active = (q: string) => `${this.keys.queue(q)}${STATE_SUFFIX.active}`;
+    const replies = await this.call("find expired leases", async (c) => {
+      const pipeline = c.pipeline().time();
+      for (const q of queues) {
+        if (expired) pipeline.zrange(active(q), "0", "0", "WITHSCORES");
+        else pipeline.zcard(active(q));
+      }
+      return (await pipeline.exec()) ?? [];
+    });
+    for (const [error] of replies) if (error) throw toStoreError(error, this.location, "find expired leases");
+    const [seconds, micros] = replies[0]![1] as [string, string];
+    const serverNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    return queues.filter((_, i) => {
+      const reply = replies[i + 1]![1];
+      if (!expired) return Number(reply) > 0;
+      const earliest = (reply as string[])[1];
+      return earliest !== undefined && Number(earliest) < serverNow;
+    });
   }
 
   async prune(options: {
