@@ -257,9 +257,10 @@ for _, member in ipairs(members) do
   local id = wid(member)
   local h = jkey(id)
   -- No field-by-field work in Lua: read the counters, write the lease, then return the hash as stored.
-  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p')
+  -- 's' tells whether the hash exists, without a separate EXISTS call (a fresh job has no 'lt' yet).
+  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's')
   local lt = f[1]
-  if lt or redis.call('EXISTS', h) == 1 then
+  if f[5] then
     redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
     if f[3] then redis.call('HDEL', h, 'rs') end
     local n = #active
