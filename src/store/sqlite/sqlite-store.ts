@@ -5,9 +5,9 @@
  * - WAL journal: readers never block the writer; `synchronous=NORMAL` by default (durable across process
  *   crashes; `?synchronous=full` also across power loss).
  * - Every write is one `BEGIN IMMEDIATE` transaction, so the write lock is taken up front and two processes
- *   can never deadlock upgrading a read lock. Contention waits on `busy_timeout`, then retries
- *   asynchronously until a deadline; SQLITE_BUSY never reaches the caller (it becomes StoreUnavailableError
- *   only if the lock is held for longer than the deadline).
+ *   can never deadlock upgrading a read lock. Contention waits briefly on `busy_timeout` (5 ms), then
+ *   retries asynchronously until a deadline (see retryWhileBusy); SQLITE_BUSY never reaches the caller (it
+ *   becomes StoreUnavailableError only if the lock is held for longer than the deadline).
  * - better-sqlite3 is synchronous: a batch of 50 claims is ~0.1 ms of CPU, cheaper than any async driver's
  *   round trip, and it keeps each transaction's critical section short.
  * - Wake-ups: see wake.ts.
@@ -107,7 +107,7 @@ export function parseSqliteUrl(url: string): SqliteConfig {
     path,
     memory,
     synchronous,
-    busyTimeoutMs: number("busyTimeoutMs", 1_000),
+    busyTimeoutMs: number("busyTimeoutMs", 5),
     lockDeadlineMs: number("lockDeadlineMs", 30_000),
     checkpointMs: number("checkpointMs", 500),
   };
@@ -210,7 +210,7 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.read(() => this.stmt("SELECT 1").get());
+    await this.read(() => this.stmt("SELECT 1").get());
   }
 
   async info(): Promise<StoreInfo> {
@@ -925,30 +925,39 @@ export class SqliteStore implements Store {
     return statement;
   }
 
-  /** Runs a read outside any transaction (WAL gives it a consistent snapshot without blocking writers). */
-  private read<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (error) {
-      throw this.translate(error, "read");
-    }
+  /**
+   * Runs a read outside any transaction (WAL gives it a consistent snapshot without blocking writers). A
+   * reader meets SQLITE_BUSY only in rare moments (WAL recovery, the last connection closing); it retries
+   * like a write.
+   */
+  private read<T>(fn: () => T): Promise<T> {
+    return this.retryWhileBusy(fn, "read");
   }
 
   /** Runs `fn` in `BEGIN IMMEDIATE`, retrying while another process holds the write lock. */
-  private async write<T>(fn: () => T): Promise<T> {
+  private write<T>(fn: () => T): Promise<T> {
     const runner = this.runInTransaction();
+    return this.retryWhileBusy(() => runner.immediate(fn) as T, "write");
+  }
+
+  /**
+   * Retries `attempt` while the database is locked by another process, until `lockDeadlineMs`.
+   * SQLite's own busy handler sleeps inside the call and so blocks this process's event loop, in steps that
+   * grow to tens of milliseconds; `busy_timeout` is therefore kept short (5 ms) and the rest of the wait
+   * happens here, asynchronously, with short jittered pauses first (a write transaction of another process
+   * takes well under a millisecond), so heartbeats, other jobs and an HTTP server keep running meanwhile.
+   */
+  private async retryWhileBusy<T>(attempt: () => T, action: string): Promise<T> {
     const deadline = Date.now() + this.config.lockDeadlineMs;
-    for (let attempt = 0; ; attempt++) {
+    for (let n = 0; ; n++) {
       try {
-        return runner.immediate(fn) as T;
+        return attempt();
       } catch (error) {
         if (isBusy(error) && Date.now() < deadline) {
-          // busy_timeout already waited inside SQLite; yield to the event loop before trying again so
-          // heartbeats and other work keep flowing, with a growing, jittered pause.
-          await sleep(Math.min(2 ** attempt, 50) * (0.5 + Math.random()));
+          await sleep(Math.min(0.5 * 2 ** n, 50) * (0.5 + Math.random()));
           continue;
         }
-        throw this.translate(error, "write");
+        throw this.translate(error, action);
       }
     }
   }
