@@ -80,7 +80,14 @@ export function statements(s: string) {
   const insert = insertSql("");
   const insertIdempotent = insertSql("ON CONFLICT (id) DO NOTHING");
   const n = INSERT_ARRAYS.length;
-  const leaseMatch = "j.id = u.id AND j.lease_token = u.token AND j.state = 'active'";
+  // The fencing condition of every write keyed by a lease. Two planner guards: `id = ANY ($1)` lets it probe
+  // the unique id index once per item; and the state test is written so that the planner cannot prove it
+  // implies jobs_lease's predicate (state = 'active'; state is NOT NULL, so COALESCE changes nothing).
+  // Otherwise a custom plan may read all of jobs_lease as a bitmap and join, and a bitmap scan never marks
+  // dead index entries: every job finished since the last vacuum would be revisited by every completion
+  // (seen in EXPLAIN ANALYZE: 15,100 index entries read to complete 100 jobs after a 15k drain).
+  const leaseMatch =
+    "j.id = ANY ($1::text[]) AND j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
   const candidates = (where: string, order: string) => (lock: boolean) =>
     `SELECT id, queue, task, worker_id, attempt, max_attempts, cancel_requested, lease_token, ${NOW_MS} AS now_ms
      FROM ${s}.jobs WHERE state = 'active' AND ${where} ORDER BY ${order} LIMIT $1
