@@ -109,6 +109,41 @@ export function leaseTests(ctx: ConformanceContext): void {
       );
     });
 
+    it("recovers by age a job whose lease is still valid, only past the cutoff, dry run first", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const { id } = await sluice.enqueue("hangs-but-heartbeats", {}, { queue, attempts: 3 });
+      const store = await sluice.store();
+      // A live lease: recovery by expiry must leave it alone, recovery by age must not.
+      const [claimed] = await store.claim({
+        queues: [queue],
+        limit: 1,
+        workerId: "stuck/7/a",
+        leaseMs: 60_000,
+      });
+      expect(claimed?.id).toBe(id);
+      expect((await sluice.admin.recover({ dryRun: true })).map((j) => j.id)).not.toContain(id);
+      expect(
+        (await sluice.admin.recover({ olderThanMs: 60_000, dryRun: true })).map((j) => j.id),
+      ).not.toContain(id);
+      const dry = await until("the job past a cutoff of 1 ms", async () =>
+        (await sluice.admin.recover({ olderThanMs: 1, dryRun: true })).find((j) => j.id === id),
+      );
+      expect(dry).toMatchObject({ to: "waiting", workerId: "stuck/7/a" });
+      expect((await sluice.admin.getJob(id)).state).toBe("active");
+      const done = await sluice.admin.recover({ olderThanMs: 1 });
+      expect(done.map((j) => j.id)).toContain(id);
+      const job = await sluice.admin.getJob(id);
+      expect(job.state).toBe("waiting");
+      expect(job.errors.at(-1)).toMatchObject({
+        attempt: 1,
+        outcome: "lease-expired",
+        message: "recovered by operator: worker stuck/7/a held it past the cutoff",
+      });
+      // The old holder is fenced off.
+      expect(await store.complete([{ id, token: claimed!.leaseToken, result: null }])).toEqual([false]);
+    });
+
     it("sends an orphaned job on its last attempt to dead with the lease reason", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();
