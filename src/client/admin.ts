@@ -6,16 +6,19 @@
 import { JobNotFoundError, ValidationError } from "../core/errors.js";
 import { isJobState, type JobLogLine, type JobRecord, type JobState } from "../core/job.js";
 import { validateQueueName } from "../core/options.js";
-import { histogramPercentile, hourOf } from "../core/stats.js";
-import type {
-  BulkOptions,
-  BulkResult,
-  JobFilter,
-  QueueStats,
-  RecoveredJob,
-  Store,
-  StoreInfo,
-  WorkerInfo,
+import { histogramPercentile, hourOf, latest, recoveryStats } from "../core/stats.js";
+import type { SluiceEventEmitter } from "../runtime/events.js";
+import {
+  type BulkOptions,
+  type BulkResult,
+  type JobFilter,
+  MOVABLE_STATES,
+  type QueueStats,
+  REPRIORITIZABLE_STATES,
+  type RecoveredJob,
+  type Store,
+  type StoreInfo,
+  type WorkerInfo,
 } from "../store/contract.js";
 
 /** Filter accepted by listing and bulk actions. */
@@ -30,7 +33,7 @@ export interface AdminFilter {
 }
 
 export interface QueueOverview extends QueueStats {
-  /** Age of the oldest waiting job in ms (0 when none waits). */
+  /** Age of the oldest job ready to run (waiting, or scheduled and due) in ms; 0 when none is. */
   latencyMs: number;
 }
 
@@ -54,10 +57,12 @@ export interface HourlyStats {
   /** Duration percentiles of completed jobs, as the upper bound of their histogram bucket (ms); null when none. */
   p50Ms: number | null;
   p95Ms: number | null;
+  /** Epoch ms of the latest completion in this hour (as of the workers' last stats flush), or null. */
+  lastCompletedAt: number | null;
 }
 
 export interface BulkRunOptions {
-  /** Jobs per store call. Default 1000. */
+  /** Jobs per store call, 1 to 10,000. Default 1000. */
   batchSize?: number;
   /** Called after each batch with the running total. */
   onProgress?: (done: number) => void;
@@ -65,8 +70,24 @@ export interface BulkRunOptions {
   signal?: AbortSignal;
 }
 
+/** States each bulk action can change (listing is narrowed to them, the store checks them again). */
+const BULK_STATES = {
+  retry: ["dead", "cancelled", "completed", "scheduled"],
+  cancel: ["scheduled", "waiting", "blocked", "active"],
+  remove: ["scheduled", "waiting", "blocked", "completed", "dead", "cancelled"],
+  move: MOVABLE_STATES,
+  reprioritize: REPRIORITIZABLE_STATES,
+} as const satisfies Record<string, readonly JobState[]>;
+
+/**
+ * The admin API (`sluice.admin`): what an operator reads and repairs. Every surface — CLI, HTTP API,
+ * dashboard — calls this and nothing below it.
+ */
 export class Admin {
-  constructor(private readonly store: () => Promise<Store>) {}
+  constructor(
+    private readonly store: () => Promise<Store>,
+    private readonly events?: SluiceEventEmitter,
+  ) {}
 
   /** One round trip to the store (connecting and migrating first if needed); the time it took. */
   async ping(): Promise<{ rttMs: number }> {
@@ -129,7 +150,7 @@ export class Admin {
 
   /** Back to `waiting` with a fresh attempt count: dead (DLQ requeue), cancelled, completed or scheduled jobs. */
   async retry(filter: AdminFilter | string, options: BulkRunOptions = {}): Promise<BulkResult> {
-    return this.bulk(filter, options, (store, f, o) => store.retry(f, o));
+    return this.bulk(filter, options, BULK_STATES.retry, (store, f, o) => store.retry(f, o));
   }
 
   /** Cancels waiting / scheduled jobs at once; active ones get their handler's signal aborted. */
@@ -138,18 +159,17 @@ export class Admin {
     options: BulkRunOptions = {},
   ): Promise<BulkResult & { requested: string[] }> {
     const requested: string[] = [];
-    const result = await this.bulk(filter, options, async (store, f, o) => {
+    const result = await this.bulk(filter, options, BULK_STATES.cancel, async (store, f, o) => {
       const r = await store.cancel(f, o);
       requested.push(...r.requested);
-      // Count requests too so the batch loop goes on while it makes progress.
-      return { count: r.count + r.requested.length, ids: r.ids };
+      return r;
     });
-    return { count: result.count - requested.length, ids: result.ids, requested };
+    return { ...result, requested };
   }
 
   /** Deletes jobs that are not active. */
   async delete(filter: AdminFilter | string, options: BulkRunOptions = {}): Promise<BulkResult> {
-    return this.bulk(filter, options, (store, f, o) => store.remove(f, o));
+    return this.bulk(filter, options, BULK_STATES.remove, (store, f, o) => store.remove(f, o));
   }
 
   /**
@@ -162,7 +182,7 @@ export class Admin {
     options: BulkRunOptions = {},
   ): Promise<BulkResult> {
     const queue = validateQueueName(toQueue, "toQueue");
-    return this.bulk(filter, options, (store, f, o) => store.move(f, queue, o));
+    return this.bulk(filter, options, BULK_STATES.move, (store, f, o) => store.move(f, queue, o));
   }
 
   /** Sets the priority of matching jobs that have not started (lower runs first). */
@@ -180,7 +200,9 @@ export class Admin {
         },
       );
     }
-    return this.bulk(filter, options, (store, f, o) => store.reprioritize(f, priority, o));
+    return this.bulk(filter, options, BULK_STATES.reprioritize, (store, f, o) =>
+      store.reprioritize(f, priority, o),
+    );
   }
 
   /** Stops fetching from a queue (jobs keep arriving and wait). */
@@ -188,6 +210,7 @@ export class Admin {
     await (await this.store()).pauseQueue(queue, null);
   }
 
+  /** Starts fetching from a paused queue again (also lifts a rate-limit pause). */
   async resume(queue: string): Promise<void> {
     await (await this.store()).resumeQueue(queue);
   }
@@ -205,7 +228,25 @@ export class Admin {
       options.olderThanMs === undefined
         ? ({ kind: "expired" } as const)
         : ({ kind: "startedBefore", at: Date.now() - options.olderThanMs } as const);
-    return store.recover({ mode, dryRun: options.dryRun ?? false, limit: options.limit ?? 10_000 });
+    const dryRun = options.dryRun ?? false;
+    const recovered = await store.recover({ mode, dryRun, limit: options.limit ?? 10_000 });
+    if (!dryRun && recovered.length > 0) {
+      const at = Date.now();
+      // As the automatic pass does: the roll-up counts the attempts, listeners see each job.
+      await store.addStats(recoveryStats(recovered, at));
+      for (const job of recovered) {
+        this.events?.emit("recovered", {
+          jobId: job.id,
+          queue: job.queue,
+          task: job.task,
+          at,
+          attempt: job.attempt,
+          to: job.to,
+          reason: job.reason,
+        });
+      }
+    }
+    return recovered;
   }
 
   /** Per queue and hour since `sinceMs` ago: completed, failed attempts, dead, p50/p95 duration. From the roll-up. */
@@ -224,26 +265,74 @@ export class Admin {
       dead: r.dead,
       p50Ms: histogramPercentile(r.durations, 50),
       p95Ms: histogramPercentile(r.durations, 95),
+      lastCompletedAt: r.lastCompletedAt,
     }));
   }
 
-  private async bulk(
+  /**
+   * Epoch ms of the latest completion per queue within the last `sinceMs` (from the roll-up, as of the
+   * workers' last stats flush, every few seconds); queues with none are absent.
+   */
+  async lastCompletions(options: { sinceMs: number }): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const row of await this.stats(options)) {
+      const at = latest(out.get(row.queue) ?? null, row.lastCompletedAt);
+      if (at !== null) out.set(row.queue, at);
+    }
+    return out;
+  }
+
+  /**
+   * Runs a bulk action in batches of `batchSize`. By ids: the ids in chunks. By filter: the matching jobs
+   * are walked once, oldest first, with the listing cursor (enqueue order), and each page is acted on by
+   * id; the store checks the filter and the state again. A job the action changes so that it matches
+   * again — a retried job that dies again while this runs — is behind the cursor and never taken twice.
+   * A single id (a string) that names no job throws JobNotFoundError.
+   */
+  private async bulk<R extends BulkResult>(
     filter: AdminFilter | string,
     options: BulkRunOptions,
-    action: (store: Store, filter: JobFilter, options: BulkOptions) => Promise<BulkResult>,
+    allowed: readonly JobState[],
+    action: (store: Store, filter: JobFilter, options: BulkOptions) => Promise<R>,
   ): Promise<BulkResult> {
     const store = await this.store();
     const storeFilter = toStoreFilter(typeof filter === "string" ? { ids: [filter] } : filter);
     const limit = options.batchSize ?? 1_000;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `batchSize must be an integer from 1 to 10000, got ${limit}`,
+        {
+          field: "batchSize",
+        },
+      );
+    }
     const total: BulkResult = { count: 0, ids: [] };
-    for (;;) {
-      if (options.signal?.aborted) break;
-      const result = await action(store, storeFilter, { limit });
+    const apply = async (ids: readonly string[]) => {
+      const result = await action(store, { ...storeFilter, ids }, { limit: ids.length });
       total.count += result.count;
       if (total.ids.length < 10_000) total.ids.push(...result.ids.slice(0, 10_000 - total.ids.length));
       options.onProgress?.(total.count);
-      if (result.count < limit || storeFilter.ids) break;
+    };
+    if (storeFilter.ids) {
+      for (let at = 0; at < storeFilter.ids.length; at += limit) {
+        if (options.signal?.aborted) break;
+        await apply(storeFilter.ids.slice(at, at + limit));
+      }
+      if (typeof filter === "string" && total.count === 0 && !(await store.getJob(filter))) {
+        throw new JobNotFoundError(filter);
+      }
+      return total;
     }
+    const states = storeFilter.states ? storeFilter.states.filter((s) => allowed.includes(s)) : allowed;
+    if (states.length === 0) return total;
+    let cursor: string | null = null;
+    do {
+      if (options.signal?.aborted) break;
+      const page = await store.listJobs({ filter: { ...storeFilter, states }, limit, cursor, order: "asc" });
+      if (page.jobs.length > 0) await apply(page.jobs.map((job) => job.id));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
     return total;
   }
 }

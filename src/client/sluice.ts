@@ -17,6 +17,9 @@ import { Admin } from "./admin.js";
 import type { RegisteredTask } from "./registry.js";
 import type { TaskContext, TaskDefinition } from "./task.js";
 
+/** Options that make sense for one job only; a task definition that sets one is refused. */
+const PER_JOB_ONLY = ["jobId", "uniqueKey", "runAt", "delayMs"] as const;
+
 export interface SluiceOptions {
   /** Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`. */
   url?: string;
@@ -102,7 +105,7 @@ export class Sluice {
       );
     }
     this.injected = options.store ?? null;
-    this.admin = new Admin(() => this.store());
+    this.admin = new Admin(() => this.store(), this.events);
   }
 
   /** Tasks defined in this process. */
@@ -173,6 +176,16 @@ export class Sluice {
           {
             field: `task.${key}`,
           },
+        );
+      }
+    }
+    for (const key of PER_JOB_ONLY) {
+      if ((jobOptions as Record<string, unknown>)[key] !== undefined) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          `task "${name}": ${key} belongs to one job, not to a task (every job of the task would share it); ` +
+            `pass it to enqueue(payload, { ${key} })`,
+          { field: `task.${key}` },
         );
       }
     }
@@ -362,6 +375,15 @@ export class Sluice {
     if (typeof task !== "string") validateTaskName(task, "task");
     const registered = this.registry.get(task);
     const perCall = options === undefined ? undefined : validateJobOptions(options, `${fieldPrefix}options`);
+    if (typeof perCall?.backoff === "function") {
+      // A job's backoff is stored with it and read by whichever worker runs it: it must be data.
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `${fieldPrefix}options.backoff: a backoff function cannot be stored with a job; define it on the task ` +
+          "(sluice.task(name, { backoff: (attempt, error) => ms })) or pass { type, delayMs, … } here",
+        { field: `${fieldPrefix}options.backoff` },
+      );
+    }
     if (!registered) {
       validateTaskName(task, "task");
       if (perCall?.queue === undefined) throw new UnknownTaskError(task);

@@ -82,10 +82,16 @@ export class JobNotFoundError extends SluiceError {
   }
 }
 
-/** The store could not be reached or stayed busy past its deadline. Nothing was written. */
+/** The store could not be reached, stayed busy past its deadline, or refused the request. Nothing was written. */
 export class StoreUnavailableError extends SluiceError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * True when the store was reachable and refused this particular request (a rejected statement, a script
+   * error): sending the same request again fails again, so retry loops give up on it instead of waiting.
+   */
+  readonly rejected: boolean;
+  constructor(message: string, options?: { cause?: unknown; rejected?: boolean }) {
     super("STORE_UNAVAILABLE", message, options);
+    this.rejected = options?.rejected ?? false;
   }
 }
 

@@ -197,6 +197,7 @@ function firstBadChar(name: string): string {
  * - `uniqueKey`: non-empty string of at most 512 characters, or `{ key, windowMs?, states? }` with
  *   `windowMs > 0` and `states` a non-empty list of job states;
  * - `tags`: at most 32 strings of 1..128 characters;
+ * - `jobId`, `uniqueKey` and `tags` never contain NUL (`\u0000`);
  * - `retention`: `true`, `false`, `{ ageMs }` with `ageMs >= 0`, or `{ count }` with an integer `count >= 0`.
  *
  * @param options the options object (undefined counts as `{}`)
@@ -421,7 +422,8 @@ function timeout(value: unknown, field: string): number | null {
 }
 
 function boundedString(value: unknown, field: string, maxLength: number): string {
-  if (typeof value === "string" && value.length >= 1 && value.length <= maxLength) return value;
+  if (typeof value === "string" && value.length >= 1 && value.length <= maxLength)
+    return withoutNul(value, field);
   const problem =
     typeof value !== "string"
       ? `got ${describeValue(value)}`
@@ -526,9 +528,19 @@ function tags(value: unknown, field: string): string[] {
         { field: `${field}[${index}]` },
       );
     }
-    out.push(tag);
+    out.push(withoutNul(tag, `${field}[${index}]`));
   }
   return out;
+}
+
+/** Ids, keys and tags are stored as text; PostgreSQL's text cannot hold NUL, so no engine accepts it. */
+function withoutNul(value: string, field: string): string {
+  if (!value.includes("\u0000")) return value;
+  throw new ValidationError(
+    "INVALID_OPTION",
+    `${field} must not contain NUL characters (\\u0000); got ${describeValue(value)}`,
+    { field },
+  );
 }
 
 function retention(value: unknown, field: string): Retention {

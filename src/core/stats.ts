@@ -34,6 +34,11 @@ export interface StatsRow {
   dead: number;
   /** Counts of completed-job durations per bucket of {@link DURATION_BUCKETS_MS} (length {@link HISTOGRAM_SIZE}). */
   durations: number[];
+  /**
+   * Epoch ms of the latest completion in this hour, or null when none. Merged by maximum, not by sum: it
+   * lets `sluice doctor` see "no completion for 10 minutes" without waiting for the hour to turn.
+   */
+  lastCompletedAt: number | null;
 }
 
 export function hourOf(epochMs: number): number {
@@ -76,6 +81,7 @@ export class StatsAccumulator {
         failed: 0,
         dead: 0,
         durations: new Array<number>(HISTOGRAM_SIZE).fill(0),
+        lastCompletedAt: null,
       };
       this.rows.set(key, row);
     }
@@ -85,7 +91,9 @@ export class StatsAccumulator {
   completed(queue: string, at: number, durationMs: number): void {
     const row = this.row(queue, at);
     row.completed++;
-    row.durations[bucketOf(durationMs)] = (row.durations[bucketOf(durationMs)] ?? 0) + 1;
+    const bucket = bucketOf(durationMs);
+    row.durations[bucket] = (row.durations[bucket] ?? 0) + 1;
+    row.lastCompletedAt = latest(row.lastCompletedAt, at);
   }
 
   failed(queue: string, at: number): void {
@@ -117,6 +125,29 @@ export class StatsAccumulator {
       r.durations.forEach((n, i) => {
         row.durations[i] = (row.durations[i] ?? 0) + n;
       });
+      row.lastCompletedAt = latest(row.lastCompletedAt, r.lastCompletedAt);
     }
   }
+}
+
+/** The later of two optional times. */
+export function latest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
+
+/**
+ * Roll-up increments for jobs that lease recovery (automatic or by an operator) took back: each is a
+ * failed attempt, and a dead job when it was out of attempts. Workers count their own outcomes; recovery
+ * runs where no worker holds the job any more, so the maintenance pass and `Admin.recover` add these.
+ */
+export function recoveryStats(recovered: readonly { queue: string; to: string }[], at: number): StatsRow[] {
+  const accumulator = new StatsAccumulator();
+  for (const job of recovered) {
+    if (job.to === "cancelled") continue;
+    accumulator.failed(job.queue, at);
+    if (job.to === "dead") accumulator.dead(job.queue, at);
+  }
+  return accumulator.drain();
 }

@@ -2,11 +2,15 @@
  * Coalesces store writes made in the same turn of the event loop into one batch call (one transaction /
  * round trip), e.g. fifty completions of fifty no-op jobs become one `store.complete([...50])`.
  *
- * A failed flush (store unreachable) is retried with backoff until it succeeds or the batcher is closed;
- * items are never dropped silently: on close they reject so the caller knows the outcome was not stored
- * (the job's lease then expires and recovery runs it again: at-least-once).
+ * A flush that fails because the store is unreachable is retried with backoff until it succeeds or the
+ * batcher is closed. A flush the store refuses (a rejected statement or script: retrying the same request
+ * fails again) is split in halves until the item it refuses is alone, and only that item rejects, so one
+ * poisoned item never blocks the others. Items are never dropped silently: a rejected or closed item
+ * rejects its promise, so the caller knows the outcome was not stored (the job's lease then expires and
+ * recovery runs it again: at-least-once).
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { StoreUnavailableError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 
 interface Pending<I, R> {
@@ -87,6 +91,7 @@ export class Batcher<I, R> {
           for (const p of batch) p.reject(error);
           return;
         }
+        if (!isTransient(error)) return this.isolate(batch, error);
         const delay = Math.min(100 * 2 ** attempt, 5_000) * (0.5 + Math.random() / 2);
         this.logger.warn(
           {
@@ -102,4 +107,24 @@ export class Batcher<I, R> {
       }
     }
   }
+
+  /** The store refused `batch`: write its halves separately so only the refused items fail. */
+  private async isolate(batch: Pending<I, R>[], error: unknown): Promise<void> {
+    if (batch.length === 1) {
+      this.logger.error(
+        { batch: this.name, err: error },
+        `the store refused a ${this.name} write; that outcome is not stored (the job is recovered when its lease expires)`,
+      );
+      batch[0]?.reject(error);
+      return;
+    }
+    const middle = Math.ceil(batch.length / 2);
+    await this.writeWithRetry(batch.slice(0, middle));
+    await this.writeWithRetry(batch.slice(middle));
+  }
+}
+
+/** Worth retrying as is: the store could not be reached (as opposed to refusing the request). */
+function isTransient(error: unknown): boolean {
+  return error instanceof StoreUnavailableError && !error.rejected;
 }

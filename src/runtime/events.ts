@@ -26,6 +26,11 @@ export interface SluiceEvents {
   /** A job returned to the queue without charging its attempt (graceful stop, rate limit). */
   released: [JobEventBase & { reason: string; runAt: number | null }];
   recovered: [JobEventBase & { attempt: number; to: "waiting" | "dead" | "cancelled"; reason: string }];
+  /**
+   * A worker found nothing to claim with nothing running (BullMQ's `drained`): its queues are empty for it,
+   * and it now waits for a wake-up. Emitted once per transition from busy to idle.
+   */
+  drained: [{ workerId: string; at: number }];
   /** Runtime trouble worth surfacing (store unreachable, handler misbehaving). */
   error: [Error];
 }

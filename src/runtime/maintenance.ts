@@ -6,17 +6,26 @@
  * change never double-recovers a job.
  */
 import type { Logger } from "../core/logger.js";
+import { recoveryStats } from "../core/stats.js";
 import type { Store } from "../store/contract.js";
 import type { SluiceEventEmitter } from "./events.js";
 
 export interface MaintenanceOptions {
   owner: string;
   intervalMs: number;
-  /** Prune every N passes (retention is not urgent). Default 12. */
+  /** Prune every N passes. Default 1: pruning a little often keeps up with high completion rates. */
   pruneEvery?: number;
 }
 
 const BATCH = 500;
+/** Completed jobs one prune call deletes at most (one transaction / one script: keep it short). */
+const PRUNE_BATCH = 5_000;
+/**
+ * Longest one pass keeps pruning. Pruning repeats until a call deletes less than a batch, so retention
+ * keeps up with any completion rate the store can carry (hundreds of thousands of jobs per pass), while
+ * a huge backlog of expired history is worked off over several passes instead of in one long stall.
+ */
+const PRUNE_BUDGET_MS = 2_000;
 
 export class Maintenance {
   private timer: NodeJS.Timeout | null = null;
@@ -62,14 +71,24 @@ export class Maintenance {
       const leader = await this.store.tryLead("maintenance", this.options.owner, this.options.intervalMs * 3);
       if (!leader) return;
       await this.recoverExpired();
-      if (this.passes++ % (this.options.pruneEvery ?? 12) === 0) {
-        const workersSilentSince = Date.now() - Math.max(this.options.intervalMs * 20, 5 * 60_000);
-        const pruned = await this.store.prune({ limit: 10_000, workersSilentSince });
-        if (pruned.jobs + pruned.workers > 0) this.logger.debug(pruned, "pruned");
-      }
+      if (this.passes++ % (this.options.pruneEvery ?? 1) === 0) await this.prune();
     } catch (error) {
       this.logger.warn({ err: error }, "maintenance pass failed; will retry");
     }
+  }
+
+  /** Deletes completed jobs past their retention (in batches, within PRUNE_BUDGET_MS) and silent workers. */
+  private async prune(): Promise<void> {
+    const workersSilentSince = Date.now() - Math.max(this.options.intervalMs * 20, 5 * 60_000);
+    const deadline = Date.now() + PRUNE_BUDGET_MS;
+    const total = { jobs: 0, workers: 0 };
+    for (;;) {
+      const pruned = await this.store.prune({ limit: PRUNE_BATCH, workersSilentSince });
+      total.jobs += pruned.jobs;
+      total.workers += pruned.workers;
+      if (pruned.jobs < PRUNE_BATCH || Date.now() >= deadline || this.stopped) break;
+    }
+    if (total.jobs + total.workers > 0) this.logger.debug(total, "pruned");
   }
 
   private async recoverExpired(): Promise<void> {
@@ -94,6 +113,23 @@ export class Maintenance {
           at: Date.now(),
           attempt: job.attempt,
           to: job.to,
+          reason: job.reason,
+        });
+      }
+      if (recovered.length > 0) {
+        // Recovered attempts count as failures (and dead jobs as dead) in the roll-up, as a worker's would.
+        await this.store.addStats(recoveryStats(recovered, Date.now())).catch((error: unknown) => {
+          this.logger.warn({ err: error }, "could not add recovered jobs to the stats roll-up");
+        });
+      }
+      for (const job of recovered) {
+        if (job.to !== "dead") continue;
+        this.events.emit("dead", {
+          jobId: job.id,
+          queue: job.queue,
+          task: job.task,
+          at: Date.now(),
+          attempt: job.attempt,
           reason: job.reason,
         });
       }

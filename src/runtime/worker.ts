@@ -54,6 +54,11 @@ const STATS_FLUSH_MS = 5_000;
 const DUE_REFRESH_MS = 250;
 /** Fewest milliseconds between two cancel checks caused by store signals (a burst of cancels costs one). */
 const CANCEL_CHECK_MS = 100;
+/**
+ * Longest `stop()` waits for the last outcome writes once handlers are done. Past it (the store is down)
+ * the writes are given up: those jobs' leases expire and recovery runs them again (at-least-once).
+ */
+const FINAL_WRITES_MS = 10_000;
 
 /** Options of `sluice.worker()`. */
 export interface WorkerOptions {
@@ -159,7 +164,11 @@ export class Worker {
   private store!: Store;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private fetching = false;
+  /** The claim loop's current pass, awaited by `stop()` so a claim in flight is handed back before exit. */
+  private fetchPass: Promise<void> = Promise.resolve();
   private fetchAgain = false;
+  /** Whether the last claim found the queues empty with nothing running (see the `drained` event). */
+  private drained = false;
   private fetchScheduled = false;
   private claimFailures = 0;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -287,6 +296,8 @@ export class Worker {
     // claims while stopping), but a cancel must still reach a handler that is draining within its grace.
     this.clearTimer("poll");
     this.clearTimer("due");
+    // A claim in flight returns jobs this worker now holds: fetch() hands them back when it sees the state.
+    await this.fetchPass;
     // Jobs held ahead never started: give them back at once (no attempt charged).
     await Promise.allSettled(
       this.buffer.splice(0).map((job) => this.releaseJob(job, "released: worker stopping")),
@@ -319,15 +330,7 @@ export class Worker {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
     if (this.cancelCheckTimer) clearTimeout(this.cancelCheckTimer);
-    await Promise.allSettled([
-      this.completions.drain(),
-      this.failures.drain(),
-      this.releases.drain(),
-      this.progressWrites.drain(),
-      this.logWrites.drain(),
-    ]);
-    await Promise.allSettled([...this.pendingWrites]);
-    await this.flushStats();
+    await this.finalWrites();
     try {
       await this.store.unregisterWorker(this.id);
     } catch (error) {
@@ -335,6 +338,34 @@ export class Worker {
     }
     this.state = "stopped";
     this.logger.info("worker stopped");
+  }
+
+  /**
+   * Waits for queued outcome writes (and the stats flush) for at most FINAL_WRITES_MS, then gives up on
+   * what is left, so `stop()` returns even when the store went away: a batcher retries an unreachable
+   * store forever otherwise.
+   */
+  private async finalWrites(): Promise<void> {
+    const batchers = [this.completions, this.failures, this.releases, this.progressWrites, this.logWrites];
+    const written = (async () => {
+      await Promise.allSettled(batchers.map((b) => b.drain()));
+      await Promise.allSettled([...this.pendingWrites]);
+      await this.flushStats();
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      written.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), FINAL_WRITES_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!late) return;
+    this.logger.error(
+      { waitedMs: FINAL_WRITES_MS },
+      "store unreachable at shutdown: unwritten outcomes are given up; those jobs are recovered when their leases expire",
+    );
+    for (const batcher of batchers) batcher.close();
   }
 
   private info(): WorkerInfo {
@@ -363,7 +394,7 @@ export class Worker {
     this.fetchScheduled = true;
     setImmediate(() => {
       this.fetchScheduled = false;
-      void this.fetch();
+      this.fetchPass = this.fetch();
     });
   }
 
@@ -402,6 +433,11 @@ export class Worker {
     }
     this.buffer.push(...claimed);
     this.startBuffered();
+    if (claimed.length > 0) this.drained = false;
+    else if (!this.drained && this.running.size === 0) {
+      this.drained = true;
+      this.host.events.emit("drained", { workerId: this.id, at: Date.now() });
+    }
     if (claimed.length < free) {
       // Idle (or nearly): wait for a signal, the next due job, or the safety poll. The next due time costs
       // a round trip, so under light steady traffic it is looked up at most every DUE_REFRESH_MS; an empty
@@ -761,7 +797,13 @@ export class Worker {
         const leases = this.heldLeases();
         this.applyExtendResult(await this.store.extendLeases(leases, this.leaseMs));
       }
-      await this.store.heartbeatWorker(this.id, this.running.size);
+      if (!(await this.store.heartbeatWorker(this.id, this.running.size))) {
+        // Pruned as silent (a long outage or a partition): register again so operators see this worker.
+        await this.store.registerWorker(this.info());
+        this.logger.warn(
+          "worker entry was missing from the registry (pruned while unreachable); registered again",
+        );
+      }
     } catch (error) {
       this.logger.warn({ err: error }, "heartbeat failed; leases may expire if the store stays unreachable");
     }

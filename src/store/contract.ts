@@ -169,7 +169,15 @@ export interface JobPage {
 export interface QueueStats {
   queue: string;
   counts: Record<JobState, number>;
-  /** `createdAt`/`runAt` of the oldest waiting job (latency = now - this), or null. */
+  /**
+   * Scheduled jobs whose run time has passed (delays and backoffs that are over). Claims promote them to
+   * `waiting`, so they are backlog too: a queue with no live worker keeps them here, not in `waiting`.
+   */
+  due: number;
+  /**
+   * Run time of the oldest job ready to run — waiting, or scheduled and due (latency = now - this) — or
+   * null when none is.
+   */
   oldestWaitingAt: number | null;
   paused: boolean;
   /** Epoch ms until which the queue is paused by a rate limit, or null. */
@@ -280,8 +288,13 @@ export interface Store {
   resign(name: string, owner: string): Promise<void>;
 
   // ── worker registry ────────────────────────────────────────────────────────────────────────────
+  /** Adds or replaces a worker's entry. */
   registerWorker(worker: WorkerInfo): Promise<void>;
-  heartbeatWorker(id: string, busy: number): Promise<void>;
+  /**
+   * Records a heartbeat. Returns false when the worker has no entry (pruned after a long outage or a
+   * partition): the runtime then registers it again, so it never silently disappears from the registry.
+   */
+  heartbeatWorker(id: string, busy: number): Promise<boolean>;
   unregisterWorker(id: string): Promise<void>;
   listWorkers(): Promise<WorkerInfo[]>;
 

@@ -29,6 +29,7 @@ export function adminTests(ctx: ConformanceContext): void {
       });
       expect(stats.latencyMs).toBeGreaterThanOrEqual(0);
       expect(stats.oldestWaitingAt).toBeLessThanOrEqual(before);
+      expect(stats.due).toBe(0);
       expect(stats.paused).toBe(false);
     });
 
@@ -159,6 +160,78 @@ export function adminTests(ctx: ConformanceContext): void {
       expect(order).toEqual([1, 5, 12, 30]);
     });
 
+    it("walks each matching job once in bulk actions: past a batch, while jobs change, by ids", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const hanging = sluice.task("hangs", {
+        queue,
+        run: (_p, job) => new Promise((r) => job.signal.addEventListener("abort", r)),
+      });
+      await hanging.enqueueMany(Array.from({ length: 7 }, (_, n) => ({ payload: { n } })));
+      const worker = sluice.worker({ queues: [queue], concurrency: 2, prefetch: 0 });
+      await worker.start();
+      await until(
+        "two running",
+        async () => (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.active === 2,
+      );
+      // Batches of 2 over 5 waiting and 2 active jobs: every one is cancelled or asked to stop, once. (A job
+      // the worker starts while the cancel runs, in the slot of an aborted one, is asked to stop instead.)
+      const cancelled = await sluice.admin.cancel({ queue }, { batchSize: 2 });
+      expect(cancelled.count + cancelled.requested.length).toBe(7);
+      expect(cancelled.requested.length).toBeGreaterThanOrEqual(2);
+      expect(new Set([...cancelled.ids, ...cancelled.requested]).size).toBe(7);
+      await until(
+        "all cancelled",
+        async () => (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.cancelled === 7,
+      );
+
+      // A retry by filter while a worker fails the retried jobs again: each job is retried once.
+      const again = ctx.queue();
+      const failing = sluice.task("fails-again", {
+        queue: again,
+        attempts: 1,
+        run: () => {
+          throw new Error("still down");
+        },
+      });
+      await failing.enqueueMany(Array.from({ length: 6 }, () => ({ payload: {} })));
+      await sluice.worker({ queues: [again], concurrency: 3 }).start();
+      const deadCount = async () => (await sluice.admin.queues()).find((q) => q.queue === again)?.counts.dead;
+      await until("six dead", async () => (await deadCount()) === 6);
+      const retried = await sluice.admin.retry({ queue: again, state: "dead" }, { batchSize: 2 });
+      expect(retried.count).toBe(6);
+      expect(new Set(retried.ids).size).toBe(6);
+      await until("six dead again", async () => (await deadCount()) === 6);
+
+      // By ids: more ids than a batch, all acted on; one id that names no job is an error.
+      const ids = (await sluice.admin.listJobs({ queue: again }, { limit: 10 })).jobs.map((j) => j.id);
+      await worker.stop({ graceMs: 0 });
+      expect((await sluice.admin.delete({ ids }, { batchSize: 4 })).count).toBe(6);
+      await expect(sluice.admin.retry("no-such-job")).rejects.toBeInstanceOf(JobNotFoundError);
+      await expect(sluice.admin.cancel("no-such-job")).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
+    });
+
+    it("counts scheduled jobs whose time has come as due backlog, in the latency too", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      await sluice.store(); // opened first, so the delay is not used up by connecting
+      const enqueuedAt = Date.now();
+      await sluice.enqueueMany("later", [
+        { payload: {}, options: { queue, delayMs: 300 } },
+        { payload: {}, options: { queue, delayMs: 300 } },
+        { payload: {}, options: { queue, delayMs: 600_000 } },
+      ]);
+      // No worker runs, so nothing promotes them: they stay scheduled, and count as due once their time passed.
+      const stats = await until("two due", async () => {
+        const q = (await sluice.admin.queues()).find((s) => s.queue === queue);
+        return q?.due === 2 ? q : null;
+      });
+      expect(stats.counts).toMatchObject({ scheduled: 3, waiting: 0 });
+      expect(stats.oldestWaitingAt).toBeGreaterThanOrEqual(enqueuedAt + 300);
+      expect(stats.oldestWaitingAt).toBeLessThan(enqueuedAt + 600_000);
+      expect(stats.latencyMs).toBeGreaterThan(0);
+    });
+
     it("does not fetch from a paused queue until it is resumed", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();
@@ -186,19 +259,42 @@ export function adminTests(ctx: ConformanceContext): void {
       const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
       const durations = (slot: number, n: number) =>
         Array.from({ length: 21 }, (_, i) => (i === slot ? n : 0));
-      await store.addStats([{ queue, hour, completed: 4, failed: 1, dead: 0, durations: durations(3, 4) }]);
-      await store.addStats([{ queue, hour, completed: 2, failed: 0, dead: 1, durations: durations(9, 2) }]);
+      const base = { queue, hour, lastCompletedAt: null };
+      await store.addStats([
+        {
+          ...base,
+          completed: 4,
+          failed: 1,
+          dead: 0,
+          durations: durations(3, 4),
+          lastCompletedAt: hour + 900,
+        },
+      ]);
+      // The latest completion is a maximum: an earlier one flushed later does not move it back.
+      await store.addStats([
+        {
+          ...base,
+          completed: 2,
+          failed: 0,
+          dead: 1,
+          durations: durations(9, 2),
+          lastCompletedAt: hour + 400,
+        },
+      ]);
+      await store.addStats([{ ...base, completed: 0, failed: 1, dead: 0, durations: durations(0, 0) }]);
       const rows = (await store.readStats(hour)).filter((r) => r.queue === queue);
       expect(rows).toEqual([
         {
           queue,
           hour,
           completed: 6,
-          failed: 1,
+          failed: 2,
           dead: 1,
           durations: durations(3, 4).map((n, i) => n + (durations(9, 2)[i] ?? 0)),
+          lastCompletedAt: hour + 900,
         },
       ]);
+      const started = Date.now();
       const task = sluice.task("measured", {
         queue,
         attempts: 1,
@@ -217,13 +313,17 @@ export function adminTests(ctx: ConformanceContext): void {
       // Summed over rows: the worker's outcomes land in the next hour if the test straddles an hour boundary.
       const mine = (await sluice.admin.stats({ sinceMs: 3_600_000 })).filter((r) => r.queue === queue);
       const sum = (k: "completed" | "failed" | "dead") => mine.reduce((n, r) => n + r[k], 0);
-      expect([sum("completed"), sum("failed"), sum("dead")]).toEqual([7, 2, 2]);
+      expect([sum("completed"), sum("failed"), sum("dead")]).toEqual([7, 3, 2]);
+      // The worker's completion is the queue's latest (stagnation checks read it).
+      const last = (await sluice.admin.lastCompletions({ sinceMs: 3_600_000 })).get(queue);
+      expect(last).toBeGreaterThanOrEqual(started);
+      expect(last).toBeLessThanOrEqual(Date.now());
       // That hour holds four durations ≤ 10 ms, two ≤ 1 s, and maybe the worker's job: the median is 10 ms either way.
       expect(mine.find((r) => r.hour === hour)?.p50Ms).toBe(10);
       // Rows past the 30-day retention go at the next prune; recent ones stay.
       const old = hour - 31 * 86_400_000;
       await store.addStats([
-        { queue, hour: old, completed: 1, failed: 0, dead: 0, durations: durations(0, 1) },
+        { ...base, hour: old, completed: 1, failed: 0, dead: 0, durations: durations(0, 1) },
       ]);
       expect((await store.readStats(old)).some((r) => r.queue === queue && r.hour === old)).toBe(true);
       await store.prune({ limit: 1_000, workersSilentSince: 0 });

@@ -263,6 +263,35 @@ export function failureTests(ctx: ConformanceContext): void {
       expect((job.finishedAt ?? 0) - first).toBeGreaterThanOrEqual(290);
     });
 
+    it("stores the outcome of an attempt whose error and log lines contain NUL characters", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const task = sluice.task("nul", {
+        queue,
+        attempts: 1,
+        async run(_p, job) {
+          await job.log("line with \u0000 inside");
+          throw new Error("bad \u0000 byte");
+        },
+      });
+      // Another job in the same write batches: one odd job must not hold up its neighbours.
+      const plain = sluice.task("plain", { queue, run: () => "fine" });
+      await sluice.worker({ queues: [queue], concurrency: 4 }).start();
+      const [{ id }, { id: other }] = [await task.enqueue({}), await plain.enqueue({})];
+      const job = await until("dead with its error stored", async () => {
+        const j = await sluice.admin.getJob(id);
+        return j.state === "dead" ? j : null;
+      });
+      // Stored as is, or with the NUL replaced (PostgreSQL text cannot hold it): never lost.
+      expect(job.errors[0]?.message).toMatch(/^bad .? byte$/u);
+      expect(job.reason).toMatch(/bad .? byte/u);
+      expect(job.logs.map((l) => l.message)).toEqual([expect.stringMatching(/^line with .? inside$/u)]);
+      await until(
+        "the other job completed",
+        async () => (await sluice.admin.getJob(other)).state === "completed",
+      );
+    });
+
     it("sends a job whose stored payload fails the task schema to dead (never crashes the worker)", async () => {
       const { z } = await import("zod");
       const producer = ctx.sluice();

@@ -62,6 +62,10 @@ export function inputTests(ctx: ConformanceContext): void {
       ["non-string tags", { tags: [1] }],
       ["a zero timeout", { timeoutMs: 0 }],
       ["a bad retention", { retention: { count: -1 } }],
+      ["a backoff function (not storable with a job)", { backoff: () => 1_000 }],
+      ["a NUL in a jobId", { jobId: "a\u0000b" }],
+      ["a NUL in a uniqueKey", { uniqueKey: "doc:\u0000" }],
+      ["a NUL in a tag", { tags: ["ok", "x\u0000"] }],
     ];
     for (const [what, options] of badOptions) {
       it(`rejects ${what} with INVALID_OPTION naming the field, and writes nothing`, async () => {
@@ -85,6 +89,15 @@ export function inputTests(ctx: ConformanceContext): void {
       expect((error as ValidationError).issues[0]?.path).toEqual(["docId"]);
       expect((await sluice.admin.listJobs({ queue })).jobs).toEqual([]);
       await expect(task.enqueue({ docId: "ok" })).resolves.toMatchObject({ created: true });
+    });
+
+    it("rejects per-job options in a task definition, naming the field", () => {
+      const sluice = ctx.sluice();
+      for (const key of ["jobId", "uniqueKey", "delayMs", "runAt"]) {
+        const define = () =>
+          sluice.task(`per-job-${key}`, { queue: "q", [key]: key === "runAt" ? Date.now() : "x" } as never);
+        expect(define).toThrow(expect.objectContaining({ code: "INVALID_OPTION", field: `task.${key}` }));
+      }
     });
 
     it("rejects an unknown task name without an explicit queue", async () => {

@@ -70,7 +70,11 @@ export function lifecycleTests(ctx: ConformanceContext): void {
         },
       });
       const worker = sluice.worker({ queues: [queue], pollMs: 60_000 });
+      const drained = new Promise<void>((resolve) => sluice.on("drained", () => resolve()));
       await worker.start();
+      // Idle first, so the worker learns of the delayed job only from the store's wake-up (its poll is a
+      // minute away), not from a claim that happened to follow the enqueue.
+      await drained;
       const enqueuedAt = Date.now();
       const job = await task.enqueue({}, { delayMs: 400 });
       expect(job.state).toBe("scheduled");

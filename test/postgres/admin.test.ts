@@ -19,7 +19,7 @@ afterAll(async () => {
 function statsRow(queue: string, hour: number, completed: number, slot: number): StatsRow {
   const durations = new Array<number>(HISTOGRAM_SIZE).fill(0);
   durations[slot] = completed;
-  return { queue, hour, completed, failed: 1, dead: 0, durations };
+  return { queue, hour, completed, failed: 1, dead: 0, durations, lastCompletedAt: hour + completed };
 }
 
 describe("postgres admin", () => {
@@ -39,7 +39,7 @@ describe("postgres admin", () => {
       await Promise.all(others.map((o) => o.close()));
     }
     const [row] = (await store.readStats(hour)).filter((r) => r.queue === "rollup");
-    expect(row).toMatchObject({ queue: "rollup", hour, completed: 120, failed: 80, dead: 0 });
+    expect(row).toMatchObject({ queue: "rollup", hour, completed: 120, failed: 80, dead: 0, lastCompletedAt: hour + 2 });
     expect(row?.durations[3]).toBe(80);
     expect(row?.durations[5]).toBe(40);
     expect(row?.durations.reduce((a, b) => a + b, 0)).toBe(120);

@@ -246,6 +246,7 @@ describe("redis store", () => {
       failed: 0,
       dead: 0,
       durations: Array.from({ length: 21 }, (_, i) => (i === 0 ? 1 : 0)),
+      lastCompletedAt: h + 1_000,
     });
     await store.addStats([row(old), row(recent)]);
     expect((await store.readStats(0)).map((r) => r.hour)).toEqual([old, recent]);

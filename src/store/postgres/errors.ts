@@ -70,6 +70,6 @@ export function toStoreError(error: unknown, action: string, location: string): 
   }
   return new StoreUnavailableError(
     `cannot ${action}: PostgreSQL at ${location} rejected the statement (${detail}${codeText}); nothing was written`,
-    { cause: error },
+    { cause: error, rejected: true },
   );
 }

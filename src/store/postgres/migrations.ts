@@ -221,6 +221,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER FUNCTION ${s}.claim(text[], integer, text, bigint) SET jit = off;
     `,
   },
+  {
+    version: 4,
+    description: "latest completion per queue and hour",
+    sql: (s) => `
+      -- Max-merged (GREATEST, not summed): sluice doctor's stagnation check reads "no completion for 10
+      -- minutes" from it without scanning jobs, at the resolution of a worker's stats flush, not the hour.
+      ALTER TABLE ${s}.queue_stats ADD COLUMN last_completed_at bigint;
+    `,
+  },
 ];
 
 /** Latest schema version this build knows. */

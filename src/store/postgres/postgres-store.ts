@@ -17,7 +17,7 @@ import pg from "pg";
 import { ClosedError, SluiceError, StoreUnavailableError } from "../../core/errors.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
-import { addHistograms, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
+import { addHistograms, latest, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
   BulkOptions,
   BulkResult,
@@ -81,6 +81,14 @@ function rowsOf<T>(result: unknown): T[] {
   if (Array.isArray(result)) return result as T[];
   const rows = (result as { rows?: unknown } | null)?.rows;
   return Array.isArray(rows) ? (rows as T[]) : [];
+}
+
+/**
+ * Text from handlers (error messages, log lines) with NUL replaced by U+FFFD: PostgreSQL's text and jsonb
+ * cannot hold NUL, and refusing the write would lose the outcome of the attempt over one character.
+ */
+function withoutNul(text: string): string {
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
 }
 
 function isQueryable(value: unknown): value is Queryable {
@@ -457,8 +465,14 @@ export class PostgresStore implements Store {
       requests.map((r) => r.token),
       requests.map((r) => r.next.state),
       requests.map((r) => (r.next.state === "scheduled" ? r.next.runAt : null)),
-      requests.map((r) => (r.next.state === "dead" || r.next.state === "cancelled" ? r.next.reason : null)),
-      requests.map((r) => JSON.stringify(r.error)),
+      requests.map((r) =>
+        r.next.state === "dead" || r.next.state === "cancelled" ? withoutNul(r.next.reason) : null,
+      ),
+      requests.map((r) =>
+        JSON.stringify(r.error, (_key, value: unknown) =>
+          typeof value === "string" ? withoutNul(value) : value,
+        ),
+      ),
       this.config.schema,
     ]);
     const applied = new Set(rows.map((row) => row.id));
@@ -473,7 +487,7 @@ export class PostgresStore implements Store {
       requests.map((r) => r.id),
       requests.map((r) => r.token),
       requests.map((r) => r.runAt ?? null),
-      requests.map((r) => r.reason),
+      requests.map((r) => withoutNul(r.reason)),
       requests.map((r) => (r.runAt !== undefined && r.runAt > now ? "scheduled" : "waiting")),
       this.config.schema,
     ]);
@@ -515,7 +529,7 @@ export class PostgresStore implements Store {
       lines.map((l) => l.id),
       lines.map((l) => l.at),
       lines.map((l) => l.attempt),
-      lines.map((l) => l.message),
+      lines.map((l) => withoutNul(l.message)),
     ]);
   }
 
@@ -658,12 +672,13 @@ export class PostgresStore implements Store {
     );
   }
 
-  async heartbeatWorker(id: string, busy: number): Promise<void> {
-    await this.query(
+  async heartbeatWorker(id: string, busy: number): Promise<boolean> {
+    const rows = await this.query(
       "record the worker heartbeat",
-      `UPDATE ${this.s}.workers SET busy = $2, last_heartbeat_at = ${NOW_MS} WHERE id = $1`,
+      `UPDATE ${this.s}.workers SET busy = $2, last_heartbeat_at = ${NOW_MS} WHERE id = $1 RETURNING id`,
       [id, busy],
     );
+    return rows.length === 1;
   }
 
   async unregisterWorker(id: string): Promise<void> {
@@ -683,7 +698,7 @@ export class PostgresStore implements Store {
   async stats(): Promise<QueueStats[]> {
     const rows = await this.query<{
       queue: string;
-      state: JobState | null;
+      state: JobState | "due" | null;
       n: number;
       oldest: number | null;
       paused: boolean | null;
@@ -694,11 +709,15 @@ export class PostgresStore implements Store {
       let stats = byQueue.get(row.queue);
       if (!stats) {
         const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-        stats = { queue: row.queue, counts, oldestWaitingAt: null, paused: false, pausedUntil: null };
+        stats = { queue: row.queue, counts, due: 0, oldestWaitingAt: null, paused: false, pausedUntil: null };
         byQueue.set(row.queue, stats);
       }
-      if (row.state !== null) stats.counts[row.state] = num(row.n);
-      if (row.oldest !== null) stats.oldestWaitingAt = num(row.oldest);
+      if (row.state === "due") stats.due = num(row.n);
+      else if (row.state !== null) stats.counts[row.state] = num(row.n);
+      if (row.oldest !== null) {
+        const oldest = num(row.oldest);
+        stats.oldestWaitingAt = Math.min(stats.oldestWaitingAt ?? oldest, oldest);
+      }
       if (row.paused !== null) {
         stats.paused = row.paused;
         stats.pausedUntil = numOrNull(row.paused_until);
@@ -913,6 +932,7 @@ export class PostgresStore implements Store {
         seen.failed += row.failed;
         seen.dead += row.dead;
         seen.durations = addHistograms(seen.durations, row.durations);
+        seen.lastCompletedAt = latest(seen.lastCompletedAt, row.lastCompletedAt);
       }
     }
     const list = [...merged.values()];
@@ -923,6 +943,7 @@ export class PostgresStore implements Store {
       list.map((r) => r.failed),
       list.map((r) => r.dead),
       list.map((r) => JSON.stringify(r.durations)),
+      list.map((r) => r.lastCompletedAt),
     ]);
   }
 
@@ -934,9 +955,10 @@ export class PostgresStore implements Store {
       failed: number | string;
       dead: number | string;
       durations: (number | string)[];
+      last_completed_at: number | string | null;
     }>(
       "read the stats roll-up",
-      `SELECT queue, hour, completed, failed, dead, durations FROM ${this.s}.queue_stats
+      `SELECT queue, hour, completed, failed, dead, durations, last_completed_at FROM ${this.s}.queue_stats
        WHERE hour >= $1 ORDER BY hour, queue`,
       [since],
     );
@@ -947,6 +969,7 @@ export class PostgresStore implements Store {
       failed: num(r.failed),
       dead: num(r.dead),
       durations: r.durations.map(num),
+      lastCompletedAt: numOrNull(r.last_completed_at),
     }));
   }
 

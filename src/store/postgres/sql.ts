@@ -183,12 +183,13 @@ export function statements(s: string) {
       SELECT count(*)::int AS n FROM gone`,
     // Upsert-add: counters and histogram slots are added to the stored row (slot by slot; unnest of two
     // arrays pads the shorter with NULLs), so concurrent flushes from many workers merge.
-    addStats: `INSERT INTO ${s}.queue_stats AS q (queue, hour, completed, failed, dead, durations)
+    addStats: `INSERT INTO ${s}.queue_stats AS q (queue, hour, completed, failed, dead, durations, last_completed_at)
       SELECT u.queue, u.hour, u.completed, u.failed, u.dead,
-             ARRAY(SELECT jsonb_array_elements_text(u.durations::jsonb)::bigint)
-      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
-        AS u(queue, hour, completed, failed, dead, durations)
+             ARRAY(SELECT jsonb_array_elements_text(u.durations::jsonb)::bigint), u.last_completed_at
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
+        AS u(queue, hour, completed, failed, dead, durations, last_completed_at)
       ON CONFLICT (hour, queue) DO UPDATE SET
+        last_completed_at = GREATEST(q.last_completed_at, EXCLUDED.last_completed_at),
         completed = q.completed + EXCLUDED.completed,
         failed = q.failed + EXCLUDED.failed,
         dead = q.dead + EXCLUDED.dead,
@@ -209,6 +210,10 @@ export function statements(s: string) {
             SELECT queue, 'active', count(*)::int FROM ${s}.jobs WHERE state = 'active' GROUP BY queue) c
       UNION ALL
       SELECT queue, NULL, NULL, min(run_at), NULL, NULL FROM ${s}.jobs WHERE state = 'waiting' GROUP BY queue
+      UNION ALL
+      -- Due scheduled jobs (from jobs_due): backlog that a claim would promote; state 'due' marks the row.
+      SELECT queue, 'due', count(*)::int, min(run_at), NULL, NULL FROM ${s}.jobs
+      WHERE state = 'scheduled' AND run_at <= ${NOW_MS} GROUP BY queue
       UNION ALL
       SELECT name, NULL, NULL, NULL, paused, CASE WHEN paused_until > ${NOW_MS} THEN paused_until END
       FROM ${s}.queues`,

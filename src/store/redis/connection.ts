@@ -114,7 +114,10 @@ export function toStoreError(error: unknown, location: string, action: string): 
       { cause: error },
     );
   }
-  return new StoreUnavailableError(`Redis at ${location} failed to ${action}: ${message}`, { cause: error });
+  return new StoreUnavailableError(`Redis at ${location} failed to ${action}: ${message}`, {
+    cause: error,
+    rejected: true,
+  });
 }
 
 /** SHA1 of each script, computed locally so calls never wait for SCRIPT LOAD's reply. */

@@ -505,6 +505,8 @@ local function consider(id)
   local f = matches(id, states, task, tag, before)
   -- Jobs already at the wanted priority are not picked, so batches that still match make progress.
   if f and action == 'reprioritize' and tonumber(redis.call('HGET', jkey(id), 'pr')) == tonumber(arg) then f = nil end
+  -- Likewise active jobs whose cancel is already requested.
+  if f and action == 'cancel' and f[1] == 'active' and redis.call('HGET', jkey(id), 'cr') == '1' then f = nil end
   if f then picked[#picked + 1] = id end
 end
 if #ARGV >= 10 then
@@ -689,7 +691,9 @@ return out
 `;
 
 const STATS = `
--- Returns { counts in JOB_STATES order..., paused, pausedUntil, oldest waiting runAt }.
+-- Returns { counts in JOB_STATES order..., paused, pausedUntil, oldest waiting runAt, due scheduled count,
+-- oldest due runAt }.
+local now = now_ms()
 local out = {}
 for _, s in ipairs({ 'scheduled', 'waiting', 'active', 'completed', 'dead', 'cancelled', 'blocked' }) do
   out[#out + 1] = redis.call('ZCARD', qp .. SET[s])
@@ -710,6 +714,9 @@ while #first > 0 and bands < 1000 do
   bands = bands + 1
 end
 out[#out + 1] = oldest and fmt(oldest) or ''
+out[#out + 1] = redis.call('ZCOUNT', qp .. 's', '-inf', fmt(now))
+local first_due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'WITHSCORES', 'LIMIT', 0, 1)
+out[#out + 1] = first_due[2] or ''
 return out
 `;
 
@@ -753,10 +760,11 @@ return deleted
 `;
 
 const ADD_STATS = `
--- ARGV[3] = histogram size, ARGV[4..] = rows of (hour, completed, failed, dead, histogram slots...).
--- Upsert-add into the hash <qp>st:<hour> (fields c, f, d, h0..); the ZSET <qp>sth lists the hours.
+-- ARGV[3] = histogram size, ARGV[4..] = rows of (hour, completed, failed, dead, last completion ms or '',
+-- histogram slots...). Upsert-add into the hash <qp>st:<hour> (fields c, f, d, h0..; lc = latest
+-- completion, kept as a maximum); the ZSET <qp>sth lists the hours.
 local size = tonumber(ARGV[3])
-local width = 4 + size
+local width = 5 + size
 local NAMES = { 'c', 'f', 'd' }
 for i = 4, #ARGV, width do
   local hour = ARGV[i]
@@ -765,8 +773,10 @@ for i = 4, #ARGV, width do
     local v = tonumber(ARGV[i + k])
     if v ~= 0 then redis.call('HINCRBY', h, NAMES[k], v) end
   end
+  local lc = tonumber(ARGV[i + 4])
+  if lc and lc > tonumber(redis.call('HGET', h, 'lc') or '0') then redis.call('HSET', h, 'lc', fmt(lc)) end
   for k = 0, size - 1 do
-    local v = tonumber(ARGV[i + 4 + k])
+    local v = tonumber(ARGV[i + 5 + k])
     if v ~= 0 then redis.call('HINCRBY', h, 'h' .. k, v) end
   end
   redis.call('ZADD', qp .. 'sth', hour, hour)
@@ -795,6 +805,14 @@ if not cur then
   return 1
 end
 return 0
+`;
+
+/** Worker heartbeat. KEYS[1] = beats ZSET, KEYS[2] = busy HASH; ARGV = id, now ms, busy. 1 = entry exists. */
+const BEAT = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
 `;
 
 const RESIGN = `
@@ -829,6 +847,7 @@ export const SCRIPTS = {
   addStats: queueScript(ADD_STATS),
   readStats: queueScript(READ_STATS),
   lead: { lua: LEAD, keys: 1 },
+  beat: { lua: BEAT, keys: 2 },
   resign: { lua: RESIGN, keys: 1 },
 } satisfies Record<string, ScriptSource>;
 

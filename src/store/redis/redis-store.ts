@@ -566,11 +566,14 @@ export class RedisStore implements Store {
     );
   }
 
-  async heartbeatWorker(id: string, busy: number): Promise<void> {
-    // XX: a worker pruned as silent does not come back half-registered; it re-registers on restart.
-    await this.call("heartbeat", (c) =>
-      c.multi().zadd(this.keys.workerBeats, "XX", Date.now(), id).hset(this.keys.workerBusy, id, busy).exec(),
+  async heartbeatWorker(id: string, busy: number): Promise<boolean> {
+    // XX CH: a worker pruned as silent is not brought back half-registered; the reply (0 = no entry) makes
+    // the runtime register it again in full. Its busy count is written only when the entry exists.
+    const updated = await this.script<number>(
+      { name: "beat", keys: [this.keys.workerBeats, this.keys.workerBusy], args: [id, Date.now(), busy] },
+      "heartbeat",
     );
+    return updated === 1;
   }
 
   async unregisterWorker(id: string): Promise<void> {
@@ -634,10 +637,12 @@ export class RedisStore implements Store {
         blocked: Number(r[6]),
       };
       const until = r[8] ? Number(r[8]) : null;
+      const oldest = [r[9], r[11]].filter((v): v is string => !!v).map(Number);
       return {
         queue,
         counts,
-        oldestWaitingAt: r[9] ? Number(r[9]) : null,
+        due: Number(r[10] ?? 0),
+        oldestWaitingAt: oldest.length > 0 ? Math.min(...oldest) : null,
         paused: r[7] === "1",
         pausedUntil: until !== null && until > now ? until : null,
       };
@@ -847,7 +852,7 @@ export class RedisStore implements Store {
         args = [HISTOGRAM_SIZE];
         byQueue.set(row.queue, args);
       }
-      args.push(row.hour, row.completed, row.failed, row.dead);
+      args.push(row.hour, row.completed, row.failed, row.dead, row.lastCompletedAt ?? "");
       for (let i = 0; i < HISTOGRAM_SIZE; i++) args.push(row.durations[i] ?? 0);
     }
     // One round trip: one script per queue (atomic upsert-add in the queue's slot) and the queue registry.
@@ -876,6 +881,7 @@ export class RedisStore implements Store {
           failed: f.get("f") ?? 0,
           dead: f.get("d") ?? 0,
           durations: Array.from({ length: HISTOGRAM_SIZE }, (_, i) => f.get(`h${i}`) ?? 0),
+          lastCompletedAt: f.get("lc") ?? null,
         });
       }
     });

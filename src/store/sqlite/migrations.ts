@@ -120,6 +120,15 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: "latest completion per queue and hour",
+    sql: `
+      -- Max-merged (not summed): sluice doctor's stagnation check reads "no completion for 10 minutes" from
+      -- it without scanning jobs, at the resolution of a worker's stats flush rather than of the hour.
+      ALTER TABLE queue_stats ADD COLUMN last_completed_at INTEGER;
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -300,7 +300,9 @@ export class SqliteStore implements Store {
       }
       return out;
     });
-    if (results.some((r) => r.created && r.state === "waiting")) {
+    // Scheduled jobs too: an idle worker arms its timer for the earliest run time only when it looks, and
+    // a new delayed job may now be the earliest.
+    if (results.some((r) => r.created)) {
       this.notify({ type: "jobs", queues: [...new Set(jobs.map((j) => j.queue))] });
     }
     return results;
@@ -617,9 +619,11 @@ export class SqliteStore implements Store {
     );
   }
 
-  async heartbeatWorker(id: string, busy: number): Promise<void> {
-    await this.write(() =>
-      this.stmt("UPDATE workers SET busy = ?, last_heartbeat_at = ? WHERE id = ?").run(busy, Date.now(), id),
+  async heartbeatWorker(id: string, busy: number): Promise<boolean> {
+    return this.write(
+      () =>
+        this.stmt("UPDATE workers SET busy = ?, last_heartbeat_at = ? WHERE id = ?").run(busy, Date.now(), id)
+          .changes === 1,
     );
   }
 
@@ -664,7 +668,7 @@ export class SqliteStore implements Store {
         let stats = byQueue.get(queue);
         if (!stats) {
           const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-          stats = { queue, counts, oldestWaitingAt: null, paused: false, pausedUntil: null };
+          stats = { queue, counts, due: 0, oldestWaitingAt: null, paused: false, pausedUntil: null };
           byQueue.set(queue, stats);
         }
         return stats;
@@ -682,6 +686,13 @@ export class SqliteStore implements Store {
         "SELECT queue, MIN(run_at) AS at FROM jobs WHERE state = 'waiting' GROUP BY queue",
       ).all() as { queue: string; at: number }[]) {
         entry(row.queue).oldestWaitingAt = row.at;
+      }
+      for (const row of this.stmt(
+        "SELECT queue, COUNT(*) AS n, MIN(run_at) AS at FROM jobs WHERE state = 'scheduled' AND run_at <= ? GROUP BY queue",
+      ).all(now) as { queue: string; n: number; at: number }[]) {
+        const stats = entry(row.queue);
+        stats.due = row.n;
+        stats.oldestWaitingAt = Math.min(stats.oldestWaitingAt ?? row.at, row.at);
       }
       for (const q of this.queueStates(now)) {
         const stats = entry(q.queue);
@@ -753,7 +764,10 @@ export class SqliteStore implements Store {
   async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
     const result = await this.write(() => {
       const now = Date.now();
-      const ids = this.selectIds(filter, ["scheduled", "waiting", "blocked", "active"], options.limit);
+      // Active jobs already flagged are not picked again, so a caller looping "until a batch is short" goes on.
+      const ids = this.selectIds(filter, ["scheduled", "waiting", "blocked", "active"], options.limit, [
+        "NOT (state = 'active' AND cancel_requested = 1)",
+      ]);
       const cancelNow = this.stmt(
         `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = 'cancelled by operator'
          WHERE id = ? AND state IN ('scheduled', 'waiting', 'blocked')`,
@@ -848,9 +862,11 @@ export class SqliteStore implements Store {
     await this.write(() => {
       const read = this.stmt("SELECT durations FROM queue_stats WHERE hour = ? AND queue = ?");
       const upsert = this.stmt(
-        `INSERT INTO queue_stats (queue, hour, completed, failed, dead, durations) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO queue_stats (queue, hour, completed, failed, dead, durations, last_completed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (hour, queue) DO UPDATE SET completed = completed + excluded.completed,
-           failed = failed + excluded.failed, dead = dead + excluded.dead, durations = excluded.durations`,
+           failed = failed + excluded.failed, dead = dead + excluded.dead, durations = excluded.durations,
+           last_completed_at = MAX(COALESCE(last_completed_at, 0), COALESCE(excluded.last_completed_at, 0))`,
       );
       for (const row of rows) {
         // Inside the write transaction, so read-add-write of the histogram is atomic across processes.
@@ -859,7 +875,15 @@ export class SqliteStore implements Store {
           existing ? (JSON.parse(existing.durations) as number[]) : [],
           row.durations,
         );
-        upsert.run(row.queue, row.hour, row.completed, row.failed, row.dead, JSON.stringify(merged));
+        upsert.run(
+          row.queue,
+          row.hour,
+          row.completed,
+          row.failed,
+          row.dead,
+          JSON.stringify(merged),
+          row.lastCompletedAt,
+        );
       }
     });
   }
@@ -874,8 +898,17 @@ export class SqliteStore implements Store {
           failed: number;
           dead: number;
           durations: string;
+          last_completed_at: number | null;
         }[]
-      ).map((r) => ({ ...r, durations: JSON.parse(r.durations) as number[] })),
+      ).map((r) => ({
+        queue: r.queue,
+        hour: r.hour,
+        completed: r.completed,
+        failed: r.failed,
+        dead: r.dead,
+        durations: JSON.parse(r.durations) as number[],
+        lastCompletedAt: r.last_completed_at || null,
+      })),
     );
   }
 
@@ -884,14 +917,15 @@ export class SqliteStore implements Store {
     filter: JobFilter,
     allowed: readonly JobState[],
     limit: number,
-    extra?: [clause: string, value: unknown],
+    extra?: [clause: string, ...values: unknown[]],
   ): string[] {
     const states = filter.states ? filter.states.filter((s) => allowed.includes(s)) : allowed;
     if (states.length === 0) return [];
     const { where, params } = filterSql({ ...filter, states });
     if (extra) {
-      where.push(extra[0]);
-      params.push(extra[1]);
+      const [clause, ...values] = extra;
+      where.push(clause);
+      params.push(...values);
     }
     const rows = this.stmt(`SELECT id FROM jobs WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`).all(
       ...params,

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { StoreUnavailableError, silentLogger } from "../../src/index.js";
+import { Batcher } from "../../src/runtime/batcher.js";
+import { until } from "../support/wait.js";
+
+describe("Batcher", () => {
+  it("writes the items of one event-loop turn in one call", async () => {
+    const calls: number[][] = [];
+    const batcher = new Batcher<number, number>(
+      "test",
+      async (items) => {
+        calls.push(items);
+        return items.map((n) => n * 2);
+      },
+      silentLogger(),
+    );
+    expect(await Promise.all([1, 2, 3].map((n) => batcher.push(n)))).toEqual([2, 4, 6]);
+    expect(calls).toEqual([[1, 2, 3]]);
+  });
+
+  it("retries a batch while the store is unreachable, then writes it", async () => {
+    let failures = 2;
+    const batcher = new Batcher<string, string>(
+      "test",
+      async (items) => {
+        if (failures-- > 0) throw new StoreUnavailableError("connection refused");
+        return items;
+      },
+      silentLogger(),
+    );
+    expect(await Promise.all(["a", "b"].map((x) => batcher.push(x)))).toEqual(["a", "b"]);
+    expect(failures).toBe(-1);
+  });
+
+  it("isolates an item the store refuses: only that item rejects, the others are written", async () => {
+    const written: string[] = [];
+    let calls = 0;
+    const batcher = new Batcher<string, boolean>(
+      "test",
+      async (items) => {
+        calls++;
+        if (items.includes("poison")) {
+          throw new StoreUnavailableError("rejected the statement", { rejected: true });
+        }
+        written.push(...items);
+        return items.map(() => true);
+      },
+      silentLogger(),
+    );
+    const items = ["a", "b", "poison", "c", "d", "e"];
+    const results = await Promise.allSettled(items.map((x) => batcher.push(x)));
+    expect(results.map((r) => r.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    expect(written.sort()).toEqual(["a", "b", "c", "d", "e"]);
+    // Halving finds it in a few calls, not one call per item.
+    expect(calls).toBeLessThanOrEqual(7);
+  });
+
+  it("stops retrying an unreachable store on close: the items in flight reject", async () => {
+    let calls = 0;
+    const batcher = new Batcher<number, number>(
+      "test",
+      async () => {
+        calls++;
+        throw new StoreUnavailableError("connection refused");
+      },
+      silentLogger(),
+    );
+    const pending = batcher.push(1);
+    await until("the first write failed", () => calls >= 1);
+    batcher.close();
+    await expect(pending).rejects.toThrow("connection refused");
+    await batcher.drain();
+  });
+});
