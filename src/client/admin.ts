@@ -12,6 +12,7 @@ import {
   type BulkOptions,
   type BulkResult,
   type JobFilter,
+  type MigrationStatus,
   MOVABLE_STATES,
   type QueueStats,
   REPRIORITIZABLE_STATES,
@@ -100,6 +101,11 @@ export class Admin {
   /** Engine, version, location (password removed) and hazards an operator should know (`sluice doctor`). */
   async storeInfo(): Promise<StoreInfo> {
     return (await this.store()).info();
+  }
+
+  /** Schema version of the store and the migrations this process applied when it opened it (`sluice migrate`). */
+  async migrations(): Promise<MigrationStatus> {
+    return (await this.store()).migrations();
   }
 
   /** Counts per queue and state, latency, pause state. */

@@ -212,6 +212,16 @@ export interface StoreHazard {
   fix?: string;
 }
 
+/** Schema migrations of a store (`sluice migrate`). */
+export interface MigrationStatus {
+  /** Schema version now in the store. */
+  current: number;
+  /** Latest version this build knows. */
+  latest: number;
+  /** Versions this store object applied when it opened (empty when the schema was already current). */
+  applied: number[];
+}
+
 /** What the store says about itself. */
 export interface StoreInfo {
   engine: "sqlite" | "postgres" | "redis";
@@ -252,6 +262,8 @@ export interface Store {
   /** Round trip to the store; rejects with StoreUnavailableError when unreachable. */
   ping(): Promise<void>;
   info(): Promise<StoreInfo>;
+  /** Schema version and what `open()` applied. Engines without a schema (Redis) report version 1 and nothing applied. */
+  migrations(): Promise<MigrationStatus>;
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────
   /** Writes all jobs in one transaction (or none on error). Results are in input order. */

@@ -232,6 +232,14 @@ export function adminTests(ctx: ConformanceContext): void {
       expect(stats.latencyMs).toBeGreaterThan(0);
     });
 
+    it("reports the schema current after opening, and what opening applied", async () => {
+      const first = await ctx.sluice().admin.migrations();
+      expect(first.current).toBe(first.latest);
+      expect(first.applied.every((v) => v <= first.latest)).toBe(true);
+      // A second process finds nothing left to apply.
+      expect(await ctx.sluice().admin.migrations()).toEqual({ ...first, applied: [] });
+    });
+
     it("does not fetch from a paused queue until it is resumed", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();

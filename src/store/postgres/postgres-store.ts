@@ -31,6 +31,7 @@ import type {
   LeaseRef,
   ListRequest,
   LogRequest,
+  MigrationStatus,
   NewJob,
   ProgressRequest,
   QueueState,
@@ -160,6 +161,7 @@ export class PostgresStore implements Store {
   /** Statement text → prepared statement name, for the fixed statements in `sql`. */
   private readonly prepared: Map<string, string>;
   private opening: Promise<void> | null = null;
+  private appliedOnOpen: number[] = [];
   private closed = false;
 
   constructor(
@@ -215,6 +217,7 @@ export class PostgresStore implements Store {
     const applied = await this.withClient("apply migrations", (client) =>
       migrate(client, this.config.schema),
     );
+    this.appliedOnOpen = applied;
     if (applied.length > 0) {
       this.options.logger.info(
         { engine: "postgres", location: this.config.location, schema: this.config.schema, applied },
@@ -226,6 +229,13 @@ export class PostgresStore implements Store {
   /** Applies pending migrations now (what `open()` does); returns the versions this call applied. */
   async migrate(): Promise<number[]> {
     return this.withClient("apply migrations", (client) => migrate(client, this.config.schema));
+  }
+
+  async migrations(): Promise<MigrationStatus> {
+    const current = await this.withClient("read the schema version", (client) =>
+      currentVersion(client, this.config.schema),
+    );
+    return { current, latest: LATEST_VERSION, applied: [...this.appliedOnOpen] };
   }
 
   async close(): Promise<void> {

@@ -27,6 +27,7 @@ import type {
   LeaseRef,
   ListRequest,
   LogRequest,
+  MigrationStatus,
   NewJob,
   ProgressRequest,
   QueueState,
@@ -186,6 +187,11 @@ export class RedisStore implements Store {
       location: this.location,
       hazards: info.hazards,
     };
+  }
+
+  async migrations(): Promise<MigrationStatus> {
+    // No schema: keys are created as jobs arrive, and scripts are loaded on every connect.
+    return { current: 1, latest: 1, applied: [] };
   }
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────

@@ -33,6 +33,7 @@ import type {
   LeaseRef,
   ListRequest,
   LogRequest,
+  MigrationStatus,
   NewJob,
   ProgressRequest,
   QueueState,
@@ -55,7 +56,7 @@ import {
 import type { StoreOptions } from "../index.js";
 import { retentionColumns } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
-import { migrate } from "./migrations.js";
+import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
 import { WakeChannel } from "./wake.js";
 
@@ -124,6 +125,7 @@ export class SqliteStore implements Store {
   private transactionRunner: Database.Transaction<(fn: () => unknown) => unknown> | null = null;
   private readonly statements = new Map<string, Statement>();
   private opening: Promise<void> | null = null;
+  private appliedOnOpen: number[] = [];
 
   constructor(
     url: string,
@@ -155,6 +157,7 @@ export class SqliteStore implements Store {
           }
           db.pragma("foreign_keys = ON");
           const applied = migrate(db);
+          this.appliedOnOpen = applied;
           if (applied.length > 0) {
             this.options.logger.info(
               { engine: "sqlite", path: this.config.path, applied },
@@ -245,6 +248,11 @@ export class SqliteStore implements Store {
         hazards,
       };
     });
+  }
+
+  async migrations(): Promise<MigrationStatus> {
+    const current = await this.read(() => Number(this.conn().pragma("user_version", { simple: true })));
+    return { current, latest: LATEST_VERSION, applied: [...this.appliedOnOpen] };
   }
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────
