@@ -39,7 +39,14 @@ describe("postgres admin", () => {
       await Promise.all(others.map((o) => o.close()));
     }
     const [row] = (await store.readStats(hour)).filter((r) => r.queue === "rollup");
-    expect(row).toMatchObject({ queue: "rollup", hour, completed: 120, failed: 80, dead: 0, lastCompletedAt: hour + 2 });
+    expect(row).toMatchObject({
+      queue: "rollup",
+      hour,
+      completed: 120,
+      failed: 80,
+      dead: 0,
+      lastCompletedAt: hour + 2,
+    });
     expect(row?.durations[3]).toBe(80);
     expect(row?.durations[5]).toBe(40);
     expect(row?.durations.reduce((a, b) => a + b, 0)).toBe(120);

@@ -79,6 +79,12 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Servers started here and not yet seen to exit: killed if the test process exits early. */
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
 /**
  * A redis-server this test started (own port, own data directory). Only this process is ever stopped or
  * reconfigured by the tests, by its pid.
@@ -89,17 +95,33 @@ export class PrivateRedis {
     readonly port: number,
     readonly dir: string,
     private readonly args: string[],
+    readonly password: string | null,
   ) {}
 
-  /** Starts a server; `args` are extra redis-server options (`["--maxmemory-policy", "allkeys-lru"]`). */
-  static async start(args: string[] = []): Promise<PrivateRedis> {
-    const server = new PrivateRedis(await freePort(), mkdtempSync(join(tmpdir(), "sluice-redis-")), args);
-    await server.startAgain();
+  /**
+   * Starts a server; `args` are extra redis-server options (`["--maxmemory-policy", "allkeys-lru"]`),
+   * `password` sets `requirepass` (and goes into `url`).
+   */
+  static async start(args: string[] = [], options: { password?: string } = {}): Promise<PrivateRedis> {
+    const password = options.password ?? null;
+    const server = new PrivateRedis(
+      await freePort(),
+      mkdtempSync(join(tmpdir(), "sluice-redis-")),
+      password === null ? args : [...args, "--requirepass", password],
+      password,
+    );
+    try {
+      await server.startAgain();
+    } catch (error) {
+      await server.destroy();
+      throw error;
+    }
     return server;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}/0`;
+    const auth = this.password === null ? "" : `:${encodeURIComponent(this.password)}@`;
+    return `redis://${auth}127.0.0.1:${this.port}/0`;
   }
 
   get pid(): number | undefined {
@@ -115,33 +137,44 @@ export class PrivateRedis {
       { stdio: "ignore" },
     );
     this.child = child;
+    live.add(child);
     child.once("exit", () => {
+      live.delete(child);
       if (this.child === child) this.child = null;
     });
-    await eventually(`redis-server on port ${this.port} to answer`, async () => {
-      const probe = new Redis(this.url, {
-        lazyConnect: true,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-      });
-      probe.on("error", () => {});
-      try {
-        await probe.connect();
-        return (await probe.ping()) === "PONG";
-      } finally {
-        probe.disconnect();
-      }
-    });
+    await until(
+      `redis-server on port ${this.port} to answer`,
+      async () => {
+        if (this.child !== child) throw new Error("private redis-server exited at start");
+        const probe = new Redis(this.url, {
+          lazyConnect: true,
+          retryStrategy: () => null,
+          maxRetriesPerRequest: 0,
+        });
+        probe.on("error", () => {});
+        try {
+          await probe.connect();
+          return (await probe.ping()) === "PONG";
+        } finally {
+          probe.disconnect();
+        }
+      },
+      30_000,
+      20,
+    );
   }
 
   /** Stops the server by pid (SIGTERM: Redis flushes the AOF and exits) and waits until it has exited. */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const child = this.child;
     if (!child) return;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const exited = new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once("exit", () => resolve());
+    });
     child.kill(signal);
     await exited;
-    this.child = null;
+    if (this.child === child) this.child = null;
   }
 
   /** A plain client to inspect the private server. */
