@@ -190,7 +190,12 @@ export class Worker {
   /** Outcomes since the last flush to the store's hourly roll-up. */
   private readonly stats = new StatsAccumulator();
   /** Outcome writes queued but not yet stored (see finishCompleted). */
-  private readonly pendingWrites = new Set<Promise<void>>();
+  /**
+   * Outcome writes queued but not yet stored, with the lease each belongs to. Their leases are still
+   * extended by heartbeats: a write retried through a store outage must not see its job recovered and run
+   * again because the lease ran out while the outcome waited.
+   */
+  private readonly pendingWrites = new Map<Promise<unknown>, { id: string; token: number }>();
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly logger: Logger;
 
@@ -349,7 +354,7 @@ export class Worker {
     const batchers = [this.completions, this.failures, this.releases, this.progressWrites, this.logWrites];
     const written = (async () => {
       await Promise.allSettled(batchers.map((b) => b.drain()));
-      await Promise.allSettled([...this.pendingWrites]);
+      await Promise.allSettled([...this.pendingWrites.keys()]);
       await this.flushStats();
     })();
     let timer: NodeJS.Timeout | undefined;
@@ -642,8 +647,13 @@ export class Worker {
     const settled = this.settle(write).then((applied) =>
       applied ? onApplied() : this.lostOutcome(job, what),
     );
-    this.pendingWrites.add(settled);
-    void settled.finally(() => this.pendingWrites.delete(settled));
+    this.track(settled, job);
+  }
+
+  /** Remembers a pending outcome write of `job` until it settles (see pendingWrites). */
+  private track(write: Promise<unknown>, job: JobRecord): void {
+    this.pendingWrites.set(write, { id: job.id, token: job.leaseToken });
+    void write.finally(() => this.pendingWrites.delete(write));
   }
 
   private async finishFailed(
@@ -736,7 +746,7 @@ export class Worker {
   }
 
   private async releaseJob(job: JobRecord, reason: string, runAt?: number): Promise<void> {
-    const applied = await this.settle(
+    const write = this.settle(
       this.releases.push({
         id: job.id,
         token: job.leaseToken,
@@ -744,6 +754,8 @@ export class Worker {
         ...(runAt !== undefined ? { runAt } : {}),
       }),
     );
+    this.track(write, job);
+    const applied = await write;
     if (applied && this.host.events.wants("released")) {
       this.host.events.emit("released", {
         jobId: job.id,
@@ -793,7 +805,7 @@ export class Worker {
   private async heartbeat(): Promise<void> {
     if (this.state !== "running" && this.state !== "stopping") return;
     try {
-      if (this.running.size + this.buffer.length > 0) {
+      if (this.running.size + this.buffer.length + this.pendingWrites.size > 0) {
         const leases = this.heldLeases();
         this.applyExtendResult(await this.store.extendLeases(leases, this.leaseMs));
       }
@@ -835,10 +847,11 @@ export class Worker {
     );
   }
 
-  /** Leases this worker holds: running jobs and jobs claimed ahead. */
+  /** Leases this worker holds: running jobs, jobs claimed ahead, and jobs whose outcome is being written. */
   private heldLeases(): { id: string; token: number }[] {
     const leases = [...this.running.values()].map((r) => ({ id: r.job.id, token: r.job.leaseToken }));
     for (const job of this.buffer) leases.push({ id: job.id, token: job.leaseToken });
+    leases.push(...this.pendingWrites.values());
     return leases;
   }
 

@@ -1,5 +1,6 @@
 /** Ownership: fencing, lease expiry and recovery, graceful stop, crashes and several worker processes. */
 import { describe, expect, it } from "vitest";
+import { StoreUnavailableError } from "../../src/index.js";
 import type { ConformanceContext } from "./context.js";
 import { deferred, until } from "./context.js";
 
@@ -291,6 +292,49 @@ export function leaseTests(ctx: ConformanceContext): void {
       // The job went back before stop() returned: nothing is left active for lease expiry to charge.
       expect(await base.admin.getJob(id)).toMatchObject({ state: "waiting", attempt: 0 });
       expect(ran).toBe(0);
+    });
+
+    it("keeps extending the lease of a job whose completion waits for the store, so it never runs twice", async () => {
+      const base = ctx.sluice();
+      const real = await base.store();
+      let refuse = true;
+      let refused = 0;
+      // The same store, whose completions fail as if it were unreachable until the test lets them through.
+      const store = new Proxy(real, {
+        get(target, prop) {
+          if (prop === "complete") {
+            return async (requests: Parameters<typeof target.complete>[0]) => {
+              if (refuse) {
+                refused++;
+                throw new StoreUnavailableError("store unreachable (simulated)");
+              }
+              return target.complete(requests);
+            };
+          }
+          const value: unknown = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const sluice = ctx.sluice({ store });
+      const queue = ctx.queue();
+      let runs = 0;
+      const task = sluice.task("slow-to-record", { queue, run: () => void runs++ });
+      await sluice.worker({ queues: [queue], leaseMs: 600, heartbeatMs: 100, maintenanceMs: 100 }).start();
+      const { id } = await task.enqueue({});
+      await until("the completion was refused a few times", () => refused >= 3);
+      // Several lease lengths pass while the outcome waits; recovery must find nothing to take.
+      const deadline = Date.now() + 1_500;
+      while (Date.now() < deadline) {
+        expect(await real.recover({ mode: { kind: "expired" }, dryRun: true, limit: 10 })).toEqual([]);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      refuse = false;
+      const job = await until("completed", async () => {
+        const j = await base.admin.getJob(id);
+        return j.state === "completed" ? j : null;
+      });
+      expect(job).toMatchObject({ attempt: 1, errors: [] });
+      expect(runs).toBe(1);
     });
 
     it("registers again when its registry entry was pruned while it could not reach the store", async () => {
