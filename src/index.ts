@@ -19,11 +19,13 @@ export type {
   WorkerOverview,
 } from "./client/admin.js";
 export { Admin } from "./client/admin.js";
-export type { BatchItem, EnqueuedJob, SluiceOptions } from "./client/sluice.js";
+export type { BatchItem, EnqueuedJob, ScheduleDefinition, SluiceOptions } from "./client/sluice.js";
 export { Sluice, Task } from "./client/sluice.js";
 export type { TaskContext, TaskDefinition } from "./client/task.js";
 export type { BackoffFunction, BackoffOption } from "./core/backoff.js";
 export { computeBackoff, DEFAULT_BACKOFF } from "./core/backoff.js";
+export type { MissedTicks } from "./core/cron.js";
+export { nextTick, validateTiming } from "./core/cron.js";
 export { formatDuration, parseDuration } from "./core/duration.js";
 export * from "./core/errors.js";
 export * from "./core/job.js";

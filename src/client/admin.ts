@@ -17,6 +17,7 @@ import {
   type QueueStats,
   REPRIORITIZABLE_STATES,
   type RecoveredJob,
+  type ScheduleRecord,
   type Store,
   type StoreInfo,
   type WorkerInfo,
@@ -106,6 +107,11 @@ export class Admin {
   /** Schema version of the store and the migrations this process applied when it opened it (`sluice migrate`). */
   async migrations(): Promise<MigrationStatus> {
     return (await this.store()).migrations();
+  }
+
+  /** Recurring schedules with their next and latest ticks. */
+  async schedules(): Promise<ScheduleRecord[]> {
+    return (await this.store()).listSchedules();
   }
 
   /** Counts per queue and state, latency, pause state. */

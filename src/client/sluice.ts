@@ -2,7 +2,10 @@
  * The public entry point: `new Sluice({ url })` — define tasks, enqueue, run workers, administer.
  * Every surface (CLI, HTTP, dashboard) goes through this class and `Admin`; none touches a store directly.
  */
+import { createHash } from "node:crypto";
 import { validateBackoff } from "../core/backoff.js";
+import { type MissedTicks, nextTick, validateMissed, validateTiming } from "../core/cron.js";
+import { describeValue } from "../core/duration.js";
 import { ClosedError, SluiceError, TimeoutError, UnknownTaskError, ValidationError } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
 import type { JobRecord, JobState, Json } from "../core/job.js";
@@ -11,7 +14,7 @@ import { type JobOptions, resolveJobOptions, validateJobOptions, validateTaskNam
 import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
 import { SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { Worker, type WorkerOptions } from "../runtime/worker.js";
-import type { NewJob, Store, TransactionHandle } from "../store/contract.js";
+import type { NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
 import { Admin } from "./admin.js";
 import type { RegisteredTask } from "./registry.js";
@@ -38,6 +41,26 @@ export interface EnqueuedJob {
   /** False when an existing job was returned (same `jobId`, or a live job with the same `uniqueKey`). */
   created: boolean;
 }
+
+/** A recurring schedule (`sluice.schedule(name, definition)`): give `cron` or `every`. */
+export interface ScheduleDefinition<P = unknown> {
+  /** The task whose job is enqueued at each tick: its name or the Task. */
+  task: string | Task<P>;
+  /** The payload of every job. Default `{}`. Validated like an enqueue (JSON, size, the task's schema). */
+  payload?: P;
+  /** Cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first. */
+  cron?: string;
+  /** IANA time zone of `cron`. Default `"UTC"`. */
+  timezone?: string;
+  /** Fixed interval instead of `cron` (ms or `"15m"`), aligned to the epoch: `"1h"` ticks on the hour. */
+  every?: number | string;
+  /** Ticks missed while no scheduler ran: `"once"` (default) fires the latest, `"all"` every one, `"skip"` none. */
+  missed?: MissedTicks;
+  /** Options of every job (queue, priority, attempts, backoff, timeoutMs, tags, retention). */
+  options?: Omit<JobOptions, "jobId" | "uniqueKey" | "delayMs" | "runAt">;
+}
+
+const SCHEDULE_KEYS = ["task", "payload", "cron", "timezone", "every", "missed", "options"];
 
 /** One item of `enqueueMany`. */
 export interface BatchItem<P> {
@@ -272,6 +295,82 @@ export class Sluice {
         )[0] as EnqueuedJob,
       enqueueMany: (task, items) => this.enqueueMany(task, items, client),
     };
+  }
+
+  /**
+   * Declares a recurring schedule and saves it in the store, where any worker's maintenance (the fleet's
+   * leader) fires it: each tick enqueues one job, once across every process, with the id
+   * `schedule:<name>:<tick ms>`. Call it at every start: the same definition keeps its clock (no tick is
+   * fired twice or skipped by a redeploy); a changed one starts from its next tick. Everything is validated
+   * here (INVALID_CRON for a bad expression or time zone, and what enqueue checks for the payload).
+   */
+  async schedule<P>(name: string, definition: ScheduleDefinition<P>): Promise<ScheduleRecord> {
+    validateTaskName(name, "schedule");
+    const field = `schedule "${name}"`;
+    if (definition === null || typeof definition !== "object") {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `${field} needs { task, cron | every, … }; got ${describeValue(definition)}`,
+        {
+          field: "schedule",
+        },
+      );
+    }
+    for (const key of Object.keys(definition)) {
+      if (!SCHEDULE_KEYS.includes(key)) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          `${field}: ${key} is not a schedule option; schedules take ${SCHEDULE_KEYS.join(", ")}`,
+          { field: `schedule.${key}` },
+        );
+      }
+    }
+    const timing = validateTiming(definition, "schedule");
+    const missed = validateMissed(definition.missed, "schedule.missed");
+    const task = definition.task instanceof Task ? definition.task.name : definition.task;
+    for (const key of PER_JOB_ONLY) {
+      if ((definition.options as Record<string, unknown> | undefined)?.[key] !== undefined) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          `${field}: ${key} cannot be set on a schedule's jobs (each tick's job has its own id and runs at its tick)`,
+          { field: `schedule.options.${key}` },
+        );
+      }
+    }
+    const {
+      id: _id,
+      idempotent: _idempotent,
+      runAt: _runAt,
+      ...template
+    } = await this.buildJob(task, definition.payload ?? {}, definition.options, "schedule.");
+    // Jobs of a schedule can be listed by it: sluice jobs list --tag schedule:<name>.
+    const tag = `schedule:${name}`;
+    if (template.tags.length < 32 && tag.length <= 128 && !template.tags.includes(tag)) {
+      template.tags = [...template.tags, tag];
+    }
+    const fields = {
+      cron: "cron" in timing ? timing.cron : null,
+      timezone: "cron" in timing ? timing.timezone : null,
+      everyMs: "everyMs" in timing ? timing.everyMs : null,
+      missed,
+      template,
+    };
+    const version = createHash("sha256").update(JSON.stringify(fields)).digest("hex").slice(0, 16);
+    const store = await this.store();
+    return store.upsertSchedule({
+      name,
+      task,
+      queue: template.queue,
+      ...fields,
+      version,
+      nextAt: nextTick(timing, Date.now()),
+    });
+  }
+
+  /** Deletes a schedule (jobs it already enqueued stay); false when there was none. */
+  async unschedule(name: string): Promise<boolean> {
+    validateTaskName(name, "schedule");
+    return (await this.store()).removeSchedule(name);
   }
 
   /** Creates a worker for this instance's tasks. Call `start()` on it. */

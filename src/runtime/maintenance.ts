@@ -1,6 +1,7 @@
 /**
  * Maintenance that keeps the store healthy without a cron or a separate "beat" process: lease recovery
- * (orphaned jobs of crashed workers), retention pruning, and worker-registry cleanup. Every worker runs
+ * (orphaned jobs of crashed workers), recurring schedules, retention pruning, and worker-registry cleanup.
+ * Every worker runs
  * it, but only the holder of the `maintenance` leader lease does the work in a given period, so a fleet
  * does not repeat it; every step is also safe to run concurrently (conditional updates), so a leader
  * change never double-recovers a job.
@@ -9,6 +10,7 @@ import type { Logger } from "../core/logger.js";
 import { recoveryStats } from "../core/stats.js";
 import type { Store } from "../store/contract.js";
 import type { SluiceEventEmitter } from "./events.js";
+import { Scheduler } from "./scheduler.js";
 
 export interface MaintenanceOptions {
   owner: string;
@@ -32,13 +34,19 @@ export class Maintenance {
   private running: Promise<void> | null = null;
   private passes = 0;
   private stopped = false;
+  private readonly scheduler: Scheduler;
+  /** Fires the next schedule tick on time between passes (armed by the leader only). */
+  private tickTimer: NodeJS.Timeout | null = null;
+  private firing: Promise<void> | null = null;
 
   constructor(
     private readonly store: Store,
     private readonly events: SluiceEventEmitter,
     private readonly logger: Logger,
     private readonly options: MaintenanceOptions,
-  ) {}
+  ) {
+    this.scheduler = new Scheduler(store, events, logger);
+  }
 
   start(): void {
     this.schedule(Math.random() * this.options.intervalMs);
@@ -47,7 +55,9 @@ export class Maintenance {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.tickTimer) clearTimeout(this.tickTimer);
     await this.running;
+    await this.firing;
     try {
       await this.store.resign("maintenance", this.options.owner);
     } catch {
@@ -71,10 +81,30 @@ export class Maintenance {
       const leader = await this.store.tryLead("maintenance", this.options.owner, this.options.intervalMs * 3);
       if (!leader) return;
       await this.recoverExpired();
+      await this.fireSchedules();
       if (this.passes++ % (this.options.pruneEvery ?? 1) === 0) await this.prune();
     } catch (error) {
       this.logger.warn({ err: error }, "maintenance pass failed; will retry");
     }
+  }
+
+  /** Fires due schedules, then arms a timer for the next tick when it comes before the next pass. */
+  private async fireSchedules(): Promise<void> {
+    const next = await this.scheduler.fireDue();
+    if (this.tickTimer) clearTimeout(this.tickTimer);
+    this.tickTimer = null;
+    if (next === null || this.stopped) return;
+    const wait = Math.max(next - Date.now(), 0);
+    if (wait > this.options.intervalMs * 2) return; // a later pass arms it
+    this.tickTimer = setTimeout(() => {
+      this.tickTimer = null;
+      if (this.stopped) return;
+      this.firing = this.fireSchedules()
+        .catch((error: unknown) => this.logger.warn({ err: error }, "firing schedules failed; will retry"))
+        .finally(() => {
+          this.firing = null;
+        });
+    }, wait);
   }
 
   /** Deletes completed jobs past their retention (in batches, within PRUNE_BUDGET_MS) and silent workers. */

@@ -21,6 +21,8 @@
  * events) extend this contract with new methods and new optional fields; existing methods keep their
  * meaning. See docs/internals.md for how each maps onto it.
  */
+
+import type { MissedTicks } from "../core/cron.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
 
@@ -212,6 +214,48 @@ export interface StoreHazard {
   fix?: string;
 }
 
+/** What a schedule enqueues at each tick: a job without its id, idempotency flag and run time. */
+export type JobTemplate = Omit<NewJob, "id" | "idempotent" | "runAt">;
+
+/** A recurring schedule as the store keeps it. Exactly one of `cron` / `everyMs` is set. */
+export interface ScheduleRecord {
+  name: string;
+  /** The template's task and queue (the queue decides where the schedule's state lives on Redis). */
+  task: string;
+  queue: string;
+  cron: string | null;
+  /** IANA zone of `cron`. */
+  timezone: string | null;
+  everyMs: number | null;
+  missed: MissedTicks;
+  template: JobTemplate;
+  /**
+   * Fingerprint of the definition. Upserting the same version keeps `nextAt` and `lastTickAt`, so every
+   * process of a deployment can declare its schedules at start without moving their clocks.
+   */
+  version: string;
+  /** The next tick to fire (epoch ms), or null when the cron expression matches no later date. */
+  nextAt: number | null;
+  /** The latest tick fired (or skipped by the missed-ticks policy), or null before the first. */
+  lastTickAt: number | null;
+  updatedAt: number;
+}
+
+/** One firing of a schedule: compare-and-set on its next tick, and the jobs of the ticks, atomically. */
+export interface FireRequest {
+  name: string;
+  /** The schedule's queue (as read): where its jobs go, and where Redis keeps its clock. */
+  queue: string;
+  /** The `nextAt` the caller read: the firing applies only if it is still the stored one. */
+  dueAt: number;
+  /** The tick to wait for next. */
+  nextAt: number | null;
+  /** The latest tick this firing covers. */
+  lastTickAt: number;
+  /** One job per tick that fires (ids unique per schedule and tick; empty when ticks are skipped). */
+  jobs: readonly NewJob[];
+}
+
 /** Schema migrations of a store (`sluice migrate`). */
 export interface MigrationStatus {
   /** Schema version now in the store. */
@@ -333,6 +377,23 @@ export interface Store {
   pauseQueue(queue: string, until: number | null): Promise<void>;
   resumeQueue(queue: string): Promise<void>;
   listQueueStates(): Promise<QueueState[]>;
+
+  // ── schedules ──────────────────────────────────────────────────────────────────────────────────
+  /**
+   * Adds or replaces a schedule. When the stored one has the same `version`, its `nextAt` and `lastTickAt`
+   * are kept (the given `nextAt` is used for a new or changed schedule). Returns the schedule as stored.
+   */
+  upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord>;
+  /** Every schedule, by name. */
+  listSchedules(): Promise<ScheduleRecord[]>;
+  /** Deletes a schedule; false when there was none. Jobs it already enqueued stay. */
+  removeSchedule(name: string): Promise<boolean>;
+  /**
+   * Fires a schedule: if its stored `nextAt` still equals `dueAt`, sets `nextAt` / `lastTickAt` and enqueues
+   * `jobs`, in one transaction (one script on Redis), so a tick fires once across any number of schedulers.
+   * Returns the enqueue results, or null when another scheduler fired it first (or it changed).
+   */
+  fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null>;
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
   /**

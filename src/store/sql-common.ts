@@ -1,5 +1,7 @@
 /** Row mapping shared by the SQL engines (SQLite and PostgreSQL store jobs in the same column layout). */
+import type { MissedTicks } from "../core/cron.js";
 import type { Retention } from "../core/job.js";
+import type { JobTemplate, ScheduleRecord } from "./contract.js";
 
 /** Retention as the two columns `keep_mode` / `keep_value`. */
 export function retentionColumns(retention: Retention): { mode: string; value: number | null } {
@@ -46,4 +48,37 @@ export class JsonFields {
       ? `stored job data is unreadable (${this.problems.join("; ")})`
       : undefined;
   }
+}
+
+/** A `schedules` row (the same columns on SQLite and PostgreSQL; bigints arrive as numbers). */
+export interface ScheduleRow {
+  name: string;
+  version: string;
+  task: string;
+  queue: string;
+  cron: string | null;
+  timezone: string | null;
+  every_ms: number | null;
+  missed: string;
+  template: string;
+  next_at: number | null;
+  last_tick_at: number | null;
+  updated_at: number;
+}
+
+export function rowToSchedule(row: ScheduleRow): ScheduleRecord {
+  return {
+    name: row.name,
+    task: row.task,
+    queue: row.queue,
+    cron: row.cron,
+    timezone: row.timezone,
+    everyMs: row.every_ms === null ? null : Number(row.every_ms),
+    missed: row.missed as MissedTicks,
+    template: JSON.parse(row.template) as JobTemplate,
+    version: row.version,
+    nextAt: row.next_at === null ? null : Number(row.next_at),
+    lastTickAt: row.last_tick_at === null ? null : Number(row.last_tick_at),
+    updatedAt: Number(row.updated_at),
+  };
 }

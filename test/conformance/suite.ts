@@ -11,6 +11,7 @@ import type { EngineHarness } from "./harness.js";
 import { inputTests } from "./input.js";
 import { leaseTests } from "./leases.js";
 import { lifecycleTests } from "./lifecycle.js";
+import { scheduleTests } from "./schedules.js";
 
 export type { EngineHarness } from "./harness.js";
 
@@ -22,5 +23,6 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     leaseTests(ctx);
     adminTests(ctx);
     inputTests(ctx);
+    scheduleTests(ctx);
   });
 }

@@ -230,6 +230,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ${s}.queue_stats ADD COLUMN last_completed_at bigint;
     `,
   },
+  {
+    version: 5,
+    description: "recurring schedules",
+    sql: (s) => `
+      -- One row per schedule. next_at is the compare-and-set key of a firing: a scheduler fires a tick only
+      -- if next_at is still the value it read, in the transaction that inserts the tick's job, so a tick
+      -- fires once however many schedulers run. template is the job without id and run time (JSON text).
+      -- A handful of rows read by the maintenance leader every few seconds: no index beyond the key.
+      CREATE TABLE ${s}.schedules (
+        name         text    PRIMARY KEY,
+        version      text    NOT NULL,
+        task         text    NOT NULL,
+        queue        text    NOT NULL,
+        cron         text,
+        timezone     text,
+        every_ms     bigint,
+        missed       text    NOT NULL CHECK (missed IN ('once', 'all', 'skip')),
+        template     text    NOT NULL,
+        next_at      bigint,
+        last_tick_at bigint,
+        updated_at   bigint  NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Latest schema version this build knows. */

@@ -26,6 +26,7 @@ import type {
   EnqueueResult,
   ExtendResult,
   FailRequest,
+  FireRequest,
   JobFilter,
   JobPage,
   LeaseRef,
@@ -39,6 +40,7 @@ import type {
   RecoveredJob,
   RecoverRequest,
   ReleaseRequest,
+  ScheduleRecord,
   Store,
   StoreHazard,
   StoreInfo,
@@ -53,7 +55,7 @@ import {
   REPRIORITIZABLE_STATES,
 } from "../contract.js";
 import type { StoreOptions } from "../index.js";
-import { retentionColumns } from "../sql-common.js";
+import { retentionColumns, rowToSchedule, type ScheduleRow } from "../sql-common.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { toStoreError } from "./errors.js";
 import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./listener.js";
@@ -925,6 +927,66 @@ export class PostgresStore implements Store {
       paused: row.paused,
       pausedUntil: numOrNull(row.paused_until),
     }));
+  }
+
+  // ── schedules ──────────────────────────────────────────────────────────────────────────────────
+
+  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+    const rows = await this.query<ScheduleRow>(
+      "save the schedule",
+      `INSERT INTO ${this.s}.schedules AS s (name, version, task, queue, cron, timezone, every_ms, missed, template,
+         next_at, last_tick_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, ${NOW_MS})
+       ON CONFLICT (name) DO UPDATE SET
+         next_at = CASE WHEN s.version = EXCLUDED.version THEN s.next_at ELSE EXCLUDED.next_at END,
+         updated_at = CASE WHEN s.version = EXCLUDED.version THEN s.updated_at ELSE EXCLUDED.updated_at END,
+         version = EXCLUDED.version, task = EXCLUDED.task, queue = EXCLUDED.queue, cron = EXCLUDED.cron,
+         timezone = EXCLUDED.timezone, every_ms = EXCLUDED.every_ms, missed = EXCLUDED.missed,
+         template = EXCLUDED.template
+       RETURNING *`,
+      [
+        schedule.name,
+        schedule.version,
+        schedule.task,
+        schedule.queue,
+        schedule.cron,
+        schedule.timezone,
+        schedule.everyMs,
+        schedule.missed,
+        JSON.stringify(schedule.template),
+        schedule.nextAt,
+      ],
+    );
+    return rowToSchedule(rows[0] as ScheduleRow);
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    const rows = await this.query<ScheduleRow>(
+      "list schedules",
+      `SELECT * FROM ${this.s}.schedules ORDER BY name`,
+    );
+    return rows.map(rowToSchedule);
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    const rows = await this.query(
+      "remove the schedule",
+      `DELETE FROM ${this.s}.schedules WHERE name = $1 RETURNING name`,
+      [name],
+    );
+    return rows.length === 1;
+  }
+
+  async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {
+    return this.transaction("fire the schedule", async (client) => {
+      const { rows } = await client.query(
+        `UPDATE ${this.s}.schedules SET next_at = $3, last_tick_at = $4
+         WHERE name = $1 AND next_at = $2 RETURNING name`,
+        [request.name, request.dueAt, request.nextAt, request.lastTickAt],
+      );
+      if (rows.length === 0) return null;
+      return request.jobs.length === 0 ? [] : this.enqueueOn(client, request.jobs);
+    });
   }
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────

@@ -62,6 +62,11 @@ export class Keys {
   readonly workerBusy: string;
   /** Pub/sub channel for wake-ups. */
   readonly channel: string;
+  /**
+   * HASH schedule name → definition JSON. Its clock (next tick, last tick) lives in the queue's slot
+   * (`<qp>schn`, `<qp>scht`), next to the jobs it enqueues, so a firing is one script in one slot.
+   */
+  readonly schedules: string;
 
   constructor(readonly prefix: string) {
     this.global = `{${prefix}}`;
@@ -71,6 +76,7 @@ export class Keys {
     this.workerBeats = `${this.global}:wb`;
     this.workerBusy = `${this.global}:wbusy`;
     this.channel = `${this.global}:signal`;
+    this.schedules = `${this.global}:schedules`;
   }
 
   /** Leader lock key. */

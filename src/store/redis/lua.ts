@@ -229,6 +229,26 @@ end
 return out
 `;
 
+/**
+ * Fires a schedule: the enqueue script's arguments, then schedule name, dueAt, nextAt ('' = none),
+ * lastTickAt. Compare-and-set on the schedule's next tick (kept in this queue's slot), then the enqueue
+ * itself, in one script: a tick fires once however many schedulers race. Returns false when the stored next
+ * tick is not dueAt (someone fired it first), else what the enqueue returns.
+ */
+const FIRE = `
+do
+  local tail = 5 + tonumber(ARGV[4]) * 13 + tonumber(ARGV[3]) * 3
+  local name = ARGV[tail]
+  if redis.call('HGET', qp .. 'schn', name) ~= ARGV[tail + 1] then return false end
+  if ARGV[tail + 2] == '' then
+    redis.call('HDEL', qp .. 'schn', name)
+  else
+    redis.call('HSET', qp .. 'schn', name, ARGV[tail + 2])
+  end
+  redis.call('HSET', qp .. 'scht', name, ARGV[tail + 3])
+end
+${ENQUEUE}`;
+
 const CLAIM = `
 -- ARGV[3] = limit, [4] = workerId, [5] = leaseMs, [6] = most scheduled jobs to promote per call.
 -- Returns JSON: [[id, [flat hash fields], payload | false (when the payload is the hash field p)], ...]
@@ -831,6 +851,7 @@ const queueScript = (body: string): ScriptSource => ({ lua: PRELUDE + body, keys
 /** Every script of the engine, by name. */
 export const SCRIPTS = {
   enqueue: queueScript(ENQUEUE),
+  fire: queueScript(FIRE),
   claim: queueScript(CLAIM),
   complete: queueScript(COMPLETE),
   fail: queueScript(FAIL),

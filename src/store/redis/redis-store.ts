@@ -22,6 +22,7 @@ import type {
   EnqueueResult,
   ExtendResult,
   FailRequest,
+  FireRequest,
   JobFilter,
   JobPage,
   LeaseRef,
@@ -35,6 +36,7 @@ import type {
   RecoveredJob,
   RecoverRequest,
   ReleaseRequest,
+  ScheduleRecord,
   Store,
   StoreInfo,
   StoreSignal,
@@ -69,6 +71,9 @@ const ENQUEUE_CHUNK = 2_000;
 const LOG_LINES_KEPT = 1_000;
 /** Entries one listing script call may walk before handing back a cursor. */
 const LIST_SCAN_BUDGET = 2_000;
+
+/** A schedule's definition as kept in the global hash (its clock lives in its queue's slot). */
+type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt">;
 
 const ALL_BUT_ACTIVE: readonly JobState[] = [
   "scheduled",
@@ -845,6 +850,92 @@ export class RedisStore implements Store {
       const u = until ? Number(until) : null;
       return { queue, paused: paused === "1", pausedUntil: u !== null && u > now ? u : null };
     });
+  }
+
+  // ── schedules ──────────────────────────────────────────────────────────────────────────────────
+
+  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+    const stored = await this.readSchedules([schedule.name]);
+    const existing = stored[0];
+    if (existing && existing.version === schedule.version && existing.queue === schedule.queue)
+      return existing;
+    const { nextAt: _clock, ...fixed } = schedule;
+    const definition: StoredSchedule = { ...fixed, updatedAt: Date.now() };
+    const clock = (queue: string) => this.keys.queue(queue);
+    await this.call("save the schedule", async (c) => {
+      const pipeline = c.pipeline();
+      if (existing && existing.queue !== schedule.queue) {
+        pipeline.hdel(`${clock(existing.queue)}schn`, schedule.name);
+        pipeline.hdel(`${clock(existing.queue)}scht`, schedule.name);
+        if (existing.lastTickAt !== null) {
+          pipeline.hset(`${clock(schedule.queue)}scht`, schedule.name, existing.lastTickAt);
+        }
+      }
+      if (schedule.nextAt === null) pipeline.hdel(`${clock(schedule.queue)}schn`, schedule.name);
+      else pipeline.hset(`${clock(schedule.queue)}schn`, schedule.name, schedule.nextAt);
+      pipeline.hset(this.keys.schedules, schedule.name, JSON.stringify(definition));
+      pipeline.sadd(this.keys.queues, schedule.queue);
+      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+    });
+    return { ...schedule, lastTickAt: existing?.lastTickAt ?? null, updatedAt: definition.updatedAt };
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.readSchedules(null);
+  }
+
+  /** Schedules by name (null = all), with their clocks read from their queues' slots. */
+  private async readSchedules(names: readonly string[] | null): Promise<ScheduleRecord[]> {
+    const definitions: StoredSchedule[] = await this.call("read schedules", async (c) => {
+      const texts =
+        names === null
+          ? Object.values(await c.hgetall(this.keys.schedules))
+          : (await c.hmget(this.keys.schedules, ...names)).filter((t): t is string => t !== null);
+      return texts.map((t) => JSON.parse(t) as StoredSchedule);
+    });
+    if (definitions.length === 0) return [];
+    const clocks = await this.call("read schedule clocks", async (c) => {
+      const pipeline = c.pipeline();
+      for (const d of definitions) {
+        pipeline.hget(`${this.keys.queue(d.queue)}schn`, d.name);
+        pipeline.hget(`${this.keys.queue(d.queue)}scht`, d.name);
+      }
+      return ((await pipeline.exec()) ?? []).map(([error, reply]) => {
+        if (error) throw error;
+        return reply === null ? null : Number(reply);
+      });
+    });
+    return definitions
+      .map((d, i) => ({ ...d, nextAt: clocks[2 * i] ?? null, lastTickAt: clocks[2 * i + 1] ?? null }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    const [existing] = await this.readSchedules([name]);
+    if (!existing) return false;
+    await this.call("remove the schedule", (c) =>
+      c
+        .pipeline()
+        .hdel(this.keys.schedules, name)
+        .hdel(`${this.keys.queue(existing.queue)}schn`, name)
+        .hdel(`${this.keys.queue(existing.queue)}scht`, name)
+        .exec(),
+    );
+    return true;
+  }
+
+  async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {
+    const call = this.queueCall("fire", request.queue, [
+      ...encodeNewJobs(request.jobs),
+      request.name,
+      request.dueAt,
+      request.nextAt ?? "",
+      request.lastTickAt,
+    ]);
+    call.keys.push(this.keys.ids, this.keys.queues);
+    const reply = await this.script<string[] | null>(call, "fire the schedule");
+    if (reply === null) return null;
+    return request.jobs.map((job, i) => decodeEnqueued(job.id, reply[i] as string));
   }
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────

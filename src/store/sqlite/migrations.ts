@@ -129,6 +129,29 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE queue_stats ADD COLUMN last_completed_at INTEGER;
     `,
   },
+  {
+    version: 4,
+    description: "recurring schedules",
+    sql: `
+      -- One row per schedule. next_at is the compare-and-set key of a firing: a scheduler fires a tick only
+      -- if next_at is still the value it read, in the transaction that inserts the tick's job, so a tick
+      -- fires once however many schedulers run. template is the job without id and run time (JSON).
+      CREATE TABLE schedules (
+        name         TEXT    PRIMARY KEY,
+        version      TEXT    NOT NULL,
+        task         TEXT    NOT NULL,
+        queue        TEXT    NOT NULL,
+        cron         TEXT,
+        timezone     TEXT,
+        every_ms     INTEGER,
+        missed       TEXT    NOT NULL,
+        template     TEXT    NOT NULL,
+        next_at      INTEGER,
+        last_tick_at INTEGER,
+        updated_at   INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -28,6 +28,7 @@ import type {
   EnqueueResult,
   ExtendResult,
   FailRequest,
+  FireRequest,
   JobFilter,
   JobPage,
   LeaseRef,
@@ -41,6 +42,7 @@ import type {
   RecoveredJob,
   RecoverRequest,
   ReleaseRequest,
+  ScheduleRecord,
   Store,
   StoreHazard,
   StoreInfo,
@@ -54,7 +56,7 @@ import {
   REPRIORITIZABLE_STATES,
 } from "../contract.js";
 import type { StoreOptions } from "../index.js";
-import { retentionColumns } from "../sql-common.js";
+import { retentionColumns, rowToSchedule, type ScheduleRow } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
@@ -259,61 +261,69 @@ export class SqliteStore implements Store {
 
   async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
     if (jobs.length === 0) return [];
-    const results = await this.write(() => {
-      const now = Date.now();
-      const insert = this.stmt(
-        `INSERT INTO jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, backoff,
-           timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO NOTHING`,
-      );
-      const byId = this.stmt("SELECT id, state FROM jobs WHERE id = ?");
-      const out: EnqueueResult[] = [];
-      for (const job of jobs) {
-        if (job.uniqueKey !== null) {
-          const existing = this.findUnique(job, now);
-          if (existing) {
-            out.push({ id: existing.id, state: existing.state, created: false });
-            continue;
-          }
-        }
-        const state: JobState = job.runAt > now ? "scheduled" : "waiting";
-        const keep = retentionColumns(job.retention);
-        const info = insert.run(
-          job.id,
-          job.task,
-          job.queue,
-          state,
-          job.payload,
-          job.priority,
-          job.runAt,
-          now,
-          job.maxAttempts,
-          job.backoff ? JSON.stringify(job.backoff) : null,
-          job.timeoutMs,
-          job.uniqueKey,
-          job.uniqueUntil,
-          JSON.stringify(job.tags),
-          keep.mode,
-          keep.value,
-          job.parentId,
-        );
-        if (info.changes === 1) {
-          out.push({ id: job.id, state, created: true });
-        } else {
-          // Same id already stored: idempotent enqueue returns it. A generated id never collides.
-          const existing = byId.get(job.id) as { id: string; state: JobState };
+    const results = await this.write(() => this.insertJobs(jobs, Date.now()));
+    this.notifyCreated(jobs, results);
+    return results;
+  }
+
+  /** Inserts `jobs` inside the caller's write transaction (dedup by id and unique key). */
+  private insertJobs(jobs: readonly NewJob[], now: number): EnqueueResult[] {
+    const insert = this.stmt(
+      `INSERT INTO jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, backoff,
+         timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO NOTHING`,
+    );
+    const byId = this.stmt("SELECT id, state FROM jobs WHERE id = ?");
+    const out: EnqueueResult[] = [];
+    for (const job of jobs) {
+      if (job.uniqueKey !== null) {
+        const existing = this.findUnique(job, now);
+        if (existing) {
           out.push({ id: existing.id, state: existing.state, created: false });
+          continue;
         }
       }
-      return out;
-    });
-    // Scheduled jobs too: an idle worker arms its timer for the earliest run time only when it looks, and
-    // a new delayed job may now be the earliest.
+      const state: JobState = job.runAt > now ? "scheduled" : "waiting";
+      const keep = retentionColumns(job.retention);
+      const info = insert.run(
+        job.id,
+        job.task,
+        job.queue,
+        state,
+        job.payload,
+        job.priority,
+        job.runAt,
+        now,
+        job.maxAttempts,
+        job.backoff ? JSON.stringify(job.backoff) : null,
+        job.timeoutMs,
+        job.uniqueKey,
+        job.uniqueUntil,
+        JSON.stringify(job.tags),
+        keep.mode,
+        keep.value,
+        job.parentId,
+      );
+      if (info.changes === 1) {
+        out.push({ id: job.id, state, created: true });
+      } else {
+        // Same id already stored: idempotent enqueue returns it. A generated id never collides.
+        const existing = byId.get(job.id) as { id: string; state: JobState };
+        out.push({ id: existing.id, state: existing.state, created: false });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Wakes workers after a commit that created jobs. Scheduled ones too: an idle worker arms its timer for
+   * the earliest run time only when it looks, and a new delayed job may now be the earliest.
+   */
+  private notifyCreated(jobs: readonly NewJob[], results: readonly EnqueueResult[]): void {
     if (results.some((r) => r.created)) {
       this.notify({ type: "jobs", queues: [...new Set(jobs.map((j) => j.queue))] });
     }
-    return results;
   }
 
   private findUnique(job: NewJob, now: number): { id: string; state: JobState } | undefined {
@@ -863,6 +873,59 @@ export class SqliteStore implements Store {
       paused: r.paused === 1,
       pausedUntil: r.paused_until !== null && r.paused_until > now ? r.paused_until : null,
     }));
+  }
+
+  // ── schedules ──────────────────────────────────────────────────────────────────────────────────
+
+  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+    return this.write(() => {
+      const row = this.stmt(
+        `INSERT INTO schedules (name, version, task, queue, cron, timezone, every_ms, missed, template, next_at,
+           last_tick_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
+         ON CONFLICT (name) DO UPDATE SET
+           next_at = CASE WHEN schedules.version = excluded.version THEN schedules.next_at ELSE excluded.next_at END,
+           updated_at = CASE WHEN schedules.version = excluded.version THEN schedules.updated_at ELSE excluded.updated_at END,
+           version = excluded.version, task = excluded.task, queue = excluded.queue, cron = excluded.cron,
+           timezone = excluded.timezone, every_ms = excluded.every_ms, missed = excluded.missed,
+           template = excluded.template
+         RETURNING *`,
+      ).get(
+        schedule.name,
+        schedule.version,
+        schedule.task,
+        schedule.queue,
+        schedule.cron,
+        schedule.timezone,
+        schedule.everyMs,
+        schedule.missed,
+        JSON.stringify(schedule.template),
+        schedule.nextAt,
+        Date.now(),
+      ) as ScheduleRow;
+      return rowToSchedule(row);
+    });
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    return this.read(() =>
+      (this.stmt("SELECT * FROM schedules ORDER BY name").all() as ScheduleRow[]).map(rowToSchedule),
+    );
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.write(() => this.stmt("DELETE FROM schedules WHERE name = ?").run(name).changes === 1);
+  }
+
+  async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {
+    const results = await this.write(() => {
+      const fired = this.stmt(
+        "UPDATE schedules SET next_at = ?, last_tick_at = ? WHERE name = ? AND next_at = ?",
+      ).run(request.nextAt, request.lastTickAt, request.name, request.dueAt).changes;
+      return fired === 1 ? this.insertJobs(request.jobs, Date.now()) : null;
+    });
+    if (results) this.notifyCreated(request.jobs, results);
+    return results;
   }
 
   async addStats(rows: readonly StatsRow[]): Promise<void> {
