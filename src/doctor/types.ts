@@ -4,13 +4,29 @@ import type { HourlyStats, JobRecord, QueueOverview, StoreInfo, WorkerOverview }
 /** One queue's outcomes in one hour, as `Admin.stats` returns them. */
 export type { HourlyStats };
 
-/** Severity of a finding; any `critical` makes `sluice doctor` exit 1. */
-export type Severity = "ok" | "warn" | "critical";
+/**
+ * Severity of a finding; any `critical` makes `sluice doctor` exit 1. `skipped`: the check could not run
+ * (the store is unreachable), so it says nothing either way — never read it as `ok`.
+ */
+export type Severity = "ok" | "warn" | "critical" | "skipped";
+
+/** Check ids, in report order. */
+export const CHECK_IDS = [
+  "store-reachable",
+  "store-hazard",
+  "no-worker",
+  "stagnation",
+  "dead-letter-growth",
+  "past-timeout",
+  "late-heartbeat",
+  "paused-backlog",
+  "rate-limited",
+] as const;
+export type CheckId = (typeof CHECK_IDS)[number];
 
 /** One finding: what is wrong (or fine), the numbers behind it, and the command that fixes it. */
 export interface Finding {
-  /** Check id: `store-reachable`, `store-hazard`, `no-worker`, `stagnation`, `dead-letter-growth`, `past-timeout`, `late-heartbeat`, `paused-backlog`, `rate-limited`. */
-  check: string;
+  check: CheckId;
   severity: Severity;
   /** What it is about: a queue, a job id, a worker id, a hazard code; null for the whole store. */
   subject: string | null;
@@ -21,24 +37,59 @@ export interface Finding {
   fix: string | null;
 }
 
+/**
+ * Where the store is, for the commands the doctor suggests — never with its password (only whether there
+ * is one, so a command can ask for it).
+ */
+export type StoreTarget =
+  | { engine: "sqlite"; path: string; memory: boolean }
+  | {
+      engine: "postgres";
+      host: string;
+      port: number;
+      user: string | null;
+      database: string | null;
+      hasPassword: boolean;
+    }
+  | {
+      engine: "redis";
+      host: string;
+      port: number;
+      db: number;
+      user: string | null;
+      tls: boolean;
+      hasPassword: boolean;
+    }
+  | { engine: "unknown" };
+
 /** Everything the checks need, gathered once from the admin API (so checks are pure functions). */
 export interface DoctorInput {
   now: number;
-  /** Window for stagnation and dead-letter growth. */
+  /** Window for stagnation. */
   windowMs: number;
   /** A worker whose last heartbeat is older than this is late. */
   staleAfterMs: number;
   store:
     | { reachable: true; pingMs: number; info: StoreInfo }
     | { reachable: false; error: string; location: string; engine: string };
+  target: StoreTarget;
   queues: QueueOverview[];
   /** Workers with `alive` judged against `staleAfterMs`. */
   workers: WorkerOverview[];
-  /** Roll-up rows since the start of the hour containing `now - windowMs`. */
+  /** Roll-up rows since `rollupSince` (the start of the current hour). */
   stats: HourlyStats[];
+  /** Start of the hour the roll-up rows in `stats` count from (epoch ms). */
+  rollupSince: number;
+  /**
+   * Latest completion per queue (epoch ms) within `completionsLookbackMs` — from the roll-up, as of the
+   * workers' last stats flush (every few seconds); queues with none are absent.
+   */
+  lastCompletions: Map<string, number>;
+  /** How far back `lastCompletions` looked (at least the window). */
+  completionsLookbackMs: number;
   /** Active jobs (up to 10 000). */
   active: JobRecord[];
-  /** Appended to every suggested `sluice` command (e.g. ` --url redis://…` when the URL came from --url). */
+  /** Appended to every suggested `sluice` command (` --url '…'` when the URL came from --url). */
   commandSuffix: string;
 }
 

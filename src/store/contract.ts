@@ -320,7 +320,10 @@ export interface Store {
   complete(requests: readonly CompleteRequest[]): Promise<boolean[]>;
   /** Records a failed attempt and moves the job to `next`. Per item: applied or fenced. */
   fail(requests: readonly FailRequest[]): Promise<boolean[]>;
-  /** Returns active jobs to `waiting` (or `scheduled` when `runAt` is future) without charging the attempt. */
+  /**
+   * Returns active jobs to `waiting` (or `scheduled` when `runAt` is future) without charging the attempt;
+   * a job whose cancel was requested meanwhile goes to `cancelled` instead.
+   */
   release(requests: readonly ReleaseRequest[]): Promise<boolean[]>;
   /** Extends leases still held; reports those lost and those with a pending cancel. */
   extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult>;
@@ -373,7 +376,10 @@ export interface Store {
   move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult>;
   /** Sets `priority` on matching scheduled / waiting / blocked jobs whose priority differs. */
   reprioritize(filter: JobFilter, priority: number, options: BulkOptions): Promise<BulkResult>;
-  /** Sets queue pause; `until` = null pauses until resumed. */
+  /**
+   * Pauses a queue: `until` = null until resumed (an operator), a time = until then (a rate limit). A rate
+   * limit never lifts an operator's pause and only extends an earlier limit; `resumeQueue` clears both.
+   */
   pauseQueue(queue: string, until: number | null): Promise<void>;
   resumeQueue(queue: string): Promise<void>;
   listQueueStates(): Promise<QueueState[]>;

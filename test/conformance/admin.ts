@@ -240,6 +240,35 @@ export function adminTests(ctx: ConformanceContext): void {
       expect(await ctx.sluice().admin.migrations()).toEqual({ ...first, applied: [] });
     });
 
+    it("never lets a rate limit lift an operator's pause, and only lets it extend an earlier limit", async () => {
+      const sluice = ctx.sluice();
+      const store = await sluice.store();
+      const paused = ctx.queue();
+      await sluice.enqueue("held", {}, { queue: paused });
+      await sluice.admin.pause(paused);
+      await store.pauseQueue(paused, Date.now() + 20); // a handler met a 429 meanwhile
+      const claim = (queue: string) =>
+        store.claim({ queues: [queue], limit: 5, workerId: "probe/1/p", leaseMs: 1_000 });
+      await until("the rate limit is over", async () => {
+        const q = (await sluice.admin.queues()).find((x) => x.queue === paused);
+        return q?.pausedUntil === null;
+      });
+      expect((await sluice.admin.queues()).find((x) => x.queue === paused)?.paused).toBe(true);
+      expect(await claim(paused)).toEqual([]);
+      const limited = ctx.queue();
+      const later = Date.now() + 60_000;
+      await store.pauseQueue(limited, later);
+      await store.pauseQueue(limited, Date.now() + 10);
+      expect((await sluice.admin.queues()).find((x) => x.queue === limited)).toMatchObject({
+        paused: false,
+        pausedUntil: later,
+      });
+      await sluice.admin.resume(paused);
+      await sluice.admin.resume(limited);
+      expect(await claim(paused)).toHaveLength(1);
+      expect((await sluice.admin.queues()).find((x) => x.queue === limited)?.pausedUntil).toBeNull();
+    });
+
     it("does not fetch from a paused queue until it is resumed", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();

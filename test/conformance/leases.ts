@@ -72,6 +72,26 @@ export function leaseTests(ctx: ConformanceContext): void {
       expect(new Set(seen).size).toBe(200);
     });
 
+    it("cancels, instead of putting back, a released job whose cancel was requested while it ran", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const { id } = await sluice.enqueue("released-cancel", {}, { queue });
+      const store = await sluice.store();
+      const [job] = await store.claim({ queues: [queue], limit: 1, workerId: "w/1/a", leaseMs: 30_000 });
+      expect((await sluice.admin.cancel(id)).requested).toEqual([id]);
+      // The worker gives it back (shutdown, rate limit) before it saw the cancel.
+      expect(
+        await store.release([{ id, token: job!.leaseToken, reason: "released: worker stopping" }]),
+      ).toEqual([true]);
+      expect(await sluice.admin.getJob(id)).toMatchObject({
+        state: "cancelled",
+        reason: "cancelled by operator while active",
+      });
+      expect(await store.claim({ queues: [queue], limit: 1, workerId: "w/2/b", leaseMs: 30_000 })).toEqual(
+        [],
+      );
+    });
+
     it("recovers a job whose worker stopped heartbeating, counts the attempt, stores the reason, and runs it again", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();

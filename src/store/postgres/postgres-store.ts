@@ -901,8 +901,12 @@ export class PostgresStore implements Store {
   async pauseQueue(queue: string, until: number | null): Promise<void> {
     await this.query(
       "pause the queue",
-      `INSERT INTO ${this.s}.queues (name, paused, paused_until) VALUES ($1, $2, $3)
-       ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, paused_until = EXCLUDED.paused_until`,
+      // A rate limit (until) never lifts an operator's pause and only ever extends an earlier limit.
+      `INSERT INTO ${this.s}.queues AS q (name, paused, paused_until) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET
+         paused = q.paused OR EXCLUDED.paused,
+         paused_until = CASE WHEN EXCLUDED.paused_until IS NULL THEN q.paused_until
+                             ELSE greatest(q.paused_until, EXCLUDED.paused_until) END`,
       [queue, until === null, until],
     );
   }

@@ -134,13 +134,16 @@ export function statements(s: string) {
     release: `WITH u AS (
         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])
           AS u(id, token, run_at, reason, next)),
+      -- A job whose cancel was requested while it ran is cancelled instead of going back to run again.
       changed AS (
-        UPDATE ${s}.jobs j SET state = u.next,
-          run_at = COALESCE(u.run_at, j.run_at), attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL,
-          reason = u.reason
+        UPDATE ${s}.jobs j SET attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL,
+          state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE u.next END,
+          run_at = CASE WHEN j.cancel_requested THEN j.run_at ELSE COALESCE(u.run_at, j.run_at) END,
+          finished_at = CASE WHEN j.cancel_requested THEN ${NOW_MS} ELSE j.finished_at END,
+          reason = CASE WHEN j.cancel_requested THEN 'cancelled by operator while active' ELSE u.reason END
         FROM u WHERE ${leaseMatch}
-        RETURNING j.id, j.queue)
-      SELECT id, ${notifyJobsFrom("changed", "true", "$6")} AS notified FROM changed`,
+        RETURNING j.id, j.queue, j.state)
+      SELECT id, ${notifyJobsFrom("changed", "state <> 'cancelled'", "$6")} AS notified FROM changed`,
     extend: `UPDATE ${s}.jobs j SET lease_expires_at = ${NOW_MS} + $3::bigint
       FROM unnest($1::text[], $2::bigint[]) AS u(id, token)
       WHERE ${leaseMatch}

@@ -381,7 +381,8 @@ return out
 `;
 
 const RELEASE = `${HELD}
--- ARGV[3..] = groups of 4: id, token, runAt ('' = keep), reason. The attempt is given back.
+-- ARGV[3..] = groups of 4: id, token, runAt ('' = keep), reason. The attempt is given back. A job whose
+-- cancel was requested while it ran is cancelled instead of going back (it must not run again).
 local now = now_ms()
 local out = {}
 local wake = false
@@ -389,15 +390,21 @@ for i = 3, #ARGV, 4 do
   local id, runAt = ARGV[i], ARGV[i + 2]
   local h = jkey(id)
   if held(h, ARGV[i + 1]) then
-    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a')
-    local ra = f[2]
-    if runAt ~= '' then ra = runAt end
-    local state = 'waiting'
-    if runAt ~= '' and tonumber(runAt) > now then state = 'scheduled' else wake = true end
+    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr')
+    local attempt = fmt(math.max(tonumber(f[4] or '0') - 1, 0))
     redis.call('ZREM', qp .. 'a', id)
     redis.call('HDEL', h, 'le')
-    redis.call('HSET', h, 's', state, 'ra', ra, 'rs', ARGV[i + 3], 'a', fmt(math.max(tonumber(f[4] or '0') - 1, 0)))
-    index(id, state, ra, f[1], ra, f[3])
+    if f[5] == '1' then
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', 'cancelled by operator while active', 'a', attempt)
+      index(id, 'cancelled', fmt(now))
+    else
+      local ra = f[2]
+      if runAt ~= '' then ra = runAt end
+      local state = 'waiting'
+      if runAt ~= '' and tonumber(runAt) > now then state = 'scheduled' else wake = true end
+      redis.call('HSET', h, 's', state, 'ra', ra, 'rs', ARGV[i + 3], 'a', attempt)
+      index(id, state, ra, f[1], ra, f[3])
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -740,6 +747,18 @@ out[#out + 1] = first_due[2] or ''
 return out
 `;
 
+const PAUSE = `
+-- ARGV[3] = '' (pause until resumed) or epoch ms (a rate limit: paused until then). A rate limit never
+-- lifts an operator's pause, and only ever extends an earlier rate limit.
+if ARGV[3] == '' then
+  redis.call('HSET', KEYS[1], 'paused', '1')
+else
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+  if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[1], 'until', ARGV[3]) end
+end
+return 0
+`;
+
 const PRUNE = `
 -- ARGV[3] = most jobs to delete, ARGV[4] = stats retention ms. Drops roll-up hours older than the stats
 -- retention, deletes completed jobs past their age retention, then completed jobs beyond their count
@@ -865,6 +884,7 @@ export const SCRIPTS = {
   get: queueScript(GET),
   stats: queueScript(STATS),
   prune: queueScript(PRUNE),
+  pause: queueScript(PAUSE),
   addStats: queueScript(ADD_STATS),
   readStats: queueScript(READ_STATS),
   lead: { lua: LEAD, keys: 1 },

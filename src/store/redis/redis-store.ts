@@ -821,13 +821,11 @@ export class RedisStore implements Store {
   }
 
   async pauseQueue(queue: string, until: number | null): Promise<void> {
-    const meta = `${this.keys.queue(queue)}m`;
-    await this.call("pause queue", (c) => {
-      const multi = c.multi().sadd(this.keys.queues, queue);
-      if (until === null) multi.hset(meta, "paused", "1").hdel(meta, "until");
-      else multi.hset(meta, "paused", "0", "until", String(Math.round(until)));
-      return multi.exec();
-    });
+    await this.scripts(
+      [this.queueCall("pause", queue, [until === null ? "" : Math.round(until)])],
+      "pause queue",
+      [["sadd", this.keys.queues, queue]],
+    );
   }
 
   async resumeQueue(queue: string): Promise<void> {

@@ -431,14 +431,18 @@ export class SqliteStore implements Store {
     if (requests.length === 0) return [];
     const applied = await this.write(() => {
       const now = Date.now();
+      // A job whose cancel was requested while it ran is cancelled instead of going back to run again.
       const update = this.stmt(
-        `UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), attempt = MAX(attempt - 1, 0),
-           lease_expires_at = NULL, reason = ?
+        `UPDATE jobs SET attempt = MAX(attempt - 1, 0), lease_expires_at = NULL,
+           state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE ? END,
+           run_at = CASE WHEN cancel_requested = 1 THEN run_at ELSE COALESCE(?, run_at) END,
+           finished_at = CASE WHEN cancel_requested = 1 THEN ? ELSE finished_at END,
+           reason = CASE WHEN cancel_requested = 1 THEN 'cancelled by operator while active' ELSE ? END
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
       );
       return requests.map((r) => {
         const state: JobState = r.runAt !== undefined && r.runAt > now ? "scheduled" : "waiting";
-        return update.run(state, r.runAt ?? null, r.reason, r.id, r.token).changes === 1;
+        return update.run(state, r.runAt ?? null, now, r.reason, r.id, r.token).changes === 1;
       });
     });
     if (applied.some(Boolean)) this.notify({ type: "jobs", queues: null });
@@ -844,9 +848,13 @@ export class SqliteStore implements Store {
 
   async pauseQueue(queue: string, until: number | null): Promise<void> {
     await this.write(() =>
+      // A rate limit (until) never lifts an operator's pause and only ever extends an earlier limit.
       this.stmt(
         `INSERT INTO queues (name, paused, paused_until) VALUES (?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_until = excluded.paused_until`,
+         ON CONFLICT (name) DO UPDATE SET
+           paused = MAX(queues.paused, excluded.paused),
+           paused_until = CASE WHEN excluded.paused_until IS NULL THEN queues.paused_until
+                               ELSE MAX(COALESCE(queues.paused_until, 0), excluded.paused_until) END`,
       ).run(queue, until === null ? 1 : 0, until),
     );
   }
