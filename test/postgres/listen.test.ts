@@ -65,10 +65,10 @@ describe("postgres wake-ups", () => {
     try {
       await consumer.listening();
       signals.length = 0;
-      await producer.enqueue([newJob({ queue: "wake_cancel" })]);
-      const [job] = await producer.claim({
+      await producer.enqueue([newJob({ queue: "wake_cancel" }), newJob({ queue: "wake_cancel" })]);
+      const [job, other] = await producer.claim({
         queues: ["wake_cancel"],
-        limit: 1,
+        limit: 2,
         workerId: "w",
         leaseMs: 60_000,
       });
@@ -76,12 +76,17 @@ describe("postgres wake-ups", () => {
       expect(cancelled.requested).toEqual([job!.id]);
       await until("a cancel signal", () => signals.some((s) => s.type === "cancel"));
       signals.length = 0;
-      expect(await producer.release([{ id: job!.id, token: job!.leaseToken, reason: "stopping" }])).toEqual([
-        true,
-      ]);
+      // A released job is work again (the cancelled one, released too, is not: it goes to cancelled).
+      expect(
+        await producer.release([
+          { id: other!.id, token: other!.leaseToken, reason: "stopping" },
+          { id: job!.id, token: job!.leaseToken, reason: "stopping" },
+        ]),
+      ).toEqual([true, true]);
       await until("a jobs signal for the released job", () =>
         signals.some((s) => s.type === "jobs" && s.queues?.includes("wake_cancel")),
       );
+      expect((await producer.getJob(job!.id))?.state).toBe("cancelled");
     } finally {
       stop();
     }
