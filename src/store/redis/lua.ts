@@ -1,6 +1,8 @@
 /**
- * Lua sources of every state transition. Each script touches the keys of ONE queue (one hash tag, one
- * Cluster slot) or only global keys, never both. Conventions for queue scripts:
+ * Lua sources of every state transition. Each job transition touches the keys of ONE queue (one hash tag,
+ * one Cluster slot). Exceptions, listed in docs/redis.md ("Limits"): `enqueue` and `fire` also write the
+ * global id index and queue registry, `bulk` with action `move` touches a second queue. Conventions for
+ * queue scripts:
  *
  * - `KEYS[1]` = the queue's meta hash (`<qp>m`); `qp` (the queue's key prefix) is derived from it, so the
  *   slot is declared and every other key is built from the same hash tag.

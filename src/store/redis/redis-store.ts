@@ -2,9 +2,9 @@
  * The Redis engine (ioredis): the store contract at the highest throughput.
  *
  * - Every state transition is one Lua script (lua.ts), loaded once per connection and called by SHA.
- * - Keys of one queue share a hash tag; a script touches one queue's slot only, so the layout works on
- *   Redis Cluster. A few global keys (id → queue index, queue registry, workers, leader locks) live under
- *   the prefix's own tag (keys.ts, docs/redis.md).
+ * - Keys of one queue share a hash tag; every job transition is a script in one queue's slot. A few global
+ *   keys (id → queue index, queue registry, workers, leader locks, schedules) live under the prefix's own
+ *   tag (keys.ts); the steps that cross slots are listed in docs/redis.md ("Limits").
  * - Claims take up to `limit` jobs per script call; completions, failures, releases, lease extensions and
  *   progress are batched into one script call per queue, all queues pipelined in one round trip.
  * - Wake-ups: scripts PUBLISH on the prefix's channel; see subscriber.ts.
