@@ -167,6 +167,8 @@ export class Worker {
   /** The claim loop's current pass, awaited by `stop()` so a claim in flight is handed back before exit. */
   private fetchPass: Promise<void> = Promise.resolve();
   private fetchAgain = false;
+  /** Whether the last fetch was held back by unwritten outcomes: each stored one then fetches again. */
+  private writeBound = false;
   /** Whether the last claim found the queues empty with nothing running (see the `drained` event). */
   private drained = false;
   private fetchScheduled = false;
@@ -405,7 +407,12 @@ export class Worker {
 
   private async fetch(): Promise<void> {
     if (this.state !== "running" || this.fetching) return;
-    const free = this.concurrency + this.prefetch - this.running.size - this.buffer.length;
+    // Backpressure: a finished job frees its slot before its outcome is stored, so the next claim overlaps
+    // the write; but outcomes written slower than jobs finish must not pile up without bound (memory, and
+    // leases to keep alive). Past one slot's worth of unwritten outcomes per slot, each one takes a slot.
+    const unwritten = Math.max(0, this.pendingWrites.size - (this.concurrency + this.prefetch));
+    const free = this.concurrency + this.prefetch - this.running.size - this.buffer.length - unwritten;
+    this.writeBound = unwritten > 0;
     if (free <= 0) return;
     this.fetching = true;
     this.fetchAgain = false;
@@ -653,7 +660,10 @@ export class Worker {
   /** Remembers a pending outcome write of `job` until it settles (see pendingWrites). */
   private track(write: Promise<unknown>, job: JobRecord): void {
     this.pendingWrites.set(write, { id: job.id, token: job.leaseToken });
-    void write.finally(() => this.pendingWrites.delete(write));
+    void write.finally(() => {
+      this.pendingWrites.delete(write);
+      if (this.writeBound) this.scheduleFetch();
+    });
   }
 
   private async finishFailed(

@@ -357,6 +357,44 @@ export function leaseTests(ctx: ConformanceContext): void {
       expect(runs).toBe(1);
     });
 
+    it("stops claiming while outcomes are written slower than jobs finish (a bounded backlog of writes)", async () => {
+      const base = ctx.sluice();
+      const real = await base.store();
+      const gate = deferred();
+      // The same store, whose completions wait at a gate: a store that writes slower than handlers finish.
+      const store = new Proxy(real, {
+        get(target, prop) {
+          if (prop === "complete") {
+            return async (requests: Parameters<typeof target.complete>[0]) => {
+              await gate.promise;
+              return target.complete(requests);
+            };
+          }
+          const value: unknown = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const sluice = ctx.sluice({ store });
+      const queue = ctx.queue();
+      let started = 0;
+      const task = sluice.task("quick", { queue, run: () => void started++ });
+      await task.enqueueMany(Array.from({ length: 20 }, () => ({ payload: {} })));
+      await sluice.worker({ queues: [queue], concurrency: 2, prefetch: 0, pollMs: 20 }).start();
+      // Two slots plus one slot's worth of unwritten outcomes per slot: four jobs, then it waits.
+      await until("four started", () => started === 4);
+      const deadline = Date.now() + 500;
+      while (Date.now() < deadline) {
+        expect(started).toBe(4);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      gate.resolve();
+      await until(
+        "all completed once the store keeps up",
+        async () => (await base.admin.queues()).find((q) => q.queue === queue)?.counts.completed === 20,
+      );
+      expect(started).toBe(20);
+    });
+
     it("registers again when its registry entry was pruned while it could not reach the store", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();
