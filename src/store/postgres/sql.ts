@@ -80,12 +80,11 @@ export function statements(s: string) {
   const insert = insertSql("");
   const insertIdempotent = insertSql("ON CONFLICT (id) DO NOTHING");
   const n = INSERT_ARRAYS.length;
-  // The fencing condition of every write keyed by a lease. Two planner guards: `id = ANY ($1)` lets it probe
-  // the unique id index once per item; and the state test is written so that the planner cannot prove it
-  // implies jobs_lease's predicate (state = 'active'; state is NOT NULL, so COALESCE changes nothing).
-  // Otherwise a custom plan may read all of jobs_lease as a bitmap and join, and a bitmap scan never marks
-  // dead index entries: every job finished since the last vacuum would be revisited by every completion
-  // (seen in EXPLAIN ANALYZE: 15,100 index entries read to complete 100 jobs after a 15k drain).
+  // The fencing condition of recovery's writes (the hot lease-keyed writes are the functions of migration 6).
+  // Two planner guards: `id = ANY ($1)` lets it probe the unique id index once per item; and the state test
+  // is written so that the planner cannot prove it implies jobs_lease's predicate (state is NOT NULL, so
+  // COALESCE changes nothing): a bitmap scan of jobs_lease revisits the dead index entries of every job
+  // finished since the last vacuum.
   const leaseMatch =
     "j.id = ANY ($1::text[]) AND j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
   const candidates = (where: string, order: string) => (lock: boolean) =>
@@ -109,49 +108,14 @@ export function statements(s: string) {
       ORDER BY seq DESC LIMIT 1`,
     statesById: `SELECT id, state FROM ${s}.jobs WHERE id = ANY ($1::text[])`,
     claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint)`,
-    complete: `WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, token, result)),
-      kept AS (
-        UPDATE ${s}.jobs j SET state = 'completed', result = u.result, finished_at = ${NOW_MS}, lease_expires_at = NULL,
-          keep_until = CASE j.keep_mode WHEN 'age' THEN ${NOW_MS} + j.keep_value END
-        FROM u WHERE ${leaseMatch} AND j.keep_mode <> 'none'
-        RETURNING j.id),
-      -- retention false: the job leaves the table at once (its logs go by ON DELETE CASCADE).
-      dropped AS (
-        DELETE FROM ${s}.jobs j USING u WHERE ${leaseMatch} AND j.keep_mode = 'none'
-        RETURNING j.id)
-      SELECT id FROM kept UNION ALL SELECT id FROM dropped`,
-    fail: `WITH u AS (
-        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-          AS u(id, token, next, run_at, reason, error)),
-      changed AS (
-        UPDATE ${s}.jobs j SET state = u.next,
-          run_at = CASE u.next WHEN 'scheduled' THEN u.run_at WHEN 'waiting' THEN ${NOW_MS} ELSE j.run_at END,
-          finished_at = CASE WHEN u.next IN ('dead', 'cancelled') THEN ${NOW_MS} END,
-          lease_expires_at = NULL, errors = j.errors || jsonb_build_array(u.error::jsonb), reason = u.reason
-        FROM u WHERE ${leaseMatch}
-        RETURNING j.id, j.queue, j.state)
-      SELECT id, ${notifyJobsFrom("changed", "state IN ('waiting', 'scheduled')", "$7")} AS notified FROM changed`,
-    release: `WITH u AS (
-        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])
-          AS u(id, token, run_at, reason, next)),
-      -- A job whose cancel was requested while it ran is cancelled instead of going back to run again.
-      changed AS (
-        UPDATE ${s}.jobs j SET attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL,
-          state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE u.next END,
-          run_at = CASE WHEN j.cancel_requested THEN j.run_at ELSE COALESCE(u.run_at, j.run_at) END,
-          finished_at = CASE WHEN j.cancel_requested THEN ${NOW_MS} ELSE j.finished_at END,
-          reason = CASE WHEN j.cancel_requested THEN 'cancelled by operator while active' ELSE u.reason END
-        FROM u WHERE ${leaseMatch}
-        RETURNING j.id, j.queue, j.state)
-      SELECT id, ${notifyJobsFrom("changed", "state <> 'cancelled'", "$6")} AS notified FROM changed`,
-    extend: `UPDATE ${s}.jobs j SET lease_expires_at = ${NOW_MS} + $3::bigint
-      FROM unnest($1::text[], $2::bigint[]) AS u(id, token)
-      WHERE ${leaseMatch}
-      RETURNING j.id, j.cancel_requested`,
-    progress: `UPDATE ${s}.jobs j SET progress = u.progress
-      FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, token, progress)
-      WHERE ${leaseMatch}
-      RETURNING j.id`,
+    // Lease-keyed batch writes: functions of migration 6 (planned as index probes, see there).
+    complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[]) AS j`,
+    fail: `SELECT j AS id FROM ${s}.fail_jobs($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+      $6::text[], $7::text) AS j`,
+    release: `SELECT j AS id FROM ${s}.release_jobs($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+      $6::text) AS j`,
+    extend: `SELECT id, cancel_requested FROM ${s}.extend_leases($1::text[], $2::bigint[], $3::bigint)`,
+    progress: `SELECT j AS id FROM ${s}.job_progress($1::text[], $2::bigint[], $3::text[]) AS j`,
     // Lines of jobs that no longer exist are dropped (the job was deleted while its handler ran).
     appendLogs: `INSERT INTO ${s}.job_logs (job_id, at, attempt, message)
       SELECT u.id, u.at, u.attempt, u.message
