@@ -8,6 +8,13 @@ export type BenchEngine = "sqlite" | "postgres" | "redis";
 export const PG_URL = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379/0";
 
+/** `base` with one query parameter set, keeping whatever query string it already has. */
+export function withParam(base: string, name: string, value: string): string {
+  const url = new URL(base);
+  url.searchParams.set(name, value);
+  return url.href;
+}
+
 export function engineUrl(engine: BenchEngine): { url: string; cleanup: () => Promise<void> } {
   const tag = `bench_${process.pid}`;
   switch (engine) {
@@ -18,31 +25,41 @@ export function engineUrl(engine: BenchEngine): { url: string; cleanup: () => Pr
         cleanup: async () => rmSync(dir, { recursive: true, force: true }),
       };
     }
-    case "postgres":
+    case "postgres": {
+      const schema = `sluice_${tag}`;
       return {
-        url: `${PG_URL}?schema=sluice_${tag}`,
+        url: withParam(PG_URL, "schema", schema),
         cleanup: async () => {
           const { default: pg } = await import("pg");
           const client = new pg.Client({ connectionString: PG_URL });
           await client.connect();
-          await client.query(`DROP SCHEMA IF EXISTS sluice_${tag} CASCADE`);
-          await client.end();
+          try {
+            await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+          } finally {
+            await client.end();
+          }
         },
       };
-    case "redis":
+    }
+    case "redis": {
+      const prefix = `sluice_${tag}`;
       return {
-        url: `${REDIS_URL}?prefix=sluice_${tag}`,
+        url: withParam(REDIS_URL, "prefix", prefix),
         cleanup: async () => {
           const { Redis } = await import("ioredis");
           const redis = new Redis(REDIS_URL);
-          let cursor = "0";
-          do {
-            const [next, keys] = await redis.scan(cursor, "MATCH", `*sluice_${tag}*`, "COUNT", 1000);
-            cursor = next;
-            if (keys.length) await redis.del(...keys);
-          } while (cursor !== "0");
-          redis.disconnect();
+          try {
+            let cursor = "0";
+            do {
+              const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
+              cursor = next;
+              if (keys.length) await redis.del(...keys);
+            } while (cursor !== "0");
+          } finally {
+            redis.disconnect();
+          }
         },
       };
+    }
   }
 }

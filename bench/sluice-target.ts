@@ -1,11 +1,25 @@
-/** Sluice as a benchmark target, on any engine URL. */
+/**
+ * Sluice as a benchmark target, on any engine URL. The URL carries the engine's isolation (a SQLite file,
+ * `?schema=` on PostgreSQL, `?prefix=` on Redis), so `TargetOptions.namespace` is not used; the bench
+ * process removes that store in its cleanup (bench/engines.ts), never a worker child.
+ *
+ * The bench worker runs with `maintenance: false` (no lease recovery or retention passes), as the peers'
+ * workers run without their recovery loops (see bench/peers/*): no job is ever lost in a benchmark.
+ */
+import { PENDING_STATES } from "../src/core/job.js";
 import { Sluice, silentLogger } from "../src/index.js";
 import type { Worker } from "../src/runtime/worker.js";
-import type { BenchPayload, BenchTarget, BenchWorker } from "./target.js";
+import type { BenchPayload, BenchTarget, BenchTargetFactory, BenchWorker } from "./target.js";
 
 export const BENCH_QUEUE = "bench";
 
-export async function createSluiceTarget(url: string, name: string): Promise<BenchTarget> {
+/** `sluice/sqlite` etc., from the URL's scheme. */
+function nameOf(url: string): string {
+  const scheme = url.slice(0, url.indexOf(":"));
+  return `sluice/${scheme === "postgresql" ? "postgres" : scheme}`;
+}
+
+export async function createSluiceTarget(url: string, name = nameOf(url)): Promise<BenchTarget> {
   const sluice = new Sluice({ url, logger: silentLogger() });
   let onJob: (p: BenchPayload) => void = () => {};
   // Completed no-op jobs are deleted at once, as the peers are configured (removeOnComplete etc.).
@@ -26,6 +40,10 @@ export async function createSluiceTarget(url: string, name: string): Promise<Ben
     async enqueueBatch(payloads) {
       await task.enqueueMany(payloads.map((payload) => ({ payload })));
     },
+    async pending() {
+      const queue = (await sluice.admin.queues()).find((q) => q.queue === BENCH_QUEUE);
+      return queue ? PENDING_STATES.reduce((n, state) => n + queue.counts[state], 0) : 0;
+    },
     async startWorker(concurrency, handler): Promise<BenchWorker> {
       onJob = handler;
       const worker: Worker = sluice.worker({ queues: [BENCH_QUEUE], concurrency, maintenance: false });
@@ -35,3 +53,5 @@ export async function createSluiceTarget(url: string, name: string): Promise<Ben
     close: () => sluice.close(),
   };
 }
+
+export const createTarget: BenchTargetFactory = (url) => createSluiceTarget(url);

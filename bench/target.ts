@@ -1,6 +1,11 @@
 /**
  * One thing the benchmark can drive: Sluice on an engine, or a peer (BullMQ, graphile-worker, pg-boss).
  * Every target runs the same workloads (bench/workloads.ts) so the numbers compare.
+ *
+ * A target is created by a factory module (bench/sluice-target.ts, bench/peers/*.ts) exporting
+ * `createTarget: BenchTargetFactory`. The same module is imported by worker child processes
+ * (bench/worker-process.ts), which attach to the namespace the parent created: so any target can run its
+ * worker in another process.
  */
 export interface BenchPayload {
   /** Sequence number within the workload. */
@@ -10,6 +15,7 @@ export interface BenchPayload {
 }
 
 export interface BenchWorker {
+  /** Stops consuming; resolves once the worker no longer runs jobs and has released its connections. */
   stop(): Promise<void>;
 }
 
@@ -23,13 +29,47 @@ export interface BenchTarget {
   /** Enqueues many jobs the target's fastest documented way (one round trip per batch where it can). */
   enqueueBatch(payloads: BenchPayload[]): Promise<void>;
   /**
-   * Starts consuming the workload queue in this process at `concurrency`, calling `onJob` at the start
-   * of each handler (a no-op job otherwise). Resolves once the worker is ready to take jobs.
+   * Jobs of the workload queue not yet completed, as the store reports them (waiting, locked or running):
+   * 0 once every job's completion is durably written. Every target deletes (or marks) completed jobs,
+   * so "completed" means the same thing on each: the handler ran and the store recorded its outcome.
+   */
+  pending(): Promise<number>;
+  /**
+   * Starts consuming the workload queue in this process at `concurrency` (at most that many handlers at
+   * once), calling `onJob` at the start of each handler (a no-op job otherwise). Resolves once the worker
+   * is ready to take jobs.
    */
   startWorker(concurrency: number, onJob: (payload: BenchPayload) => void): Promise<BenchWorker>;
-  /** Closes every connection. */
+  /** Closes every connection; the owner also drops the namespace (schema, key prefix) it created. */
   close(): Promise<void>;
 }
 
+export interface TargetOptions {
+  /**
+   * Names the target's own schema / key prefix. The parent and its worker children pass the same value,
+   * so they share one queue. (Sluice targets carry theirs in the URL and ignore it.)
+   */
+  namespace: string;
+  /**
+   * True in the benchmark process, which creates (migrates) the namespace and drops it on close; false
+   * in worker children, which attach to it and leave it in place.
+   */
+  owner: boolean;
+}
+
 /** Creates a target against `url` (the peer's own store URL for peers). */
-export type BenchTargetFactory = (url: string) => Promise<BenchTarget>;
+export type BenchTargetFactory = (url: string, options: TargetOptions) => Promise<BenchTarget>;
+
+/** Everything a worker child process needs to build the same target as its parent. */
+export interface TargetSpec {
+  /** `file:` URL of a module exporting `createTarget: BenchTargetFactory`. */
+  module: string;
+  url: string;
+  namespace: string;
+}
+
+/** Imports a factory module and creates its target. */
+export async function openTarget(spec: TargetSpec, owner: boolean): Promise<BenchTarget> {
+  const { createTarget } = (await import(spec.module)) as { createTarget: BenchTargetFactory };
+  return createTarget(spec.url, { namespace: spec.namespace, owner });
+}

@@ -1,34 +1,45 @@
 /**
- * A Sluice worker process for the two-process benchmark. argv[2] = JSON { url, concurrency, expect }.
- * Prints `ready`, then on SIGTERM prints `result <json>` with jobs run and latency samples' summary.
+ * A worker child process for the multi-process workloads (bench/child-workers.ts), for any target:
+ * argv[2] = JSON `{ spec: TargetSpec, concurrency }`. Builds the target from `spec.module` (attaching
+ * to the parent's namespace, `owner: false`), starts its worker, prints `ready`, then `count <n>` every
+ * 10 ms while it changes (handler starts so far). On SIGTERM it stops the worker, closes the target and prints
+ * `result <json>`: handler starts, enqueue → handler start latencies (ms), and this process's peak RSS.
  */
-import { Sluice, silentLogger } from "../src/index.js";
-import { BENCH_QUEUE } from "./sluice-target.js";
 import { now } from "./stats.js";
-import type { BenchPayload } from "./target.js";
+import { openTarget, type TargetSpec } from "./target.js";
 
-const args = JSON.parse(process.argv[2] ?? "{}") as { url: string; concurrency: number };
-const sluice = new Sluice({ url: args.url, logger: silentLogger() });
+export interface ChildResult {
+  count: number;
+  latencies: number[];
+  /** `process.resourceUsage().maxRSS` at the end: peak resident set size, KiB. */
+  maxRssKiB: number;
+}
+
+const args = JSON.parse(process.argv[2] ?? "{}") as { spec: TargetSpec; concurrency: number };
+const target = await openTarget(args.spec, false);
 let count = 0;
 const latencies: number[] = [];
-sluice.task<BenchPayload>("noop", {
-  queue: BENCH_QUEUE,
-  retention: false,
-  run: (p) => {
-    count++;
-    latencies.push(now() - p.t);
-  },
+const worker = await target.startWorker(args.concurrency, (p) => {
+  count++;
+  latencies.push(now() - p.t);
 });
-const worker = sluice.worker({ queues: [BENCH_QUEUE], concurrency: args.concurrency, maintenance: false });
-await worker.start();
 process.stdout.write("ready\n");
-const report = setInterval(() => process.stdout.write(`count ${count}\n`), 50);
-process.on("SIGTERM", () => {
+let reported = -1;
+const report = setInterval(() => {
+  if (count === reported) return;
+  reported = count;
+  process.stdout.write(`count ${count}\n`);
+}, 10);
+process.once("SIGTERM", () => {
   void (async () => {
     clearInterval(report);
-    await worker.stop({ graceMs: 2_000 });
-    await sluice.close();
-    process.stdout.write(`result ${JSON.stringify({ count, latencies })}\n`);
-    process.exit(0);
+    try {
+      await worker.stop();
+      await target.close();
+    } catch (error) {
+      process.stderr.write(`worker child ${process.pid}: ${String(error)}\n`);
+    }
+    const result: ChildResult = { count, latencies, maxRssKiB: process.resourceUsage().maxRSS };
+    process.stdout.write(`result ${JSON.stringify(result)}\n`, () => process.exit(0));
   })();
 });

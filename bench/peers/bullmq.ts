@@ -1,8 +1,19 @@
 /**
- * BullMQ as a benchmark peer, in its documented fast configuration: `addBulk` for batches (one round trip
- * per batch), a Worker at the workload's concurrency, completed and failed jobs removed at once
- * (`removeOnComplete` / `removeOnFail`, as Sluice's target deletes completed jobs with retention false).
- * Runs under its own key prefix (`bullbench_<pid>`) and obliterates its queue in `reset()`.
+ * BullMQ (6.x) as a benchmark peer, in its documented fast configuration:
+ *
+ * - Enqueue: `add` one at a time; `addBulk` for batches ("Adds an array of jobs to the queue. This method
+ *   may be faster than adding one job at a time in a sequence": one MULTI round trip per batch).
+ * - Worker: one `Worker` at the workload's `concurrency`, BullMQ's "local concurrency factor"
+ *   (https://docs.bullmq.io/guide/workers/concurrency, whose example is `{ concurrency: 50 }`). An idle
+ *   worker waits on a blocking command (BZPOPMIN on the queue's marker key), so new jobs wake it at once.
+ * - Completed and failed jobs removed at once (`removeOnComplete` / `removeOnFail` as default job options
+ *   and worker options), as Sluice's target deletes completed jobs (retention false).
+ * - Like for like with Sluice's bench worker, which runs without maintenance (no lease-recovery pass):
+ *   `skipStalledCheck: true` ("Skip stalled check for this worker", worker-options.d.ts) switches off
+ *   BullMQ's equivalent, the stalled-jobs check (one Lua call every `stalledInterval`, 30 s). Lock
+ *   renewal, the equivalent of Sluice's lease heartbeat, stays on, as Sluice's heartbeat does. Neither is
+ *   a speed option: at these durations the check runs at most once or twice per workload.
+ * - Its own key prefix (`bull_<namespace>`); the owner obliterates its queue on reset() and close().
  */
 import { Queue, Worker } from "bullmq";
 import type { BenchPayload, BenchTarget, BenchTargetFactory, BenchWorker } from "../target.js";
@@ -22,9 +33,9 @@ function connectionOf(url: string) {
   };
 }
 
-export const createTarget: BenchTargetFactory = async (url: string): Promise<BenchTarget> => {
+export const createTarget: BenchTargetFactory = async (url, { namespace, owner }): Promise<BenchTarget> => {
   const connection = connectionOf(url);
-  const prefix = `bullbench_${process.pid}`;
+  const prefix = `bull_${namespace}`;
   const queue = new Queue<BenchPayload>(QUEUE, {
     connection,
     prefix,
@@ -43,13 +54,24 @@ export const createTarget: BenchTargetFactory = async (url: string): Promise<Ben
     async enqueueBatch(payloads) {
       await queue.addBulk(payloads.map((data) => ({ name: "noop", data })));
     },
+    async pending() {
+      const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized");
+      return Object.values(counts).reduce((n, c) => n + c, 0);
+    },
     async startWorker(concurrency, onJob): Promise<BenchWorker> {
       const worker = new Worker<BenchPayload>(
         QUEUE,
         async (job) => {
           onJob(job.data);
         },
-        { connection, prefix, concurrency, removeOnComplete: { count: 0 }, removeOnFail: { count: 0 } },
+        {
+          connection,
+          prefix,
+          concurrency,
+          removeOnComplete: { count: 0 },
+          removeOnFail: { count: 0 },
+          skipStalledCheck: true,
+        },
       );
       workers.add(worker);
       await worker.waitUntilReady();
@@ -63,7 +85,7 @@ export const createTarget: BenchTargetFactory = async (url: string): Promise<Ben
     async close() {
       await Promise.all([...workers].map((w) => w.close()));
       workers.clear();
-      await queue.obliterate({ force: true }).catch(() => {});
+      if (owner) await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
     },
   };

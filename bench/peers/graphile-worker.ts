@@ -1,12 +1,21 @@
 /**
- * graphile-worker as a benchmark peer, in its documented fast configuration
- * (https://worker.graphile.org/docs/performance):
- * - enqueue: `addJob` one at a time; `addJobs` (one statement per batch) for batches;
- * - no `queueName` (named queues run serially by design);
- * - worker: `run()` with `concurrency`, LISTEN/NOTIFY wake-ups (built in) and `pollInterval` as the
- *   fallback, a `localQueue` (the pool locks and fetches a batch of jobs per round trip) and
- *   `completeJobBatchDelay: 0` / `failJobBatchDelay: 0` (completions batched within a tick);
- * - its own schema on the given URL, dropped by close().
+ * graphile-worker (0.17) as a benchmark peer, in its documented fast configuration.
+ *
+ * - Enqueue: `addJob` one at a time; `addJobs` (one statement per batch) for batches. No `queueName`
+ *   (named queues run serially by design).
+ * - Worker: `run()` with the workload's `concurrency` and the batching options of the performance page
+ *   (https://worker.graphile.org/docs/performance, the configuration behind its "quick stats":
+ *   `localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0`): the pool locks and
+ *   fetches up to 500 jobs per round trip and completes the jobs finished within a tick in one statement.
+ *   New jobs wake the worker through LISTEN/NOTIFY (built in); `pollInterval` stays at its default.
+ * - Pool: `run()` gets its own pool of `max(10, concurrency + 2)` connections, as `maxPoolSize`'s
+ *   documentation recommends ("we recommend setting it to `10` or `concurrentJobs + 2`, whichever is
+ *   larger", node_modules/graphile-worker/dist/index.d.ts); the pool is created with the worker, when the
+ *   concurrency is known, and released when it stops. Enqueues and resets use a separate pool of 10.
+ * - Recovery: its only pass (one UPDATE releasing locks older than 4 h, once within the first minute and
+ *   then every 8-10 min) has no off switch and costs one statement; it is left as it is. (Sluice's bench
+ *   worker runs without maintenance.)
+ * - Its own schema (`gw_<namespace>`) on the given URL, dropped by the owner's close().
  */
 import { Logger, makeWorkerUtils, run, runMigrations, type WorkerUtils } from "graphile-worker";
 import pg from "pg";
@@ -16,16 +25,16 @@ const TASK = "bench_noop";
 /** graphile-worker's logs are noise in a benchmark. */
 const silent = new Logger(() => () => {});
 
-export const createTarget: BenchTargetFactory = async (url: string): Promise<BenchTarget> => {
-  const schema = `gw_bench_${process.pid}`;
+export const createTarget: BenchTargetFactory = async (url, { namespace, owner }): Promise<BenchTarget> => {
+  const schema = `gw_${namespace}`;
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   // Connection errors are handled by graphile-worker per query; these listeners only keep a dropped
   // connection from becoming an uncaught 'error' event (graphile-worker warns without them).
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  await runMigrations({ pgPool: pool, schema, logger: silent });
+  if (owner) await runMigrations({ pgPool: pool, schema, logger: silent });
   const utils: WorkerUtils = await makeWorkerUtils({ pgPool: pool, schema, logger: silent });
-  let onJob: (payload: BenchPayload) => void = () => {};
+  const runners = new Set<{ stop(): Promise<void> }>();
 
   return {
     name: "graphile-worker",
@@ -39,37 +48,40 @@ export const createTarget: BenchTargetFactory = async (url: string): Promise<Ben
     async enqueueBatch(payloads) {
       await utils.addJobs(payloads.map((payload) => ({ identifier: TASK, payload })));
     },
-    async startWorker(concurrency, handler): Promise<BenchWorker> {
-      onJob = handler;
+    async pending() {
+      const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}"._private_jobs`);
+      return Number(rows[0]?.n ?? 0);
+    },
+    async startWorker(concurrency, onJob): Promise<BenchWorker> {
       const runner = await run({
-        pgPool: pool,
+        connectionString: url,
+        maxPoolSize: Math.max(10, concurrency + 2),
         schema,
         logger: silent,
         concurrency,
         noHandleSignals: true,
-        pollInterval: 1_000,
         taskList: {
           [TASK]: async (payload) => {
             onJob(payload as BenchPayload);
           },
         },
         preset: {
-          worker: {
-            localQueue: { size: Math.max(concurrency * 2, 100) },
-            completeJobBatchDelay: 0,
-            failJobBatchDelay: 0,
-          },
+          worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
         },
       });
+      runners.add(runner);
       return {
         async stop() {
-          await runner.stop();
+          runners.delete(runner);
+          await runner.stop(); // also ends the pool run() created from connectionString
         },
       };
     },
     async close() {
+      await Promise.all([...runners].map((r) => r.stop()));
+      runners.clear();
       await utils.release();
-      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+      if (owner) await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
       await pool.end();
     },
   };

@@ -1,32 +1,54 @@
 /**
- * pg-boss (v10) as a benchmark peer, in its documented fast configuration (README, "Job polling"):
- * - enqueue: `send` one at a time; `insert` (one statement per array of jobs) for batches;
- * - worker: `work()` with `batchSize` (one fetch takes a batch) and the minimum polling interval
- *   (0.5 s: pg-boss polls and has no LISTEN-based wake-up); concurrency is split across
- *   min(concurrency, 10) `work()` loops of `concurrency / loops` jobs each, so at most `concurrency`
- *   jobs are in flight and the polls of different loops interleave;
- * - maintenance and cron scheduling off (as Sluice's bench worker runs without maintenance);
- * - its own schema on the given URL, dropped by close().
+ * pg-boss (v10) as a benchmark peer, in the configuration a pg-boss user chasing throughput would use,
+ * from its v10 docs (docs/readme.md at v10: `work()`, `fetch()`, `notifyWorker()`) and source
+ * (node_modules/pg-boss/src/worker.js, src/manager.js, src/plans.js):
+ *
+ * - Enqueue: `send` one at a time; `insert` (one statement per array of jobs) for batches.
+ * - pg-boss 10 POLLS: it has no LISTEN-based wake-up, so with idle workers a new job waits for the next
+ *   poll and its latency is bounded below by the polling interval (minimum 0.5 s: "Interval to check for
+ *   new jobs in seconds, must be >=0.5"), about half of it on average. A `work()` worker is a loop:
+ *   fetch a batch (`batchSize`, one `SKIP LOCKED` statement), await the handler, complete the batch in one
+ *   statement (not awaited by the loop), then sleep the interval minus the time the iteration took, EVEN
+ *   when the batch was full. So a loop drains at most `batchSize` jobs per 0.5 s unless told otherwise:
+ *   the earlier bench config (10 loops × 5 jobs) capped pg-boss at ~100 jobs/s, below the latency
+ *   workload's 200 jobs/s, so it measured a growing backlog (~17 s), not pg-boss.
+ * - Worker: ONE `work()` loop with `batchSize: concurrency`, so at most `concurrency` jobs are claimed and
+ *   running at once; the handler runs the batch concurrently (`Promise.all`, as the docs' `fetch()`
+ *   example does with its batch); `pollingIntervalSeconds: 0.5`, the minimum; and when a fetch came back
+ *   full (a backlog) the handler calls `notifyWorker(id)`, documented as "Notifies a worker by id to
+ *   bypass the job polling interval (see `pollingIntervalSeconds`) for this iteration in the loop", so a
+ *   busy loop fetches again at once instead of sleeping. `includeMetadata: false` (id, name, data only).
+ *   Why one loop and not several smaller ones ("Each call to work() will add a new worker"): each fetch
+ *   sorts every ready job of the queue (index job_i5 is on `(name, start_after)`, the fetch orders by
+ *   priority, created_on), so fetches are expensive and concurrent ones contend for the same rows; with
+ *   20,000 jobs at concurrency 50 this machine drained ~2,000 jobs/s with 1 × 50 or 2 × 25 but ~400/s
+ *   with 10 × 5. More loops would divide the idle latency (polls interleave) at that cost in throughput.
+ * - Completed jobs stay in the job table as `completed` (pg-boss's default; deleting them in the handler
+ *   would cost a statement per batch); reset() empties the queue.
+ * - Pool: pg-boss's default `max: 10` connections, as Sluice's default pool of 10.
+ * - Maintenance and cron scheduling off (`supervise: false, schedule: false`), as Sluice's bench worker
+ *   runs without maintenance.
+ * - Its own schema (`pgboss_<namespace>`) on the given URL, dropped by the owner's close().
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import PgBoss from "pg-boss";
 import type { BenchPayload, BenchTarget, BenchTargetFactory, BenchWorker } from "../target.js";
 
 const QUEUE = "bench_noop";
+const POLLING_INTERVAL_S = 0.5;
 
-export const createTarget: BenchTargetFactory = async (url: string): Promise<BenchTarget> => {
-  const schema = `pgboss_bench_${process.pid}`;
+export const createTarget: BenchTargetFactory = async (url, { namespace, owner }): Promise<BenchTarget> => {
+  const schema = `pgboss_${namespace}`;
   const boss = new PgBoss({ connectionString: url, schema, max: 10, supervise: false, schedule: false });
   boss.on("error", () => {}); // surfaced by the workload's own counts; avoid crashing on an emitted error
   await boss.start();
-  await boss.createQueue(QUEUE);
-  let onJob: (payload: BenchPayload) => void = () => {};
+  if (owner) await boss.createQueue(QUEUE);
 
   return {
     name: "pg-boss",
     async reset() {
-      await boss.offWork(QUEUE).catch(() => undefined);
       await boss.getDb().executeSql(`DELETE FROM "${schema}".job WHERE name = $1`, [QUEUE]);
     },
     async enqueueOne(payload) {
@@ -35,23 +57,41 @@ export const createTarget: BenchTargetFactory = async (url: string): Promise<Ben
     async enqueueBatch(payloads) {
       await boss.insert(payloads.map((data) => ({ name: QUEUE, data })));
     },
-    async startWorker(concurrency, handler): Promise<BenchWorker> {
-      onJob = handler;
-      const loops = Math.min(concurrency, 10);
-      const batchSize = Math.ceil(concurrency / loops);
-      for (let i = 0; i < loops; i++) {
-        await boss.work<BenchPayload>(QUEUE, { batchSize, pollingIntervalSeconds: 0.5 }, async (jobs) => {
-          for (const job of jobs) onJob(job.data);
-        });
-      }
+    async pending() {
+      // created + retry + active: every job not yet completed (or failed).
+      return boss.getQueueSize(QUEUE, { before: "completed" });
+    },
+    async startWorker(concurrency, onJob): Promise<BenchWorker> {
+      let stopped = false;
+      let running = 0;
+      let id: string | undefined;
+      id = await boss.work<BenchPayload>(
+        QUEUE,
+        { batchSize: concurrency, pollingIntervalSeconds: POLLING_INTERVAL_S, includeMetadata: false },
+        async (jobs) => {
+          if (stopped) return;
+          running++;
+          try {
+            await Promise.all(jobs.map(async (job) => onJob(job.data)));
+          } finally {
+            running--;
+          }
+          // A full batch: more are probably waiting, so fetch again now rather than after the interval.
+          if (jobs.length === concurrency && id !== undefined) boss.notifyWorker(id);
+        },
+      );
       return {
         async stop() {
-          await boss.offWork(QUEUE);
+          stopped = true;
+          await boss.offWork(QUEUE); // stops the loop after its current iteration
+          for (let waited = 0; running > 0 && waited < 5_000; waited++) await sleep(1);
+          await sleep(10); // let the last batch's completion statement be issued
         },
       };
     },
     async close() {
-      await boss.stop({ graceful: false, wait: true, timeout: 5_000 });
+      await boss.stop({ graceful: true, wait: true, timeout: 5_000 });
+      if (!owner) return;
       const client = new pg.Client({ connectionString: url });
       await client.connect();
       try {
