@@ -81,6 +81,24 @@ describe("redis store on a private server", () => {
     expect(info.version).toMatch(/^\d+\.\d+/);
   });
 
+  it("checks the eviction policy again when it reconnects (a server brought back with allkeys-lru)", async () => {
+    const redis = await server(["--appendonly", "yes", "--maxmemory-policy", "noeviction"]);
+    const { logger, lines } = captureLogger();
+    await storeOn(redis, logger);
+    const hazard = () => lines.filter((l) => l.code === "REDIS_EVICTION_POLICY");
+    expect(hazard()).toEqual([]);
+    const admin = redis.client();
+    cleanups.push(async () => admin.disconnect());
+    await admin.config("SET", "maxmemory-policy", "allkeys-lru");
+    // Drop the store's command connection, as a restart would: it reconnects by itself.
+    const list = String(await admin.call("CLIENT", "LIST"));
+    for (const line of list.split("\n").filter((l) => l.includes("name=sluice:commands"))) {
+      await admin.call("CLIENT", "KILL", "ID", /id=(\d+)/.exec(line)?.[1] ?? "");
+    }
+    await eventually("the hazard logged after the reconnect", () => hazard().length > 0);
+    expect(hazard()[0]).toMatchObject({ level: 50, fix: expect.stringContaining("noeviction") });
+  });
+
   it("reports no hazard with noeviction and AOF on", async () => {
     const redis = await server([
       "--maxmemory-policy",

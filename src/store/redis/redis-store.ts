@@ -128,6 +128,7 @@ export class RedisStore implements Store {
     // The script cache is empty after a server restart: reload on every (re)connect, before anything else
     // is written to the new socket (the handler runs synchronously on "ready").
     let loaded: Promise<void> = Promise.resolve();
+    let connected = false;
     client.on("ready", () => {
       loaded = loadScripts(client);
       loaded.catch((error: unknown) => {
@@ -136,31 +137,41 @@ export class RedisStore implements Store {
           "could not load Lua scripts; will retry on demand",
         );
       });
+      if (!connected) {
+        connected = true;
+        return;
+      }
+      // Back after an outage: a worker whose claims failed meanwhile is backing off; let it look now. And
+      // the server may have come back configured differently (seed 000's runbook sets allkeys-lru).
+      void loaded
+        .then(() => {
+          this.subscriber?.emitMissed();
+          return this.logHazards(client);
+        })
+        .catch(() => undefined);
     });
     try {
       await client.connect();
       await loaded;
-      const info = await readHazards(client);
-      this.version = info.version;
-      for (const hazard of info.hazards) {
-        if (hazard.severity === "critical") {
-          logger.error(
-            { engine: "redis", location: this.location, code: hazard.code, fix: hazard.fix },
-            hazard.message,
-          );
-        } else if (hazard.severity === "warn") {
-          logger.warn(
-            { engine: "redis", location: this.location, code: hazard.code, fix: hazard.fix },
-            hazard.message,
-          );
-        }
-      }
+      await this.logHazards(client);
     } catch (error) {
       client.disconnect();
       throw toStoreError(error, this.location, "connect");
     }
     this.client = client;
     this.subscriber = new Subscriber(this.connection, this.location, this.keys.channel, logger);
+  }
+
+  /** Reads the server's settings and logs each hazard (eviction policy, AOF) loudly. */
+  private async logHazards(client: Redis): Promise<void> {
+    const logger = this.options.logger;
+    const info = await readHazards(client);
+    this.version = info.version;
+    for (const hazard of info.hazards) {
+      const fields = { engine: "redis", location: this.location, code: hazard.code, fix: hazard.fix };
+      if (hazard.severity === "critical") logger.error(fields, hazard.message);
+      else if (hazard.severity === "warn") logger.warn(fields, hazard.message);
+    }
   }
 
   async close(): Promise<void> {

@@ -68,8 +68,15 @@ export class Subscriber {
     client.on("ready", () => {
       this.echoes.clear();
       // The first ready is the initial subscribe; later ones follow a reconnect, during which signals may
-      // have been missed.
-      if (this.readyOnce) this.emitMissed();
+      // have been missed. ioredis emits "ready" before it resubscribes, so look once the subscription is
+      // confirmed (a second SUBSCRIBE to the same channel is harmless): a signal published in between is
+      // then covered by the look instead of lost until the safety poll.
+      if (this.readyOnce) {
+        client.subscribe(this.channel).then(
+          () => this.emitMissed(),
+          () => this.emitMissed(),
+        );
+      }
       this.readyOnce = true;
     });
     // Once subscribed, listeners look once: a signal published before the subscription took effect (a worker
@@ -89,8 +96,11 @@ export class Subscriber {
     });
   }
 
-  /** Signals that may have been published while this connection was not subscribed: look for both kinds. */
-  private emitMissed(): void {
+  /**
+   * Signals that may have been missed (this connection was not subscribed, or the command connection was
+   * down so a look failed): listeners look for both kinds.
+   */
+  emitMissed(): void {
     this.emit({ type: "jobs", queues: null });
     this.emit({ type: "cancel" });
   }
