@@ -1,5 +1,5 @@
 /** Claims under concurrency (SKIP LOCKED), claim order, fencing by lease token, retention on complete. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { StoreUnavailableError } from "../../src/core/errors.js";
 import type { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import {
@@ -140,7 +140,14 @@ describe("postgres claims", () => {
   it("computes lease expiry with the database clock, not the caller's", async () => {
     const name = queue();
     await store.enqueue([newJob({ queue: name })]);
-    const [job] = await store.claim({ queues: [name], limit: 1, workerId: "w", leaseMs: 60_000 });
+    // This process's clock an hour ahead (a skewed worker host): the lease must still follow the database.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 3_600_000 });
+    let job: Awaited<ReturnType<typeof store.claim>>[number] | undefined;
+    try {
+      [job] = await store.claim({ queues: [name], limit: 1, workerId: "w", leaseMs: 60_000 });
+    } finally {
+      vi.useRealTimers();
+    }
     const db = await withAdmin(SHARED_URL, async (c) =>
       Number((await c.query("SELECT floor(extract(epoch from now()) * 1000) AS ms")).rows[0].ms),
     );

@@ -25,10 +25,10 @@ let app: pg.Pool;
 beforeAll(async () => {
   store = await openStore(url);
   app = new pg.Pool({ connectionString: SHARED_URL, max: 3 });
-  await app.query("CREATE TABLE IF NOT EXISTS pg_txn_test_orders (id text PRIMARY KEY)");
+  // The application's own table, in this run's schema (created by the store): runs never share it.
+  await app.query(`CREATE TABLE "${schema}".orders (id text PRIMARY KEY)`);
 });
 afterAll(async () => {
-  await app?.query("DROP TABLE IF EXISTS pg_txn_test_orders");
   await app?.end();
   await store?.close();
   await dropSchema(SHARED_URL, schema);
@@ -39,7 +39,7 @@ describe("postgres transactional enqueue", () => {
     const client = await app.connect();
     try {
       await client.query("BEGIN");
-      await client.query("INSERT INTO pg_txn_test_orders (id) VALUES ($1)", [`order-commit-${schema}`]);
+      await client.query(`INSERT INTO "${schema}".orders (id) VALUES ($1)`, ["order-commit"]);
       const [result] = await store.enqueue([newJob({ queue: "txn" })], { transaction: client });
       expect(result?.created).toBe(true);
       // Not visible to anyone else before the commit.
