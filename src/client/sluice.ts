@@ -101,11 +101,27 @@ export class Task<P = unknown, R = unknown> {
   }
 }
 
+/**
+ * One Sluice installation as seen from this process: its store (chosen by URL, opened and migrated on
+ * first use), the tasks defined here, their producers and workers, schedules, and the admin API.
+ *
+ * ```ts
+ * const sluice = new Sluice({ url: "postgres://app@db/app" });
+ * const embed = sluice.task("embed", { queue: "rag", run: async (p, ctx) => … });
+ * await embed.enqueue({ docId: "d1" });
+ * await sluice.worker({ queues: ["rag"] }).start();
+ * ```
+ */
 export class Sluice {
+  /** The logger of this instance and its workers (pino; JSON lines on stdout by default). */
   readonly logger: Logger;
+  /** In-process job events of this instance's producers and workers (see {@link SluiceEvents}). */
   readonly events = new SluiceEventEmitter();
+  /** Operators' API: counts, listing, retry / cancel / delete / move, pause, recover, stats, schedules. */
   readonly admin: Admin;
+  /** Largest payload (bytes of JSON) accepted at enqueue. */
   readonly maxPayloadBytes: number;
+  /** The store URL as given (may hold a password: log {@link Sluice.safeUrl} instead). */
   readonly url: string;
   private readonly registry = new Map<string, RegisteredTask>();
   private readonly workers = new Set<Worker>();
@@ -142,6 +158,7 @@ export class Sluice {
     return this;
   }
 
+  /** Removes a listener added with {@link Sluice.on}. */
   off<K extends keyof SluiceEvents>(event: K, listener: (...args: SluiceEvents[K]) => void): this {
     this.events.off(event, listener as never);
     return this;

@@ -13,18 +13,27 @@ interface JobEventBase {
   at: number;
 }
 
+/** Events by name, each with its payload (`sluice.on("completed", (e) => …)`). */
 export interface SluiceEvents {
+  /** A job was stored (`created: false`: an existing job was returned for its jobId or unique key). */
   enqueued: [JobEventBase & { state: JobState; created: boolean }];
+  /** A worker of this instance started an attempt. */
   active: [JobEventBase & { attempt: number; workerId: string }];
+  /** A handler reported progress (`ctx.progress`). */
   progress: [JobEventBase & { attempt: number; progress: Json }];
+  /** An attempt succeeded and its completion is stored. */
   completed: [JobEventBase & { attempt: number; durationMs: number; result: Json | null }];
   /** Every failed attempt, whatever comes next (`retrying` or `dead`). */
   failed: [JobEventBase & { attempt: number; error: AttemptError }];
+  /** A failed attempt will be tried again at `runAt` (backoff). */
   retrying: [JobEventBase & { attempt: number; runAt: number; error: AttemptError }];
+  /** A job went to the dead letters: attempts exhausted, discarded, or its lease expired on the last try. */
   dead: [JobEventBase & { attempt: number; reason: string }];
+  /** A running job of this instance's workers was cancelled by an operator. */
   cancelled: [JobEventBase & { reason: string }];
   /** A job returned to the queue without charging its attempt (graceful stop, rate limit). */
   released: [JobEventBase & { reason: string; runAt: number | null }];
+  /** A job whose worker stopped heartbeating was taken back (automatic recovery or `admin.recover`). */
   recovered: [JobEventBase & { attempt: number; to: "waiting" | "dead" | "cancelled"; reason: string }];
   /**
    * A worker found nothing to claim with nothing running (BullMQ's `drained`): its queues are empty for it,

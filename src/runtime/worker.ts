@@ -47,6 +47,7 @@ import type { SluiceEventEmitter } from "./events.js";
 import { Maintenance } from "./maintenance.js";
 import { QueueSelector, type QueueSpec } from "./queue-selector.js";
 
+/** Library version, recorded in the worker registry (mixed fleets during a rolling deploy). */
 export const VERSION = "0.1.0";
 /** How often a worker adds its outcome counts to the store's hourly roll-up. */
 const STATS_FLUSH_MS = 5_000;
@@ -149,7 +150,13 @@ class Running {
   }
 }
 
+/**
+ * Runs the jobs of its queues: claims them under a lease, runs their handlers with bounded concurrency,
+ * heartbeats, writes outcomes in batches, and runs maintenance (recovery, schedules, retention) under a
+ * leader lease. Create it with `sluice.worker(options)`, then `start()`; `stop()` is graceful.
+ */
 export class Worker {
+  /** `host/pid/tag`: how the registry, leases and logs name this worker. */
   readonly id: string;
   private readonly queues: QueueSelector;
   private readonly concurrency: number;
