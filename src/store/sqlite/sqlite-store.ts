@@ -233,6 +233,15 @@ export class SqliteStore implements Store {
       } else {
         hazards.push({ severity: "ok", code: "SQLITE_WAL", message: "journal_mode is wal" });
       }
+      const schema = Number(db.pragma("user_version", { simple: true }));
+      if (schema > LATEST_VERSION) {
+        hazards.push({
+          severity: "warn",
+          code: "SQLITE_SCHEMA_NEWER",
+          message: `the database schema is at version ${schema}, newer than this build (${LATEST_VERSION}): an old process is running against a newer deployment`,
+          fix: "upgrade this process to the version that migrated the database",
+        });
+      }
       if (this.config.memory) {
         hazards.push({
           severity: "warn",
@@ -683,46 +692,49 @@ export class SqliteStore implements Store {
   // ── admin ──────────────────────────────────────────────────────────────────────────────────────
 
   async stats(): Promise<QueueStats[]> {
-    return this.read(() => {
-      const now = Date.now();
-      const byQueue = new Map<string, QueueStats>();
-      const entry = (queue: string): QueueStats => {
-        let stats = byQueue.get(queue);
-        if (!stats) {
-          const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-          stats = { queue, counts, due: 0, oldestWaitingAt: null, paused: false, pausedUntil: null };
-          byQueue.set(queue, stats);
-        }
-        return stats;
-      };
-      for (const row of this.stmt(
-        "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state",
-      ).all() as {
-        queue: string;
-        state: JobState;
-        n: number;
-      }[]) {
-        entry(row.queue).counts[row.state] = row.n;
+    // One read transaction: every count, the latency and the pause states come from the same snapshot.
+    return this.read(() => this.runInTransaction()(() => this.statsNow()) as QueueStats[]);
+  }
+
+  private statsNow(): QueueStats[] {
+    const now = Date.now();
+    const byQueue = new Map<string, QueueStats>();
+    const entry = (queue: string): QueueStats => {
+      let stats = byQueue.get(queue);
+      if (!stats) {
+        const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+        stats = { queue, counts, due: 0, oldestWaitingAt: null, paused: false, pausedUntil: null };
+        byQueue.set(queue, stats);
       }
-      for (const row of this.stmt(
-        "SELECT queue, MIN(run_at) AS at FROM jobs WHERE state = 'waiting' GROUP BY queue",
-      ).all() as { queue: string; at: number }[]) {
-        entry(row.queue).oldestWaitingAt = row.at;
-      }
-      for (const row of this.stmt(
-        "SELECT queue, COUNT(*) AS n, MIN(run_at) AS at FROM jobs WHERE state = 'scheduled' AND run_at <= ? GROUP BY queue",
-      ).all(now) as { queue: string; n: number; at: number }[]) {
-        const stats = entry(row.queue);
-        stats.due = row.n;
-        stats.oldestWaitingAt = Math.min(stats.oldestWaitingAt ?? row.at, row.at);
-      }
-      for (const q of this.queueStates(now)) {
-        const stats = entry(q.queue);
-        stats.paused = q.paused;
-        stats.pausedUntil = q.pausedUntil;
-      }
-      return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
-    });
+      return stats;
+    };
+    for (const row of this.stmt(
+      "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state",
+    ).all() as {
+      queue: string;
+      state: JobState;
+      n: number;
+    }[]) {
+      entry(row.queue).counts[row.state] = row.n;
+    }
+    for (const row of this.stmt(
+      "SELECT queue, MIN(run_at) AS at FROM jobs WHERE state = 'waiting' GROUP BY queue",
+    ).all() as { queue: string; at: number }[]) {
+      entry(row.queue).oldestWaitingAt = row.at;
+    }
+    for (const row of this.stmt(
+      "SELECT queue, COUNT(*) AS n, MIN(run_at) AS at FROM jobs WHERE state = 'scheduled' AND run_at <= ? GROUP BY queue",
+    ).all(now) as { queue: string; n: number; at: number }[]) {
+      const stats = entry(row.queue);
+      stats.due = row.n;
+      stats.oldestWaitingAt = Math.min(stats.oldestWaitingAt ?? row.at, row.at);
+    }
+    for (const q of this.queueStates(now)) {
+      const stats = entry(q.queue);
+      stats.paused = q.paused;
+      stats.pausedUntil = q.pausedUntil;
+    }
+    return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
   }
 
   async listJobs(request: ListRequest): Promise<JobPage> {
