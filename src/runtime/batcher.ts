@@ -22,14 +22,20 @@ interface Pending<I, R> {
 export class Batcher<I, R> {
   private queue: Pending<I, R>[] = [];
   private scheduled = false;
-  private flushing: Promise<void> | null = null;
+  /** Writes in flight, each a lane that goes on writing batches while items are queued. */
+  private readonly lanes = new Set<Promise<void>>();
   private closed = false;
 
+  /**
+   * @param maxLanes writes in flight at once. 1 keeps writes in order (logs, progress); more lets a
+   *   networked store work on a second batch during the first one's round trip (outcomes of distinct jobs).
+   */
   constructor(
     private readonly name: string,
     private readonly write: (items: I[]) => Promise<R[]>,
     private readonly logger: Logger,
     private readonly maxBatch = 500,
+    private readonly maxLanes = 1,
   ) {}
 
   /** Queues `item`; resolves with its result once the batch holding it is written. */
@@ -42,9 +48,9 @@ export class Batcher<I, R> {
 
   /** Resolves when everything queued so far is written (or rejected). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.flushing) {
-      if (this.flushing) await this.flushing;
-      else await this.flush();
+    while (this.queue.length > 0 || this.lanes.size > 0) {
+      if (this.lanes.size > 0) await Promise.all([...this.lanes]);
+      else await this.startLane();
     }
   }
 
@@ -56,28 +62,25 @@ export class Batcher<I, R> {
     for (const p of pending) p.reject(new Error(`${this.name} batcher closed before the write succeeded`));
   }
 
+  /** Starts a lane on the next turn of the event loop, so the items of this turn go in one batch. */
   private schedule(): void {
-    if (this.scheduled || this.flushing) return;
+    if (this.scheduled || this.lanes.size >= this.maxLanes) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      if (this.queue.length > 0 && this.lanes.size < this.maxLanes) void this.startLane();
     });
   }
 
-  private flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    this.flushing = (async () => {
-      try {
-        while (this.queue.length > 0) {
-          const batch = this.queue.splice(0, this.maxBatch);
-          await this.writeWithRetry(batch);
-        }
-      } finally {
-        this.flushing = null;
-      }
-    })();
-    return this.flushing;
+  private startLane(): Promise<void> {
+    const lane: Promise<void> = (async () => {
+      while (this.queue.length > 0) await this.writeWithRetry(this.queue.splice(0, this.maxBatch));
+    })().finally(() => {
+      this.lanes.delete(lane);
+      if (this.queue.length > 0) this.schedule();
+    });
+    this.lanes.add(lane);
+    return lane;
   }
 
   private async writeWithRetry(batch: Pending<I, R>[]): Promise<void> {

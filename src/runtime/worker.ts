@@ -250,11 +250,15 @@ export class Worker {
       this.options.prefetch ?? (store.engine === "sqlite" ? 0 : this.concurrency),
       "prefetch",
     );
-    const write = <I, R>(name: string, fn: (items: I[]) => Promise<R[]>) =>
-      new Batcher<I, R>(name, fn, this.logger);
-    this.completions = write("complete", (items) => store.complete(items));
-    this.failures = write("fail", (items) => store.fail(items));
-    this.releases = write("release", (items) => store.release(items));
+    const write = <I, R>(name: string, fn: (items: I[]) => Promise<R[]>, lanes = 1) =>
+      new Batcher<I, R>(name, fn, this.logger, 500, lanes);
+    // Outcomes of distinct jobs may be written side by side: a networked store works on the next batch
+    // during one batch's round trip (SQLite writes are in-process, one lock: one lane). Progress and log
+    // lines keep one lane, so they are stored in the order they were made.
+    const lanes = store.engine === "sqlite" ? 1 : 2;
+    this.completions = write("complete", (items) => store.complete(items), lanes);
+    this.failures = write("fail", (items) => store.fail(items), lanes);
+    this.releases = write("release", (items) => store.release(items), lanes);
     this.progressWrites = write("progress", (items) => store.progress(items));
     this.logWrites = write("log", async (items) => {
       await store.appendLogs(items);

@@ -79,3 +79,36 @@ describe("Batcher", () => {
     await batcher.drain();
   });
 });
+
+describe("Batcher lanes", () => {
+  it("keeps one write in flight with one lane, and lets a second start during the first with two", async () => {
+    for (const lanes of [1, 2]) {
+      let inFlight = 0;
+      let most = 0;
+      const gates: (() => void)[] = [];
+      const batcher = new Batcher<number, number>(
+        "test",
+        async (items) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          await new Promise<void>((resolve) => gates.push(resolve));
+          inFlight--;
+          return items;
+        },
+        silentLogger(),
+        500,
+        lanes,
+      );
+      const first = batcher.push(1);
+      await until("the first write started", () => gates.length === 1);
+      const second = batcher.push(2); // queued while the first write is in flight
+      // With two lanes the second write starts now; with one it waits for the first.
+      await until("the writes settled into their lanes", () => gates.length === lanes);
+      gates.shift()?.();
+      await until("the rest started", () => gates.length >= 1 || inFlight === 0);
+      while (gates.length > 0) gates.shift()?.();
+      await until("all written", async () => (await Promise.all([first, second])).length === 2);
+      expect(most).toBe(lanes);
+    }
+  });
+});
