@@ -2,18 +2,23 @@
  * Bulk actions (retry, cancel, delete, purge, move, reprioritize): plan, preview (`--dry-run`), confirm,
  * run in batches with progress and safe interruption, report.
  *
- * Two ways to run:
- * - **filter mode** (only store-side filters): the Admin bulk method runs over the filter in batches of
- *   `--batch-size`, reporting progress and checking the AbortSignal between batches;
- * - **id mode** (ids given, `--where`, `--limit` or `--oldest-first`): the CLI pages through
- *   `admin.listJobs`, keeps the matching ids (evaluating `--where` on each payload), then acts on them in
- *   batches with the id filter — always together with the store-side filter and the action's states, so a
- *   job that changed meanwhile is left alone.
+ * The matching jobs are walked **once**, and acted on by id, `--batch-size` at a time, through the Admin
+ * bulk methods (id filter + the store-side filter + the action's states, so a job that changed meanwhile
+ * is left alone):
+ * - when the jobs were counted first (ids given, `--where`, `--limit`, `--oldest-first`, `--dry-run`, or a
+ *   question to ask), exactly the counted ids are acted on;
+ * - otherwise (`--yes` over a store-side filter) the CLI pages through `admin.listJobs` in enqueue order
+ *   with the listing cursor and acts on each page. A job the action changes so that it matches again — a
+ *   retried job that a live worker sends back to dead meanwhile — is behind the cursor and never taken
+ *   twice (asking the store for "the matching jobs" again each batch would retry it again and again).
+ *
+ * Between batches the loop yields to the event loop, then checks the Ctrl-C signal: stores that answer
+ * without I/O (SQLite) would otherwise never let the SIGINT handler run until the whole action is done.
  */
 import type { Command } from "commander";
 import type { Admin, AdminFilter, JobRecord, JobState } from "../index.js";
 import { confirm, interactive, interruptible } from "./context.js";
-import { CommandFailed, UsageError } from "./errors.js";
+import { CommandFailed, JobsNotFoundError, UsageError } from "./errors.js";
 import { type FilterFlags, type ParsedFilter, parseFilter, wholeNumber } from "./filters.js";
 import { colourEnabled, palette } from "./output/colour.js";
 import { ago, plural } from "./output/format.js";
@@ -120,6 +125,8 @@ export function summarize(job: JobRecord): JobSummary {
 
 const MAX_IDS = 10_000;
 const SAMPLE = 20;
+/** Most jobs per store call (what Admin accepts). */
+export const MAX_BATCH = 10_000;
 
 interface Plan {
   parsed: ParsedFilter;
@@ -131,6 +138,9 @@ interface Plan {
 
 function planFor(action: BulkAction, ids: readonly string[], flags: BulkFlags): Plan {
   const parsed = parseFilter(flags);
+  if (flags.batchSize > MAX_BATCH) {
+    throw new UsageError(`--batch-size must be at most ${MAX_BATCH}, got ${flags.batchSize}`);
+  }
   if (ids.length === 0 && !parsed.narrowed && !flags.all) {
     throw new UsageError(
       `refusing to ${action.name} every job: give job ids or a filter (--queue, --state, --task, --tag, ` +
@@ -146,10 +156,23 @@ function planFor(action: BulkAction, ids: readonly string[], flags: BulkFlags): 
       );
     }
   }
+  const unique = [...new Set(ids)];
   const filter: AdminFilter = { ...parsed.filter, state: states };
-  if (ids.length > 0) filter.ids = [...ids];
-  const idMode = ids.length > 0 || parsed.where !== null || parsed.limit !== null || parsed.order === "asc";
-  return { parsed, ids: ids.length > 0 ? [...ids] : null, filter, idMode };
+  if (unique.length > 0) filter.ids = unique;
+  const idMode =
+    unique.length > 0 || parsed.where !== null || parsed.limit !== null || parsed.order === "asc";
+  return { parsed, ids: unique.length > 0 ? unique : null, filter, idMode };
+}
+
+/** Throws JobsNotFoundError (exit 1, nothing changed) when any of `ids` names no job at all. */
+async function requireKnown(admin: Admin, action: BulkAction, ids: readonly string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const page of chunk(ids, 1_000)) {
+    const { jobs } = await admin.listJobs({ ids: page }, { limit: page.length });
+    const known = new Set(jobs.map((j) => j.id));
+    missing.push(...page.filter((id) => !known.has(id)));
+  }
+  if (missing.length > 0) throw new JobsNotFoundError(missing, action.name);
 }
 
 /** Pages through the matching jobs; returns their ids (in order) and the first few records. */
@@ -200,6 +223,7 @@ export async function runBulk(
 ): Promise<BulkReport> {
   const plan = planFor(action, ids, flags);
   const c = palette(colourEnabled(process.stdout));
+  if (plan.ids) await requireKnown(admin, action, plan.ids);
   const mustCount = plan.idMode || flags.dryRun === true || (!flags.yes && interactive());
   const found = mustCount ? await collect(admin, action, plan) : null;
   const what = `${action.name} ${found ? plural(found.ids.length, "job") : "the matching jobs"}${action.detail ? ` ${action.detail}` : ""}`;
@@ -237,7 +261,12 @@ export async function runBulk(
       interrupted: false,
     };
     if (flags.json) process.stdout.write(toJson(report));
-    else process.stdout.write(`no matching jobs: nothing to ${action.name}\n`);
+    else if (plan.ids) {
+      process.stdout.write(
+        `none of the ${plural(plan.ids.length, "job")} given is in a state ${action.name} acts on ` +
+          `(${plan.filter.state ? [plan.filter.state].flat().join(", ") : action.states.join(", ")}): nothing to ${action.name}\n`,
+      );
+    } else process.stdout.write(`no matching jobs: nothing to ${action.name}\n`);
     return report;
   }
 
@@ -246,30 +275,7 @@ export async function runBulk(
   const total: ActionResult = { count: 0, ids: [], requested: [] };
   const bar = progressBar(action.past, found ? found.ids.length : null);
   const interrupted = await interruptible(async (signal) => {
-    if (!plan.idMode || !found) {
-      // One Admin call per batch (its own signal is aborted after the first batch), yielding to the event
-      // loop in between so Ctrl-C is seen even when the store answers synchronously (SQLite).
-      const seenRequested = new Set<string>();
-      for (;;) {
-        await yieldToEventLoop();
-        if (signal.aborted) return true;
-        const once = new AbortController();
-        const r = await action.run(admin, plan.filter, {
-          batchSize: flags.batchSize,
-          onProgress: () => once.abort(),
-          signal: once.signal,
-        });
-        const fresh = (r.requested ?? []).filter((id) => !seenRequested.has(id));
-        for (const id of fresh) seenRequested.add(id);
-        add(total, { ...r, requested: fresh });
-        bar.update(total.count + (total.requested?.length ?? 0));
-        if (r.count + fresh.length === 0 || r.count + (r.requested?.length ?? 0) < flags.batchSize)
-          return false;
-      }
-    }
-    for (const batch of chunk(found.ids, flags.batchSize)) {
-      await yieldToEventLoop();
-      if (signal.aborted) return true;
+    const act = async (batch: string[]) => {
       const r = await action.run(
         admin,
         { ...plan.filter, ids: batch },
@@ -277,7 +283,26 @@ export async function runBulk(
       );
       add(total, r);
       bar.update(total.count + (total.requested?.length ?? 0));
+    };
+    if (found) {
+      // Exactly the jobs counted (and shown in the question), in batches.
+      for (const batch of chunk(found.ids, flags.batchSize)) {
+        await yieldToEventLoop();
+        if (signal.aborted) return true;
+        await act(batch);
+      }
+      return false;
     }
+    // One walk in enqueue order with the listing cursor; each page is acted on by id.
+    let cursor: string | null = null;
+    do {
+      await yieldToEventLoop();
+      if (signal.aborted) return true;
+      const page = await admin.listJobs(plan.filter, { limit: flags.batchSize, cursor, order: "asc" });
+      const batch = page.jobs.filter((job) => !action.applies || action.applies(job)).map((job) => job.id);
+      if (batch.length > 0) await act(batch);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
     return false;
   });
   bar.finish();

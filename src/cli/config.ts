@@ -14,7 +14,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { parseDuration, type WorkerOptions } from "../index.js";
-import { UsageError } from "./errors.js";
+import { QUEUE_NAME, UsageError } from "./errors.js";
 
 /** Config file names searched in the working directory, in order. */
 export const CONFIG_FILES = [
@@ -249,8 +249,6 @@ export function loadWorkerConfig(path: string): WorkerFileConfig {
   if (issues.length > 0) throw new ConfigFileError(absolute, issues);
   return out;
 }
-
-const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 function readQueues(
   node: Node | null,

@@ -66,8 +66,22 @@ export function exitCodeOf(error: unknown): { code: number; message: string | nu
   return { code: 1, message: String((error as Error)?.stack ?? error) };
 }
 
+/**
+ * When the reader of stdout goes away (`sluice jobs list | head -1`), stop quietly: the output nobody reads
+ * is not an error, and a stack trace about EPIPE helps no one. Exit 0, as `head`'s caller expects a
+ * successful pipeline; any other stdout error is reported and exits 1.
+ */
+export function exitQuietlyOnEpipe(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    process.stderr.write(`sluice: cannot write the output: ${error.message}\n`);
+    process.exit(1);
+  });
+}
+
 /** Parses `argv`, runs the command, and sets the process exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  exitQuietlyOnEpipe();
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);

@@ -321,6 +321,10 @@ export class Admin {
     }
     const total: BulkResult = { count: 0, ids: [] };
     const apply = async (ids: readonly string[]) => {
+      // Yield between batches: a store that answers without I/O (SQLite) would otherwise never let an
+      // abort (Ctrl-C) or anything else in this process run until the whole action is done.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (options.signal?.aborted) return;
       const result = await action(store, { ...storeFilter, ids }, { limit: ids.length });
       total.count += result.count;
       if (total.ids.length < 10_000) total.ids.push(...result.ids.slice(0, 10_000 - total.ids.length));

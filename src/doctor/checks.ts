@@ -1,38 +1,78 @@
 /**
  * The doctor's checks: pure functions from a {@link DoctorInput} snapshot to findings. Each check reports
- * one `ok` finding when it found nothing, so the output shows what was checked.
+ * one `ok` finding when it found nothing, so the output shows what was checked; when the store cannot be
+ * reached, every check but `store-reachable` reports `skipped` (not checked), never `ok`.
+ *
+ * A queue's **backlog** is its jobs ready to run: `waiting` plus `due` (scheduled jobs whose run time has
+ * passed — retries and delays that are over; with no live worker they stay `scheduled`, so counting only
+ * `waiting` would hide them).
  */
-import { formatDuration } from "../index.js";
-import type { DoctorInput, Finding } from "./types.js";
+import { formatDuration, type QueueOverview } from "../index.js";
+import { pgArgs, quotePath, redisCliArgs } from "./target.js";
+import { CHECK_IDS, type CheckId, type DoctorInput, type Finding } from "./types.js";
 
 /** Round trip above this is a warning. */
 export const SLOW_PING_MS = 100;
 /** Slack before a job counts as running past its timeout (timers fire a little late under load). */
 export const TIMEOUT_SLACK_MS = 1_000;
+/** What the no-worker and stagnation fixes pass to `--tasks` (the layout of examples/ and the systemd unit). */
+export const TASKS_HINT = "./dist/tasks.js";
+
+const HOUR = 3_600_000;
 
 const sluice = (input: DoctorInput, args: string) => `sluice ${args}${input.commandSuffix}`;
 
-function okFinding(check: string, message: string, evidence: Finding["evidence"] = {}): Finding {
+function okFinding(check: CheckId, message: string, evidence: Finding["evidence"] = {}): Finding {
   return { check, severity: "ok", subject: null, message, evidence, fix: null };
 }
+
+/** Jobs of the queue ready to run: waiting, plus scheduled jobs that fell due. */
+export function backlogOf(q: QueueOverview): number {
+  return q.counts.waiting + q.due;
+}
+
+function backlogText(q: QueueOverview): string {
+  return q.due > 0
+    ? `${backlogOf(q)} in backlog (${q.counts.waiting} waiting, ${q.due} due)`
+    : `${q.counts.waiting} waiting`;
+}
+
+function backlogEvidence(q: QueueOverview): Finding["evidence"] {
+  return { backlog: backlogOf(q), waiting: q.counts.waiting, due: q.due };
+}
+
+function rateHeld(input: DoctorInput, q: QueueOverview): boolean {
+  return q.pausedUntil !== null && q.pausedUntil > input.now;
+}
+
+function workerFix(input: DoctorInput, queue: string): string {
+  return sluice(input, `worker --queues ${queue} --tasks ${TASKS_HINT}`);
+}
+
+const utcTime = (at: number) => new Date(at).toISOString().slice(11, 16);
 
 /** Store reachable, and its round-trip time. */
 export function checkStoreReachable(input: DoctorInput): Finding[] {
   const s = input.store;
   if (!s.reachable) {
-    const fix =
-      s.engine === "redis"
-        ? `redis-cli -u '${s.location}' ping   # then start Redis or fix the URL`
-        : s.engine === "postgres"
-          ? `pg_isready -d '${s.location}'   # then start PostgreSQL or fix the URL`
-          : `ls -l ${s.location}   # check the path and its permissions`;
+    const t = input.target;
+    let fix: string | null = null;
+    if (t.engine === "redis") fix = `redis-cli ${redisCliArgs(t)} ping   # then start Redis or fix the URL`;
+    else if (t.engine === "postgres")
+      fix = `pg_isready ${pgArgs(t)}   # then start PostgreSQL or fix the URL`;
+    else if (t.engine === "sqlite" && !t.memory) {
+      const dir = t.path.slice(0, Math.max(t.path.lastIndexOf("/"), 1));
+      fix =
+        `ls -ld ${quotePath(dir)}   # the directory must exist and be writable by this user; ` +
+        `then: ls -l ${quotePath(t.path)}`;
+    }
     return [
       {
         check: "store-reachable",
         severity: "critical",
         subject: null,
         message: `store unreachable: ${s.error}`,
-        evidence: { location: s.location },
+        evidence: { engine: s.engine, location: s.location },
         fix,
       },
     ];
@@ -53,16 +93,26 @@ export function checkStoreReachable(input: DoctorInput): Finding[] {
   return [okFinding("store-reachable", `store reachable, round trip ${pingMs} ms`, { pingMs })];
 }
 
+/** The store's own fix, made to target this store (`redis-cli -h … -p …`, `sluice migrate --url …`). */
+function hazardFix(input: DoctorInput, fix: string | undefined): string | null {
+  if (fix === undefined) return null;
+  const args = redisCliArgs(input.target);
+  let out = args ? fix.replace(/\bredis-cli /g, `redis-cli ${args} `) : fix;
+  if (/^sluice \S+$/.test(out)) out = `${out}${input.commandSuffix}`;
+  return out;
+}
+
 /** What the store says about its own configuration (Redis eviction policy, SQLite journal mode, …). */
 export function checkStoreHazards(input: DoctorInput): Finding[] {
-  if (!input.store.reachable) return [];
-  return input.store.info.hazards.map((h) => ({
-    check: "store-hazard",
+  const store = input.store;
+  if (!store.reachable) return [];
+  return store.info.hazards.map((h) => ({
+    check: "store-hazard" as const,
     severity: h.severity,
     subject: h.code,
     message: h.message,
-    evidence: { engine: input.store.reachable ? input.store.info.engine : null, code: h.code },
-    fix: h.severity === "ok" ? null : (h.fix ?? null),
+    evidence: { engine: store.info.engine, code: h.code },
+    fix: h.severity === "ok" ? null : hazardFix(input, h.fix),
   }));
 }
 
@@ -70,22 +120,90 @@ function servedBy(input: DoctorInput, queue: string): number {
   return input.workers.filter((w) => w.alive && w.queues.includes(queue)).length;
 }
 
-/** Queues with waiting jobs and no live worker serving them. */
+/** Queues with a backlog (waiting or due) and no live worker serving them. */
 export function checkQueuesWithoutWorkers(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   for (const q of input.queues) {
-    if (q.counts.waiting === 0 || servedBy(input, q.queue) > 0) continue;
+    if (backlogOf(q) === 0 || servedBy(input, q.queue) > 0) continue;
     const silent = input.workers.filter((w) => !w.alive && w.queues.includes(q.queue)).length;
     out.push({
       check: "no-worker",
       severity: "critical",
       subject: q.queue,
-      message: `queue ${q.queue}: ${q.counts.waiting} waiting, oldest for ${formatDuration(q.latencyMs)}, and no live worker serves it${silent > 0 ? ` (${silent} registered worker(s) stopped heartbeating)` : ""}`,
-      evidence: { waiting: q.counts.waiting, latencyMs: q.latencyMs, liveWorkers: 0, silentWorkers: silent },
-      fix: sluice(input, `worker --queues ${q.queue} --tasks <your tasks module>`),
+      message:
+        `queue ${q.queue}: ${backlogText(q)}, oldest ready for ${formatDuration(q.latencyMs)}, and no live worker serves it` +
+        (silent > 0 ? ` (${silent} registered worker(s) stopped heartbeating)` : ""),
+      evidence: { ...backlogEvidence(q), latencyMs: q.latencyMs, liveWorkers: 0, silentWorkers: silent },
+      fix: workerFix(input, q.queue),
     });
   }
-  return out.length > 0 ? out : [okFinding("no-worker", "every queue with waiting jobs has a live worker")];
+  return out.length > 0
+    ? out
+    : [okFinding("no-worker", "every queue with a backlog (waiting or due jobs) has a live worker")];
+}
+
+/**
+ * Stagnation: a queue whose oldest ready job (waiting or due) has waited longer than the window while no
+ * job of that queue completed within the window — the seed's `queue_length > 0 and
+ * increase(completed[10m]) == 0`. The last completion comes from the roll-up's `lastCompletedAt` (as of the
+ * workers' last stats flush, every few seconds), compared with the real window, not whole hours.
+ * Paused and rate-limited queues are left to their own checks.
+ */
+export function checkStagnation(input: DoctorInput): Finding[] {
+  const out: Finding[] = [];
+  const since = input.now - input.windowMs;
+  for (const q of input.queues) {
+    if (q.paused || rateHeld(input, q)) continue;
+    if (backlogOf(q) === 0 || q.latencyMs < input.windowMs) continue;
+    const last = input.lastCompletions.get(q.queue) ?? null;
+    if (last !== null && last >= since) continue;
+    const live = servedBy(input, q.queue);
+    const active = q.counts.active;
+    const sinceLast = last === null ? null : input.now - last;
+    const completion =
+      sinceLast === null
+        ? `no completion in the last ${formatDuration(input.completionsLookbackMs)}`
+        : `last completion ${formatDuration(sinceLast)} ago`;
+    let cause: string;
+    let fix: string;
+    if (live === 0) {
+      cause = "no live worker serves it";
+      fix = workerFix(input, q.queue);
+    } else if (active > 0) {
+      cause = `${live} live worker(s) serve it with ${active} of its jobs active: handlers may hang`;
+      fix = sluice(input, `recover --older-than ${formatFlag(input.windowMs)} --dry-run`);
+    } else {
+      cause = `${live} live worker(s) serve it but run none of its jobs: they may be frozen or failing to claim`;
+      fix = `${sluice(input, "info")}   # find the workers serving ${q.queue}, then restart them`;
+    }
+    out.push({
+      check: "stagnation",
+      severity: "critical",
+      subject: q.queue,
+      message:
+        `queue ${q.queue} is stagnant: ${backlogText(q)}, oldest ready for ${formatDuration(q.latencyMs)}, ` +
+        `${completion} (window ${formatDuration(input.windowMs)}); ${cause}`,
+      evidence: {
+        ...backlogEvidence(q),
+        active,
+        latencyMs: q.latencyMs,
+        lastCompletedAt: last,
+        sinceLastCompletionMs: sinceLast,
+        minutesSinceLastCompletion: sinceLast === null ? null : Math.round(sinceLast / 6_000) / 10,
+        windowMs: input.windowMs,
+        liveWorkers: live,
+      },
+      fix,
+    });
+  }
+  return out.length > 0
+    ? out
+    : [
+        okFinding(
+          "stagnation",
+          `no stagnant queue: every backlog older than ${formatDuration(input.windowMs)} had a completion within it`,
+        ),
+      ];
 }
 
 function rollup(input: DoctorInput, queue: string): { completed: number; dead: number; failed: number } {
@@ -100,47 +218,14 @@ function rollup(input: DoctorInput, queue: string): { completed: number; dead: n
 }
 
 /**
- * Stagnation: a queue whose oldest waiting job has waited longer than the window while nothing of that
- * queue completed within it (the roll-up is hourly, so the window is rounded out to whole hours).
- * Paused queues are left to the paused-backlog check.
+ * Jobs that went dead recently. The roll-up counts whole hours, so the numbers cover the hours that
+ * contain the window — from `rollupSince` (the start of the hour of `now - window`) until now — and the
+ * message says exactly that instead of pretending to count the window itself.
  */
-export function checkStagnation(input: DoctorInput): Finding[] {
-  const out: Finding[] = [];
-  for (const q of input.queues) {
-    if (q.paused || q.counts.waiting === 0 || q.latencyMs < input.windowMs) continue;
-    const { completed } = rollup(input, q.queue);
-    if (completed > 0) continue;
-    const live = servedBy(input, q.queue);
-    out.push({
-      check: "stagnation",
-      severity: "critical",
-      subject: q.queue,
-      message:
-        `queue ${q.queue} is stagnant: ${q.counts.waiting} waiting (oldest ${formatDuration(q.latencyMs)}), ` +
-        `no completion in the last ${formatDuration(input.windowMs)}` +
-        (live > 0
-          ? `, although ${live} live worker(s) serve it (${q.counts.active} active): handlers may hang`
-          : ""),
-      evidence: {
-        waiting: q.counts.waiting,
-        active: q.counts.active,
-        latencyMs: q.latencyMs,
-        completedInWindow: completed,
-        windowMs: input.windowMs,
-        liveWorkers: live,
-      },
-      fix:
-        live > 0
-          ? sluice(input, `recover --older-than ${formatFlag(input.windowMs)} --dry-run`)
-          : sluice(input, `worker --queues ${q.queue} --tasks <your tasks module>`),
-    });
-  }
-  return out.length > 0 ? out : [okFinding("stagnation", "no stagnant queue")];
-}
-
-/** Jobs that went dead within the window. */
 export function checkDeadLetterGrowth(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
+  const coveredMs = input.now - input.rollupSince;
+  const span = `since ${utcTime(input.rollupSince)} UTC (the last ${formatDuration(coveredMs)}: the stats roll-up counts whole hours)`;
   const queues = new Set(input.stats.map((r) => r.queue));
   for (const queue of [...queues].sort()) {
     const { dead, failed, completed } = rollup(input, queue);
@@ -150,18 +235,19 @@ export function checkDeadLetterGrowth(input: DoctorInput): Finding[] {
       check: "dead-letter-growth",
       severity: "warn",
       subject: queue,
-      message: `queue ${queue}: ${dead} job(s) went dead in the last ${formatDuration(input.windowMs)} (${failed} failed attempts, ${completed} completed); ${total} dead in total`,
+      message: `queue ${queue}: ${dead} job(s) went dead ${span}, with ${failed} failed attempt(s) and ${completed} completed; ${total} dead now`,
       evidence: {
-        deadInWindow: dead,
-        failedInWindow: failed,
-        completedInWindow: completed,
+        dead,
+        failed,
+        completed,
+        since: new Date(input.rollupSince).toISOString(),
+        coveredMs,
         deadTotal: total,
-        windowMs: input.windowMs,
       },
       fix: `${sluice(input, `jobs list --queue ${queue} --state dead`)}   # find the cause, then: ${sluice(input, `retry --state dead --queue ${queue} --yes`)}`,
     });
   }
-  return out.length > 0 ? out : [okFinding("dead-letter-growth", "no job went dead in the window")];
+  return out.length > 0 ? out : [okFinding("dead-letter-growth", `no job went dead ${span}`)];
 }
 
 /** Active jobs running longer than their own timeout: their worker is hung, frozen or blocked. */
@@ -208,52 +294,93 @@ export function checkLateHeartbeats(input: DoctorInput): Finding[] {
       ];
 }
 
-/** Paused queues with a backlog. */
+/** Paused queues with a backlog (waiting or due jobs). */
 export function checkPausedBacklog(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   for (const q of input.queues) {
-    if (!q.paused || q.counts.waiting === 0) continue;
+    if (!q.paused || backlogOf(q) === 0) continue;
     out.push({
       check: "paused-backlog",
       severity: "warn",
       subject: q.queue,
-      message: `queue ${q.queue} is paused with ${q.counts.waiting} waiting (oldest ${formatDuration(q.latencyMs)})`,
-      evidence: { waiting: q.counts.waiting, latencyMs: q.latencyMs },
+      message: `queue ${q.queue} is paused with ${backlogOf(q)} in backlog (${q.counts.waiting} waiting, ${q.due} due), oldest ready for ${formatDuration(q.latencyMs)}`,
+      evidence: { ...backlogEvidence(q), latencyMs: q.latencyMs },
       fix: sluice(input, `resume ${q.queue}`),
     });
   }
   return out.length > 0 ? out : [okFinding("paused-backlog", "no paused queue has a backlog")];
 }
 
-/** Queues paused by a rate limit right now (an upstream 429 storm). */
+/**
+ * Queues paused by a rate limit (a handler threw RateLimitedError: an upstream answered 429) while jobs
+ * are ready to run. The hold lifts by itself at `pausedUntil`.
+ */
 export function checkRateLimited(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
+  const held: string[] = [];
   for (const q of input.queues) {
-    if (q.pausedUntil === null || q.pausedUntil <= input.now) continue;
+    if (!rateHeld(input, q)) continue;
+    const until = q.pausedUntil as number;
+    if (backlogOf(q) === 0) {
+      held.push(q.queue);
+      continue;
+    }
+    const forMs = until - input.now;
     out.push({
       check: "rate-limited",
       severity: "warn",
       subject: q.queue,
-      message: `queue ${q.queue} is held by a rate limit for ${formatDuration(q.pausedUntil - input.now)} more (${q.counts.waiting} waiting)`,
-      evidence: { pausedForMs: q.pausedUntil - input.now, waiting: q.counts.waiting },
-      fix: null,
+      message:
+        `queue ${q.queue} is held by a rate limit (a handler threw RateLimitedError: its upstream answered 429) ` +
+        `for ${formatDuration(forMs)} more, with ${backlogText(q)} and ${q.counts.scheduled} scheduled; ` +
+        `it resumes by itself at ${new Date(until).toISOString().slice(11, 19)} UTC — lift it early only once the upstream accepts requests again`,
+      evidence: {
+        ...backlogEvidence(q),
+        scheduled: q.counts.scheduled,
+        pausedForMs: forMs,
+        pausedUntil: new Date(until).toISOString(),
+      },
+      fix: sluice(input, `resume ${q.queue}`),
     });
   }
-  return out;
+  if (out.length > 0) return out;
+  return [
+    okFinding(
+      "rate-limited",
+      held.length === 0
+        ? "no queue is held by a rate limit"
+        : `no rate-limited queue has a backlog (held without one: ${held.join(", ")})`,
+      { held: held.length },
+    ),
+  ];
 }
 
 /** Every check, in report order. */
-export const CHECKS: readonly ((input: DoctorInput) => Finding[])[] = [
-  checkStoreReachable,
-  checkStoreHazards,
-  checkQueuesWithoutWorkers,
-  checkStagnation,
-  checkDeadLetterGrowth,
-  checkPastTimeout,
-  checkLateHeartbeats,
-  checkPausedBacklog,
-  checkRateLimited,
+export const CHECKS: readonly { id: CheckId; run: (input: DoctorInput) => Finding[] }[] = [
+  { id: "store-reachable", run: checkStoreReachable },
+  { id: "store-hazard", run: checkStoreHazards },
+  { id: "no-worker", run: checkQueuesWithoutWorkers },
+  { id: "stagnation", run: checkStagnation },
+  { id: "dead-letter-growth", run: checkDeadLetterGrowth },
+  { id: "past-timeout", run: checkPastTimeout },
+  { id: "late-heartbeat", run: checkLateHeartbeats },
+  { id: "paused-backlog", run: checkPausedBacklog },
+  { id: "rate-limited", run: checkRateLimited },
 ];
+
+/** A check that could not run because the store is unreachable: said so, never reported as ok. */
+export function skipped(check: CheckId): Finding {
+  return {
+    check,
+    severity: "skipped",
+    subject: null,
+    message: "not checked: the store is unreachable",
+    evidence: {},
+    fix: null,
+  };
+}
+
+export { CHECK_IDS };
 
 /** A duration as a CLI flag value: whole seconds, minutes or hours (`90s`, `10m`, `2h`). */
 export function formatFlag(ms: number): string {
@@ -261,4 +388,9 @@ export function formatFlag(ms: number): string {
   if (s % 3600 === 0) return `${s / 3600}h`;
   if (s % 60 === 0) return `${s / 60}m`;
   return `${s}s`;
+}
+
+/** Start of the hour containing `at` (how the roll-up buckets time). */
+export function hourStart(at: number): number {
+  return Math.floor(at / HOUR) * HOUR;
 }

@@ -1,6 +1,8 @@
 /** Collects the doctor's snapshot from the public API (Sluice, Admin) in one pass. */
 import type { JobRecord, Sluice, StoreInfo } from "../index.js";
 import { engineOf, redactUrl } from "../index.js";
+import { hourStart } from "./checks.js";
+import { storeTarget } from "./target.js";
 import type { DoctorInput } from "./types.js";
 
 /** How the snapshot is taken. */
@@ -12,6 +14,9 @@ export interface GatherOptions {
   commandSuffix?: string;
 }
 
+/** The last completion of a queue is looked up this far back (at least the window), for the evidence. */
+const COMPLETION_LOOKBACK_MS = 24 * 3_600_000;
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -20,66 +25,84 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+function engineName(url: string): string {
+  try {
+    return engineOf(url);
+  } catch {
+    return "unknown";
+  }
+}
+
 /** Takes the snapshot. Never throws for an unreachable store: that becomes the first finding. */
 export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions): Promise<DoctorInput> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const now = Date.now();
+  const completionsLookbackMs = Math.max(options.windowMs, COMPLETION_LOOKBACK_MS);
   const base = {
-    now: Date.now(),
+    now,
     windowMs: options.windowMs,
     staleAfterMs: options.staleAfterMs,
     commandSuffix: options.commandSuffix ?? "",
+    target: storeTarget(sluice.url),
     queues: [],
     workers: [],
     stats: [],
+    rollupSince: hourStart(now - options.windowMs),
+    lastCompletions: new Map<string, number>(),
+    completionsLookbackMs,
     active: [],
   };
+  const unreachable = (error: unknown, engine: string): DoctorInput => ({
+    ...base,
+    store: {
+      reachable: false,
+      error: (error as Error)?.message ?? String(error),
+      location: redactUrl(sluice.url),
+      engine,
+    },
+  });
   let info: StoreInfo;
   try {
     // The first call connects (and migrates); its answer names the engine for the findings.
     info = await withTimeout(sluice.admin.storeInfo(), connectTimeoutMs, "connect");
   } catch (error) {
-    return {
-      ...base,
-      store: {
-        reachable: false,
-        error: (error as Error).message,
-        location: redactUrl(sluice.url),
-        engine: engineOf(sluice.url),
-      },
-    };
+    return unreachable(error, engineName(sluice.url));
   }
-  const pings: number[] = [];
   try {
+    const pings: number[] = [];
     for (let i = 0; i < 3; i++)
       pings.push((await withTimeout(sluice.admin.ping(), connectTimeoutMs, "ping")).rttMs);
-  } catch (error) {
+    pings.sort((a, b) => a - b);
+    const admin = sluice.admin;
+    const at = Date.now();
+    const rollupSince = hourStart(at - options.windowMs);
+    const [queues, workers, stats, lastCompletions, active] = await withTimeout(
+      Promise.all([
+        admin.queues(),
+        admin.workers({ staleAfterMs: options.staleAfterMs }),
+        // Asks from a little earlier and keeps the hours from rollupSince, so the coverage is exact.
+        admin.stats({ sinceMs: at - rollupSince + 1_000 }),
+        admin.lastCompletions({ sinceMs: completionsLookbackMs }),
+        activeJobs(sluice),
+      ]),
+      Math.max(connectTimeoutMs, 30_000),
+      "reading the store",
+    );
     return {
       ...base,
-      store: {
-        reachable: false,
-        error: (error as Error).message,
-        location: redactUrl(sluice.url),
-        engine: info.engine,
-      },
+      now: Date.now(),
+      store: { reachable: true, pingMs: pings[1] ?? pings[0] ?? 0, info },
+      queues,
+      workers,
+      stats: stats.filter((r) => r.hour >= rollupSince),
+      rollupSince,
+      lastCompletions,
+      active,
     };
+  } catch (error) {
+    // Reachable a moment ago, failing now: report it as unreachable rather than half a picture.
+    return unreachable(error, info.engine);
   }
-  pings.sort((a, b) => a - b);
-  const admin = sluice.admin;
-  const [queues, workers, stats, active] = await Promise.all([
-    admin.queues(),
-    admin.workers({ staleAfterMs: options.staleAfterMs }),
-    admin.stats({ sinceMs: options.windowMs }),
-    activeJobs(sluice),
-  ]);
-  return {
-    ...base,
-    now: Date.now(),
-    store: { reachable: true, pingMs: pings[1] ?? pings[0] ?? 0, info },
-    queues,
-    workers,
-    stats,
-    active,
-  };
 }
 
 async function activeJobs(sluice: Sluice): Promise<JobRecord[]> {

@@ -8,6 +8,8 @@ import type { Sluice } from "../../src/index.js";
 import {
   collect,
   ENGINES,
+  exited,
+  fixture,
   runCli,
   spawnCli,
   type TestStore,
@@ -142,6 +144,76 @@ describe.each(ENGINES)("sluice bulk commands on %s", (engine) => {
       [ids[3], -10],
       [ids[5], 0],
     ]);
+  });
+
+  it("retry --state dead walks the dead jobs once, while a live worker sends them back to dead", async () => {
+    // The worker fails every job of cli_fail (attempts 1): each retried job dies again at once, so a CLI
+    // that asked the store for "dead jobs" again each batch would retry some of them twice or more.
+    const worker = spawnCli([
+      "worker",
+      "--queues",
+      "cli_fail",
+      "--tasks",
+      fixture("tasks.mjs"),
+      "--url",
+      store.url,
+    ]);
+    const output = collect(worker, { timeoutMs: 120_000 });
+    try {
+      await waitForOutput(worker, /sluice worker running/);
+      const ids = await enqueue(
+        sluice,
+        "cli_fail",
+        Array.from({ length: 40 }, (_, i) => ({ i })),
+      );
+      await until("40 dead jobs", async () =>
+        (await jobsOf(sluice, "cli_fail")).every((j) => j.state === "dead"),
+      );
+      const r = await cli([
+        "retry",
+        "--state",
+        "dead",
+        "--queue",
+        "cli_fail",
+        "--batch-size",
+        "2",
+        "--yes",
+        "--json",
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as BulkReport;
+      expect(report.count).toBe(40);
+      expect(new Set(report.ids).size).toBe(40);
+      expect([...report.ids].sort()).toEqual([...ids].sort());
+    } finally {
+      worker.kill("SIGTERM");
+      await exited(worker);
+      await output;
+    }
+  });
+
+  it("retry, cancel and delete of an id that names no job exit 1 and change nothing", async () => {
+    const [known] = await enqueue(sluice, "ids", [{}]);
+    const results = await Promise.all(
+      ["retry", "cancel", "delete"].map((verb) => cli([verb, "no-such-job", known as string, "--yes"])),
+    );
+    for (const r of results) {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('JOB_NOT_FOUND: no job with id "no-such-job"');
+      expect(r.stderr).toContain("nothing was changed");
+    }
+    expect((await sluice.admin.getJob(known as string)).state).toBe("waiting");
+    const single = await cli(["delete", "nope", "--yes", "--json"]);
+    expect(single.code).toBe(1);
+    expect(single.stdout).toBe("");
+  });
+
+  it("move --to an invalid queue name is a usage error before anything is counted or asked", async () => {
+    // The URL names no server: a command that got as far as counting would fail with exit 1, not 2.
+    const r = await runCli(["move", "--queue", "a", "--to", "bad queue!", "--url", "redis://127.0.0.1:1/0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("INVALID_OPTION");
+    expect(r.stderr).toContain('"bad queue!"');
   });
 
   it("stops between batches on SIGINT, reports what it did, and leaves no half batch", async () => {

@@ -1,17 +1,18 @@
 /**
  * Test plumbing for the CLI: store URLs for every engine (each isolated and cleaned up), and the real
- * `sluice` binary run as a child process (`node --import tsx src/cli/main.ts …`).
+ * `sluice` binary — the package's compiled `bin`, built once per run (./build.ts) — run as a child process
+ * with plain `node`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { dropSchema } from "../postgres/pg-test-utils.js";
 import { deletePrefix } from "../redis/helpers.js";
 import { until as waitUntil } from "../support/wait.js";
+import { builtCli } from "./build.js";
 
 export const ENGINES = ["sqlite", "postgres", "redis"] as const;
 export type Engine = (typeof ENGINES)[number];
@@ -59,10 +60,8 @@ export function testStore(engine: Engine): TestStore {
   }
 }
 
-const require = createRequire(import.meta.url);
-/** tsx's loader, by absolute URL so the CLI can run from any working directory. */
-const TSX = pathToFileURL(require.resolve("tsx")).href;
-export const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+/** The compiled `sluice` binary (`cli/main.js` of the package build), built before any test runs. */
+export const CLI = await builtCli();
 
 /** Output of one CLI run. */
 export interface CliResult {
@@ -94,7 +93,7 @@ function env(extra: CliOptions["env"]): NodeJS.ProcessEnv {
 
 /** Starts `sluice <args>` and returns the child (for long-running commands such as `worker`). */
 export function spawnCli(args: readonly string[], options: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, ["--import", TSX, CLI, ...args], {
+  return spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: env(options.env),
     stdio: ["pipe", "pipe", "pipe"],

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InfoReport } from "../../src/cli/commands/info.js";
 import type { StatsRowReport } from "../../src/cli/commands/stats.js";
 import type { JobDetail, Sluice } from "../../src/index.js";
-import { ENGINES, runCli, type TestStore, testStore } from "./helpers.js";
+import { ENGINES, runCli, spawnCli, type TestStore, testStore, until } from "./helpers.js";
 import { drain, enqueue, open } from "./seed.js";
 
 describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
@@ -31,14 +31,14 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
       runCli(["info", "--json", "--url", store.url]),
     ]);
     expect(human.code, human.stderr).toBe(0);
-    expect(human.stdout).toMatch(/QUEUE\s+WAITING\s+ACTIVE\s+SCHEDULED\s+DEAD\s+COMPLETED\s+LATENCY/);
-    expect(human.stdout).toMatch(/cli_a\s+2\s+0\s+0\s+1\s+2\s/);
+    expect(human.stdout).toMatch(/QUEUE\s+WAITING\s+ACTIVE\s+SCHEDULED\s+DUE\s+DEAD\s+COMPLETED\s+LATENCY/);
+    expect(human.stdout).toMatch(/cli_a\s+2\s+0\s+0\s+0\s+1\s+2\s/);
     expect(human.stdout).not.toContain("\u001b["); // piped: no colour
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as InfoReport;
     expect(report.store.engine).toBe(engine);
     const q = report.queues.find((x) => x.queue === "cli_a");
-    expect(q).toMatchObject({ waiting: 2, active: 0, dead: 1, completed: 2, paused: false });
+    expect(q).toMatchObject({ waiting: 2, active: 0, due: 0, dead: 1, completed: 2, paused: false });
     expect(q?.latencyMs).toBeGreaterThanOrEqual(0);
     expect(q?.throughputPerMin).toBeGreaterThan(0);
     expect(Array.isArray(report.workers)).toBe(true);
@@ -86,12 +86,29 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
     expect(missing.stderr).toContain("JOB_NOT_FOUND");
   });
 
-  it("stats per queue and hour as table, CSV and JSON; migrate reports the schema current", async () => {
-    const [table, csv, json, migrate] = await Promise.all([
+  it("info counts scheduled jobs that fell due as backlog, with their latency", async () => {
+    await sluice.enqueueMany("job_due", [
+      { payload: {}, options: { queue: "cli_due", delayMs: 200 } },
+      { payload: {}, options: { queue: "cli_due", delayMs: 200 } },
+    ]);
+    const q = await until("the jobs to be due", async () => {
+      const r = await runCli(["info", "--json", "--url", store.url]);
+      const x = (JSON.parse(r.stdout) as InfoReport).queues.find((y) => y.queue === "cli_due");
+      return x && x.due === 2 ? x : null;
+    });
+    expect(q).toMatchObject({ waiting: 0, scheduled: 2, due: 2 });
+    expect(q.latencyMs).toBeGreaterThan(0);
+    const human = await runCli(["info", "--url", store.url]);
+    expect(human.stdout).toMatch(/cli_due\s+0\s+0\s+2\s+2\s+0\s+0\s+\d+(ms|s)\s/);
+    await sluice.admin.delete({ queue: "cli_due" });
+  });
+
+  it("stats per queue and hour as table, CSV (header once with --no-header) and JSON", async () => {
+    const [table, csv, json, appended] = await Promise.all([
       runCli(["stats", "--since", "2h", "--url", store.url]),
       runCli(["stats", "--since", "2h", "--csv", "--url", store.url]),
       runCli(["stats", "--since", "2h", "--json", "--url", store.url]),
-      runCli(["migrate", "--json", "--url", store.url]),
+      runCli(["stats", "--since", "2h", "--csv", "--no-header", "--url", store.url]),
     ]);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/HOUR \(UTC\)\s+QUEUE\s+COMPLETED\s+FAILED\s+DEAD\s+P50\s+P95/);
@@ -101,13 +118,94 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
     expect([sum("completed"), sum("failed"), sum("dead")]).toEqual([2, 1, 1]);
     expect(rows.some((r) => typeof r.p50Ms === "number" && typeof r.p95Ms === "number")).toBe(true);
     expect(csv.stdout).toMatch(/Z,cli_a,2,1,1,\d+,\d+/);
-    expect(migrate.code, migrate.stderr).toBe(0);
-    expect(JSON.parse(migrate.stdout)).toMatchObject({ engine, schema: "current" });
+    expect(appended.code, appended.stderr).toBe(0);
+    expect(appended.stdout).not.toContain("hour,queue");
+    expect(appended.stdout).toBe(csv.stdout.split("\n").slice(1).join("\n"));
+  });
+
+  it("migrate reports what it applied on a fresh store, and nothing the second time", async () => {
+    const fresh = testStore(engine);
+    const other = testStore(engine);
+    try {
+      const first = await runCli(["migrate", "--json", "--url", fresh.url]);
+      expect(first.code, first.stderr).toBe(0);
+      const a = JSON.parse(first.stdout) as {
+        engine: string;
+        schema: { current: number; latest: number; applied: number[] };
+      };
+      expect(a.engine).toBe(engine);
+      expect(a.schema.current).toBe(a.schema.latest);
+      if (engine === "redis")
+        expect(a.schema.applied).toEqual([]); // no schema: nothing to apply
+      else expect(a.schema.applied).toEqual(Array.from({ length: a.schema.latest }, (_, i) => i + 1));
+      const second = await runCli(["migrate", "--url", fresh.url]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toContain(`schema already at version ${a.schema.latest}`);
+      if (engine !== "redis") {
+        const human = await runCli(["migrate", "--url", other.url]);
+        expect(human.stdout).toMatch(/applied 1, .*; schema at version \d+/);
+      }
+    } finally {
+      await fresh.dispose();
+      await other.dispose();
+    }
+  });
+
+  it("output piped into a reader that stops early (head) ends quietly", async () => {
+    await sluice.enqueueMany(
+      "job_epipe",
+      Array.from({ length: 1_500 }, (_, i) => ({
+        payload: { i, text: "x".repeat(200) },
+        options: { queue: "cli_epipe" },
+      })),
+    );
+    const child = spawnCli([
+      "jobs",
+      "list",
+      "--queue",
+      "cli_epipe",
+      "--limit",
+      "1500",
+      "--json",
+      "--url",
+      store.url,
+    ]);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.stdin?.end();
+    await new Promise<void>((resolve) => child.stdout?.once("data", () => resolve()));
+    child.stdout?.destroy(); // like `| head -1` exiting: the next write gets EPIPE
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    await sluice.admin.delete({ queue: "cli_epipe" });
+  });
+
+  it("pause rejects an invalid queue name and warns about a queue nothing knows (a typo)", async () => {
+    const [bad, typo, resumeBad] = await Promise.all([
+      runCli(["pause", "bad queue", "--url", store.url]),
+      runCli(["pause", "cli_aa", "--url", store.url]),
+      runCli(["resume", "", "--url", store.url]),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("INVALID_OPTION");
+    expect(bad.stderr).toContain('"bad queue"');
+    expect(resumeBad.code).toBe(2);
+    expect((await sluice.admin.queues()).some((q) => q.queue === "bad queue")).toBe(false);
+    expect(typo.code, typo.stderr).toBe(0);
+    expect(typo.stderr).toMatch(/warning: queue cli_aa has no jobs and no worker serves it/);
+    expect(typo.stderr).toContain("cli_a");
+    expect(typo.stdout).toBe("paused queue cli_aa (0 waiting)\n");
+    const back = await runCli(["resume", "cli_aa", "--url", store.url]);
+    expect(back.code).toBe(0);
   });
 
   it("pause and resume a queue", async () => {
     const paused = await runCli(["pause", "cli_a", "--url", store.url]);
     expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stderr).toBe(""); // a known queue: no typo warning
     expect(paused.stdout).toBe("paused queue cli_a (2 waiting)\n");
     expect((await sluice.admin.queues()).find((q) => q.queue === "cli_a")?.paused).toBe(true);
     const resumed = await runCli(["resume", "cli_a", "--json", "--url", store.url]);

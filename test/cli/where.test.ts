@@ -31,6 +31,19 @@ describe("--where evaluation", () => {
     expect(matches("toString = null", {})).toBe(true); // own properties only, never the prototype
   });
 
+  it("takes field names in any script (Korean payload keys) and quoted names with spaces or dots", () => {
+    expect(matches("파일크기 >= 10", { 파일크기: 12 })).toBe(true);
+    expect(matches("파일크기 >= 10", { 파일크기: 3 })).toBe(false);
+    expect(matches("문서.언어 = 'ko' and 크기_MB < 5", { 문서: { 언어: "ko" }, 크기_MB: 1 })).toBe(true);
+    expect(matches("café = 1", { café: 1 })).toBe(true);
+    expect(matches("'file size' > 1", { "file size": 2 })).toBe(true);
+    expect(matches('"a.b" = 1', { "a.b": 1, a: { b: 2 } })).toBe(true);
+    expect(matches("a.b = 1", { "a.b": 1, a: { b: 2 } })).toBe(false);
+    expect(matches("doc.'my key'.x = true", { doc: { "my key": { x: true } } })).toBe(true);
+    expect(matches('"it\'s" = 1', { "it's": 1 })).toBe(true);
+    expect(matches("items.0.'파일 크기' = 7", { items: [{ "파일 크기": 7 }] })).toBe(true);
+  });
+
   it("combines with and/or/not and parentheses, with and binding tighter than or", () => {
     const p = { a: 1, b: 2, c: 3 };
     expect(matches("a = 1 or b = 9 and c = 9", p)).toBe(true);
@@ -68,6 +81,10 @@ describe("--where errors", () => {
     expect(error("").message).toContain("expected an expression");
     expect(error("a. = 1").message).toContain("a field name after '.'");
     expect(error("size > 10MB").message).toContain("expected a number");
+    expect(error("파일크기 >= ").column).toBe(9);
+    // The caret sits under the spot on a terminal, where each Hangul syllable takes two columns.
+    expect(error("파일크기 >= ").message.endsWith(`\n  ${" ".repeat(12)}^`)).toBe(true);
+    expect(error("'a'. = 1").message).toContain("a field name after '.'");
   });
 
   it("never evaluates code", () => {

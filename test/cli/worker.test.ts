@@ -1,7 +1,10 @@
 /** `sluice worker`: config file, tasks module, JSON logs, SIGTERM → graceful stop and exit 0; bad config → 2. */
-import { writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadWorkerConfig } from "../../src/cli/config.js";
 import type { Sluice } from "../../src/index.js";
 import {
   collect,
@@ -31,7 +34,7 @@ describe.each(ENGINES)("sluice worker on %s", (engine) => {
     const config = join(store.dir, "host1.yaml");
     writeFileSync(
       config,
-      `# like seed 003's sidekiq1.yml\nurl: ${store.url}\nconcurrency: 3\nqueues:\n  - [cli_a, 5]\n  - [cli_b, 1]\nshutdownGrace: 5s\nlease: 20s\ntasks: ${fixture("tasks.ts")}\n`,
+      `# like seed 003's sidekiq1.yml\nurl: ${store.url}\nconcurrency: 3\nqueues:\n  - [cli_a, 5]\n  - [cli_b, 1]\nshutdownGrace: 5s\nlease: 20s\ntasks: ${fixture("tasks.mjs")}\n`,
     );
     const ids = [
       ...(await enqueue(sluice, "cli_a", [{ mode: "ok" }, { mode: "ok" }])),
@@ -84,7 +87,7 @@ describe.each(ENGINES)("sluice worker on %s", (engine) => {
       "--concurrency",
       "2",
       "--tasks",
-      fixture("tasks.ts"),
+      fixture("tasks.mjs"),
       "--url",
       store.url,
     ]);
@@ -96,5 +99,70 @@ describe.each(ENGINES)("sluice worker on %s", (engine) => {
     expect(w).toMatchObject({ queues: ["cli_b"], concurrency: 2 });
     child.kill("SIGINT");
     expect((await done).code).toBe(0);
+  });
+
+  it("refuses to start without task handlers (exit 2) instead of sending every job to dead", async () => {
+    const [id] = await enqueue(sluice, "cli_notasks", [{ mode: "ok" }]);
+    const noTasks = join(store.dir, "notasks.yaml");
+    writeFileSync(noTasks, "queues: [cli_notasks]\n");
+    const empty = join(store.dir, "empty-tasks.mjs");
+    writeFileSync(empty, "export default () => {};\n");
+    const [bare, fromFile, emptyModule] = await Promise.all([
+      collect(spawnCli(["worker", "--queues", "cli_notasks", "--url", store.url])),
+      collect(spawnCli(["worker", "--config", noTasks, "--url", store.url])),
+      collect(spawnCli(["worker", "--queues", "cli_notasks", "--tasks", empty, "--url", store.url])),
+    ]);
+    for (const r of [bare, fromFile]) {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("no task handlers");
+      expect(r.stderr).toContain("--tasks");
+      expect(r.stderr).toContain("tasks:");
+    }
+    expect(emptyModule.code).toBe(2);
+    expect(emptyModule.stderr).toContain(`tasks module ${empty} defined no task`);
+    expect((await sluice.admin.getJob(id as string)).state).toBe("waiting");
+    expect((await sluice.admin.workers()).length).toBe(0);
+  });
+
+  it("--check validates the config and the tasks module, then exits 0 without starting", async () => {
+    const config = join(store.dir, "check.yaml");
+    writeFileSync(config, `queues: [cli_a, cli_b]\nconcurrency: 2\ntasks: ${fixture("tasks.mjs")}\n`);
+    const [id] = await enqueue(sluice, "cli_a", [{ mode: "ok" }]);
+    const ok = await collect(spawnCli(["worker", "--check", "--config", config, "--url", store.url]));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("config ok");
+    expect(ok.stdout).toContain("job_cli_a");
+    expect(ok.stdout).toMatch(/queues\s+cli_a, cli_b/);
+    expect((await sluice.admin.getJob(id as string)).state).toBe("waiting");
+    expect((await sluice.admin.workers()).length).toBe(0);
+    const bad = join(store.dir, "check-bad.yaml");
+    writeFileSync(bad, "queues: [cli_a]\nconcurency: 2\n");
+    const refused = await collect(spawnCli(["worker", "--check", "--config", bad]));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("concurency: unknown field");
+    await sluice.admin.delete({ ids: [id as string] });
+  });
+});
+
+describe("examples/two-hosts", () => {
+  const example = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+  it("the host files name the tasks module by an absolute path that matches the README and the unit", async () => {
+    const readme = readFileSync(example("two-hosts/README.md"), "utf8");
+    const unit = readFileSync(example("systemd/sluice-worker@.service"), "utf8");
+    const appDir = /^WorkingDirectory=(.+)$/m.exec(unit)?.[1];
+    expect(appDir).toBe("/srv/app");
+    for (const host of ["host1", "host2"]) {
+      // The README copies the files to /etc/sluice/: a path relative to the file would then point there.
+      const copy = join(mkdtempSync(join(tmpdir(), "sluice-etc-")), `${host}.yaml`);
+      copyFileSync(example(`two-hosts/${host}.yaml`), copy);
+      const config = loadWorkerConfig(copy);
+      expect(config.tasks).toBe(`${appDir}/dist/tasks.js`);
+      expect(readme).toContain(`tasks: ${config.tasks}`);
+      const check = await collect(spawnCli(["worker", "--check", "--config", copy]));
+      expect(check.code).toBe(2); // /srv/app is not deployed here: the check says so, by that path
+      expect(check.stderr).toContain(`cannot load tasks module ${appDir}/dist/tasks.js`);
+    }
+    expect(unit).toContain("ExecStart=/srv/app/node_modules/.bin/sluice worker --config /etc/sluice/%i.yaml");
+    expect(readme).toContain("sluice worker --check --config /etc/sluice/host1.yaml");
   });
 });

@@ -13,7 +13,7 @@ import {
   runBulk,
 } from "../bulk.js";
 import { withSluice } from "../context.js";
-import { CommandFailed, UsageError } from "../errors.js";
+import { CommandFailed, checkQueueName, UsageError } from "../errors.js";
 import { addFilterOptions } from "../filters.js";
 
 const RETRYABLE = ["dead", "cancelled", "completed", "scheduled"] as const;
@@ -111,7 +111,8 @@ export function registerBulkCommands(program: Command): void {
       "  $ sluice move --queue seo --state dead --to seo_retry --dry-run",
     (flags) => {
       const to = flags.to;
-      if (typeof to !== "string" || to === "") throw new UsageError("move needs --to <queue>");
+      if (typeof to !== "string") throw new UsageError("move needs --to <queue>");
+      checkQueueName(to, "--to"); // before anything is counted or asked
       return {
         name: "move",
         past: "moved",

@@ -13,11 +13,13 @@ export interface QueueInfo {
   waiting: number;
   active: number;
   scheduled: number;
+  /** Scheduled jobs whose run time has passed: backlog, like waiting (a worker promotes them when it claims). */
+  due: number;
   blocked: number;
   dead: number;
   completed: number;
   cancelled: number;
-  /** Age of the oldest waiting job, ms. */
+  /** Age of the oldest job ready to run (waiting, or scheduled and due), ms; 0 when none is. */
   latencyMs: number;
   paused: boolean;
   pausedUntil: number | null;
@@ -55,6 +57,7 @@ export async function gatherInfo(sluice: Sluice): Promise<InfoReport> {
       waiting: q.counts.waiting,
       active: q.counts.active,
       scheduled: q.counts.scheduled,
+      due: q.due,
       blocked: q.counts.blocked,
       dead: q.counts.dead,
       completed: q.counts.completed,
@@ -81,9 +84,14 @@ export function renderInfo(report: InfoReport, colour: boolean): string {
       { header: "waiting", value: (q) => String(q.waiting), align: "right" },
       { header: "active", value: (q) => String(q.active), align: "right" },
       { header: "scheduled", value: (q) => String(q.scheduled), align: "right" },
+      { header: "due", value: (q) => n(q.due, c.yellow), align: "right" },
       { header: "dead", value: (q) => n(q.dead, c.red), align: "right" },
       { header: "completed", value: (q) => String(q.completed), align: "right" },
-      { header: "latency", value: (q) => (q.waiting > 0 ? durationCell(q.latencyMs) : "-"), align: "right" },
+      {
+        header: "latency",
+        value: (q) => (q.waiting + q.due > 0 ? durationCell(q.latencyMs) : "-"),
+        align: "right",
+      },
       { header: "done/min", value: (q) => String(q.throughputPerMin), align: "right" },
       {
         header: "status",
@@ -118,7 +126,7 @@ export function renderInfo(report: InfoReport, colour: boolean): string {
 export function registerInfo(program: Command): void {
   program
     .command("info")
-    .description("queues (waiting, active, scheduled, dead, completed, latency, throughput) and workers")
+    .description("queues (waiting, active, scheduled, due, dead, completed, latency, throughput) and workers")
     .option("--json", "print JSON (shape in docs/cli.md)")
     .addHelpText(
       "after",

@@ -42,12 +42,21 @@ export async function gatherStats(sluice: Sluice, sinceMs: number): Promise<Stat
     .sort((a, b) => a.hour - b.hour || a.queue.localeCompare(b.queue));
 }
 
-/** CSV with a header line; hours in ISO-8601 UTC, durations in ms (empty when none). */
-export function toCsv(rows: readonly StatsRowReport[]): string {
-  const header = "hour,queue,completed,failed,dead,p50_ms,p95_ms";
+/** CSV header line of `sluice stats --csv`. */
+export const CSV_HEADER = "hour,queue,completed,failed,dead,p50_ms,p95_ms";
+
+/**
+ * CSV, one line per queue and hour, with a header line unless `header: false` (appending to a file that
+ * has one); hours in ISO-8601 UTC, durations in ms (empty when none). No rows and no header: empty.
+ */
+export function toCsv(rows: readonly StatsRowReport[], options: { header?: boolean } = {}): string {
   const cell = (v: number | null) => (v === null ? "" : String(v));
   const quote = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  return `${[header, ...rows.map((r) => [r.hourIso, quote(r.queue), r.completed, r.failed, r.dead, cell(r.p50Ms), cell(r.p95Ms)].join(","))].join("\n")}\n`;
+  const lines = rows.map((r) =>
+    [r.hourIso, quote(r.queue), r.completed, r.failed, r.dead, cell(r.p50Ms), cell(r.p95Ms)].join(","),
+  );
+  if (options.header !== false) lines.unshift(CSV_HEADER);
+  return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }
 
 /** Registers `sluice stats`. */
@@ -57,17 +66,19 @@ export function registerStats(program: Command): void {
     .description("throughput, failures and duration percentiles per queue and hour (capacity planning)")
     .option("--since <duration>", "how far back (rounded out to whole hours)", "24h")
     .option("--csv", "print CSV (hour,queue,completed,failed,dead,p50_ms,p95_ms)")
+    .option("--no-header", "with --csv: no header line (when appending to a file that has one)")
     .option("--json", "print JSON (shape in docs/cli.md)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ sluice stats --since 24h\n  $ sluice stats --since 7d --csv >> capacity.csv",
+      "\nExamples:\n  $ sluice stats --since 24h\n  $ sluice stats --since 7d --csv > capacity.csv\n" +
+        "  $ sluice stats --since 1h --csv --no-header >> capacity.csv   # hourly from cron",
     )
-    .action(async (opts: { since: string; csv?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { since: string; csv?: boolean; json?: boolean; header: boolean }, cmd: Command) => {
       const sinceMs = durationFlag(opts.since, "--since");
       await withSluice(cmd, async (sluice) => {
         const rows = await gatherStats(sluice, sinceMs);
         if (opts.json) return void process.stdout.write(toJson(rows));
-        if (opts.csv) return void process.stdout.write(toCsv(rows));
+        if (opts.csv) return void process.stdout.write(toCsv(rows, { header: opts.header }));
         process.stdout.write(
           renderTable(
             [

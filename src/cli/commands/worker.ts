@@ -5,11 +5,15 @@
  *
  * Task handlers come from `--tasks <module>` (or `tasks:` in the config file): an ES module whose default
  * export is `(sluice: Sluice) => void | Promise<void>` and defines the tasks on the instance it is given.
+ * Without one the worker refuses to start (exit 2): it would claim jobs and send every one to dead with
+ * NO_HANDLER. `--check` validates the config and the tasks module, prints what would run, and exits 0
+ * without connecting to the store.
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { pino } from "pino";
+import type { RegisteredTask } from "../../client/registry.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
 import { loadWorkerConfig, parseQueuesFlag, resolveUrl, type WorkerFileConfig } from "../config.js";
 import { globals } from "../context.js";
@@ -26,7 +30,14 @@ interface WorkerFlags {
   tasks?: string;
   shutdownGrace?: string;
   lease?: string;
+  check?: boolean;
 }
+
+/** The refusal when no tasks module is given: how to give one. */
+export const NO_TASKS_MESSAGE =
+  "no task handlers: every job this worker claimed would go dead with NO_HANDLER, so it does not start. " +
+  "Pass --tasks <module> (an ES module whose default export (sluice) => { sluice.task(…) } defines them), " +
+  "or set tasks: /path/to/tasks.js in the config file given with --config";
 
 /** Imports the tasks module and lets it define tasks on `sluice`. */
 export async function loadTasks(path: string, sluice: Sluice): Promise<void> {
@@ -43,6 +54,11 @@ export async function loadTasks(path: string, sluice: Sluice): Promise<void> {
     );
   }
   await (mod.default as TasksModule)(sluice);
+  if (sluice.tasks.size === 0) {
+    throw new UsageError(
+      `tasks module ${path} defined no task: its default export must call sluice.task(name, { queue, run }) for each task`,
+    );
+  }
 }
 
 /** Registers `sluice worker`. */
@@ -59,9 +75,14 @@ export function registerWorker(program: Command): void {
     .option("--tasks <module>", "ES module whose default export (sluice) => void defines the task handlers")
     .option("--shutdown-grace <duration>", "grace before running jobs are aborted and released on stop")
     .option("--lease <duration>", "lease length (a silent worker's jobs are recovered after it)")
+    .option(
+      "--check",
+      "validate the config and the tasks module, print what would run, exit 0 without starting",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  $ sluice worker --config /etc/sluice/host1.yaml\n" +
+        "  $ sluice worker --check --config /etc/sluice/host1.yaml   # before a deploy\n" +
         "  $ sluice worker --queues rag_processing --concurrency 4 --tasks ./dist/tasks.js\n\n" +
         "Log level: SLUICE_LOG_LEVEL (default info).",
     )
@@ -75,7 +96,12 @@ export function registerWorker(program: Command): void {
       }
       if (flags.lease !== undefined) options.leaseMs = durationFlag(flags.lease, "--lease");
       const tasks = flags.tasks ?? file.tasks;
+      if (!tasks) throw new UsageError(NO_TASKS_MESSAGE);
       const flagUrl = globals(cmd).url;
+      if (flags.check) {
+        await checkOnly(tasks, options, flags.config);
+        return;
+      }
       const url =
         flagUrl === undefined && !process.env.SLUICE_URL && file.url
           ? { url: file.url, source: flags.config ?? "" }
@@ -83,11 +109,11 @@ export function registerWorker(program: Command): void {
 
       const logger = pino({ level: process.env.SLUICE_LOG_LEVEL ?? "info" });
       const sluice = new Sluice({ url: url.url, logger });
-      if (tasks) await loadTasks(tasks, sluice);
-      if (sluice.tasks.size === 0) {
-        logger.warn(
-          "no task handlers defined (pass --tasks <module>): jobs claimed here fail with NO_HANDLER",
-        );
+      try {
+        await loadTasks(tasks, sluice);
+      } catch (error) {
+        await sluice.close().catch(() => {});
+        throw error;
       }
       let worker: ReturnType<Sluice["worker"]>;
       try {
@@ -129,4 +155,44 @@ export function registerWorker(program: Command): void {
       // Stay alive until a signal has stopped the worker (a failed stop rejects: exit 1).
       await done;
     });
+}
+
+/**
+ * `sluice worker --check`: loads the tasks module on an instance that never connects, builds the worker
+ * (validating its options) without starting it, prints what would run and returns (exit 0). Problems exit
+ * 2 as they would on a real start.
+ */
+async function checkOnly(tasks: string, options: WorkerOptions, config: string | undefined): Promise<void> {
+  // Never opened: creating tasks and a worker does not touch a store.
+  const sluice = new Sluice({ url: "sqlite::memory:", logger: pino({ level: "silent" }) });
+  try {
+    await loadTasks(tasks, sluice);
+    try {
+      sluice.worker(options);
+    } catch (error) {
+      throw new UsageError(`invalid worker options: ${(error as Error).message}`);
+    }
+    const queues = (options.queues ?? ["default"]).map((q) =>
+      Array.isArray(q)
+        ? { name: String(q[0]), shown: `${q[0]}:${q[1]}` }
+        : { name: String(q), shown: String(q) },
+    );
+    const served = new Set(queues.map((q) => q.name));
+    const queueOf = (t: RegisteredTask) => t.defaults.queue ?? "default";
+    const unserved = [...sluice.tasks.values()].filter((t) => !served.has(queueOf(t)));
+    const lines = [
+      `config ok${config ? `: ${config}` : ""} (nothing started)`,
+      `  queues       ${queues.map((q) => q.shown).join(", ")}`,
+      `  concurrency  ${options.concurrency ?? 10}`,
+      `  tasks        ${[...sluice.tasks.keys()].join(", ")} (from ${tasks})`,
+    ];
+    if (unserved.length > 0) {
+      lines.push(
+        `  note: none of these queues runs ${unserved.map((t) => `${t.name} (queue ${queueOf(t)})`).join(", ")}`,
+      );
+    }
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    await sluice.close().catch(() => {});
+  }
 }

@@ -8,8 +8,10 @@
  * notExpr    := "not" notExpr | primary
  * primary    := "(" expr ")" | comparison
  * comparison := path op literal
- * path       := name ( "." name )*          name: letters, digits, _ $ - (not starting with a digit or -),
- *                                            or digits alone after a dot (array index: items.0.size)
+ * path       := segment ( "." segment )*    segment: a name — letters of any script, digits, _ $ -
+ *                                            (not starting with a digit or -; digits alone after a dot
+ *                                            are an array index: items.0.size) — or a quoted name
+ *                                            ('file size', "a.b") for any other characters
  * op         := "=" | "==" | "!=" | ">" | ">=" | "<" | "<="
  * literal    := number | 'string' | "string" | true | false | null
  * ```
@@ -63,11 +65,13 @@ export function parseWhere(source: string): Expr {
       if (close.type !== "rparen") fail(close, `')' to close the '(' at column ${t.pos + 1}, or and/or`);
       return inner;
     }
-    if (t.type !== "path") return fail(t, "a payload field (e.g. fileSizeMb or doc.size), 'not' or '('");
+    // A quoted name alone ('file size' > 1) is lexed as a string: in a field's place it is that field.
+    const path = t.type === "path" ? t.segments : t.type === "string" ? [t.value] : null;
+    if (path === null) return fail(t, "a payload field (e.g. fileSizeMb or doc.size), 'not' or '('");
     const op = next();
     if (op.type !== "op") return fail(op, "a comparison operator (= != > >= < <=)");
     const value = parseLiteral(next());
-    return { kind: "compare", path: t.segments, op: op.value, value };
+    return { kind: "compare", path, op: op.value, value };
   };
   const parseLiteral = (t: Token): Literal => {
     if (t.type === "number" || t.type === "string") return t.value;

@@ -1,0 +1,4 @@
+/** `sluice doctor` on redis: every check's bad situation built for real (see ./suite.ts). */
+import { doctorSuite } from "./suite.js";
+
+doctorSuite("redis");
