@@ -3,6 +3,10 @@
  *
  *   ingest-document (rag_ingest) ──fan-out──► embed-chunk × N (rag_embed) ──last chunk──► index-document (rag_index)
  *
+ * The chunk enqueued last starts the indexing when it has run; other chunks of the document may still be
+ * running or retrying then. A fan-in that waits for every chunk is what flows (dependsOn, batches with a
+ * completion callback) add; the demo does not pretend to have it.
+ *
  * with the failures a real pipeline meets: a parser that crashes once (retried), an embedding API that
  * answers 503 now and then (retried with backoff) and 429 rarely (the queue pauses), and a corrupt PDF
  * that is discarded straight to dead.
