@@ -1,6 +1,7 @@
 /** The admin API: counts, latency, listing with cursors, retry / cancel / delete by filter, pause, retention. */
 import { describe, expect, it } from "vitest";
-import { JobNotFoundError } from "../../src/index.js";
+import { JobNotFoundError, silentLogger } from "../../src/index.js";
+import { Maintenance } from "../../src/runtime/maintenance.js";
 import type { ConformanceContext } from "./context.js";
 import { until } from "./context.js";
 
@@ -398,6 +399,31 @@ export function adminTests(ctx: ConformanceContext): void {
       const left = await Promise.all(counted.map((c) => store.getJob(c.id)));
       expect(left.filter((j) => j !== null)).toHaveLength(2);
       expect((await store.getJob(kept.id))?.state).toBe("completed");
+    });
+
+    it("keeps up with retention in one maintenance pass when more jobs expired than one prune batch", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const store = await sluice.store();
+      const total = 12_000; // more than one prune batch (5,000) of the maintenance pass
+      for (let n = 0; n < total; n += 2_000) {
+        await sluice.enqueueMany(
+          "expiring",
+          Array.from({ length: 2_000 }, () => ({ payload: {}, options: { queue, retention: { ageMs: 0 } } })),
+        );
+        const jobs = await store.claim({ queues: [queue], limit: 2_000, workerId: "w/1/a", leaseMs: 60_000 });
+        await store.complete(jobs.map((j) => ({ id: j.id, token: j.leaseToken, result: null })));
+      }
+      const completed = async () =>
+        (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.completed ?? 0;
+      expect(await completed()).toBe(total);
+      const maintenance = new Maintenance(store, sluice.events, silentLogger(), {
+        owner: "retention-test",
+        intervalMs: 5_000,
+      });
+      await maintenance.pass();
+      expect(await completed()).toBe(0);
+      await maintenance.stop();
     });
   });
 }
