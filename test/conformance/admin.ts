@@ -64,6 +64,10 @@ export function adminTests(ctx: ConformanceContext): void {
       expect(odd.jobs).toHaveLength(12);
       const none = await sluice.admin.listJobs({ queue, task: "other" });
       expect(none.jobs).toEqual([]);
+      await expect(sluice.admin.listJobs({ queue }, { cursor: "not-a-cursor" })).rejects.toMatchObject({
+        code: "INVALID_OPTION",
+        field: "cursor",
+      });
     });
 
     it("gets a job with every attempt's error, and throws JobNotFoundError for an unknown id", async () => {

@@ -131,6 +131,18 @@ export function lifecycleTests(ctx: ConformanceContext): void {
         },
       );
       expect(again).toMatchObject({ id: windowed.id, created: false });
+      // Once its window has passed, a key no longer deduplicates, whatever state its job is in.
+      const brief = {
+        key: "brief",
+        windowMs: 50,
+        states: ["completed", "waiting", "active", "scheduled"],
+      } as const;
+      const first = await task.enqueue({}, { uniqueKey: { ...brief, states: [...brief.states] } });
+      const later = await until("the window passed", async () => {
+        const r = await task.enqueue({}, { uniqueKey: { ...brief, states: [...brief.states] } });
+        return r.created ? r : null;
+      });
+      expect(later.id).not.toBe(first.id);
     });
 
     it("stores progress and log lines written by the handler", async () => {

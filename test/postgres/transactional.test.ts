@@ -4,7 +4,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sluice, silentLogger } from "../../src/index.js";
+import { Sluice, StoreUnavailableError, silentLogger } from "../../src/index.js";
 import type { StoreSignal } from "../../src/store/contract.js";
 import type { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import {
@@ -69,6 +69,24 @@ describe("postgres transactional enqueue", () => {
       client.release();
     }
     expect(await store.getJob(id)).toBeNull(); // …and gone with it
+  });
+
+  it("says the application's transaction must be rolled back when the enqueue inside it fails", async () => {
+    const [existing] = await store.enqueue([newJob({ queue: "txn" })]);
+    const client = await app.connect();
+    try {
+      await client.query("BEGIN");
+      // A non-idempotent job reusing a stored id: the insert is refused, which aborts the transaction.
+      const error = await store
+        .enqueue([newJob({ queue: "txn", id: existing!.id })], { transaction: client })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect((error as Error).message).toMatch(/transaction is aborted now: roll it back/);
+      expect(error).toMatchObject({ rejected: true });
+      await client.query("ROLLBACK");
+    } finally {
+      client.release();
+    }
   });
 
   it("works through the public API and with an ORM-style handle whose query() returns the rows array", async () => {

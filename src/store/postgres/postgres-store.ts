@@ -14,7 +14,7 @@
  * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
  */
 import pg from "pg";
-import { ClosedError, SluiceError, StoreUnavailableError } from "../../core/errors.js";
+import { ClosedError, SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import { addHistograms, latest, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
@@ -338,7 +338,14 @@ export class PostgresStore implements Store {
       try {
         return await this.enqueueOn(transaction, jobs);
       } catch (error) {
-        throw toStoreError(error, "enqueue in the application's transaction", this.config.location);
+        const failure = toStoreError(error, "enqueue in the application's transaction", this.config.location);
+        if (!(failure instanceof StoreUnavailableError)) throw failure;
+        // PostgreSQL aborts the whole transaction on an error: say so, or the application's next statement
+        // fails with "current transaction is aborted" and nobody knows why.
+        throw new StoreUnavailableError(
+          `${failure.message}; the application's transaction is aborted now: roll it back (ROLLBACK) and retry`,
+          { cause: error, rejected: failure.rejected },
+        );
       }
     }
     if (!jobs.some(dedupesByKey)) {
@@ -745,7 +752,11 @@ export class PostgresStore implements Store {
     if (request.cursor) {
       const cursor = Number(request.cursor);
       if (!Number.isSafeInteger(cursor)) {
-        throw new SluiceError("INVALID_OPTION", `cursor "${request.cursor}" is not one this store returned`);
+        throw new ValidationError(
+          "INVALID_OPTION",
+          `cursor "${request.cursor}" is not one this store returned: pass the nextCursor of the previous page, or none for the first`,
+          { field: "cursor" },
+        );
       }
       params.push(cursor);
       where.push(order === "desc" ? `seq < $${params.length}` : `seq > $${params.length}`);

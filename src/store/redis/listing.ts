@@ -4,7 +4,7 @@
  * to the least advanced frontier is complete, so only that part of the merge is returned or used as the
  * next starting point.
  */
-import { SluiceError } from "../../core/errors.js";
+import { ValidationError } from "../../core/errors.js";
 
 /** A position in the listing order: seq, then id (seq values of different queues may tie). */
 export interface ListPosition {
@@ -36,7 +36,11 @@ export function decodeCursor(cursor: string | null | undefined): ListPosition | 
   } catch {
     // fall through to the error below
   }
-  throw new SluiceError("INVALID_OPTION", `cursor "${cursor}" is not one this store returned`);
+  throw new ValidationError(
+    "INVALID_OPTION",
+    `cursor "${cursor}" is not one this store returned: pass the nextCursor of the previous page, or none for the first`,
+    { field: "cursor" },
+  );
 }
 
 /** Fetches up to `limit` matches of `queue` strictly after `from` in listing order. */

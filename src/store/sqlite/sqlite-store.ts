@@ -16,7 +16,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
-import { SluiceError, StoreUnavailableError } from "../../core/errors.js";
+import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import { addHistograms, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
@@ -744,9 +744,10 @@ export class SqliteStore implements Store {
       if (request.cursor) {
         const cursor = Number(request.cursor);
         if (!Number.isSafeInteger(cursor)) {
-          throw new SluiceError(
+          throw new ValidationError(
             "INVALID_OPTION",
-            `cursor "${request.cursor}" is not one this store returned`,
+            `cursor "${request.cursor}" is not one this store returned: pass the nextCursor of the previous page, or none for the first`,
+            { field: "cursor" },
           );
         }
         where.push(order === "desc" ? "seq < ?" : "seq > ?");
