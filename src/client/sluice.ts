@@ -12,7 +12,7 @@ import type { JobRecord, JobState, Json } from "../core/job.js";
 import { defaultLogger, type Logger } from "../core/logger.js";
 import { type JobOptions, resolveJobOptions, validateJobOptions, validateTaskName } from "../core/options.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
-import { SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
+import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { Worker, type WorkerOptions } from "../runtime/worker.js";
 import type { NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
@@ -271,20 +271,7 @@ export class Sluice {
     if (jobs.length === 0) return [];
     const store = await this.store();
     const results = await store.enqueue(jobs, transaction === undefined ? undefined : { transaction });
-    if (this.events.wants("enqueued")) {
-      const at = Date.now();
-      results.forEach((r, i) => {
-        const job = jobs[i] as NewJob;
-        this.events.emit("enqueued", {
-          jobId: r.id,
-          queue: job.queue,
-          task: job.task,
-          at,
-          state: r.state,
-          created: r.created,
-        });
-      });
-    }
+    emitEnqueued(this.events, jobs, results);
     return results;
   }
 

@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { AttemptError, JobState, Json } from "../core/job.js";
+import type { EnqueueResult, NewJob } from "../store/contract.js";
 
 interface JobEventBase {
   jobId: string;
@@ -57,4 +58,25 @@ export class SluiceEventEmitter extends EventEmitter<SluiceEvents> {
     if (event === "error" && this.listenerCount("error") === 0) return false;
     return (super.emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
   }
+}
+
+/** Emits `enqueued` for each stored job (results in the order of `jobs`), when anyone listens. */
+export function emitEnqueued(
+  events: SluiceEventEmitter,
+  jobs: readonly NewJob[],
+  results: readonly EnqueueResult[],
+): void {
+  if (!events.wants("enqueued")) return;
+  const at = Date.now();
+  results.forEach((result, i) => {
+    const job = jobs[i] as NewJob;
+    events.emit("enqueued", {
+      jobId: result.id,
+      queue: job.queue,
+      task: job.task,
+      at,
+      state: result.state,
+      created: result.created,
+    });
+  });
 }

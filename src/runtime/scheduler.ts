@@ -9,7 +9,7 @@
 import { planFiring, scheduleJobId, type Timing } from "../core/cron.js";
 import type { Logger } from "../core/logger.js";
 import type { NewJob, ScheduleRecord, Store } from "../store/contract.js";
-import type { SluiceEventEmitter } from "./events.js";
+import { emitEnqueued, type SluiceEventEmitter } from "./events.js";
 
 /** The tick timing of a stored schedule. */
 export function timingOf(schedule: ScheduleRecord): Timing {
@@ -74,19 +74,7 @@ export class Scheduler {
         },
         skipped ? "schedule missed its ticks (policy skip): nothing enqueued" : "schedule fired",
       );
-      if (this.events.wants("enqueued")) {
-        results.forEach((result, i) => {
-          const job = jobs[i] as NewJob;
-          this.events.emit("enqueued", {
-            jobId: result.id,
-            queue: job.queue,
-            task: job.task,
-            at: Date.now(),
-            state: result.state,
-            created: result.created,
-          });
-        });
-      }
+      emitEnqueued(this.events, jobs, results);
     }
     return earliest;
   }

@@ -82,3 +82,32 @@ export function rowToSchedule(row: ScheduleRow): ScheduleRecord {
     updatedAt: Number(row.updated_at),
   };
 }
+
+/**
+ * The `ON CONFLICT (name) DO UPDATE SET` clause of a schedule upsert (`table` = how the stored row is
+ * named): the same definition version keeps its clock (next tick, updated time); a new one takes the new.
+ */
+export function scheduleUpsertSet(table: string): string {
+  const keep = (column: string) =>
+    `${column} = CASE WHEN ${table}.version = excluded.version THEN ${table}.${column} ELSE excluded.${column} END`;
+  return `${keep("next_at")}, ${keep("updated_at")},
+    version = excluded.version, task = excluded.task, queue = excluded.queue, cron = excluded.cron,
+    timezone = excluded.timezone, every_ms = excluded.every_ms, missed = excluded.missed,
+    template = excluded.template`;
+}
+
+/** A schedule's columns in the order of the upsert: name, version, … next_at (updated_at is the store's). */
+export function scheduleValues(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): unknown[] {
+  return [
+    schedule.name,
+    schedule.version,
+    schedule.task,
+    schedule.queue,
+    schedule.cron,
+    schedule.timezone,
+    schedule.everyMs,
+    schedule.missed,
+    JSON.stringify(schedule.template),
+    schedule.nextAt,
+  ];
+}

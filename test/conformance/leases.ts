@@ -1,6 +1,7 @@
 /** Ownership: fencing, lease expiry and recovery, graceful stop, crashes and several worker processes. */
 import { describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/index.js";
+import { overrideStore } from "../support/store-proxy.js";
 import type { ConformanceContext } from "./context.js";
 import { deferred, until } from "./context.js";
 
@@ -280,19 +281,13 @@ export function leaseTests(ctx: ConformanceContext): void {
       const entered = deferred();
       let holdClaims = false;
       // The same store, with claims held at a gate while the test stops the worker.
-      const store = new Proxy(real, {
-        get(target, prop) {
-          if (prop === "claim") {
-            return async (request: Parameters<typeof target.claim>[0]) => {
-              if (holdClaims) {
-                entered.resolve();
-                await gate.promise;
-              }
-              return target.claim(request);
-            };
+      const store = overrideStore(real, {
+        claim: async (request) => {
+          if (holdClaims) {
+            entered.resolve();
+            await gate.promise;
           }
-          const value: unknown = Reflect.get(target, prop, target);
-          return typeof value === "function" ? value.bind(target) : value;
+          return real.claim(request);
         },
       });
       const sluice = ctx.sluice({ store });
@@ -320,19 +315,13 @@ export function leaseTests(ctx: ConformanceContext): void {
       let refuse = true;
       let refused = 0;
       // The same store, whose completions fail as if it were unreachable until the test lets them through.
-      const store = new Proxy(real, {
-        get(target, prop) {
-          if (prop === "complete") {
-            return async (requests: Parameters<typeof target.complete>[0]) => {
-              if (refuse) {
-                refused++;
-                throw new StoreUnavailableError("store unreachable (simulated)");
-              }
-              return target.complete(requests);
-            };
+      const store = overrideStore(real, {
+        complete: async (requests) => {
+          if (refuse) {
+            refused++;
+            throw new StoreUnavailableError("store unreachable (simulated)");
           }
-          const value: unknown = Reflect.get(target, prop, target);
-          return typeof value === "function" ? value.bind(target) : value;
+          return real.complete(requests);
         },
       });
       const sluice = ctx.sluice({ store });
@@ -362,16 +351,10 @@ export function leaseTests(ctx: ConformanceContext): void {
       const real = await base.store();
       const gate = deferred();
       // The same store, whose completions wait at a gate: a store that writes slower than handlers finish.
-      const store = new Proxy(real, {
-        get(target, prop) {
-          if (prop === "complete") {
-            return async (requests: Parameters<typeof target.complete>[0]) => {
-              await gate.promise;
-              return target.complete(requests);
-            };
-          }
-          const value: unknown = Reflect.get(target, prop, target);
-          return typeof value === "function" ? value.bind(target) : value;
+      const store = overrideStore(real, {
+        complete: async (requests) => {
+          await gate.promise;
+          return real.complete(requests);
         },
       });
       const sluice = ctx.sluice({ store });

@@ -15,13 +15,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { Sluice, StoreUnavailableError } from "../../src/index.js";
-import { leaseExpiredReason } from "../../src/store/contract.js";
 import { RedisStore } from "../../src/store/redis/redis-store.js";
 import {
   atMost,
   capturingLogger,
   ERROR,
   expectGrowingBackoff,
+  expectRecoveredWithNothingLost,
   INFO,
   linesWith,
   maxAttemptsWithin,
@@ -157,48 +157,18 @@ describe("redis restart", () => {
         100,
       );
 
-      // No job lost, none dead, none left behind, nothing extra (the rejected enqueue wrote nothing); every
-      // job ran at least once and is completed.
-      const [stats] = (await admin.stats()).filter((s) => s.queue === QUEUE);
-      expect(stats?.counts).toMatchObject({
-        waiting: 0,
-        active: 0,
-        scheduled: 0,
-        dead: 0,
-        cancelled: 0,
-        completed: total,
+      await expectRecoveredWithNothingLost({
+        store: admin,
+        queue: QUEUE,
+        enqueued,
+        runs,
+        firstRunAt,
+        orphans,
+        crashed: CRASHED,
+        workerId: worker.id,
+        downUntil,
+        workerLines: workerLogs.lines,
       });
-      for (const job of enqueued) {
-        expect(runs.get(job.id) ?? 0, `runs of ${job.id}`).toBeGreaterThanOrEqual(1);
-        expect((await admin.getJob(job.id))?.state).toBe("completed");
-      }
-
-      // The orphans were recovered after the restart (their lease expired while Redis was down), with the
-      // lease-expired reason on record, and first ran then.
-      for (const orphan of orphans) {
-        const job = await admin.getJob(orphan.id);
-        const [first, ...later] = job?.errors ?? [];
-        expect(first).toMatchObject({
-          outcome: "lease-expired",
-          message: leaseExpiredReason(CRASHED),
-          workerId: CRASHED,
-        });
-        expect(first!.at).toBeGreaterThanOrEqual(downUntil);
-        // At least once: a later attempt may also have lost its lease (a completion queued right after the
-        // reconnect can wait behind the write batcher's retry sleep longer than this short lease), but it
-        // is never a failure of the job.
-        for (const error of later) {
-          expect(error).toMatchObject({ outcome: "lease-expired", workerId: worker.id });
-        }
-        expect(firstRunAt.get(orphan.id)).toBeGreaterThanOrEqual(downUntil);
-      }
-      const recoveredLines = linesWith(workerLogs.lines, "recovered job with expired lease", downUntil);
-      for (const orphan of orphans) {
-        expect(recoveredLines.find((l) => l.jobId === orphan.id)).toMatchObject({
-          level: WARN,
-          reason: leaseExpiredReason(CRASHED),
-        });
-      }
 
       // Logs clearly and backs off: every failed claim is an error line naming the store and the cause, all
       // of them during the outage, with a failure count and a retry delay that grows to a cap.

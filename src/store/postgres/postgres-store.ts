@@ -55,7 +55,13 @@ import {
   REPRIORITIZABLE_STATES,
 } from "../contract.js";
 import type { StoreOptions } from "../index.js";
-import { retentionColumns, rowToSchedule, type ScheduleRow } from "../sql-common.js";
+import {
+  retentionColumns,
+  rowToSchedule,
+  type ScheduleRow,
+  scheduleUpsertSet,
+  scheduleValues,
+} from "../sql-common.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { toStoreError } from "./errors.js";
 import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./listener.js";
@@ -952,25 +958,9 @@ export class PostgresStore implements Store {
       `INSERT INTO ${this.s}.schedules AS s (name, version, task, queue, cron, timezone, every_ms, missed, template,
          next_at, last_tick_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, ${NOW_MS})
-       ON CONFLICT (name) DO UPDATE SET
-         next_at = CASE WHEN s.version = EXCLUDED.version THEN s.next_at ELSE EXCLUDED.next_at END,
-         updated_at = CASE WHEN s.version = EXCLUDED.version THEN s.updated_at ELSE EXCLUDED.updated_at END,
-         version = EXCLUDED.version, task = EXCLUDED.task, queue = EXCLUDED.queue, cron = EXCLUDED.cron,
-         timezone = EXCLUDED.timezone, every_ms = EXCLUDED.every_ms, missed = EXCLUDED.missed,
-         template = EXCLUDED.template
+       ON CONFLICT (name) DO UPDATE SET ${scheduleUpsertSet("s")}
        RETURNING *`,
-      [
-        schedule.name,
-        schedule.version,
-        schedule.task,
-        schedule.queue,
-        schedule.cron,
-        schedule.timezone,
-        schedule.everyMs,
-        schedule.missed,
-        JSON.stringify(schedule.template),
-        schedule.nextAt,
-      ],
+      scheduleValues(schedule),
     );
     return rowToSchedule(rows[0] as ScheduleRow);
   }

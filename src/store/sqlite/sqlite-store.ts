@@ -56,7 +56,13 @@ import {
   REPRIORITIZABLE_STATES,
 } from "../contract.js";
 import type { StoreOptions } from "../index.js";
-import { retentionColumns, rowToSchedule, type ScheduleRow } from "../sql-common.js";
+import {
+  retentionColumns,
+  rowToSchedule,
+  type ScheduleRow,
+  scheduleUpsertSet,
+  scheduleValues,
+} from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
@@ -904,26 +910,9 @@ export class SqliteStore implements Store {
         `INSERT INTO schedules (name, version, task, queue, cron, timezone, every_ms, missed, template, next_at,
            last_tick_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
-         ON CONFLICT (name) DO UPDATE SET
-           next_at = CASE WHEN schedules.version = excluded.version THEN schedules.next_at ELSE excluded.next_at END,
-           updated_at = CASE WHEN schedules.version = excluded.version THEN schedules.updated_at ELSE excluded.updated_at END,
-           version = excluded.version, task = excluded.task, queue = excluded.queue, cron = excluded.cron,
-           timezone = excluded.timezone, every_ms = excluded.every_ms, missed = excluded.missed,
-           template = excluded.template
+         ON CONFLICT (name) DO UPDATE SET ${scheduleUpsertSet("schedules")}
          RETURNING *`,
-      ).get(
-        schedule.name,
-        schedule.version,
-        schedule.task,
-        schedule.queue,
-        schedule.cron,
-        schedule.timezone,
-        schedule.everyMs,
-        schedule.missed,
-        JSON.stringify(schedule.template),
-        schedule.nextAt,
-        Date.now(),
-      ) as ScheduleRow;
+      ).get(...scheduleValues(schedule), Date.now()) as ScheduleRow;
       return rowToSchedule(row);
     });
   }
