@@ -116,7 +116,8 @@ export async function runDev(
     `${table(final)}\nsummary: ${produced} documents enqueued, ${completed} jobs completed, ${dead} dead\n`,
   );
   options.out.write(
-    "inspect dead jobs: the admin API (sluice.admin.listJobs({ state: 'dead' })) shows every attempt's error\n",
+    `inspect the dead job and every attempt's error: sluice jobs list --state dead --url ${sluice.safeUrl}\n` +
+      "then: sluice jobs show <id>, and sluice retry <id> to run it again\n",
   );
   return { completed, dead };
 }
