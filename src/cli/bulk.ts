@@ -293,17 +293,16 @@ export async function runBulk(
       }
       return false;
     }
-    // One walk in enqueue order with the listing cursor; each page is acted on by id.
-    let cursor: string | null = null;
-    do {
-      await yieldToEventLoop();
-      if (signal.aborted) return true;
-      const page = await admin.listJobs(plan.filter, { limit: flags.batchSize, cursor, order: "asc" });
-      const batch = page.jobs.filter((job) => !action.applies || action.applies(job)).map((job) => job.id);
-      if (batch.length > 0) await act(batch);
-      cursor = page.nextCursor;
-    } while (cursor !== null);
-    return false;
+    // One walk over the filter, in batches: Admin lists the matches once by the listing cursor and acts
+    // on each page by id (a job that matches again after the action is not taken twice), yielding and
+    // checking the signal between batches.
+    const r = await action.run(admin, plan.filter, {
+      batchSize: flags.batchSize,
+      onProgress: (done) => bar.update(done),
+      signal,
+    });
+    add(total, r);
+    return signal.aborted;
   });
   bar.finish();
 

@@ -23,6 +23,19 @@ import type { TaskContext, TaskDefinition } from "./task.js";
 /** Options that make sense for one job only; a task definition that sets one is refused. */
 const PER_JOB_ONLY = ["jobId", "uniqueKey", "runAt", "delayMs"] as const;
 
+/** Throws INVALID_OPTION (field `<fieldPrefix>.<key>`) when `options` sets a per-job-only option. */
+function rejectPerJobOptions(
+  options: object | undefined,
+  fieldPrefix: string,
+  why: (key: string) => string,
+): void {
+  for (const key of PER_JOB_ONLY) {
+    if ((options as Record<string, unknown> | undefined)?.[key] !== undefined) {
+      throw new ValidationError("INVALID_OPTION", why(key), { field: `${fieldPrefix}.${key}` });
+    }
+  }
+}
+
 export interface SluiceOptions {
   /** Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`. */
   url?: string;
@@ -219,16 +232,13 @@ export class Sluice {
         );
       }
     }
-    for (const key of PER_JOB_ONLY) {
-      if ((jobOptions as Record<string, unknown>)[key] !== undefined) {
-        throw new ValidationError(
-          "INVALID_OPTION",
-          `task "${name}": ${key} belongs to one job, not to a task (every job of the task would share it); ` +
-            `pass it to enqueue(payload, { ${key} })`,
-          { field: `task.${key}` },
-        );
-      }
-    }
+    rejectPerJobOptions(
+      jobOptions,
+      "task",
+      (key) =>
+        `task "${name}": ${key} belongs to one job, not to a task (every job of the task would share it); ` +
+        `pass it to enqueue(payload, { ${key} })`,
+    );
     const defaults = validateJobOptions(jobOptions, "task");
     const validatedBackoff = backoff === undefined ? null : validateBackoff(backoff, "task.backoff");
     this.registry.set(name, {
@@ -332,15 +342,12 @@ export class Sluice {
     const timing = validateTiming(definition, "schedule");
     const missed = validateMissed(definition.missed, "schedule.missed");
     const task = definition.task instanceof Task ? definition.task.name : definition.task;
-    for (const key of PER_JOB_ONLY) {
-      if ((definition.options as Record<string, unknown> | undefined)?.[key] !== undefined) {
-        throw new ValidationError(
-          "INVALID_OPTION",
-          `${field}: ${key} cannot be set on a schedule's jobs (each tick's job has its own id and runs at its tick)`,
-          { field: `schedule.options.${key}` },
-        );
-      }
-    }
+    rejectPerJobOptions(
+      definition.options,
+      "schedule.options",
+      (key) =>
+        `${field}: ${key} cannot be set on a schedule's jobs (each tick's job has its own id and runs at its tick)`,
+    );
     const {
       id: _id,
       idempotent: _idempotent,

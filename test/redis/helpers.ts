@@ -2,12 +2,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { type Logger, silentLogger } from "../../src/core/logger.js";
 import { RedisStore } from "../../src/store/redis/redis-store.js";
+import { freePort } from "../support/free-port.js";
 import { until } from "../support/wait.js";
 
 /** The shared development server: only ever used under a fresh prefix, never reconfigured. */
@@ -64,19 +64,6 @@ export function eventually<T>(
   timeoutMs = 10_000,
 ): Promise<NonNullable<T>> {
   return until(what, check, timeoutMs, 20);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** Servers started here and not yet seen to exit: killed if the test process exits early. */
