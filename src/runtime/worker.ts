@@ -315,19 +315,20 @@ export class Worker {
     this.clearTimer("poll");
     this.clearTimer("due");
     // A claim in flight returns jobs this worker now holds: fetch() hands them back when it sees the state.
-    await this.fetchPass;
+    // Bounded like the last writes: a claim hung on a dead connection must not hold stop() forever.
+    if (!(await settlesWithin(this.fetchPass, FINAL_WRITES_MS))) {
+      this.logger.error(
+        { waitedMs: FINAL_WRITES_MS },
+        "claim still in flight at shutdown; its jobs are recovered when their leases expire",
+      );
+    }
     // Jobs held ahead never started: give them back at once (no attempt charged).
     await Promise.allSettled(
       this.buffer.splice(0).map((job) => this.releaseJob(job, "released: worker stopping")),
     );
     await this.maintenance?.stop();
     if (this.running.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, graceMs);
-      });
-      await Promise.race([Promise.all([...this.running.values()].map((r) => r.done)), graceOver]);
-      clearTimeout(timer);
+      await settlesWithin(Promise.all([...this.running.values()].map((r) => r.done)), graceMs);
     }
     if (this.running.size > 0) {
       const reason = new ShutdownAbort(graceMs);
@@ -370,15 +371,7 @@ export class Worker {
       await Promise.allSettled([...this.pendingWrites.keys()]);
       await this.flushStats();
     })();
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      written.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), FINAL_WRITES_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!late) return;
+    if (await settlesWithin(written, FINAL_WRITES_MS)) return;
     this.logger.error(
       { waitedMs: FINAL_WRITES_MS },
       "store unreachable at shutdown: unwritten outcomes are given up; those jobs are recovered when their leases expire",
@@ -915,6 +908,25 @@ export class Worker {
       const entry = this.running.get(id);
       if (entry && !entry.aborted) entry.abort(new CancelledError(id));
     }
+  }
+}
+
+/** Waits for `promise` at most `ms`; true when it settled in time. The timer never outlives the call. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
