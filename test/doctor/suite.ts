@@ -25,7 +25,7 @@ import {
 } from "../cli/helpers.js";
 import { drain, enqueue, open } from "../cli/seed.js";
 
-/** Every check `sluice doctor` runs, in report order. */
+/** Every check `sluice doctor` runs, in report order: written out, not imported, so a dropped or reordered check fails. */
 export const CHECK_IDS = [
   "store-reachable",
   "store-hazard",
