@@ -116,7 +116,7 @@ export class Admin {
 
   /** Counts per queue and state, latency, pause state. */
   async queues(): Promise<QueueOverview[]> {
-    const stats = await (await this.store()).stats();
+    const stats = await (await this.store()).queueStats();
     const now = Date.now();
     return stats.map((s) => ({
       ...s,
@@ -245,7 +245,7 @@ export class Admin {
     if (!dryRun && recovered.length > 0) {
       const at = Date.now();
       // As the automatic pass does: the roll-up counts the attempts, listeners see each job.
-      await store.addStats(recoveryStats(recovered, at));
+      await store.addHourlyStats(recoveryStats(recovered, at));
       for (const job of recovered) {
         this.events?.emit("recovered", {
           jobId: job.id,
@@ -268,7 +268,7 @@ export class Admin {
         field: "sinceMs",
       });
     }
-    const rows = await (await this.store()).readStats(hourOf(Date.now() - options.sinceMs));
+    const rows = await (await this.store()).readHourlyStats(hourOf(Date.now() - options.sinceMs));
     return rows.map((r) => ({
       queue: r.queue,
       hour: r.hour,

@@ -12,13 +12,13 @@ import type { JobRecord, JobState, Json } from "../core/job.js";
 import { defaultLogger, type Logger } from "../core/logger.js";
 import { type JobOptions, resolveJobOptions, validateJobOptions, validateTaskName } from "../core/options.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
+import type { RegisteredTask, TaskContext, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { Worker, type WorkerOptions } from "../runtime/worker.js";
 import type { NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
 import { Admin } from "./admin.js";
-import type { RegisteredTask } from "./registry.js";
-import type { TaskContext, TaskDefinition } from "./task.js";
+import { Task } from "./task.js";
 
 /** Options that make sense for one job only; a task definition that sets one is refused. */
 const PER_JOB_ONLY = ["jobId", "uniqueKey", "runAt", "delayMs"] as const;
@@ -79,39 +79,6 @@ const SCHEDULE_KEYS = ["task", "payload", "cron", "timezone", "every", "missed",
 export interface BatchItem<P> {
   payload: P;
   options?: JobOptions;
-}
-
-/** A defined task: enqueue its jobs, or run one inline. */
-export class Task<P = unknown, R = unknown> {
-  constructor(
-    private readonly sluice: Sluice,
-    readonly name: string,
-    readonly definition: TaskDefinition<P, R>,
-  ) {}
-
-  /** Queue this task's jobs go to unless an enqueue overrides it. */
-  get queue(): string {
-    return this.definition.queue ?? "default";
-  }
-
-  /** Enqueues one job. */
-  enqueue(payload: P, options?: JobOptions): Promise<EnqueuedJob> {
-    return this.sluice.enqueue(this.name, payload, options);
-  }
-
-  /** Enqueues many jobs in one transaction / round trip (all or none). */
-  enqueueMany(items: readonly BatchItem<P>[]): Promise<EnqueuedJob[]> {
-    return this.sluice.enqueueMany(this.name, items);
-  }
-
-  /**
-   * Runs the handler now, in this process, without the store (like Rails' `perform_now`, or the inline
-   * mode of seed 001's rollback plan). The payload is validated as at enqueue; `timeoutMs` applies;
-   * errors propagate to the caller; no retries.
-   */
-  runNow(payload: P): Promise<R> {
-    return this.sluice.runInline(this.name, payload) as Promise<R>;
-  }
 }
 
 /**

@@ -1,40 +1,37 @@
-/** Task definitions: what a job of a given name is, and (on workers) how to run it. */
-import type { StandardSchemaV1 } from "@standard-schema/spec";
-import type { ErrorMatcher } from "../core/errors.js";
-import type { JobRecord, Json } from "../core/job.js";
+/** The `Task` object `sluice.task()` returns: enqueue its jobs, or run one inline. */
 import type { JobOptions } from "../core/options.js";
+import type { TaskDefinition } from "../core/task.js";
+import type { BatchItem, EnqueuedJob, Sluice } from "./sluice.js";
 
-/** What a handler receives besides its payload. */
-export interface TaskContext {
-  /** The job as claimed (read-only snapshot). */
-  readonly job: Readonly<JobRecord>;
-  readonly id: string;
-  /** 1 on the first attempt. */
-  readonly attempt: number;
+/** A defined task: enqueue its jobs, or run one inline. */
+export class Task<P = unknown, R = unknown> {
+  constructor(
+    private readonly sluice: Sluice,
+    readonly name: string,
+    readonly definition: TaskDefinition<P, R>,
+  ) {}
+
+  /** Queue this task's jobs go to unless an enqueue overrides it. */
+  get queue(): string {
+    return this.definition.queue ?? "default";
+  }
+
+  /** Enqueues one job. */
+  enqueue(payload: P, options?: JobOptions): Promise<EnqueuedJob> {
+    return this.sluice.enqueue(this.name, payload, options);
+  }
+
+  /** Enqueues many jobs in one transaction / round trip (all or none). */
+  enqueueMany(items: readonly BatchItem<P>[]): Promise<EnqueuedJob[]> {
+    return this.sluice.enqueueMany(this.name, items);
+  }
+
   /**
-   * Aborts when the job times out, is cancelled, loses its lease, or the worker's shutdown grace ends.
-   * `signal.reason` tells which (TimeoutError, CancelledError, …). Pass it to fetch(), child processes, etc.
+   * Runs the handler now, in this process, without the store (like Rails' `perform_now`: an inline
+   * mode to fall back to). The payload is validated as at enqueue; `timeoutMs` applies;
+   * errors propagate to the caller; no retries.
    */
-  readonly signal: AbortSignal;
-  /** Stores progress (any JSON, e.g. 0.5 or { done: 3, total: 10 }) and emits a `progress` event. */
-  progress(value: Json): Promise<void>;
-  /** Appends a line to the job's log (shown by `sluice jobs show`). */
-  log(message: string): Promise<void>;
-  /** Extends the lease now; the worker also does this on its own while the handler runs. */
-  heartbeat(): Promise<void>;
-  /** Enqueues another job (fan-out) through the same Sluice instance. */
-  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
-}
-
-/** A task definition: defaults for its jobs, and the handler on processes that run them. */
-export interface TaskDefinition<P = unknown, R = unknown>
-  extends Omit<JobOptions, "jobId" | "uniqueKey" | "runAt" | "delayMs"> {
-  /** Validates (and may transform) the payload at enqueue and again before each run. Any Standard Schema. */
-  schema?: StandardSchemaV1<unknown, P>;
-  /** Only these errors are retried; any other error sends the job to `dead`. Default: retry every error. */
-  retryOn?: readonly ErrorMatcher[];
-  /** These errors send the job straight to `dead`, whatever attempts remain. */
-  discardOn?: readonly ErrorMatcher[];
-  /** The handler. Omit it to declare a task that this process only enqueues. */
-  run?: (payload: P, ctx: TaskContext) => Promise<R> | R;
+  runNow(payload: P): Promise<R> {
+    return this.sluice.runInline(this.name, payload) as Promise<R>;
+  }
 }

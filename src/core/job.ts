@@ -26,8 +26,6 @@ export type JobState = (typeof JOB_STATES)[number];
 
 /** States a job leaves by itself (not final). */
 export const PENDING_STATES: readonly JobState[] = ["scheduled", "waiting", "active", "blocked"];
-/** States a job never leaves unless an operator acts (retry / delete). */
-export const FINAL_STATES: readonly JobState[] = ["completed", "dead", "cancelled"];
 
 export function isJobState(value: unknown): value is JobState {
   return typeof value === "string" && (JOB_STATES as readonly string[]).includes(value);

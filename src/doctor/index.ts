@@ -1,5 +1,5 @@
 /**
- * `sluice doctor`: the stalled-queue runbook (seed 000), automated. Gather a snapshot from the admin API,
+ * `sluice doctor`: the stalled-queue runbook, automated. Gather a snapshot from the admin API,
  * run pure checks over it, report findings with severity, evidence and the exact fix.
  */
 import { CHECKS, skipped } from "./checks.js";

@@ -1,6 +1,6 @@
 /**
  * In-process job events. A `Sluice` instance emits them for everything its producers and workers do
- * (`sluice.on("completed", …)`). Events from other processes travel through event sinks (later issue).
+ * (`sluice.on("completed", …)`).
  */
 import { EventEmitter } from "node:events";
 import type { AttemptError, JobState, Json } from "../core/job.js";

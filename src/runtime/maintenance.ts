@@ -148,7 +148,7 @@ export class Maintenance {
       }
       if (recovered.length > 0) {
         // Recovered attempts count as failures (and dead jobs as dead) in the roll-up, as a worker's would.
-        await this.store.addStats(recoveryStats(recovered, Date.now())).catch((error: unknown) => {
+        await this.store.addHourlyStats(recoveryStats(recovered, Date.now())).catch((error: unknown) => {
           this.logger.warn({ err: error }, "could not add recovered jobs to the stats roll-up");
         });
       }

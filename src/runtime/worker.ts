@@ -12,8 +12,6 @@
  * jobs as there are free slots in one call.
  */
 import { hostname } from "node:os";
-import type { RegisteredTask } from "../client/registry.js";
-import type { TaskContext } from "../client/task.js";
 import { computeBackoff } from "../core/backoff.js";
 import {
   CancelledError,
@@ -32,6 +30,7 @@ import type { Logger } from "../core/logger.js";
 import type { JobOptions } from "../core/options.js";
 import { serializePayload, serializeResult, validateWithSchema } from "../core/payload.js";
 import { StatsAccumulator } from "../core/stats.js";
+import type { RegisteredTask, TaskContext } from "../core/task.js";
 import type {
   CompleteRequest,
   FailNext,
@@ -42,13 +41,12 @@ import type {
   Store,
   WorkerInfo,
 } from "../store/contract.js";
+import { VERSION } from "../version.js";
 import { Batcher } from "./batcher.js";
 import type { SluiceEventEmitter } from "./events.js";
 import { Maintenance } from "./maintenance.js";
 import { QueueSelector, type QueueSpec } from "./queue-selector.js";
 
-/** Library version, recorded in the worker registry (mixed fleets during a rolling deploy). */
-export const VERSION = "0.1.0";
 /** How often a worker adds its outcome counts to the store's hourly roll-up. */
 const STATS_FLUSH_MS = 5_000;
 /** Longest a partially filled claim goes without refreshing the timer for the next scheduled job. */
@@ -259,7 +257,7 @@ export class Worker {
     this.completions = write("complete", (items) => store.complete(items), lanes);
     this.failures = write("fail", (items) => store.fail(items), lanes);
     this.releases = write("release", (items) => store.release(items), lanes);
-    this.progressWrites = write("progress", (items) => store.progress(items));
+    this.progressWrites = write("progress", (items) => store.saveProgress(items));
     this.logWrites = write("log", async (items) => {
       await store.appendLogs(items);
       return items.map(() => undefined);
@@ -807,7 +805,7 @@ export class Worker {
     if (this.stats.size === 0) return;
     const rows = this.stats.drain();
     try {
-      await this.store.addStats(rows);
+      await this.store.addHourlyStats(rows);
     } catch (error) {
       this.stats.restore(rows);
       this.logger.warn({ err: error }, "could not write stats roll-up; will retry");

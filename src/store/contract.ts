@@ -17,9 +17,11 @@
  * - **No partial writes.** Invalid input is rejected by the caller before the store is called; a store
  *   failure rejects with `StoreUnavailableError` and leaves nothing half-written.
  *
- * Features that later issues add (cron, flows, rate limits per key, per-key concurrency, cross-process
- * events) extend this contract with new methods and new optional fields; existing methods keep their
- * meaning. See docs/internals.md for how each maps onto it.
+ *
+ * **Unstable for outside implementers.** The contract is exported so tests and tools can type against it,
+ * but it changes with every feature (new methods, new fields); an engine written outside this repository
+ * will break between minor versions. New engines belong in `src/store/<engine>/` with the conformance suite
+ * (CONTRIBUTING.md, "Add an engine").
  */
 
 import type { MissedTicks } from "../core/cron.js";
@@ -186,12 +188,6 @@ export interface QueueStats {
   pausedUntil: number | null;
 }
 
-export interface QueueState {
-  queue: string;
-  paused: boolean;
-  pausedUntil: number | null;
-}
-
 export interface WorkerInfo {
   id: string;
   host: string;
@@ -328,7 +324,7 @@ export interface Store {
   /** Extends leases still held; reports those lost and those with a pending cancel. */
   extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult>;
   /** Stores handler progress (fenced). */
-  progress(requests: readonly ProgressRequest[]): Promise<boolean[]>;
+  saveProgress(requests: readonly ProgressRequest[]): Promise<boolean[]>;
   /** Appends handler log lines. */
   appendLogs(lines: readonly LogRequest[]): Promise<void>;
   /** Earliest `runAt` among scheduled jobs of these queues (to arm a timer), or null. */
@@ -358,7 +354,7 @@ export interface Store {
   listWorkers(): Promise<WorkerInfo[]>;
 
   // ── admin ──────────────────────────────────────────────────────────────────────────────────────
-  stats(): Promise<QueueStats[]>;
+  queueStats(): Promise<QueueStats[]>;
   listJobs(request: ListRequest): Promise<JobPage>;
   getJob(id: string): Promise<JobRecord | null>;
   getLogs(id: string, limit: number): Promise<JobLogLine[]>;
@@ -382,7 +378,6 @@ export interface Store {
    */
   pauseQueue(queue: string, until: number | null): Promise<void>;
   resumeQueue(queue: string): Promise<void>;
-  listQueueStates(): Promise<QueueState[]>;
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
   /**
@@ -406,9 +401,9 @@ export interface Store {
    * Adds increments to the hourly roll-up: for each (queue, hour), counters and histogram slots are ADDED
    * to what is stored (upsert-add), so many workers can flush concurrently. One transaction / round trip.
    */
-  addStats(rows: readonly StatsRow[]): Promise<void>;
+  addHourlyStats(rows: readonly StatsRow[]): Promise<void>;
   /** Roll-up rows with `hour >= since`, ordered by hour then queue. `prune` drops rows older than 30 days. */
-  readStats(since: number): Promise<StatsRow[]>;
+  readHourlyStats(since: number): Promise<StatsRow[]>;
 }
 
 /** States `move` acts on: everything but active (running elsewhere) and completed (history). */

@@ -302,7 +302,7 @@ export function adminTests(ctx: ConformanceContext): void {
       const durations = (slot: number, n: number) =>
         Array.from({ length: 21 }, (_, i) => (i === slot ? n : 0));
       const base = { queue, hour, lastCompletedAt: null };
-      await store.addStats([
+      await store.addHourlyStats([
         {
           ...base,
           completed: 4,
@@ -313,7 +313,7 @@ export function adminTests(ctx: ConformanceContext): void {
         },
       ]);
       // The latest completion is a maximum: an earlier one flushed later does not move it back.
-      await store.addStats([
+      await store.addHourlyStats([
         {
           ...base,
           completed: 2,
@@ -323,8 +323,8 @@ export function adminTests(ctx: ConformanceContext): void {
           lastCompletedAt: hour + 400,
         },
       ]);
-      await store.addStats([{ ...base, completed: 0, failed: 1, dead: 0, durations: durations(0, 0) }]);
-      const rows = (await store.readStats(hour)).filter((r) => r.queue === queue);
+      await store.addHourlyStats([{ ...base, completed: 0, failed: 1, dead: 0, durations: durations(0, 0) }]);
+      const rows = (await store.readHourlyStats(hour)).filter((r) => r.queue === queue);
       expect(rows).toEqual([
         {
           queue,
@@ -364,12 +364,12 @@ export function adminTests(ctx: ConformanceContext): void {
       expect(mine.find((r) => r.hour === hour)?.p50Ms).toBe(10);
       // Rows past the 30-day retention go at the next prune; recent ones stay.
       const old = hour - 31 * 86_400_000;
-      await store.addStats([
+      await store.addHourlyStats([
         { ...base, hour: old, completed: 1, failed: 0, dead: 0, durations: durations(0, 1) },
       ]);
-      expect((await store.readStats(old)).some((r) => r.queue === queue && r.hour === old)).toBe(true);
+      expect((await store.readHourlyStats(old)).some((r) => r.queue === queue && r.hour === old)).toBe(true);
       await store.prune({ limit: 1_000, workersSilentSince: 0 });
-      const after = (await store.readStats(old)).filter((r) => r.queue === queue);
+      const after = (await store.readHourlyStats(old)).filter((r) => r.queue === queue);
       expect(after.some((r) => r.hour === old)).toBe(false);
       expect(after.some((r) => r.hour === hour)).toBe(true);
     });

@@ -36,7 +36,7 @@ export function leaseTests(ctx: ConformanceContext): void {
         false,
       ]);
       expect(await store.release([{ ...stale, reason: "stale" }])).toEqual([false]);
-      expect(await store.progress([{ ...stale, progress: "1" }])).toEqual([false]);
+      expect(await store.saveProgress([{ ...stale, progress: "1" }])).toEqual([false]);
       expect((await store.extendLeases([stale], 1_000)).lost).toEqual([first.id]);
       const current = await store.getJob(first.id);
       expect(current).toMatchObject({ state: "active", workerId: "new/2/b", attempt: 2, result: null });

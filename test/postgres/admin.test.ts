@@ -31,14 +31,14 @@ describe("postgres admin", () => {
       await Promise.all(
         others.map(async (other) => {
           for (let i = 0; i < 10; i++) {
-            await other.addStats([statsRow("rollup", hour, 2, 3), statsRow("rollup", hour, 1, 5)]);
+            await other.addHourlyStats([statsRow("rollup", hour, 2, 3), statsRow("rollup", hour, 1, 5)]);
           }
         }),
       );
     } finally {
       await Promise.all(others.map((o) => o.close()));
     }
-    const [row] = (await store.readStats(hour)).filter((r) => r.queue === "rollup");
+    const [row] = (await store.readHourlyStats(hour)).filter((r) => r.queue === "rollup");
     expect(row).toMatchObject({
       queue: "rollup",
       hour,
@@ -50,7 +50,7 @@ describe("postgres admin", () => {
     expect(row?.durations[3]).toBe(80);
     expect(row?.durations[5]).toBe(40);
     expect(row?.durations.reduce((a, b) => a + b, 0)).toBe(120);
-    expect(await store.readStats(hour + 3_600_000)).toEqual([]);
+    expect(await store.readHourlyStats(hour + 3_600_000)).toEqual([]);
   });
 
   it("scopes unique keys to their queue", async () => {
@@ -85,7 +85,7 @@ describe("postgres admin", () => {
     expect(seen).toEqual(made.map((m) => m.id));
     const newest = await store.listJobs({ filter: { queue: "pages" }, limit: 2 });
     expect(newest.jobs.map((j) => j.id)).toEqual([made[6]?.id, made[5]?.id]);
-    const [stats] = (await store.stats()).filter((s) => s.queue === "pages");
+    const [stats] = (await store.queueStats()).filter((s) => s.queue === "pages");
     expect(stats?.counts).toEqual({
       scheduled: 0,
       waiting: 7,

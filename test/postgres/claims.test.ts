@@ -125,7 +125,7 @@ describe("postgres claims", () => {
       ]),
     ).toEqual([false]);
     expect(await store.release([{ ...stale, reason: "stale" }])).toEqual([false]);
-    expect(await store.progress([{ ...stale, progress: "0.5" }])).toEqual([false]);
+    expect(await store.saveProgress([{ ...stale, progress: "0.5" }])).toEqual([false]);
     expect(await store.extendLeases([stale], 60_000)).toEqual({ lost: [first!.id], cancelRequested: [] });
     const current = await store.getJob(first!.id);
     expect(current).toMatchObject({ state: "active", workerId: "new", leaseToken: 2, progress: null });

@@ -201,7 +201,7 @@ describe("postgres connection faults", () => {
       await until(
         "every job to complete after the restart",
         async () => {
-          const [stats] = (await admin!.stats()).filter((s) => s.queue === QUEUE);
+          const [stats] = (await admin!.queueStats()).filter((s) => s.queue === QUEUE);
           return stats?.counts.completed === total;
         },
         45_000,

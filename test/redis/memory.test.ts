@@ -79,7 +79,7 @@ describe("redis memory", () => {
       }
     };
     expect(await drain()).toBe(JOBS + 1 - 100);
-    const [stats] = await store.stats();
+    const [stats] = await store.queueStats();
     expect(stats!.counts.completed).toBe(100);
     expect(await client.hlen("{mem}:ids")).toBe(100);
     // 100 jobs x (hash + payload key) + the queue's few structural keys: nothing else stays behind.

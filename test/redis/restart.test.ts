@@ -150,7 +150,7 @@ describe("redis restart", () => {
       await until(
         "every job to complete after the restart",
         async () => {
-          const [stats] = (await admin.stats()).filter((s) => s.queue === QUEUE);
+          const [stats] = (await admin.queueStats()).filter((s) => s.queue === QUEUE);
           return stats?.counts.completed === total;
         },
         45_000,

@@ -138,7 +138,7 @@ describe("redis store on a private server", () => {
       await store.ping();
       return true;
     });
-    const [stats] = await store.stats();
+    const [stats] = await store.queueStats();
     expect(stats!.counts.waiting).toBe(25);
     const claimed = await store.claim({ queues: ["r"], limit: 100, workerId: "w", leaseMs: 10_000 });
     expect(claimed.map((j) => j.id).sort()).toEqual(before.map((j) => j.id).sort());

@@ -95,7 +95,7 @@ describe("redis store", () => {
 
     const stale = { id: job.id, token: first!.leaseToken };
     expect(await store.complete([{ ...stale, result: '"stale"' }])).toEqual([false]);
-    expect(await store.progress([{ ...stale, progress: "0.5" }])).toEqual([false]);
+    expect(await store.saveProgress([{ ...stale, progress: "0.5" }])).toEqual([false]);
     expect(await store.extendLeases([stale], 60_000)).toEqual({ lost: [job.id], cancelRequested: [] });
     expect(await store.complete([{ id: job.id, token: second!.leaseToken, result: '"fresh"' }])).toEqual([
       true,
@@ -167,7 +167,7 @@ describe("redis store", () => {
       return r.jobs > 0 ? r : null;
     });
     expect(pruned.jobs).toBe(25 + 10);
-    const [stats] = await store.stats();
+    const [stats] = await store.queueStats();
     expect(stats!.counts.completed).toBe(5);
     const kept = await store.listJobs({ filter: { queue: "keep" }, limit: 100 });
     expect(kept.jobs.map((j) => j.id).sort()).toEqual(
@@ -248,10 +248,10 @@ describe("redis store", () => {
       durations: Array.from({ length: 21 }, (_, i) => (i === 0 ? 1 : 0)),
       lastCompletedAt: h + 1_000,
     });
-    await store.addStats([row(old), row(recent)]);
-    expect((await store.readStats(0)).map((r) => r.hour)).toEqual([old, recent]);
+    await store.addHourlyStats([row(old), row(recent)]);
+    expect((await store.readHourlyStats(0)).map((r) => r.hour)).toEqual([old, recent]);
     await store.prune({ limit: 100, workersSilentSince: 0 });
-    expect(await store.readStats(0)).toEqual([row(recent)]);
+    expect(await store.readHourlyStats(0)).toEqual([row(recent)]);
     const client = new Redis(SHARED_REDIS);
     try {
       expect(await client.exists(`{${prefix}:q:to}:st:${old}`)).toBe(0);

@@ -111,7 +111,7 @@ export interface AfterOutage {
  * lease-expired reason on record and in the worker's log, and first ran then.
  */
 export async function expectRecoveredWithNothingLost(o: AfterOutage): Promise<void> {
-  const [stats] = (await o.store.stats()).filter((s) => s.queue === o.queue);
+  const [stats] = (await o.store.queueStats()).filter((s) => s.queue === o.queue);
   expect(stats?.counts).toMatchObject({
     waiting: 0,
     active: 0,

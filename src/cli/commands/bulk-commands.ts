@@ -13,7 +13,7 @@ import {
   runBulk,
 } from "../bulk.js";
 import { withSluice } from "../context.js";
-import { CommandFailed, checkQueueName, UsageError } from "../errors.js";
+import { checkQueueName, UsageError } from "../errors.js";
 import { addFilterOptions } from "../filters.js";
 
 const RETRYABLE = ["dead", "cancelled", "completed", "scheduled"] as const;
@@ -22,18 +22,6 @@ const DELETABLE = ["scheduled", "waiting", "blocked", "completed", "dead", "canc
 const PURGEABLE = ["completed", "dead", "cancelled"] as const;
 const MOVABLE = ["scheduled", "waiting", "blocked", "dead", "cancelled"] as const;
 const REPRIORITIZABLE = ["scheduled", "waiting", "blocked"] as const;
-
-/** Turns "x is not a function" from an Admin or store lacking a method into a clear failure. */
-async function supported<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (error instanceof TypeError && /is not a function/.test(error.message)) {
-      throw new CommandFailed(`${what} is not supported by this version of Sluice or by this store engine`);
-    }
-    throw error;
-  }
-}
 
 function bulkCommand(
   program: Command,
@@ -119,11 +107,7 @@ export function registerBulkCommands(program: Command): void {
         states: MOVABLE,
         detail: `to queue ${to}`,
         applies: (job) => job.queue !== to,
-        run: (admin, filter, options) =>
-          supported("move", async () => {
-            if (typeof admin.move !== "function") throw new TypeError("admin.move is not a function");
-            return admin.move(filter, to, options);
-          }),
+        run: (admin, filter, options) => admin.move(filter, to, options),
       };
     },
     (command) => command.requiredOption("--to <queue>", "target queue"),
@@ -147,13 +131,7 @@ export function registerBulkCommands(program: Command): void {
         states: REPRIORITIZABLE,
         detail: `to priority ${priority}`,
         applies: (job) => job.priority !== priority,
-        run: (admin, filter, options) =>
-          supported("reprioritize", async () => {
-            if (typeof admin.reprioritize !== "function") {
-              throw new TypeError("admin.reprioritize is not a function");
-            }
-            return admin.reprioritize(filter, priority, options);
-          }),
+        run: (admin, filter, options) => admin.reprioritize(filter, priority, options),
       };
     },
     (command) => command.requiredOption("-p, --priority <n>", "new priority (lower runs first)"),

@@ -1,6 +1,6 @@
 /**
  * `sluice recover [--older-than 30m] [--dry-run]`: manual orphan recovery on top of the automatic one
- * (seed 004's `recover_orphaned_jobs --timeout 30 --dry-run`). Without `--older-than`: active jobs whose
+ * (like a `recover_orphaned_jobs --timeout 30 --dry-run` script). Without `--older-than`: active jobs whose
  * lease expired. With it: any active job started longer ago, even if its worker still heartbeats.
  */
 import type { Command } from "commander";

@@ -13,7 +13,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { pino } from "pino";
-import type { RegisteredTask } from "../../client/registry.js";
+import type { RegisteredTask } from "../../core/task.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
 import { loadWorkerConfig, parseQueuesFlag, resolveUrl, type WorkerFileConfig } from "../config.js";
 import { globals } from "../context.js";

@@ -1,5 +1,5 @@
 /**
- * The demo pipeline of `sluice dev`, shaped like seed 000's RAG ingestion:
+ * The demo pipeline of `sluice dev`, shaped like a RAG ingestion:
  *
  *   ingest-document (rag_ingest) ──fan-out──► embed-chunk × N (rag_embed) ──last chunk──► index-document (rag_index)
  *
@@ -12,7 +12,8 @@
  * that is discarded straight to dead.
  */
 
-import type { Sluice, Task } from "../../client/sluice.js";
+import type { Sluice } from "../../client/sluice.js";
+import type { Task } from "../../client/task.js";
 import { RateLimitedError } from "../../core/errors.js";
 
 export class BadDocumentError extends Error {

@@ -20,12 +20,6 @@ export function isoTime(at: number | null): string {
   return at === null ? "-" : new Date(at).toISOString();
 }
 
-/** Cuts a single-line rendering of `text` to `max` characters. */
-export function shorten(text: string, max = 60): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
-
 /** "1 job" / "3 jobs". */
 export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;

@@ -200,7 +200,7 @@ export const MIGRATIONS: readonly Migration[] = [
         failed    bigint   NOT NULL DEFAULT 0,
         dead      bigint   NOT NULL DEFAULT 0,
         durations bigint[] NOT NULL,
-        -- hour first: readStats reads a time range across queues, prune deletes the oldest hours.
+        -- hour first: readHourlyStats reads a time range across queues, prune deletes the oldest hours.
         PRIMARY KEY (hour, queue)
       );
     `,

@@ -35,7 +35,6 @@ import type {
   MigrationStatus,
   NewJob,
   ProgressRequest,
-  QueueState,
   QueueStats,
   RecoveredJob,
   RecoverRequest,
@@ -537,7 +536,7 @@ export class PostgresStore implements Store {
     return result;
   }
 
-  async progress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
+  async saveProgress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     const rows = await this.query<{ id: string }>("store progress", this.sql.progress, [
       requests.map((r) => r.id),
@@ -720,7 +719,7 @@ export class PostgresStore implements Store {
 
   // ── admin ──────────────────────────────────────────────────────────────────────────────────────
 
-  async stats(): Promise<QueueStats[]> {
+  async queueStats(): Promise<QueueStats[]> {
     const rows = await this.query<{
       queue: string;
       state: JobState | "due" | null;
@@ -937,19 +936,6 @@ export class PostgresStore implements Store {
     );
   }
 
-  async listQueueStates(): Promise<QueueState[]> {
-    const rows = await this.query<{ name: string; paused: boolean; paused_until: number | null }>(
-      "list queue states",
-      `SELECT name, paused, CASE WHEN paused_until > ${NOW_MS} THEN paused_until END AS paused_until
-       FROM ${this.s}.queues ORDER BY name`,
-    );
-    return rows.map((row) => ({
-      queue: row.name,
-      paused: row.paused,
-      pausedUntil: numOrNull(row.paused_until),
-    }));
-  }
-
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
 
   async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
@@ -996,7 +982,7 @@ export class PostgresStore implements Store {
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
 
-  async addStats(rows: readonly StatsRow[]): Promise<void> {
+  async addHourlyStats(rows: readonly StatsRow[]): Promise<void> {
     if (rows.length === 0) return;
     // One statement must not touch a (hour, queue) row twice (ON CONFLICT DO UPDATE forbids it): merge first.
     const merged = new Map<string, StatsRow>();
@@ -1013,7 +999,7 @@ export class PostgresStore implements Store {
       }
     }
     const list = [...merged.values()];
-    await this.query("add to the stats roll-up", this.sql.addStats, [
+    await this.query("add to the stats roll-up", this.sql.addHourlyStats, [
       list.map((r) => r.queue),
       list.map((r) => r.hour),
       list.map((r) => r.completed),
@@ -1024,7 +1010,7 @@ export class PostgresStore implements Store {
     ]);
   }
 
-  async readStats(since: number): Promise<StatsRow[]> {
+  async readHourlyStats(since: number): Promise<StatsRow[]> {
     const rows = await this.query<{
       queue: string;
       hour: number | string;

@@ -150,7 +150,7 @@ export function statements(s: string) {
       SELECT count(*)::int AS n FROM gone`,
     // Upsert-add: counters and histogram slots are added to the stored row (slot by slot; unnest of two
     // arrays pads the shorter with NULLs), so concurrent flushes from many workers merge.
-    addStats: `INSERT INTO ${s}.queue_stats AS q (queue, hour, completed, failed, dead, durations, last_completed_at)
+    addHourlyStats: `INSERT INTO ${s}.queue_stats AS q (queue, hour, completed, failed, dead, durations, last_completed_at)
       SELECT u.queue, u.hour, u.completed, u.failed, u.dead,
              ARRAY(SELECT jsonb_array_elements_text(u.durations::jsonb)::bigint), u.last_completed_at
       FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])

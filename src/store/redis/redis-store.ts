@@ -31,7 +31,6 @@ import type {
   MigrationStatus,
   NewJob,
   ProgressRequest,
-  QueueState,
   QueueStats,
   RecoveredJob,
   RecoverRequest,
@@ -142,7 +141,7 @@ export class RedisStore implements Store {
         return;
       }
       // Back after an outage: a worker whose claims failed meanwhile is backing off; let it look now. And
-      // the server may have come back configured differently (seed 000's runbook sets allkeys-lru).
+      // the server may have come back configured differently (e.g. with allkeys-lru, which evicts jobs).
       void loaded
         .then(() => {
           this.subscriber?.emitMissed();
@@ -428,7 +427,7 @@ export class RedisStore implements Store {
     return result;
   }
 
-  async progress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
+  async saveProgress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
     return this.perQueue(requests, "progress", (r) => [r.id, r.token, r.progress], flags);
   }
 
@@ -640,7 +639,7 @@ export class RedisStore implements Store {
 
   // ── admin ──────────────────────────────────────────────────────────────────────────────────────
 
-  async stats(): Promise<QueueStats[]> {
+  async queueStats(): Promise<QueueStats[]> {
     const queues = await this.queueNames();
     const replies = await this.scripts<string[]>(
       queues.map((q) => this.queueCall("stats", q, [])),
@@ -846,21 +845,6 @@ export class RedisStore implements Store {
     );
   }
 
-  async listQueueStates(): Promise<QueueState[]> {
-    const queues = await this.queueNames();
-    const metas = await this.call("read queue states", async (c) => {
-      const pipeline = c.pipeline();
-      for (const q of queues) pipeline.hmget(`${this.keys.queue(q)}m`, "paused", "until");
-      return ((await pipeline.exec()) ?? []).map(([, r]) => r as (string | null)[]);
-    });
-    const now = Date.now();
-    return queues.map((queue, i) => {
-      const [paused, until] = metas[i] ?? [];
-      const u = until ? Number(until) : null;
-      return { queue, paused: paused === "1", pausedUntil: u !== null && u > now ? u : null };
-    });
-  }
-
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
 
   async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
@@ -949,7 +933,7 @@ export class RedisStore implements Store {
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
 
-  async addStats(rows: readonly StatsRow[]): Promise<void> {
+  async addHourlyStats(rows: readonly StatsRow[]): Promise<void> {
     if (rows.length === 0) return;
     const byQueue = new Map<string, (string | number)[]>();
     for (const row of rows) {
@@ -963,16 +947,16 @@ export class RedisStore implements Store {
     }
     // One round trip: one script per queue (atomic upsert-add in the queue's slot) and the queue registry.
     await this.scripts(
-      [...byQueue].map(([queue, args]) => this.queueCall("addStats", queue, args)),
+      [...byQueue].map(([queue, args]) => this.queueCall("addHourlyStats", queue, args)),
       "add stats",
       [["sadd", this.keys.queues, ...byQueue.keys()]],
     );
   }
 
-  async readStats(since: number): Promise<StatsRow[]> {
+  async readHourlyStats(since: number): Promise<StatsRow[]> {
     const queues = await this.queueNames();
     const replies = await this.scripts<[string, string[]][]>(
-      queues.map((q) => this.queueCall("readStats", q, [Math.round(since)])),
+      queues.map((q) => this.queueCall("readHourlyStats", q, [Math.round(since)])),
       "read stats",
     );
     const rows: StatsRow[] = [];

@@ -14,12 +14,6 @@ import { createClient } from "./connection.js";
 
 export type SignalListener = (signal: StoreSignal) => void;
 
-/** Encodes a signal as the channel message the scripts publish. */
-export function encodeSignal(signal: StoreSignal): string[] {
-  if (signal.type === "cancel") return ["c"];
-  return (signal.queues ?? [""]).map((q) => `j${q}`);
-}
-
 /** Decodes a channel message. */
 export function decodeSignal(message: string): StoreSignal {
   if (message === "c") return { type: "cancel" };

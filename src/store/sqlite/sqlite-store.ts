@@ -37,7 +37,6 @@ import type {
   MigrationStatus,
   NewJob,
   ProgressRequest,
-  QueueState,
   QueueStats,
   RecoveredJob,
   RecoverRequest,
@@ -484,7 +483,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async progress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
+  async saveProgress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     return this.write(() => {
       const update = this.stmt(
@@ -697,7 +696,7 @@ export class SqliteStore implements Store {
 
   // ── admin ──────────────────────────────────────────────────────────────────────────────────────
 
-  async stats(): Promise<QueueStats[]> {
+  async queueStats(): Promise<QueueStats[]> {
     // One read transaction: every count, the latency and the pause states come from the same snapshot.
     return this.read(() => this.runInTransaction()(() => this.statsNow()) as QueueStats[]);
   }
@@ -885,11 +884,7 @@ export class SqliteStore implements Store {
     this.notify({ type: "jobs", queues: [queue] });
   }
 
-  async listQueueStates(): Promise<QueueState[]> {
-    return this.read(() => this.queueStates(Date.now()));
-  }
-
-  private queueStates(now: number): QueueState[] {
+  private queueStates(now: number): { queue: string; paused: boolean; pausedUntil: number | null }[] {
     const rows = this.stmt("SELECT name, paused, paused_until FROM queues ORDER BY name").all() as {
       name: string;
       paused: number;
@@ -938,7 +933,7 @@ export class SqliteStore implements Store {
     return results;
   }
 
-  async addStats(rows: readonly StatsRow[]): Promise<void> {
+  async addHourlyStats(rows: readonly StatsRow[]): Promise<void> {
     if (rows.length === 0) return;
     await this.write(() => {
       const read = this.stmt("SELECT durations FROM queue_stats WHERE hour = ? AND queue = ?");
@@ -969,7 +964,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async readStats(since: number): Promise<StatsRow[]> {
+  async readHourlyStats(since: number): Promise<StatsRow[]> {
     return this.read(() =>
       (
         this.stmt("SELECT * FROM queue_stats WHERE hour >= ? ORDER BY hour, queue").all(since) as {

@@ -1,0 +1,55 @@
+/**
+ * Task definitions as the runtime sees them: what a job of a given name is, how to run it, and what its
+ * handler receives. Pure types; the public `Task` object that enqueues lives in `client/task.ts`.
+ */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { BackoffOption } from "./backoff.js";
+import type { ErrorMatcher } from "./errors.js";
+import type { JobRecord, Json } from "./job.js";
+import type { JobOptions } from "./options.js";
+
+/** What a handler receives besides its payload. */
+export interface TaskContext {
+  /** The job as claimed (read-only snapshot). */
+  readonly job: Readonly<JobRecord>;
+  readonly id: string;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+  /**
+   * Aborts when the job times out, is cancelled, loses its lease, or the worker's shutdown grace ends.
+   * `signal.reason` tells which (TimeoutError, CancelledError, …). Pass it to fetch(), child processes, etc.
+   */
+  readonly signal: AbortSignal;
+  /** Stores progress (any JSON, e.g. 0.5 or { done: 3, total: 10 }) and emits a `progress` event. */
+  progress(value: Json): Promise<void>;
+  /** Appends a line to the job's log (shown by `sluice jobs show`). */
+  log(message: string): Promise<void>;
+  /** Extends the lease now; the worker also does this on its own while the handler runs. */
+  heartbeat(): Promise<void>;
+  /** Enqueues another job (fan-out) through the same Sluice instance. */
+  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
+}
+
+/** A task definition: defaults for its jobs, and the handler on processes that run them. */
+export interface TaskDefinition<P = unknown, R = unknown>
+  extends Omit<JobOptions, "jobId" | "uniqueKey" | "runAt" | "delayMs"> {
+  /** Validates (and may transform) the payload at enqueue and again before each run. Any Standard Schema. */
+  schema?: StandardSchemaV1<unknown, P>;
+  /** Only these errors are retried; any other error sends the job to `dead`. Default: retry every error. */
+  retryOn?: readonly ErrorMatcher[];
+  /** These errors send the job straight to `dead`, whatever attempts remain. */
+  discardOn?: readonly ErrorMatcher[];
+  /** The handler. Omit it to declare a task that this process only enqueues. */
+  run?: (payload: P, ctx: TaskContext) => Promise<R> | R;
+}
+
+/** A task as a Sluice instance holds it: the definition with its validated defaults. */
+export interface RegisteredTask {
+  name: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the registry holds tasks of every payload and result type
+  definition: TaskDefinition<any, any>;
+  /** Job option defaults taken from the definition (already validated). */
+  defaults: JobOptions;
+  /** The definition's backoff (may be a function, which cannot be stored with the job). */
+  backoff: BackoffOption | null;
+}
