@@ -245,7 +245,7 @@ export class Worker {
     this.store = await this.host.store();
     const store = this.store;
     this.prefetch = nonNegativeInt(
-      this.options.prefetch ?? (store.engine === "sqlite" ? 0 : this.concurrency),
+      this.options.prefetch ?? (store.traits.inProcess ? 0 : this.concurrency),
       "prefetch",
     );
     const write = <I, R>(name: string, fn: (items: I[]) => Promise<R[]>, lanes = 1) =>
@@ -253,7 +253,7 @@ export class Worker {
     // Outcomes of distinct jobs may be written side by side: a networked store works on the next batch
     // during one batch's round trip (SQLite writes are in-process, one lock: one lane). Progress and log
     // lines keep one lane, so they are stored in the order they were made.
-    const lanes = store.engine === "sqlite" ? 1 : 2;
+    const lanes = store.traits.inProcess ? 1 : 2;
     this.completions = write("complete", (items) => store.complete(items), lanes);
     this.failures = write("fail", (items) => store.fail(items), lanes);
     this.releases = write("release", (items) => store.release(items), lanes);

@@ -291,9 +291,19 @@ export interface BulkOptions {
 /** Opaque engine-specific connection for transactional enqueue (a `pg` client for PostgreSQL). */
 export type TransactionHandle = unknown;
 
+/** What the runtime may assume about an engine; it reads these instead of comparing engine names. */
+export interface StoreTraits {
+  /**
+   * Calls run inside this process with no network round trip (SQLite). The worker then claims no jobs
+   * ahead of free slots (a claim costs nothing to repeat) and writes outcomes in one lane (one write lock).
+   */
+  readonly inProcess: boolean;
+}
+
 /** The store contract. */
 export interface Store {
   readonly engine: StoreInfo["engine"];
+  readonly traits: StoreTraits;
 
   /** Connects and applies migrations (safely when many processes start at once). Idempotent. */
   open(): Promise<void>;

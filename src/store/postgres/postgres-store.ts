@@ -44,6 +44,7 @@ import type {
   StoreHazard,
   StoreInfo,
   StoreSignal,
+  StoreTraits,
   TransactionHandle,
   WorkerInfo,
 } from "../contract.js";
@@ -159,6 +160,7 @@ interface RecoverCandidate {
 /** The PostgreSQL implementation of the store contract. */
 export class PostgresStore implements Store {
   readonly engine = "postgres" as const;
+  readonly traits: StoreTraits = { inProcess: false };
   /** Parsed URL: schema, pool size, redacted location. */
   readonly config: PostgresConfig;
   private readonly pool: pg.Pool;

@@ -39,6 +39,7 @@ import type {
   Store,
   StoreInfo,
   StoreSignal,
+  StoreTraits,
   WorkerInfo,
 } from "../contract.js";
 import {
@@ -86,6 +87,7 @@ const ALL_BUT_ACTIVE: readonly JobState[] = [
 /** The Redis engine. URL: `redis://[:password@]host:port/db?prefix=sluice` (also `rediss://`). */
 export class RedisStore implements Store {
   readonly engine = "redis" as const;
+  readonly traits: StoreTraits = { inProcess: false };
   /** Where the store points, password removed. */
   readonly location: string;
   /** The key builder for this store's prefix (tests and tooling use it to find keys). */

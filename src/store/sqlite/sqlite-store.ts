@@ -46,6 +46,7 @@ import type {
   StoreHazard,
   StoreInfo,
   StoreSignal,
+  StoreTraits,
   WorkerInfo,
 } from "../contract.js";
 import {
@@ -125,6 +126,7 @@ const ACTIVE_ONLY = "state = 'active'";
 
 export class SqliteStore implements Store {
   readonly engine = "sqlite" as const;
+  readonly traits: StoreTraits = { inProcess: true };
   private readonly config: SqliteConfig;
   private db: Database.Database | null = null;
   private wake: WakeChannel | null = null;
