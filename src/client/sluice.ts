@@ -6,14 +6,15 @@ import { createHash } from "node:crypto";
 import { validateBackoff } from "../core/backoff.js";
 import { type MissedTicks, nextTick, validateMissed, validateTiming } from "../core/cron.js";
 import { describeValue } from "../core/duration.js";
-import { ClosedError, SluiceError, TimeoutError, UnknownTaskError, ValidationError } from "../core/errors.js";
+import { ClosedError, SluiceError, UnknownTaskError, ValidationError } from "../core/errors.js";
 import { newJobId } from "../core/ids.js";
 import type { JobRecord, JobState, Json } from "../core/job.js";
 import { defaultLogger, type Logger } from "../core/logger.js";
 import { type JobOptions, resolveJobOptions, validateJobOptions, validateTaskName } from "../core/options.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
-import type { RegisteredTask, TaskContext, TaskDefinition } from "../core/task.js";
+import type { RegisteredTask, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
+import { createContext, execute, RunningJob } from "../runtime/executor.js";
 import { Worker, type WorkerOptions } from "../runtime/worker.js";
 import type { NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
@@ -394,7 +395,6 @@ export class Sluice {
     const text = serializePayload(value, this.maxPayloadBytes);
     const now = Date.now();
     const options = resolveJobOptions(registered.defaults, undefined, now);
-    const controller = new AbortController();
     const job: JobRecord = inlineRecord(
       task,
       options.queue,
@@ -403,43 +403,20 @@ export class Sluice {
       options.timeoutMs,
       now,
     );
-    const ctx: TaskContext = {
-      job,
-      id: job.id,
-      attempt: 1,
-      signal: controller.signal,
-      progress: async (progress) => {
-        this.events.emit("progress", {
-          jobId: job.id,
-          queue: job.queue,
-          task,
-          at: Date.now(),
-          attempt: 1,
-          progress,
-        });
-      },
-      log: async (message) => {
-        this.logger.info({ jobId: job.id, task }, message);
-      },
+    // The worker's executor, with a context that writes nothing: progress is checked and emitted, log lines
+    // go to this instance's logger.
+    const running = new RunningJob(job, now);
+    const ctx = createContext(running, {
+      events: this.events,
+      maxPayloadBytes: this.maxPayloadBytes,
+      saveProgress: async () => {},
+      log: async (j, message) => this.logger.info({ jobId: j.id, task }, message),
       heartbeat: async () => {},
       enqueue: (name, p, o) => this.enqueue(name, p, o),
-    };
-    let timer: NodeJS.Timeout | undefined;
-    const run = Promise.resolve(definition.run?.(value, ctx));
-    if (options.timeoutMs === null) return run;
-    const timeoutMs = options.timeoutMs;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new TimeoutError(timeoutMs);
-        controller.abort(error);
-        reject(error);
-      }, timeoutMs);
     });
-    try {
-      return await Promise.race([run, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const result = await execute(running, registered, ctx, "inline");
+    if (!result.ok) throw result.error;
+    return result.value;
   }
 
   /** Validates everything about one job and builds the store record; throws before any write. */

@@ -139,6 +139,43 @@ export class DiscardError extends SluiceError {
   }
 }
 
+/**
+ * A job's stored payload cannot be run: it could not be parsed, or it fails the task's schema at run time
+ * (the schema changed since the job was enqueued). The job goes straight to `dead` with outcome
+ * `invalid-payload`: retrying the same payload fails the same way.
+ */
+export class InvalidPayloadError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("INVALID_PAYLOAD", message, options);
+  }
+}
+
+/**
+ * The reason a handler's signal aborts when the worker's shutdown grace ends: the job goes back to
+ * `waiting` without charging an attempt, and whatever the handler does afterwards is fenced off.
+ */
+export class WorkerStoppingError extends SluiceError {
+  constructor(readonly graceMs: number) {
+    super(
+      "WORKER_STOPPING",
+      `worker stopping: shutdown grace of ${graceMs} ms elapsed; the job goes back to waiting`,
+    );
+  }
+}
+
+/**
+ * The reason a handler's signal aborts when its worker no longer holds the job's lease (it expired and
+ * the job was recovered, or it was deleted or re-claimed): its outcome would be refused, so stop work.
+ */
+export class LeaseLostError extends SluiceError {
+  constructor(readonly jobId: string) {
+    super(
+      "LEASE_LOST",
+      `lease on job ${jobId} was lost (expired and recovered, deleted, or re-claimed); outcome discarded`,
+    );
+  }
+}
+
 /** The job's task has no handler on the worker that claimed it. */
 export class NoHandlerError extends SluiceError {
   constructor(

@@ -25,8 +25,12 @@
  */
 
 import type { MissedTicks } from "../core/cron.js";
+import type { FailNext } from "../core/failure-policy.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
+
+/** Where a failed attempt sends the job; the runtime decides it (core/failure-policy.ts). */
+export type { FailNext };
 
 /** A validated job ready to be written. Built by the producer API; engines never validate again. */
 export interface NewJob {
@@ -86,13 +90,6 @@ export interface CompleteRequest extends LeaseRef {
   /** Result as JSON text, or null. */
   result: string | null;
 }
-
-/** Where a failed attempt sends the job. The runtime decides (backoff, attempts, discard rules). */
-export type FailNext =
-  | { state: "scheduled"; runAt: number }
-  | { state: "waiting" }
-  | { state: "dead"; reason: string }
-  | { state: "cancelled"; reason: string };
 
 export interface FailRequest extends LeaseRef {
   error: AttemptError;

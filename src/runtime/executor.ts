@@ -1,0 +1,149 @@
+/**
+ * The executor runs one job: it checks the stored payload against the task's schema, calls the handler
+ * with its context, enforces `timeoutMs`, and lets an abort (timeout, cancel, lost lease, shutdown) end the
+ * wait even when the handler ignores its signal. It writes nothing: the worker turns the result into an
+ * outcome. `Task.runNow` uses the same executor with an inline context, so inline runs cannot drift from
+ * what a worker does.
+ */
+import { InvalidPayloadError, NoHandlerError, TimeoutError } from "../core/errors.js";
+import type { JobRecord, Json } from "../core/job.js";
+import type { JobOptions } from "../core/options.js";
+import { serializePayload, validateWithSchema } from "../core/payload.js";
+import type { RegisteredTask, TaskContext } from "../core/task.js";
+import type { SluiceEventEmitter } from "./events.js";
+
+/** Longest log line a handler can store; the rest is cut. */
+const MAX_LOG_LINE = 10_000;
+
+/**
+ * A job being run. Its AbortController is created only when the handler reads `ctx.signal` (most never
+ * do, and one per job is measurable at tens of thousands of jobs/s); aborting also interrupts the wait for
+ * the handler through `interrupt`, so an abort never depends on the handler reading its signal.
+ */
+export class RunningJob {
+  private controller: AbortController | null = null;
+  aborted = false;
+  abortReason: unknown = undefined;
+  /** Rejects the executor's wait for the handler's promise; set while it waits. */
+  private interrupt: ((reason: unknown) => void) | null = null;
+  /** Settles when the executor and the outcome hand-off are done (set by the worker). */
+  done: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly job: JobRecord,
+    readonly startedAt: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+    this.interrupt?.(reason);
+  }
+
+  /** Waits for the handler's promise, or rejects as soon as the job is aborted. */
+  waitFor(outcome: PromiseLike<unknown>): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      if (this.aborted) reject(this.abortReason);
+      this.interrupt = reject;
+      outcome.then(resolve, reject);
+    });
+  }
+}
+
+/** How a run ended. `error` is what the handler threw, or the abort reason that ended the wait. */
+export type ExecutionResult = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Runs `running.job` with `task`'s handler. Never throws: every failure (bad stored payload, no handler,
+ * schema, handler error, timeout, abort) comes back as `{ ok: false, error }`.
+ */
+export async function execute(
+  running: RunningJob,
+  task: RegisteredTask | undefined,
+  ctx: TaskContext,
+  workerId: string,
+): Promise<ExecutionResult> {
+  const { job } = running;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (job.dataError) throw new InvalidPayloadError(job.dataError);
+    const run = task?.definition.run;
+    if (!run) throw new NoHandlerError(job.task, workerId);
+    let payload: unknown = job.payload;
+    if (task.definition.schema) {
+      try {
+        payload = await validateWithSchema(task.definition.schema, payload, "payload");
+      } catch (error) {
+        throw new InvalidPayloadError(`stored payload fails the task schema: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+    }
+    const timeoutMs = job.timeoutMs;
+    if (timeoutMs !== null) timer = setTimeout(() => running.abort(new TimeoutError(timeoutMs)), timeoutMs);
+    const outcome: unknown = run(payload, ctx);
+    const value = isThenable(outcome) ? await running.waitFor(outcome) : outcome;
+    // Aborted while finishing (a timeout at the last moment): the abort decides, not the late value.
+    if (running.aborted) return { ok: false, error: running.abortReason };
+    return { ok: true, value };
+  } catch (error) {
+    return { ok: false, error };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Where a context's calls go: the worker's batched store writes, or the inline runner's events and logs. */
+export interface ContextSinks {
+  events: SluiceEventEmitter;
+  maxPayloadBytes: number;
+  /** Stores progress, already size-checked and serialised (`text`). */
+  saveProgress(job: JobRecord, text: string): Promise<void>;
+  log(job: JobRecord, message: string, at: number): Promise<void>;
+  heartbeat(job: JobRecord): Promise<void>;
+  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
+}
+
+/** The `ctx` a handler receives for `running`. */
+export function createContext(running: RunningJob, sinks: ContextSinks): TaskContext {
+  const { job } = running;
+  return {
+    job,
+    id: job.id,
+    attempt: job.attempt,
+    get signal() {
+      return running.signal;
+    },
+    progress: async (value: Json) => {
+      const text = serializePayload(value, sinks.maxPayloadBytes, "progress");
+      if (sinks.events.wants("progress")) {
+        sinks.events.emit("progress", {
+          jobId: job.id,
+          queue: job.queue,
+          task: job.task,
+          at: Date.now(),
+          attempt: job.attempt,
+          progress: value,
+        });
+      }
+      await sinks.saveProgress(job, text);
+    },
+    log: (message: string) => sinks.log(job, String(message).slice(0, MAX_LOG_LINE), Date.now()),
+    heartbeat: () => sinks.heartbeat(job),
+    enqueue: (task, payload, options) => sinks.enqueue(task, payload, options),
+  };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}

@@ -1,0 +1,243 @@
+/**
+ * The fetch loop: claims jobs for free slots and holds the ones claimed ahead (prefetch) until a slot
+ * frees. Its modes:
+ *
+ *   idle         nothing to claim: waits for a store signal, the timer of the next scheduled job
+ *                (`store.nextRunAt`), or the jittered safety poll (`pollMs`), whichever comes first
+ *   claiming     one claim in flight (never two); a wake-up meanwhile leaves one more claim to follow
+ *   full         no free slot (running + held = concurrency + prefetch): a finished job wakes it
+ *   write-bound  unwritten outcomes exceed one slot's worth per slot, so each takes a slot: every
+ *                stored outcome wakes it (backpressure on a slow store)
+ *   backing off  the last claim failed: the next try is after 200 ms, doubling to 10 s
+ *   stopped      no more claims; a claim in flight when it stopped hands its jobs straight back
+ *
+ * Claims take as many jobs as there are free slots in one call, queues ordered by the QueueSelector.
+ */
+import type { JobRecord } from "../core/job.js";
+import type { Logger } from "../core/logger.js";
+import type { Store } from "../store/contract.js";
+import type { SluiceEventEmitter } from "./events.js";
+import type { QueueSelector } from "./queue-selector.js";
+import { settlesWithin } from "./timing.js";
+
+/** Longest a partially filled claim goes without refreshing the timer for the next scheduled job. */
+const DUE_REFRESH_MS = 250;
+/** Longest claim back-off after repeated failures. */
+const MAX_BACKOFF_MS = 10_000;
+
+export interface FetchLoopOptions {
+  workerId: string;
+  concurrency: number;
+  /** Jobs claimed ahead of free slots (see WorkerOptions.prefetch). */
+  prefetch: number;
+  leaseMs: number;
+  pollMs: number;
+}
+
+/** What the loop asks of its worker. */
+export interface FetchHost {
+  /** Jobs running now. */
+  running(): number;
+  /** Outcome writes not yet stored. */
+  unwritten(): number;
+  /** New jobs are held: start what free slots allow. */
+  claimed(): void;
+  /** Gives back jobs claimed after the loop stopped (no attempt charged). */
+  giveBack(jobs: JobRecord[]): Promise<void>;
+}
+
+export class FetchLoop {
+  /** Claimed (leased) jobs waiting for a free slot, in claim order. */
+  private readonly held: JobRecord[] = [];
+  private state: "new" | "on" | "stopped" = "new";
+  private claiming = false;
+  private again = false;
+  private scheduled = false;
+  /** Whether the last fetch was held back by unwritten outcomes: each stored one then fetches again. */
+  private writeBound = false;
+  /** Whether the last claim found the queues empty with nothing running (see the `drained` event). */
+  private drained = false;
+  private failures = 0;
+  /** The current pass, awaited by `stop()` so a claim in flight is handed back before the worker exits. */
+  private pass: Promise<void> = Promise.resolve();
+  private pollTimer: NodeJS.Timeout | null = null;
+  private dueTimer: NodeJS.Timeout | null = null;
+  private dueAt: number | null = null;
+  private dueCheckedAt = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly queues: QueueSelector,
+    private readonly host: FetchHost,
+    private readonly events: SluiceEventEmitter,
+    private readonly logger: Logger,
+    private readonly options: FetchLoopOptions,
+  ) {}
+
+  /** Starts claiming. */
+  start(): void {
+    this.state = "on";
+    this.wake();
+  }
+
+  /** Jobs held ahead, not started. */
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  heldJobs(): readonly JobRecord[] {
+    return this.held;
+  }
+
+  /** The next held job to start, in claim order. */
+  next(): JobRecord | undefined {
+    return this.held.shift();
+  }
+
+  /** Removes a held job; returns it when it was held. */
+  take(id: string): JobRecord | undefined {
+    const index = this.held.findIndex((job) => job.id === id);
+    return index === -1 ? undefined : this.held.splice(index, 1)[0];
+  }
+
+  /** Removes and returns every held job of `queue` (or of every queue). */
+  takeAll(queue?: string): JobRecord[] {
+    const taken = this.held.filter((job) => queue === undefined || job.queue === queue);
+    for (const job of taken) this.take(job.id);
+    return taken;
+  }
+
+  /** An outcome was stored: when the loop waits on unwritten outcomes, look for work again. */
+  writeSettled(): void {
+    if (this.writeBound) this.wake();
+  }
+
+  /** Asks for a claim on the next turn of the event loop (coalesced; one claim in flight at a time). */
+  wake(): void {
+    if (this.state !== "on") return;
+    if (this.claiming) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pass = this.fetch();
+    });
+  }
+
+  /**
+   * Stops claiming and waits at most `boundMs` for a claim in flight (whose jobs are handed back); true
+   * when it settled in time. Held jobs stay held: the caller gives them back.
+   */
+  async stop(boundMs: number): Promise<boolean> {
+    this.state = "stopped";
+    this.clearPoll();
+    this.clearDue();
+    return settlesWithin(this.pass, boundMs);
+  }
+
+  private async fetch(): Promise<void> {
+    if (this.state !== "on" || this.claiming) return;
+    const { concurrency, prefetch } = this.options;
+    // A finished job frees its slot before its outcome is stored, so the next claim overlaps the write;
+    // but outcomes written slower than jobs finish must not pile up without bound (memory, and leases to
+    // keep alive). Past one slot's worth of unwritten outcomes per slot, each one takes a slot.
+    const unwritten = Math.max(0, this.host.unwritten() - (concurrency + prefetch));
+    const free = concurrency + prefetch - this.host.running() - this.held.length - unwritten;
+    this.writeBound = unwritten > 0;
+    if (free <= 0) return;
+    this.claiming = true;
+    this.again = false;
+    let claimed: JobRecord[];
+    try {
+      claimed = await this.store.claim({
+        queues: this.queues.order(),
+        limit: free,
+        workerId: this.options.workerId,
+        leaseMs: this.options.leaseMs,
+      });
+      this.failures = 0;
+    } catch (error) {
+      this.failures++;
+      const delay = Math.min(100 * 2 ** this.failures, MAX_BACKOFF_MS);
+      this.logger.error(
+        { err: error, retryInMs: delay, failures: this.failures },
+        "claim failed; backing off",
+      );
+      this.events.emit("error", error instanceof Error ? error : new Error(String(error)));
+      this.claiming = false;
+      this.armPoll(delay);
+      return;
+    }
+    this.claiming = false;
+    if (this.state !== "on") {
+      await this.host.giveBack(claimed); // stopped while the claim was in flight
+      return;
+    }
+    this.held.push(...claimed);
+    this.host.claimed();
+    if (claimed.length > 0) this.drained = false;
+    else if (!this.drained && this.host.running() === 0) {
+      this.drained = true;
+      this.events.emit("drained", { workerId: this.options.workerId, at: Date.now() });
+    }
+    if (claimed.length < free) {
+      // Idle (or nearly): wait for a signal, the next due job, or the safety poll. The next due time costs
+      // a round trip, so under light steady traffic it is looked up at most every DUE_REFRESH_MS; an empty
+      // claim always looks (that is when a delayed job is the next thing to do).
+      this.armPoll(this.options.pollMs);
+      const now = Date.now();
+      if (claimed.length === 0 || now - this.dueCheckedAt >= DUE_REFRESH_MS) {
+        this.dueCheckedAt = now;
+        void this.armDueTimer();
+      }
+    }
+    if (this.again) this.wake();
+  }
+
+  private armPoll(delayMs: number): void {
+    this.clearPoll();
+    this.pollTimer = setTimeout(
+      () => {
+        this.pollTimer = null;
+        this.wake();
+      },
+      delayMs * (0.75 + Math.random() / 2),
+    );
+  }
+
+  /** Sets a timer for the earliest scheduled job so delayed jobs start on time without polling. */
+  private async armDueTimer(): Promise<void> {
+    let next: number | null;
+    try {
+      next = await this.store.nextRunAt(this.queues.names);
+    } catch {
+      return; // the poll covers it
+    }
+    if (next === null || this.state !== "on") return;
+    if (this.dueAt !== null && this.dueAt <= next && this.dueTimer) return;
+    this.clearDue();
+    this.dueAt = next;
+    this.dueTimer = setTimeout(
+      () => {
+        this.dueTimer = null;
+        this.dueAt = null;
+        this.wake();
+      },
+      Math.max(next - Date.now(), 0),
+    );
+  }
+
+  private clearPoll(): void {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  private clearDue(): void {
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueTimer = null;
+    this.dueAt = null;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The lease keeper: keeps the leases of everything a worker holds alive and tells it which ones it lost
+ * and which jobs an operator asked to cancel.
+ *
+ * - Heartbeat (every `heartbeatMs`): `store.extendLeases` on every held lease (running jobs, jobs claimed
+ *   ahead, jobs whose outcome is still being written), then the worker's registry heartbeat; an entry
+ *   pruned during an outage is registered again.
+ * - Cancel checks: a store `cancel` signal extends the leases at once (the same call reports pending
+ *   cancels), at most once per CANCEL_CHECK_MS; a signal inside that window leaves one trailing check, so a
+ *   cancel that lands just after a check still reaches its handler within milliseconds.
+ */
+import type { Logger } from "../core/logger.js";
+import type { ExtendResult, LeaseRef, Store, WorkerInfo } from "../store/contract.js";
+
+/** Fewest milliseconds between two cancel checks caused by store signals (a burst of cancels costs one). */
+const CANCEL_CHECK_MS = 100;
+
+/** What the keeper asks of its worker. */
+export interface LeaseHolder {
+  readonly id: string;
+  /** Every lease the worker holds now. */
+  heldLeases(): LeaseRef[];
+  /** Jobs running now (the registry's `busy`). */
+  busy(): number;
+  /** The worker's registry entry, to register again. */
+  info(): WorkerInfo;
+  /** The worker no longer owns this job: stop it, and never write its outcome. */
+  leaseLost(id: string): void;
+  /** An operator asked to cancel this job. */
+  cancelRequested(id: string): void;
+}
+
+export class LeaseKeeper {
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private cancelCheckTimer: NodeJS.Timeout | null = null;
+  private lastCancelCheck = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly holder: LeaseHolder,
+    private readonly logger: Logger,
+    private readonly leaseMs: number,
+    private readonly heartbeatMs: number,
+  ) {}
+
+  start(): void {
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.cancelCheckTimer) clearTimeout(this.cancelCheckTimer);
+    this.heartbeatTimer = null;
+    this.cancelCheckTimer = null;
+  }
+
+  /** One heartbeat: extend every held lease, then the registry entry. Failures are logged, never thrown. */
+  async heartbeat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const leases = this.holder.heldLeases();
+      if (leases.length > 0) this.apply(await this.store.extendLeases(leases, this.leaseMs));
+      if (!(await this.store.heartbeatWorker(this.holder.id, this.holder.busy()))) {
+        // Pruned as silent (a long outage or a partition): register again so operators see this worker.
+        await this.store.registerWorker(this.holder.info());
+        this.logger.warn(
+          "worker entry was missing from the registry (pruned while unreachable); registered again",
+        );
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, "heartbeat failed; leases may expire if the store stays unreachable");
+    }
+  }
+
+  /** Extends `leases` now (a handler's `ctx.heartbeat()`); rejects when the store cannot be reached. */
+  async extend(leases: LeaseRef[]): Promise<void> {
+    this.apply(await this.store.extendLeases(leases, this.leaseMs));
+  }
+
+  /** A store signal said a cancel was requested: look for it now, or right after the throttle window. */
+  checkCancels(): void {
+    if (this.stopped || this.cancelCheckTimer) return; // a trailing check is due and will see this one too
+    const wait = this.lastCancelCheck + CANCEL_CHECK_MS - Date.now();
+    if (wait > 0) {
+      this.cancelCheckTimer = setTimeout(() => {
+        this.cancelCheckTimer = null;
+        this.checkCancels();
+      }, wait);
+      return;
+    }
+    this.lastCancelCheck = Date.now();
+    const leases = this.holder.heldLeases();
+    if (leases.length === 0) return;
+    this.store.extendLeases(leases, this.leaseMs).then(
+      (result) => this.apply(result),
+      () => {
+        // The next heartbeat tries again.
+      },
+    );
+  }
+
+  private apply(result: ExtendResult): void {
+    for (const id of result.lost) this.holder.leaseLost(id);
+    for (const id of result.cancelRequested) this.holder.cancelRequested(id);
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The outcome writer: turns finished attempts into batched store writes (complete, fail, release, progress,
+ * logs), and announces each outcome (event, stats roll-up) only once the store has it. A write the store
+ * fences off (this worker lost the lease) is logged, never retried. Writes still in flight are remembered
+ * with their lease, so heartbeats keep those leases alive: a write retried through a store outage must
+ * not see its job recovered and run again because the lease ran out while the outcome waited.
+ */
+import type { AttemptError, JobRecord } from "../core/job.js";
+import type { Logger } from "../core/logger.js";
+import { StatsAccumulator } from "../core/stats.js";
+import type {
+  CompleteRequest,
+  FailNext,
+  FailRequest,
+  LeaseRef,
+  LogRequest,
+  ProgressRequest,
+  ReleaseRequest,
+  Store,
+} from "../store/contract.js";
+import { Batcher } from "./batcher.js";
+import type { SluiceEventEmitter } from "./events.js";
+import { settlesWithin } from "./timing.js";
+
+/** How often outcome counts are added to the store's hourly roll-up. */
+const STATS_FLUSH_MS = 5_000;
+/** Most items in one batched write. */
+const MAX_BATCH = 500;
+
+export interface OutcomeWriterOptions {
+  /**
+   * Batches of distinct jobs' outcomes written side by side: a networked store works on the next batch
+   * during one batch's round trip. Progress and log lines always keep one lane, so they stay in order.
+   */
+  lanes: number;
+  /** Called whenever a tracked write settles (the fetch loop may be waiting for one). */
+  onWriteSettled: () => void;
+}
+
+export class OutcomeWriter {
+  private readonly completions: Batcher<CompleteRequest, boolean>;
+  private readonly failures: Batcher<FailRequest, boolean>;
+  private readonly releases: Batcher<ReleaseRequest, boolean>;
+  private readonly progressWrites: Batcher<ProgressRequest, boolean>;
+  private readonly logWrites: Batcher<LogRequest, undefined>;
+  /** Outcome writes queued but not yet stored, with the lease each belongs to. */
+  private readonly pending = new Map<Promise<unknown>, LeaseRef>();
+  /** Outcomes since the last flush to the hourly roll-up. */
+  private readonly stats = new StatsAccumulator();
+  private statsTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly events: SluiceEventEmitter,
+    private readonly logger: Logger,
+    private readonly options: OutcomeWriterOptions,
+  ) {
+    const batcher = <I, R>(name: string, write: (items: I[]) => Promise<R[]>, lanes = 1) =>
+      new Batcher<I, R>(name, write, logger, MAX_BATCH, lanes);
+    this.completions = batcher("complete", (items) => store.complete(items), options.lanes);
+    this.failures = batcher("fail", (items) => store.fail(items), options.lanes);
+    this.releases = batcher("release", (items) => store.release(items), options.lanes);
+    this.progressWrites = batcher("progress", (items) => store.saveProgress(items));
+    this.logWrites = batcher("log", async (items) => {
+      await store.appendLogs(items);
+      return items.map(() => undefined);
+    });
+  }
+
+  /** Starts the periodic stats flush. */
+  start(): void {
+    this.statsTimer = setInterval(() => void this.flushStats(), STATS_FLUSH_MS);
+  }
+
+  /** Outcome writes not yet stored. */
+  get unwritten(): number {
+    return this.pending.size;
+  }
+
+  /** The leases of jobs whose outcome is still being written (heartbeats keep them alive). */
+  pendingLeases(): LeaseRef[] {
+    return [...this.pending.values()];
+  }
+
+  /**
+   * Queues a completion (`result`: JSON text or null) and returns at once, so the slot frees and the next
+   * claim overlaps the write. Stats and the `completed` event follow the write.
+   */
+  complete(job: JobRecord, startedAt: number, result: string | null): void {
+    const finishedAt = Date.now();
+    this.afterWrite(
+      this.completions.push({ id: job.id, token: job.leaseToken, result }),
+      job,
+      "completion",
+      () => {
+        this.stats.completed(job.queue, finishedAt, finishedAt - startedAt);
+        if (this.events.wants("completed")) {
+          this.events.emit("completed", {
+            jobId: job.id,
+            queue: job.queue,
+            task: job.task,
+            at: finishedAt,
+            attempt: job.attempt,
+            durationMs: finishedAt - startedAt,
+            result: result === null ? null : JSON.parse(result),
+          });
+        }
+      },
+    );
+  }
+
+  /** Queues a failed attempt moving the job to `next`; events and stats follow the write. */
+  fail(job: JobRecord, error: AttemptError, next: FailNext): void {
+    const write = this.failures.push({ id: job.id, token: job.leaseToken, error, next });
+    this.afterWrite(write, job, next.state === "cancelled" ? "cancel" : "failure", () => {
+      if (next.state !== "cancelled") this.stats.failed(job.queue, error.at);
+      if (next.state === "dead") this.stats.dead(job.queue, error.at);
+      this.announceFailure(job, error, next);
+    });
+  }
+
+  /** Gives a job back without charging its attempt (at `runAt`, or at once); resolves once stored or given up. */
+  async release(job: JobRecord, reason: string, runAt?: number): Promise<void> {
+    const write = this.settle(
+      this.releases.push({
+        id: job.id,
+        token: job.leaseToken,
+        reason,
+        ...(runAt !== undefined ? { runAt } : {}),
+      }),
+    );
+    this.track(write, job);
+    if ((await write) && this.events.wants("released")) {
+      this.events.emit("released", {
+        jobId: job.id,
+        queue: job.queue,
+        task: job.task,
+        at: Date.now(),
+        reason,
+        runAt: runAt ?? null,
+      });
+    }
+  }
+
+  /** Stores a handler's progress (fenced by the lease). */
+  async saveProgress(job: JobRecord, text: string): Promise<void> {
+    await this.progressWrites.push({ id: job.id, token: job.leaseToken, progress: text });
+  }
+
+  /** Appends a handler's log line. */
+  async log(job: JobRecord, message: string, at: number): Promise<void> {
+    await this.logWrites.push({ id: job.id, at, attempt: job.attempt, message });
+  }
+
+  /**
+   * Waits for queued writes and the last stats flush for at most `boundMs`, then gives up on what is left
+   * (the store went away), so a worker's stop returns: a batcher retries an unreachable store forever.
+   */
+  async close(boundMs: number): Promise<void> {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    const batchers = [this.completions, this.failures, this.releases, this.progressWrites, this.logWrites];
+    const written = (async () => {
+      await Promise.allSettled(batchers.map((b) => b.drain()));
+      await Promise.allSettled([...this.pending.keys()]);
+      await this.flushStats();
+    })();
+    if (await settlesWithin(written, boundMs)) return;
+    this.logger.error(
+      { waitedMs: boundMs },
+      "store unreachable at shutdown: unwritten outcomes are given up; those jobs are recovered when their leases expire",
+    );
+    for (const batcher of batchers) batcher.close();
+  }
+
+  /** Adds accumulated outcome counts to the hourly roll-up; keeps them for next time on failure. */
+  async flushStats(): Promise<void> {
+    if (this.stats.size === 0) return;
+    const rows = this.stats.drain();
+    try {
+      await this.store.addHourlyStats(rows);
+    } catch (error) {
+      this.stats.restore(rows);
+      this.logger.warn({ err: error }, "could not write stats roll-up; will retry");
+    }
+  }
+
+  private announceFailure(job: JobRecord, error: AttemptError, next: FailNext): void {
+    const base = { jobId: job.id, queue: job.queue, task: job.task, at: Date.now() };
+    if (next.state === "cancelled") {
+      this.events.emit("cancelled", { ...base, reason: next.reason });
+      return;
+    }
+    this.events.emit("failed", { ...base, attempt: job.attempt, error });
+    if (next.state === "scheduled") {
+      this.events.emit("retrying", { ...base, attempt: job.attempt, runAt: next.runAt, error });
+    } else if (next.state === "waiting") {
+      this.events.emit("retrying", { ...base, attempt: job.attempt, runAt: Date.now(), error });
+    } else {
+      this.events.emit("dead", { ...base, attempt: job.attempt, reason: next.reason });
+      this.logger.warn({ jobId: job.id, queue: job.queue, task: job.task, reason: next.reason }, "job dead");
+    }
+  }
+
+  /** Runs `onApplied` once `write` is stored; a fenced or failed write is logged. Tracked until it settles. */
+  private afterWrite(write: Promise<boolean>, job: JobRecord, what: string, onApplied: () => void): void {
+    const settled = this.settle(write).then((applied) => (applied ? onApplied() : this.fenced(job, what)));
+    this.track(settled, job);
+  }
+
+  private track(write: Promise<unknown>, job: JobRecord): void {
+    this.pending.set(write, { id: job.id, token: job.leaseToken });
+    void write.finally(() => {
+      this.pending.delete(write);
+      this.options.onWriteSettled();
+    });
+  }
+
+  /** Awaits a batched write; a write that never succeeded counts as not applied (the lease will expire). */
+  private async settle(write: Promise<boolean>): Promise<boolean> {
+    try {
+      return await write;
+    } catch (error) {
+      this.logger.error(
+        { err: error },
+        "outcome not stored; the job will be recovered when its lease expires",
+      );
+      return false;
+    }
+  }
+
+  private fenced(job: JobRecord, what: string): void {
+    this.logger.warn(
+      { jobId: job.id, queue: job.queue, token: job.leaseToken },
+      `${what} refused: this worker no longer holds the job's lease (it expired and the job was recovered, cancelled or deleted)`,
+    );
+  }
+}

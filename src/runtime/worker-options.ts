@@ -1,0 +1,89 @@
+/** The options of `sluice.worker()`, and their validation (a bad option throws before anything starts). */
+import { ValidationError } from "../core/errors.js";
+import { QueueSelector, type QueueSpec } from "./queue-selector.js";
+
+/** Options of `sluice.worker()`. */
+export interface WorkerOptions {
+  /** Queue names in strict order, or `[name, weight]` pairs for weighted random order. Default `["default"]`. */
+  queues?: QueueSpec;
+  /** Jobs run at once by this worker. Default 10. */
+  concurrency?: number;
+  /** Lease length; a job whose worker stops heartbeating for this long is recovered. Default 30 s. */
+  leaseMs?: number;
+  /** Heartbeat period. Default leaseMs / 3. */
+  heartbeatMs?: number;
+  /** Safety poll period when idle (jittered ±25%). Default 1 s; wake-ups normally arrive sooner. */
+  pollMs?: number;
+  /**
+   * Jobs claimed ahead of free slots and held under lease, so a finishing job is replaced without waiting
+   * a round trip. Default: equal to `concurrency` on PostgreSQL and Redis; 0 on SQLite, whose claims are
+   * in-process calls. Held jobs can delay a newly enqueued higher-priority job by at most this many jobs.
+   */
+  prefetch?: number;
+  /** Default grace for `stop()` before running handlers are aborted. Default 25 s. */
+  shutdownGraceMs?: number;
+  /**
+   * Longest `stop()` waits on the store: for a claim in flight, and for the last outcome writes once
+   * handlers are done. Past it (the store is unreachable) they are given up: those jobs' leases expire and
+   * recovery runs them again (at-least-once). Default 10 s.
+   */
+  storeGraceMs?: number;
+  /** Run maintenance (lease recovery, retention, registry cleanup) in this worker under a leader lock. Default true. */
+  maintenance?: boolean;
+  /** Period of the maintenance pass. Default min(leaseMs / 2, 5 s). */
+  maintenanceMs?: number;
+}
+
+/** Worker options with defaults applied and every value checked. */
+export interface ResolvedWorkerOptions {
+  queues: QueueSelector;
+  concurrency: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  pollMs: number;
+  shutdownGraceMs: number;
+  storeGraceMs: number;
+}
+
+/** Applies defaults and validates; throws INVALID_OPTION (field `worker.<name>`) on a bad value. */
+export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
+  const queues = new QueueSelector(options.queues ?? ["default"]);
+  const concurrency = positiveInt(options.concurrency ?? 10, "concurrency");
+  const leaseMs = positiveInt(options.leaseMs ?? 30_000, "leaseMs");
+  const heartbeatMs = positiveInt(options.heartbeatMs ?? Math.max(Math.floor(leaseMs / 3), 1), "heartbeatMs");
+  if (heartbeatMs >= leaseMs) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `heartbeatMs (${heartbeatMs}) must be shorter than leaseMs (${leaseMs}) or leases expire between heartbeats`,
+      { field: "worker.heartbeatMs" },
+    );
+  }
+  if (options.prefetch !== undefined) nonNegativeInt(options.prefetch, "prefetch");
+  return {
+    queues,
+    concurrency,
+    leaseMs,
+    heartbeatMs,
+    pollMs: positiveInt(options.pollMs ?? 1_000, "pollMs"),
+    shutdownGraceMs: nonNegativeInt(options.shutdownGraceMs ?? 25_000, "shutdownGraceMs"),
+    storeGraceMs: nonNegativeInt(options.storeGraceMs ?? 10_000, "storeGraceMs"),
+  };
+}
+
+function positiveInt(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ValidationError("INVALID_OPTION", `worker.${field} must be a positive integer, got ${value}`, {
+      field: `worker.${field}`,
+    });
+  }
+  return value;
+}
+
+function nonNegativeInt(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new ValidationError("INVALID_OPTION", `worker.${field} must be an integer >= 0, got ${value}`, {
+      field: `worker.${field}`,
+    });
+  }
+  return value;
+}
