@@ -1,0 +1,161 @@
+/**
+ * The worker runtime against every engine: what its roles (fetch loop, lease keeper, outcome writer) must
+ * do at the edges — jobs claimed ahead at stop, a lease lost under a running handler, a store that never
+ * answers while the worker stops.
+ */
+import { describe, expect, it } from "vitest";
+import { LeaseLostError } from "../../src/index.js";
+import { capturingLogger, ERROR, linesWith } from "../support/fault-logs.js";
+import { overrideStore } from "../support/store-proxy.js";
+import { deferred, until } from "../support/wait.js";
+import type { ConformanceContext } from "./context.js";
+
+export function runtimeTests(ctx: ConformanceContext): void {
+  describe("worker runtime", () => {
+    it("on stop gives back the jobs it claimed ahead of free slots, at once and without charging an attempt", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const gate = deferred();
+      const started = deferred<string>();
+      const task = sluice.task("ahead", {
+        queue,
+        async run(_p, job) {
+          started.resolve(job.id);
+          await gate.promise;
+        },
+      });
+      const ids = (await task.enqueueMany(Array.from({ length: 4 }, () => ({ payload: {} })))).map(
+        (j) => j.id,
+      );
+      // One slot, three held ahead: all four are leased to this worker, one runs.
+      const worker = sluice.worker({ queues: [queue], concurrency: 1, prefetch: 3, pollMs: 60_000 });
+      await worker.start();
+      const running = await started.promise;
+      await until("all four claimed", async () => {
+        const page = await sluice.admin.listJobs({ queue, state: "active" }, { limit: 10 });
+        return page.jobs.length === 4;
+      });
+      const stopping = worker.stop({ graceMs: 10_000 });
+      // The held jobs go back while the running one is still inside its grace.
+      const held = ids.filter((id) => id !== running);
+      await until("held jobs back in waiting", async () => {
+        const jobs = await Promise.all(held.map((id) => sluice.admin.getJob(id)));
+        return jobs.every((j) => j.state === "waiting");
+      });
+      gate.resolve();
+      await stopping;
+      for (const id of held) {
+        const job = await sluice.admin.getJob(id);
+        expect(job).toMatchObject({ state: "waiting", attempt: 0, errors: [] });
+        expect(job.reason).toBe("released: worker stopping");
+      }
+      expect((await sluice.admin.getJob(running)).state).toBe("completed");
+    });
+
+    it("aborts the handler with LeaseLostError when its lease is lost, and never writes its outcome", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const started = deferred<string>();
+      const reasons: unknown[] = [];
+      let returned = false;
+      const task = sluice.task("loses-lease", {
+        queue,
+        attempts: 5,
+        async run(_p, job) {
+          started.resolve(job.id);
+          reasons.push(
+            await new Promise((resolve) =>
+              job.signal.addEventListener("abort", () => resolve(job.signal.reason)),
+            ),
+          );
+          returned = true;
+          return "late";
+        },
+      });
+      await task.enqueue({});
+      // Heartbeats every 50 ms find the loss; maintenance off, so only the test recovers the job.
+      const worker = sluice.worker({ queues: [queue], leaseMs: 10_000, heartbeatMs: 50, maintenance: false });
+      await worker.start();
+      const id = await started.promise;
+      // An operator recovers it by age while the handler runs: the lease now belongs to nobody. The queue
+      // is paused first, so this worker does not claim the recovered job again.
+      await sluice.admin.pause(queue);
+      const store = await sluice.store();
+      const recovered = await store.recover({
+        mode: { kind: "startedBefore", at: Date.now() + 60_000 },
+        dryRun: false,
+        limit: 10,
+      });
+      expect(recovered.map((r) => r.id)).toEqual([id]);
+      await until("the handler saw the abort", () => returned);
+      expect(reasons).toHaveLength(1);
+      expect(reasons[0]).toBeInstanceOf(LeaseLostError);
+      await worker.stop({ graceMs: 1_000 });
+      // The late "late" result was not written: the job is where recovery put it, its attempt charged once.
+      const job = await sluice.admin.getJob(id);
+      expect(job).toMatchObject({ state: "waiting", result: null, attempt: 1 });
+      expect(job.errors).toHaveLength(1);
+    });
+
+    it("returns from stop within storeGraceMs when a claim never settles, and logs why", async () => {
+      const base = ctx.sluice();
+      const real = await base.store();
+      const entered = deferred();
+      let hang = false;
+      const store = overrideStore(real, {
+        claim: (request) => {
+          if (!hang) return real.claim(request);
+          entered.resolve();
+          return new Promise(() => {}); // a dead connection: never answers
+        },
+      });
+      const { logger, lines } = capturingLogger();
+      const sluice = ctx.sluice({ store, logger });
+      const queue = ctx.queue();
+      const task = sluice.task("never-claimed", { queue, run: () => "ok" });
+      const worker = sluice.worker({ queues: [queue], pollMs: 60_000, storeGraceMs: 200 });
+      const drained = new Promise<void>((resolve) => sluice.on("drained", () => resolve()));
+      await worker.start();
+      await drained;
+      hang = true;
+      await task.enqueue({});
+      await entered.promise;
+      await worker.stop({ graceMs: 0 });
+      const logged = linesWith(
+        lines,
+        "claim still in flight at shutdown; its jobs are recovered when their leases expire",
+      );
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: ERROR, waitedMs: 200 });
+    });
+
+    it("returns from stop within storeGraceMs when the last outcome writes never settle, and logs why", async () => {
+      const base = ctx.sluice();
+      const real = await base.store();
+      const entered = deferred();
+      const store = overrideStore(real, {
+        complete: () => {
+          entered.resolve();
+          return new Promise(() => {}); // the store went away mid-write
+        },
+      });
+      const { logger, lines } = capturingLogger();
+      const sluice = ctx.sluice({ store, logger });
+      const queue = ctx.queue();
+      const task = sluice.task("never-written", { queue, run: () => "ok" });
+      const worker = sluice.worker({ queues: [queue], storeGraceMs: 200 });
+      await worker.start();
+      const { id } = await task.enqueue({});
+      await entered.promise;
+      await worker.stop({ graceMs: 0 });
+      const logged = linesWith(
+        lines,
+        "store unreachable at shutdown: unwritten outcomes are given up; those jobs are recovered when their leases expire",
+      );
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: ERROR, waitedMs: 200 });
+      // Nothing was stored: the job stays active under its lease, for recovery (at-least-once).
+      expect((await base.admin.getJob(id)).state).toBe("active");
+    });
+  });
+}
