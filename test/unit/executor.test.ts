@@ -119,7 +119,10 @@ describe("executor", () => {
       task({
         run: (_p, c) =>
           new Promise((resolve) =>
-            c.signal.addEventListener("abort", () => resolve((seen = c.signal.reason))),
+            c.signal.addEventListener("abort", () => {
+              seen = c.signal.reason;
+              resolve(seen);
+            }),
           ),
       }),
       ctx,
