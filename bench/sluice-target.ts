@@ -48,7 +48,7 @@ export async function createSluiceTarget(url: string, name = nameOf(url)): Promi
       onJob = handler;
       const worker: Worker = sluice.worker({ queues: [BENCH_QUEUE], concurrency, maintenance: false });
       await worker.start();
-      return { stop: () => worker.stop({ graceMs: 5_000 }) };
+      return { stop: async () => void (await worker.stop({ graceMs: 5_000 })) };
     },
     close: () => sluice.close(),
   };

@@ -37,7 +37,7 @@ export type { StatsRow } from "./core/stats.js";
 export type { TaskContext, TaskDefinition } from "./core/task.js";
 export type { SluiceEventName, SluiceEvents } from "./runtime/events.js";
 export type { QueueSpec } from "./runtime/queue-selector.js";
-export type { WorkerOptions } from "./runtime/worker.js";
+export type { StopReport, WorkerOptions } from "./runtime/worker.js";
 export { Worker } from "./runtime/worker.js";
 export type * from "./store/contract.js";
 export { createStore, engineOf, redactUrl } from "./store/index.js";

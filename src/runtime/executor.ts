@@ -24,6 +24,8 @@ export class RunningJob {
   private controller: AbortController | null = null;
   aborted = false;
   abortReason: unknown = undefined;
+  /** True from the call of the handler until the promise it returned settles (user code still running). */
+  inHandler = false;
   /** Rejects the executor's wait for the handler's promise; set while it waits. */
   private interrupt: ((reason: unknown) => void) | null = null;
   /** Settles when the executor and the outcome hand-off are done (set by the worker). */
@@ -91,7 +93,19 @@ export async function execute(
     }
     const timeoutMs = job.timeoutMs;
     if (timeoutMs !== null) timer = setTimeout(() => running.abort(new TimeoutError(timeoutMs)), timeoutMs);
-    const outcome: unknown = run(payload, ctx);
+    running.inHandler = true;
+    let outcome: unknown;
+    try {
+      outcome = run(payload, ctx);
+    } finally {
+      running.inHandler = isThenable(outcome);
+    }
+    if (isThenable(outcome)) {
+      const leave = () => {
+        running.inHandler = false;
+      };
+      outcome.then(leave, leave);
+    }
     const value = isThenable(outcome) ? await running.waitFor(outcome) : outcome;
     // Aborted while finishing (a timeout at the last moment): the abort decides, not the late value.
     if (running.aborted) return { ok: false, error: running.abortReason };

@@ -45,6 +45,17 @@ export interface WorkerHost {
   enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
 }
 
+/** What `worker.stop()` did (see its guarantees). */
+export interface StopReport {
+  /** Jobs given back without charging an attempt: claimed ahead, or still running when the grace ended. */
+  released: string[];
+  /**
+   * Handlers still running when `stop()` returned because they ignore `ctx.signal`. Their jobs were
+   * released (another worker may run them) and their outcomes will be refused.
+   */
+  unsettled: { jobId: string; task: string; queue: string; runningMs: number }[];
+}
+
 /**
  * Runs the jobs of its queues: claims them under a lease, runs their handlers with bounded concurrency,
  * heartbeats, writes outcomes in batches, and runs maintenance (recovery, schedules, retention) under a
@@ -64,7 +75,8 @@ export class Worker {
   private readonly startedAt = Date.now();
   private readonly logger: Logger;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
-  private stopping: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<StopReport> | null = null;
   private store!: Store;
   private fetcher!: FetchLoop;
   private writer!: OutcomeWriter;
@@ -95,9 +107,22 @@ export class Worker {
 
   /** Connects, registers, and starts taking jobs. Resolves when the worker is ready. */
   async start(): Promise<void> {
-    if (this.state !== "new")
+    if (this.state !== "new") {
       throw new SluiceError("CLOSED", `worker ${this.id} was already started; create a new one`);
+    }
     this.state = "starting";
+    this.starting = this.startNow();
+    try {
+      await this.starting;
+    } catch (error) {
+      // Nothing runs yet (no timer, no claim); a later stop() has nothing to undo.
+      this.unsubscribe?.();
+      this.state = "stopped";
+      throw error;
+    }
+  }
+
+  private async startNow(): Promise<void> {
     const store = await this.host.store();
     this.store = store;
     // An in-process store (SQLite) answers a claim at once: holding jobs ahead would only delay others.
@@ -171,20 +196,28 @@ export class Worker {
   }
 
   /**
-   * Stops claiming, waits up to `graceMs` for running jobs, then aborts them and returns the unfinished ones
-   * to `waiting` without charging an attempt. Waits on the store at most `storeGraceMs` for a claim in
-   * flight and again for the last writes, so it returns even when the store is gone. Safe to call more
-   * than once.
+   * Stops the worker. What it guarantees when the returned promise resolves:
+   * - no claim is made any more, and the jobs of a claim still in flight went back (bounded by storeGraceMs);
+   * - jobs claimed ahead and never started went back to `waiting` at once, without charging an attempt;
+   * - running jobs had `graceMs` to finish; the rest were aborted (`ctx.signal` with WorkerStoppingError)
+   *   and released to `waiting` without charging an attempt: whatever their handlers do later is fenced off;
+   * - outcomes were written, or given up after storeGraceMs (their jobs are recovered when leases expire);
+   * - the worker left the registry.
+   * Handlers that ignored their signal may still be running: the report lists them (`unsettled`). They
+   * hold no job, but they keep the event loop alive; a process that is shutting down should exit.
+   * Safe to call more than once (every call gets the same report).
    */
-  stop(options: { graceMs?: number } = {}): Promise<void> {
+  stop(options: { graceMs?: number } = {}): Promise<StopReport> {
     this.stopping ??= this.stopNow(options.graceMs ?? this.shutdownGraceMs);
     return this.stopping;
   }
 
-  private async stopNow(graceMs: number): Promise<void> {
-    if (this.state === "new") {
+  private async stopNow(graceMs: number): Promise<StopReport> {
+    const report: StopReport = { released: [], unsettled: [] };
+    if (this.state === "starting") await this.starting?.catch(() => {});
+    if (this.state === "new" || this.state === "stopped") {
       this.state = "stopped";
-      return;
+      return report;
     }
     this.state = "stopping";
     this.logger.info({ running: this.running.size, graceMs }, "worker stopping");
@@ -197,14 +230,16 @@ export class Worker {
       );
     }
     // Jobs held ahead never started: give them back at once (no attempt charged).
-    await this.giveBack(this.fetcher.takeAll(), "released: worker stopping");
+    const held = this.fetcher.takeAll();
+    report.released.push(...held.map((job) => job.id));
+    await this.giveBack(held, "released: worker stopping");
     await this.maintenance?.stop();
     if (this.running.size > 0) {
       await settlesWithin(Promise.all([...this.running.values()].map((r) => r.done)), graceMs);
     }
-    if (this.running.size > 0) {
+    const unfinished = [...this.running.values()];
+    if (unfinished.length > 0) {
       const reason = new WorkerStoppingError(graceMs);
-      const unfinished = [...this.running.values()];
       this.logger.warn(
         { jobs: unfinished.map((r) => r.job.id) },
         "shutdown grace elapsed; aborting and releasing jobs",
@@ -212,6 +247,7 @@ export class Worker {
       for (const r of unfinished) r.abort(reason);
       // Release at once: a handler that ignores its signal must not hold the job hostage. Its late outcome
       // is fenced off because the job is no longer active under its token.
+      report.released.push(...unfinished.map((r) => r.job.id));
       await this.giveBack(
         unfinished.map((r) => r.job),
         `released at shutdown: ${reason.message}`,
@@ -226,8 +262,27 @@ export class Worker {
     } catch (error) {
       this.logger.warn({ err: error }, "could not unregister worker; its entry expires by itself");
     }
+    // Handlers that heard the abort have returned by now (the release and the last writes took a turn of
+    // the event loop at least); those still inside are the ones that ignore their signal.
+    const now = Date.now();
+    for (const r of unfinished) {
+      if (!r.inHandler) continue;
+      report.unsettled.push({
+        jobId: r.job.id,
+        task: r.job.task,
+        queue: r.job.queue,
+        runningMs: now - r.startedAt,
+      });
+    }
     this.state = "stopped";
-    this.logger.info("worker stopped");
+    if (report.unsettled.length > 0) {
+      this.logger.warn(
+        { unsettled: report.unsettled },
+        "handlers still running that ignore their abort signal: their jobs went back to the queue and their outcomes will be refused",
+      );
+    }
+    this.logger.info({ released: report.released.length }, "worker stopped");
+    return report;
   }
 
   private info(): WorkerInfo {

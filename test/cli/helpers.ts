@@ -66,6 +66,8 @@ export const CLI = await builtCli();
 /** Output of one CLI run. */
 export interface CliResult {
   code: number | null;
+  /** The signal that ended the process, or null when it exited with a code. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -119,9 +121,9 @@ export function collect(child: ChildProcess, options: CliOptions = {}): Promise<
   child.stdin?.end(options.input ?? "");
   const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
   return new Promise((resolve) => {
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
   });
 }

@@ -70,6 +70,62 @@ describe.each(ENGINES)("sluice worker on %s", (engine) => {
     expect((await sluice.admin.workers()).find((w) => w.pid === child.pid)).toBeUndefined();
   });
 
+  it("exits once its jobs are released, while a handler that ignores its abort signal still runs", async () => {
+    // The handler would sleep two minutes: the test's own timeout fails it if the process waits for it.
+    const [id] = await enqueue(sluice, "cli_deaf", [{ mode: "deaf", ms: 120_000 }]);
+    const child = spawnCli([
+      "worker",
+      "--queues",
+      "cli_deaf",
+      "--shutdown-grace",
+      "200ms",
+      "--tasks",
+      fixture("tasks.mjs"),
+      "--url",
+      store.url,
+    ]);
+    const done = collect(child);
+    await waitForOutput(child, /sluice worker running/);
+    await until(
+      "the deaf job to run",
+      async () => (await sluice.admin.getJob(id as string)).state === "active",
+    );
+    child.kill("SIGTERM");
+    const { code, signal, stdout, stderr } = await done;
+    expect({ code, signal }, stderr).toEqual({ code: 0, signal: null });
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { msg: string; unsettled?: unknown });
+    expect(lines.find((l) => l.msg === "sluice worker stopped")).toMatchObject({ unsettled: 1 });
+    // Released without charging the attempt; another worker may run it.
+    expect(await sluice.admin.getJob(id as string)).toMatchObject({ state: "waiting", attempt: 0 });
+    await sluice.admin.delete({ ids: [id as string] });
+  });
+
+  it("exits with a code, never by the signal, when a second signal follows the first", async () => {
+    const child = spawnCli([
+      "worker",
+      "--queues",
+      "cli_b",
+      "--tasks",
+      fixture("tasks.mjs"),
+      "--url",
+      store.url,
+    ]);
+    const done = collect(child);
+    await waitForOutput(child, /sluice worker running/);
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGTERM"), 50);
+    const { code, signal } = await done;
+    expect(signal).toBeNull();
+    expect([0, 1]).toContain(code); // 0: the first stop finished first; 1: the second signal cut it short
+    // Cut short, it left its registry entry to expire: remove it so later tests see no worker.
+    const registry = await sluice.store();
+    for (const w of await registry.listWorkers())
+      if (w.pid === child.pid) await registry.unregisterWorker(w.id);
+  });
+
   it("--queues and --concurrency override the file; a bad config exits 2 before starting", async () => {
     const bad = join(store.dir, "bad.yaml");
     writeFileSync(bad, "concurrency: 0\nqueues: seo\n");

@@ -157,5 +157,58 @@ export function runtimeTests(ctx: ConformanceContext): void {
       // Nothing was stored: the job stays active under its lease, for recovery (at-least-once).
       expect((await base.admin.getJob(id)).state).toBe("active");
     });
+
+    it("reports from stop the handlers that ignore their abort signal, after releasing their jobs", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const started: string[] = [];
+      let finish!: () => void;
+      const stubborn = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      const task = sluice.task("ignores-signal", {
+        queue,
+        async run(payload: { listens: boolean }, job) {
+          started.push(job.id);
+          if (payload.listens) {
+            await new Promise((resolve) => job.signal.addEventListener("abort", resolve));
+          } else {
+            await stubborn; // never reads ctx.signal
+          }
+        },
+      });
+      const deaf = await task.enqueue({ listens: false });
+      const listening = await task.enqueue({ listens: true });
+      const worker = sluice.worker({ queues: [queue], concurrency: 2 });
+      await worker.start();
+      await until("both running", () => started.length === 2);
+      const report = await worker.stop({ graceMs: 50 });
+      expect([...report.released].sort()).toEqual([deaf.id, listening.id].sort());
+      expect(report.unsettled.map((u) => u.jobId)).toEqual([deaf.id]);
+      expect(report.unsettled[0]).toMatchObject({ task: "ignores-signal", queue });
+      expect(report.unsettled[0]?.runningMs).toBeGreaterThanOrEqual(50);
+      // Its job is back in the queue, uncharged, while the handler still runs.
+      expect(await sluice.admin.getJob(deaf.id)).toMatchObject({ state: "waiting", attempt: 0 });
+      // A second call gets the same report.
+      expect(await worker.stop()).toBe(report);
+      finish();
+    });
+
+    it("stops cleanly after a start that failed because the store was unreachable", async () => {
+      const base = ctx.sluice();
+      const real = await base.store();
+      const store = overrideStore(real, {
+        registerWorker: async () => {
+          throw new Error("connection refused");
+        },
+      });
+      const { logger, lines } = capturingLogger();
+      const sluice = ctx.sluice({ store, logger });
+      const worker = sluice.worker({ queues: [ctx.queue()] });
+      await expect(worker.start()).rejects.toThrow("connection refused");
+      expect(await worker.stop()).toEqual({ released: [], unsettled: [] });
+      expect(lines.filter((l) => l.level >= ERROR)).toEqual([]);
+      await expect(worker.start()).rejects.toMatchObject({ code: "CLOSED" });
+    });
   });
 }

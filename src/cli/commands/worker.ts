@@ -1,6 +1,7 @@
 /**
  * `sluice worker`: runs a worker, systemd-friendly. Logs JSON lines to stdout (pino); SIGTERM / SIGINT
- * stop it gracefully within the shutdown grace and exit 0; a bad config exits 2 before anything starts;
+ * stop it gracefully within the shutdown grace and exit 0 (even while a handler that ignores its abort
+ * signal still runs: its job is already back in the queue); a second signal exits 1 at once; a bad config exits 2 before anything starts;
  * a store that cannot be reached exits 1.
  *
  * Task handlers come from `--tasks <module>` (or `tasks:` in the config file): an ES module whose default
@@ -134,9 +135,12 @@ export function registerWorker(program: Command): void {
         }
         logger.info({ signal }, "signal received: stopping gracefully");
         stopping = (async () => {
-          await worker.stop();
+          const report = await worker.stop();
           await sluice.close();
-          logger.info("sluice worker stopped");
+          logger.info(
+            { released: report.released.length, unsettled: report.unsettled.length },
+            "sluice worker stopped",
+          );
         })();
         stopped(stopping);
       };
@@ -152,8 +156,14 @@ export function registerWorker(program: Command): void {
         { url: sluice.safeUrl, tasks: [...sluice.tasks.keys()] },
         "sluice worker running; SIGTERM to stop",
       );
-      // Stay alive until a signal has stopped the worker (a failed stop rejects: exit 1).
-      await done;
+      // Stay alive until a signal has stopped the worker, then exit at once: a handler that ignores its abort
+      // signal would keep the event loop alive forever (systemd waiting for TimeoutStopSec), and its job is
+      // already back in the queue. A failed stop exits 1.
+      await done.catch((error: unknown) => {
+        logger.error({ err: error }, "worker stop failed");
+        process.exit(1);
+      });
+      process.exit(0);
     });
 }
 
