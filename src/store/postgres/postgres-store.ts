@@ -867,8 +867,8 @@ export class PostgresStore implements Store {
     const params: unknown[] = [];
     const where = filterSql(filter, params);
     params.push(options.limit);
-    // REMOVABLE_STATES written as `state <> 'active'`, the predicate of jobs_queue_state (checked by
-    // test/unit/states.test.ts).
+    // REMOVABLE_STATES is every state but active: written as the predicate of jobs_queue_state says it
+    // (test/unit/states.test.ts checks the two agree).
     const rows = await this.query<{ id: string; seq: number }>(
       "delete jobs",
       `DELETE FROM ${this.s}.jobs WHERE seq IN (
