@@ -510,6 +510,7 @@ for _, id in ipairs(ids) do
     local reason = ARGV[9]
     if f[3] then reason = ARGV[7] .. f[3] .. ARGV[8] end
     local attempt, max = tonumber(f[4] or '0'), tonumber(f[5])
+    -- recoveryTarget's decision (core/states.ts); test/redis/store.test.ts holds the two together.
     local to = 'waiting'
     if f[6] == '1' then to = 'cancelled' elseif attempt >= max then to = 'dead' end
     if ARGV[5] ~= '1' then
