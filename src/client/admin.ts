@@ -6,21 +6,26 @@
 import { JobNotFoundError, ValidationError } from "../core/errors.js";
 import { isJobState, type JobLogLine, type JobRecord, type JobState } from "../core/job.js";
 import { validateQueueName } from "../core/options.js";
+import {
+  CANCELLABLE_STATES,
+  MOVABLE_STATES,
+  REMOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+  RETRYABLE_STATES,
+} from "../core/states.js";
 import { histogramPercentile, hourOf, latest, recoveryStats } from "../core/stats.js";
 import type { SluiceEventEmitter } from "../runtime/events.js";
-import {
-  type BulkOptions,
-  type BulkResult,
-  type JobFilter,
-  type MigrationStatus,
-  MOVABLE_STATES,
-  type QueueStats,
-  REPRIORITIZABLE_STATES,
-  type RecoveredJob,
-  type ScheduleRecord,
-  type Store,
-  type StoreInfo,
-  type WorkerInfo,
+import type {
+  BulkOptions,
+  BulkResult,
+  JobFilter,
+  MigrationStatus,
+  QueueStats,
+  RecoveredJob,
+  ScheduleRecord,
+  Store,
+  StoreInfo,
+  WorkerInfo,
 } from "../store/contract.js";
 
 /** Filter accepted by listing and bulk actions. */
@@ -74,9 +79,9 @@ export interface BulkRunOptions {
 
 /** States each bulk action can change (listing is narrowed to them, the store checks them again). */
 const BULK_STATES = {
-  retry: ["dead", "cancelled", "completed", "scheduled"],
-  cancel: ["scheduled", "waiting", "blocked", "active"],
-  remove: ["scheduled", "waiting", "blocked", "completed", "dead", "cancelled"],
+  retry: RETRYABLE_STATES,
+  cancel: CANCELLABLE_STATES,
+  remove: REMOVABLE_STATES,
   move: MOVABLE_STATES,
   reprioritize: REPRIORITIZABLE_STATES,
 } as const satisfies Record<string, readonly JobState[]>;

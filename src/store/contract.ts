@@ -413,17 +413,10 @@ export interface Store {
   readHourlyStats(since: number): Promise<StatsRow[]>;
 }
 
-/** States `move` acts on: everything but active (running elsewhere) and completed (history). */
-export const MOVABLE_STATES: readonly JobState[] = ["scheduled", "waiting", "blocked", "dead", "cancelled"];
-/** States `reprioritize` acts on: jobs that have not started. */
-export const REPRIORITIZABLE_STATES: readonly JobState[] = ["scheduled", "waiting", "blocked"];
-
-/** The reason stored on a job whose lease expired. Engines build exactly this text. */
-export function leaseExpiredReason(workerId: string | null): string {
-  return `lease expired: worker ${workerId ?? "unknown"} stopped heartbeating`;
-}
-
-/** The reason stored on a job an operator recovered by age. */
-export function forcedRecoveryReason(workerId: string | null): string {
-  return `recovered by operator: worker ${workerId ?? "unknown"} held it past the cutoff`;
-}
+// The state lists and reasons moved to core/states.ts (their one home); re-exported for code that imports them here.
+export {
+  forcedRecoveryReason,
+  leaseExpiredReason,
+  MOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+} from "../core/states.js";

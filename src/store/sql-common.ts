@@ -1,7 +1,20 @@
 /** Row mapping shared by the SQL engines (SQLite and PostgreSQL store jobs in the same column layout). */
 import type { MissedTicks } from "../core/cron.js";
-import type { Retention } from "../core/job.js";
+import type { JobState, Retention } from "../core/job.js";
 import type { JobTemplate, ScheduleRecord } from "./contract.js";
+
+/** A SQL string literal of a constant (quotes doubled), for text built into a statement; never for input. */
+export function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * A state list for `state IN (…)`, e.g. `'dead', 'cancelled'`, from a constant of core/states.ts. Built into
+ * the statement text, so the statement reads and plans exactly as the literal list would.
+ */
+export function sqlStateList(states: readonly JobState[]): string {
+  return states.map(sqlString).join(", ");
+}
 
 /** Retention as the two columns `keep_mode` / `keep_value`. */
 export function retentionColumns(retention: Retention): { mode: string; value: number | null } {

@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/core/logger.js";
+import { recoveryTarget } from "../../src/core/states.js";
 import type { NewJob, StoreSignal } from "../../src/store/contract.js";
 import { RedisStore } from "../../src/store/redis/redis-store.js";
 import { newJob as makeJob } from "../support/new-job.js";
@@ -268,5 +269,67 @@ describe("redis store", () => {
       lost: ["nope"],
       cancelRequested: [],
     });
+  });
+
+  // The recovery script decides in Lua; this holds it to core's recoveryTarget, branch by branch.
+  it("recovers as recoveryTarget decides: cancel requested, attempts exhausted or left, expired or forced, unknown worker", async () => {
+    const { store } = await open();
+    const queue = "recover-decision";
+    const jobs = {
+      left: newJob(queue, { maxAttempts: 3 }),
+      last: newJob(queue, { maxAttempts: 1 }),
+      cancelOnLast: newJob(queue, { maxAttempts: 1 }),
+      cancelWithLeft: newJob(queue, { maxAttempts: 3 }),
+      noWorker: newJob(queue, { maxAttempts: 3 }),
+    };
+    const all = Object.values(jobs);
+    await store.enqueue(all);
+    expect(await store.claim({ queues: [queue], limit: 10, workerId: "gone/1/a", leaseMs: 1 })).toHaveLength(
+      5,
+    );
+    await store.cancel({ ids: [jobs.cancelOnLast.id, jobs.cancelWithLeft.id] }, { limit: 10 });
+    const client = new Redis(SHARED_REDIS);
+    try {
+      // A job with no worker recorded.
+      await client.hdel(`${store.keys.queue(queue)}j:${jobs.noWorker.id}`, "w");
+    } finally {
+      client.disconnect();
+    }
+    const expected = (forced: boolean) =>
+      Object.fromEntries(
+        all.map((job) => [
+          job.id,
+          recoveryTarget({
+            cancelRequested: job === jobs.cancelOnLast || job === jobs.cancelWithLeft,
+            attempt: 1,
+            maxAttempts: job.maxAttempts,
+            workerId: job === jobs.noWorker ? null : "gone/1/a",
+            forced,
+          }),
+        ]),
+      );
+    const decided = (rows: { id: string; to: string; reason: string }[]) =>
+      Object.fromEntries(rows.map((r) => [r.id, { to: r.to, reason: r.reason }]));
+    expect(new Set(Object.values(expected(false)).map((t) => t.to))).toEqual(
+      new Set(["waiting", "dead", "cancelled"]),
+    );
+
+    const forced = await store.recover({
+      mode: { kind: "startedBefore", at: Date.now() + 60_000 },
+      dryRun: true,
+      limit: 10,
+    });
+    expect(decided(forced)).toEqual(expected(true));
+    const dry = await eventually("the 1 ms leases to expire", async () => {
+      const r = await store.recover({ mode: { kind: "expired" }, dryRun: true, limit: 10 });
+      return r.length === all.length ? r : null;
+    });
+    expect(decided(dry)).toEqual(expected(false));
+    const applied = await store.recover({ mode: { kind: "expired" }, dryRun: false, limit: 10 });
+    expect(decided(applied)).toEqual(expected(false));
+    for (const job of all) {
+      const stored = await store.getJob(job.id);
+      expect({ to: stored?.state, reason: stored?.reason }).toEqual(expected(false)[job.id]);
+    }
   });
 });

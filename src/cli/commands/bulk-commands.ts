@@ -3,6 +3,14 @@
  * `--dry-run`, confirmation, batches, progress and safe interruption (see ../bulk.ts).
  */
 import type { Command } from "commander";
+import {
+  CANCELLABLE_STATES,
+  MOVABLE_STATES,
+  PURGEABLE_STATES,
+  REMOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+  RETRYABLE_STATES,
+} from "../../core/states.js";
 import type { Admin, AdminFilter } from "../../index.js";
 import {
   type ActionResult,
@@ -15,13 +23,6 @@ import {
 import { withSluice } from "../context.js";
 import { checkQueueName, UsageError } from "../errors.js";
 import { addFilterOptions } from "../filters.js";
-
-const RETRYABLE = ["dead", "cancelled", "completed", "scheduled"] as const;
-const CANCELLABLE = ["scheduled", "waiting", "blocked", "active"] as const;
-const DELETABLE = ["scheduled", "waiting", "blocked", "completed", "dead", "cancelled"] as const;
-const PURGEABLE = ["completed", "dead", "cancelled"] as const;
-const MOVABLE = ["scheduled", "waiting", "blocked", "dead", "cancelled"] as const;
-const REPRIORITIZABLE = ["scheduled", "waiting", "blocked"] as const;
 
 function bulkCommand(
   program: Command,
@@ -58,7 +59,7 @@ export function registerBulkCommands(program: Command): void {
     "  $ sluice retry 01J0ABCD…                          # one job\n" +
       "  $ sluice retry --state dead --queue rag_processing # requeue the dead-letter jobs of a queue\n" +
       "  $ sluice retry --state dead --dry-run              # see what would be requeued",
-    () => ({ name: "retry", past: "retried", states: RETRYABLE, run: simple("retry") }),
+    () => ({ name: "retry", past: "retried", states: RETRYABLE_STATES, run: simple("retry") }),
   );
   bulkCommand(
     program,
@@ -68,7 +69,7 @@ export function registerBulkCommands(program: Command): void {
     () => ({
       name: "cancel",
       past: "cancelled",
-      states: CANCELLABLE,
+      states: CANCELLABLE_STATES,
       run: (admin, filter, options) => admin.cancel(filter, options),
     }),
   );
@@ -77,7 +78,7 @@ export function registerBulkCommands(program: Command): void {
     "delete",
     "delete jobs that are not running",
     "  $ sluice delete 01J0ABCD…\n  $ sluice delete --queue tmp --state waiting --older-than 7d --yes",
-    () => ({ name: "delete", past: "deleted", states: DELETABLE, run: simple("delete") }),
+    () => ({ name: "delete", past: "deleted", states: REMOVABLE_STATES, run: simple("delete") }),
   );
   bulkCommand(
     program,
@@ -87,7 +88,7 @@ export function registerBulkCommands(program: Command): void {
     (flags) => {
       // Purge is narrow by definition (finished jobs only), so it needs no --all.
       flags.all = true;
-      return { name: "purge", past: "purged", states: PURGEABLE, run: simple("delete") };
+      return { name: "purge", past: "purged", states: PURGEABLE_STATES, run: simple("delete") };
     },
   );
 
@@ -104,7 +105,7 @@ export function registerBulkCommands(program: Command): void {
       return {
         name: "move",
         past: "moved",
-        states: MOVABLE,
+        states: MOVABLE_STATES,
         detail: `to queue ${to}`,
         applies: (job) => job.queue !== to,
         run: (admin, filter, options) => admin.move(filter, to, options),
@@ -128,7 +129,7 @@ export function registerBulkCommands(program: Command): void {
       return {
         name: "reprioritize",
         past: "reprioritized",
-        states: REPRIORITIZABLE,
+        states: REPRIORITIZABLE_STATES,
         detail: `to priority ${priority}`,
         applies: (job) => job.priority !== priority,
         run: (admin, filter, options) => admin.reprioritize(filter, priority, options),

@@ -17,6 +17,15 @@ import pg from "pg";
 import { ClosedError, SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
+import {
+  CANCEL_AT_ONCE_STATES,
+  CANCELLED_REASON,
+  MOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+  RETRIED_REASON,
+  RETRYABLE_STATES,
+  recoveryTarget,
+} from "../../core/states.js";
 import { addHistograms, latest, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
   BulkOptions,
@@ -48,12 +57,6 @@ import type {
   TransactionHandle,
   WorkerInfo,
 } from "../contract.js";
-import {
-  forcedRecoveryReason,
-  leaseExpiredReason,
-  MOVABLE_STATES,
-  REPRIORITIZABLE_STATES,
-} from "../contract.js";
 import type { StoreOptions } from "../index.js";
 import {
   retentionColumns,
@@ -61,6 +64,8 @@ import {
   type ScheduleRow,
   scheduleUpsertSet,
   scheduleValues,
+  sqlStateList,
+  sqlString,
 } from "../sql-common.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { toStoreError } from "./errors.js";
@@ -593,8 +598,13 @@ export class PostgresStore implements Store {
       workerId: job.worker_id,
       attempt: job.attempt,
       maxAttempts: job.max_attempts,
-      to: job.cancel_requested ? "cancelled" : job.attempt >= job.max_attempts ? "dead" : "waiting",
-      reason: byAge ? forcedRecoveryReason(job.worker_id) : leaseExpiredReason(job.worker_id),
+      ...recoveryTarget({
+        cancelRequested: job.cancel_requested,
+        attempt: job.attempt,
+        maxAttempts: job.max_attempts,
+        workerId: job.worker_id,
+        forced: byAge,
+      }),
     });
     if (request.dryRun) {
       const rows = await this.query<RecoverCandidate>("list recoverable jobs", select(false), [
@@ -805,12 +815,12 @@ export class PostgresStore implements Store {
       "retry jobs",
       `WITH picked AS (
          SELECT seq FROM ${this.s}.jobs
-         WHERE state IN ('dead', 'cancelled', 'completed', 'scheduled') ${where.map((w) => `AND ${w}`).join(" ")}
+         WHERE state IN (${sqlStateList(RETRYABLE_STATES)}) ${where.map((w) => `AND ${w}`).join(" ")}
          ORDER BY seq LIMIT $${params.length - 1} FOR UPDATE
        ), changed AS (
          UPDATE ${this.s}.jobs j SET state = 'waiting', attempt = 0, run_at = ${NOW_MS}, finished_at = NULL,
-           cancel_requested = false, lease_expires_at = NULL, keep_until = NULL, reason = 'retried by operator'
-         FROM picked WHERE j.seq = picked.seq AND j.state IN ('dead', 'cancelled', 'completed', 'scheduled')
+           cancel_requested = false, lease_expires_at = NULL, keep_until = NULL, reason = ${sqlString(RETRIED_REASON)}
+         FROM picked WHERE j.seq = picked.seq AND j.state IN (${sqlStateList(RETRYABLE_STATES)})
          RETURNING j.id, j.queue, j.seq
        )
        SELECT id, ${notifyJobsFrom("changed", "true", `$${params.length}`)} AS notified FROM changed ORDER BY seq`,
@@ -829,7 +839,7 @@ export class PostgresStore implements Store {
       "cancel jobs",
       `WITH picked AS (
          SELECT seq FROM ${this.s}.jobs
-         WHERE (state IN ('scheduled', 'waiting', 'blocked') OR (state = 'active' AND NOT cancel_requested))
+         WHERE (state IN (${sqlStateList(CANCEL_AT_ONCE_STATES)}) OR (state = 'active' AND NOT cancel_requested))
            ${where.map((w) => `AND ${w}`).join(" ")}
          ORDER BY seq LIMIT $${n - 2} FOR UPDATE
        ), changed AS (
@@ -837,10 +847,10 @@ export class PostgresStore implements Store {
            state = CASE WHEN j.state = 'active' THEN 'active' ELSE 'cancelled' END,
            cancel_requested = j.cancel_requested OR j.state = 'active',
            finished_at = CASE WHEN j.state = 'active' THEN j.finished_at ELSE ${NOW_MS} END,
-           reason = CASE WHEN j.state = 'active' THEN j.reason ELSE 'cancelled by operator' END
+           reason = CASE WHEN j.state = 'active' THEN j.reason ELSE ${sqlString(CANCELLED_REASON)} END
          FROM picked
          WHERE j.seq = picked.seq
-           AND (j.state IN ('scheduled', 'waiting', 'blocked') OR (j.state = 'active' AND NOT j.cancel_requested))
+           AND (j.state IN (${sqlStateList(CANCEL_AT_ONCE_STATES)}) OR (j.state = 'active' AND NOT j.cancel_requested))
          RETURNING j.id, j.state, j.seq
        )
        SELECT id, state,
@@ -857,6 +867,8 @@ export class PostgresStore implements Store {
     const params: unknown[] = [];
     const where = filterSql(filter, params);
     params.push(options.limit);
+    // REMOVABLE_STATES is every state but active: written as the predicate of jobs_queue_state says it
+    // (test/unit/states.test.ts checks the two agree).
     const rows = await this.query<{ id: string; seq: number }>(
       "delete jobs",
       `DELETE FROM ${this.s}.jobs WHERE seq IN (

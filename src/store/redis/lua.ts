@@ -18,6 +18,26 @@
  * ma maxAttempts, bo backoff, to timeoutMs, uk uniqueKey, uu uniqueUntil, tg tags, rt retention, pi parentId,
  * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason.
  */
+import type { JobState } from "../../core/job.js";
+import {
+  CANCEL_AT_ONCE_STATES,
+  CANCELLED_REASON,
+  CANCELLED_WHILE_ACTIVE_REASON,
+  MOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+  RETRIED_REASON,
+  RETRYABLE_STATES,
+} from "../../core/states.js";
+
+/** A Lua string literal of a constant, built into a script's text. */
+function luaString(text: string): string {
+  return `'${text.replace(/[\\']/g, "\\$&")}'`;
+}
+
+/** A Lua set of states, `{ dead = true, … }`, from a constant of core/states.ts: `SET[s]` tests membership. */
+function luaStateSet(states: readonly JobState[]): string {
+  return `{ ${states.map((state) => `${state} = true`).join(", ")} }`;
+}
 
 /** Helpers shared by every queue script. */
 const PRELUDE = `
@@ -397,7 +417,7 @@ for i = 3, #ARGV, 4 do
     redis.call('ZREM', qp .. 'a', id)
     redis.call('HDEL', h, 'le')
     if f[5] == '1' then
-      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', 'cancelled by operator while active', 'a', attempt)
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', ${luaString(CANCELLED_WHILE_ACTIVE_REASON)}, 'a', attempt)
       index(id, 'cancelled', fmt(now))
     else
       local ra = f[2]
@@ -490,6 +510,7 @@ for _, id in ipairs(ids) do
     local reason = ARGV[9]
     if f[3] then reason = ARGV[7] .. f[3] .. ARGV[8] end
     local attempt, max = tonumber(f[4] or '0'), tonumber(f[5])
+    -- recoveryTarget's decision (core/states.ts); test/redis/store.test.ts holds the two together.
     local to = 'waiting'
     if f[6] == '1' then to = 'cancelled' elseif attempt >= max then to = 'dead' end
     if ARGV[5] ~= '1' then
@@ -522,6 +543,11 @@ const BULK = `
 -- given, only these are considered). Returns { changed ids, cancel-requested ids }.
 -- 'move' is the one script that touches two queue slots (and the global id index): KEYS[2] = the target
 -- queue's meta hash, KEYS[3] = the id index. Fine on a single server; on Cluster it needs a copy protocol.
+-- The states each action changes (core/states.ts); remove takes every state but active.
+local RETRYABLE = ${luaStateSet(RETRYABLE_STATES)}
+local CANCEL_AT_ONCE = ${luaStateSet(CANCEL_AT_ONCE_STATES)}
+local MOVABLE = ${luaStateSet(MOVABLE_STATES)}
+local REPRIORITIZABLE = ${luaStateSet(REPRIORITIZABLE_STATES)}
 local now = now_ms()
 local action, limit = ARGV[3], tonumber(ARGV[4])
 local arg = ARGV[9]
@@ -565,17 +591,17 @@ for _, id in ipairs(picked) do
   if action == 'remove' then
     if s ~= 'active' and delete_job(id) then changed[#changed + 1] = id end
   elseif action == 'retry' then
-    if s == 'dead' or s == 'cancelled' or s == 'completed' or s == 'scheduled' then
+    if RETRYABLE[s] then
       unindex(id, s, f[2], f[3], f[4])
       redis.call('ZREM', qp .. 'e', id)
       redis.call('ZREM', qp .. 'n', id)
-      redis.call('HSET', h, 's', 'waiting', 'a', '0', 'ra', fmt(now), 'rs', 'retried by operator')
+      redis.call('HSET', h, 's', 'waiting', 'a', '0', 'ra', fmt(now), 'rs', ${luaString(RETRIED_REASON)})
       redis.call('HDEL', h, 'fa', 'cr')
       index(id, 'waiting', 0, f[2], now, f[4])
       changed[#changed + 1] = id
     end
   elseif action == 'move' then
-    if s == 'scheduled' or s == 'waiting' or s == 'blocked' or s == 'dead' or s == 'cancelled' then
+    if MOVABLE[s] then
       local dqp = string.sub(KEYS[2], 1, -2)
       local score = nil
       if s ~= 'waiting' then score = redis.call('ZSCORE', qp .. SET[s], id) end
@@ -602,7 +628,7 @@ for _, id in ipairs(picked) do
       changed[#changed + 1] = id
     end
   elseif action == 'reprioritize' then
-    if (s == 'scheduled' or s == 'waiting' or s == 'blocked') and tonumber(f[2]) ~= tonumber(arg) then
+    if REPRIORITIZABLE[s] and tonumber(f[2]) ~= tonumber(arg) then
       if s == 'waiting' then
         redis.call('ZREM', qp .. 'w', wmember(f[2], f[3], f[4], id))
         redis.call('ZADD', qp .. 'w', 0, wmember(arg, f[3], f[4], id))
@@ -611,9 +637,9 @@ for _, id in ipairs(picked) do
       changed[#changed + 1] = id
     end
   elseif action == 'cancel' then
-    if s == 'scheduled' or s == 'waiting' or s == 'blocked' then
+    if CANCEL_AT_ONCE[s] then
       unindex(id, s, f[2], f[3], f[4])
-      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', 'cancelled by operator')
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', ${luaString(CANCELLED_REASON)})
       index(id, 'cancelled', fmt(now))
       changed[#changed + 1] = id
     elseif s == 'active' and f[5] ~= '1' then

@@ -13,6 +13,15 @@
 import type { Redis } from "ioredis";
 import { SluiceError } from "../../core/errors.js";
 import type { JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import {
+  CANCELLABLE_STATES,
+  forcedRecoveryReason,
+  leaseExpiredReason,
+  MOVABLE_STATES,
+  REMOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+  RETRYABLE_STATES,
+} from "../../core/states.js";
 import { HISTOGRAM_SIZE, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
   BulkOptions,
@@ -42,12 +51,6 @@ import type {
   StoreTraits,
   WorkerInfo,
 } from "../contract.js";
-import {
-  forcedRecoveryReason,
-  leaseExpiredReason,
-  MOVABLE_STATES,
-  REPRIORITIZABLE_STATES,
-} from "../contract.js";
 import { redactUrl, type StoreOptions } from "../index.js";
 import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
 import {
@@ -74,15 +77,6 @@ const LIST_SCAN_BUDGET = 2_000;
 
 /** A schedule's definition as kept in the global hash (its clock lives in its queue's slot). */
 type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt">;
-
-const ALL_BUT_ACTIVE: readonly JobState[] = [
-  "scheduled",
-  "waiting",
-  "blocked",
-  "completed",
-  "dead",
-  "cancelled",
-];
 
 /** The Redis engine. URL: `redis://[:password@]host:port/db?prefix=sluice` (also `rediss://`). */
 export class RedisStore implements Store {
@@ -748,27 +742,17 @@ export class RedisStore implements Store {
   }
 
   async retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
-    const { changed } = await this.bulk("retry", filter, options.limit, [
-      "dead",
-      "cancelled",
-      "completed",
-      "scheduled",
-    ]);
+    const { changed } = await this.bulk("retry", filter, options.limit, RETRYABLE_STATES);
     return { count: changed.length, ids: changed };
   }
 
   async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
-    const { changed, requested } = await this.bulk("cancel", filter, options.limit, [
-      "scheduled",
-      "waiting",
-      "blocked",
-      "active",
-    ]);
+    const { changed, requested } = await this.bulk("cancel", filter, options.limit, CANCELLABLE_STATES);
     return { count: changed.length, ids: changed, requested };
   }
 
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
-    const { changed } = await this.bulk("remove", filter, options.limit, ALL_BUT_ACTIVE);
+    const { changed } = await this.bulk("remove", filter, options.limit, REMOVABLE_STATES);
     if (changed.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...changed));
     return { count: changed.length, ids: changed };
   }

@@ -19,6 +19,18 @@ import Database from "better-sqlite3";
 import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
+import {
+  CANCEL_AT_ONCE_STATES,
+  CANCELLABLE_STATES,
+  CANCELLED_REASON,
+  CANCELLED_WHILE_ACTIVE_REASON,
+  MOVABLE_STATES,
+  REMOVABLE_STATES,
+  REPRIORITIZABLE_STATES,
+  RETRIED_REASON,
+  RETRYABLE_STATES,
+  recoveryTarget,
+} from "../../core/states.js";
 import { addHistograms, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
   BulkOptions,
@@ -49,12 +61,6 @@ import type {
   StoreTraits,
   WorkerInfo,
 } from "../contract.js";
-import {
-  forcedRecoveryReason,
-  leaseExpiredReason,
-  MOVABLE_STATES,
-  REPRIORITIZABLE_STATES,
-} from "../contract.js";
 import type { StoreOptions } from "../index.js";
 import {
   retentionColumns,
@@ -62,6 +68,8 @@ import {
   type ScheduleRow,
   scheduleUpsertSet,
   scheduleValues,
+  sqlStateList,
+  sqlString,
 } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
@@ -453,7 +461,7 @@ export class SqliteStore implements Store {
            state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE ? END,
            run_at = CASE WHEN cancel_requested = 1 THEN run_at ELSE COALESCE(?, run_at) END,
            finished_at = CASE WHEN cancel_requested = 1 THEN ? ELSE finished_at END,
-           reason = CASE WHEN cancel_requested = 1 THEN 'cancelled by operator while active' ELSE ? END
+           reason = CASE WHEN cancel_requested = 1 THEN ${sqlString(CANCELLED_WHILE_ACTIVE_REASON)} ELSE ? END
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
       );
       return requests.map((r) => {
@@ -557,12 +565,13 @@ export class SqliteStore implements Store {
       );
       const out: RecoveredJob[] = [];
       for (const job of candidates) {
-        const reason =
-          request.mode.kind === "expired"
-            ? leaseExpiredReason(job.worker_id)
-            : forcedRecoveryReason(job.worker_id);
-        const to: RecoveredJob["to"] =
-          job.cancel_requested === 1 ? "cancelled" : job.attempt >= job.max_attempts ? "dead" : "waiting";
+        const { to, reason } = recoveryTarget({
+          cancelRequested: job.cancel_requested === 1,
+          attempt: job.attempt,
+          maxAttempts: job.max_attempts,
+          workerId: job.worker_id,
+          forced: request.mode.kind === "startedBefore",
+        });
         if (!request.dryRun) {
           const error: AttemptError = {
             attempt: job.attempt,
@@ -789,11 +798,11 @@ export class SqliteStore implements Store {
 
   async retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     const result = await this.write(() => {
-      const ids = this.selectIds(filter, ["dead", "cancelled", "completed", "scheduled"], options.limit);
+      const ids = this.selectIds(filter, RETRYABLE_STATES, options.limit);
       const update = this.stmt(
         `UPDATE jobs SET state = 'waiting', attempt = 0, run_at = ?, finished_at = NULL, cancel_requested = 0,
-           keep_until = NULL, reason = 'retried by operator'
-         WHERE id = ? AND state IN ('dead', 'cancelled', 'completed', 'scheduled')`,
+           keep_until = NULL, reason = ${sqlString(RETRIED_REASON)}
+         WHERE id = ? AND state IN (${sqlStateList(RETRYABLE_STATES)})`,
       );
       const now = Date.now();
       const changed = ids.filter((id) => update.run(now, id).changes === 1);
@@ -807,12 +816,12 @@ export class SqliteStore implements Store {
     const result = await this.write(() => {
       const now = Date.now();
       // Active jobs already flagged are not picked again, so a caller looping "until a batch is short" goes on.
-      const ids = this.selectIds(filter, ["scheduled", "waiting", "blocked", "active"], options.limit, [
+      const ids = this.selectIds(filter, CANCELLABLE_STATES, options.limit, [
         "NOT (state = 'active' AND cancel_requested = 1)",
       ]);
       const cancelNow = this.stmt(
-        `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = 'cancelled by operator'
-         WHERE id = ? AND state IN ('scheduled', 'waiting', 'blocked')`,
+        `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ${sqlString(CANCELLED_REASON)}
+         WHERE id = ? AND state IN (${sqlStateList(CANCEL_AT_ONCE_STATES)})`,
       );
       const request = this.stmt(
         "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'active' AND cancel_requested = 0",
@@ -831,11 +840,7 @@ export class SqliteStore implements Store {
 
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     return this.write(() => {
-      const ids = this.selectIds(
-        filter,
-        ["scheduled", "waiting", "blocked", "completed", "dead", "cancelled"],
-        options.limit,
-      );
+      const ids = this.selectIds(filter, REMOVABLE_STATES, options.limit);
       const drop = this.stmt("DELETE FROM jobs WHERE id = ? AND state != 'active'");
       const changed = ids.filter((id) => drop.run(id).changes === 1);
       return { count: changed.length, ids: changed };
