@@ -25,6 +25,7 @@ import {
   WorkerStoppingError,
 } from "./errors.js";
 import type { AttemptError, AttemptOutcome, JobRecord } from "./job.js";
+import { CANCELLED_BEFORE_START_REASON, CANCELLED_WHILE_ACTIVE_REASON } from "./states.js";
 
 /** Where a failed attempt sends the job. */
 export type FailNext =
@@ -32,11 +33,6 @@ export type FailNext =
   | { state: "waiting" }
   | { state: "dead"; reason: string }
   | { state: "cancelled"; reason: string };
-
-/** The reason stored on a job cancelled by an operator while its handler ran. */
-export const CANCELLED_WHILE_ACTIVE = "cancelled by operator while active";
-/** The reason stored on a claimed job cancelled by an operator before its handler started. */
-export const CANCELLED_BEFORE_START = "cancelled by operator before it started";
 
 /** The task rules the policy applies (from the task definition; absent when the task is unknown here). */
 export interface FailureRules {
@@ -88,7 +84,7 @@ export function decideFailure(input: FailureInput): FailureDecision {
     workerId: input.workerId,
   };
   const fail = (next: FailNext): FailureDecision => ({ kind: "fail", error: attemptError, next });
-  if (outcome === "cancelled") return fail({ state: "cancelled", reason: CANCELLED_WHILE_ACTIVE });
+  if (outcome === "cancelled") return fail({ state: "cancelled", reason: CANCELLED_WHILE_ACTIVE_REASON });
   if (
     outcome === "invalid-payload" ||
     error instanceof DiscardError ||
@@ -121,7 +117,7 @@ export function cancelledBeforeStart(
       at: now,
       workerId,
     },
-    next: { state: "cancelled", reason: CANCELLED_BEFORE_START },
+    next: { state: "cancelled", reason: CANCELLED_BEFORE_START_REASON },
   };
 }
 

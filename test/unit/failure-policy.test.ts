@@ -12,12 +12,11 @@ import {
 } from "../../src/core/errors.js";
 import {
   attemptOutcome,
-  CANCELLED_BEFORE_START,
-  CANCELLED_WHILE_ACTIVE,
   cancelledBeforeStart,
   decideFailure,
   type FailureInput,
 } from "../../src/core/failure-policy.js";
+import { CANCELLED_BEFORE_START_REASON, CANCELLED_WHILE_ACTIVE_REASON } from "../../src/core/states.js";
 
 const NOW = 1_700_000_000_000;
 class UpstreamError extends Error {
@@ -147,7 +146,7 @@ describe("failure policy", () => {
     expect(decision).toMatchObject({
       kind: "fail",
       error: { outcome: "cancelled", name: "CancelledError", code: "JOB_CANCELLED" },
-      next: { state: "cancelled", reason: CANCELLED_WHILE_ACTIVE },
+      next: { state: "cancelled", reason: CANCELLED_WHILE_ACTIVE_REASON },
     });
   });
 
@@ -178,7 +177,7 @@ describe("failure policy", () => {
   it("records a cancel that reached a job claimed ahead, before its handler started", () => {
     expect(cancelledBeforeStart({ id: "j9", attempt: 1 }, "w", NOW)).toMatchObject({
       error: { attempt: 1, outcome: "cancelled", name: "CancelledError", at: NOW, workerId: "w" },
-      next: { state: "cancelled", reason: CANCELLED_BEFORE_START },
+      next: { state: "cancelled", reason: CANCELLED_BEFORE_START_REASON },
     });
   });
 });
