@@ -10,7 +10,7 @@
  * - **Fencing** is `WHERE id = … AND lease_token = … AND state = 'active'` in the same statement as the
  *   change; lease times come from the database clock (`now()`), never the caller's.
  * - **Wake-ups**: statements that make work available also call `pg_notify` (delivered on commit);
- *   listener.ts turns notifications into signals. See docs/postgres.md.
+ *   signals.ts turns notifications into signals. See docs/postgres.md.
  * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
  */
 import pg from "pg";
@@ -64,9 +64,9 @@ import {
 } from "../sql-common.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { toStoreError } from "./errors.js";
-import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./listener.js";
 import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
 import { type JobRow, num, numOrNull, rowToJob, rowToWorker, type WorkerRow } from "./rows.js";
+import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./signals.js";
 import { filterSql, INSERT_ARRAYS, NOW_MS, notifyJobsFrom, quoteSchema, statements } from "./sql.js";
 
 /** Anything that runs a parameterised query: pg.Client, pg.PoolClient, or an ORM's connection. */

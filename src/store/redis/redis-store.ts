@@ -7,7 +7,7 @@
  *   tag (keys.ts); the steps that cross slots are listed in docs/redis.md ("Limits").
  * - Claims take up to `limit` jobs per script call; completions, failures, releases, lease extensions and
  *   progress are batched into one script call per queue, all queues pipelined in one round trip.
- * - Wake-ups: scripts PUBLISH on the prefix's channel; see subscriber.ts.
+ * - Wake-ups: scripts PUBLISH on the prefix's channel; see signals.ts.
  * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
  */
 import type { Redis } from "ioredis";
@@ -61,7 +61,7 @@ import {
 import { readHazards } from "./hazards.js";
 import { Keys, parseRedisUrl, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
-import { Subscriber } from "./subscriber.js";
+import { Subscriber } from "./signals.js";
 
 /** Most scheduled jobs one claim promotes (the rest wait for the next claim; keeps each script short). */
 const PROMOTE_PER_CLAIM = 1_000;

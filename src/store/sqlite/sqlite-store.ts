@@ -10,7 +10,7 @@
  *   becomes StoreUnavailableError only if the lock is held for longer than the deadline).
  * - better-sqlite3 is synchronous: a batch of 50 claims is ~0.1 ms of CPU, cheaper than any async driver's
  *   round trip, and it keeps each transaction's critical section short.
- * - Wake-ups: see wake.ts.
+ * - Wake-ups: see signals.ts.
  */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
@@ -66,7 +66,7 @@ import {
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
-import { WakeChannel } from "./wake.js";
+import { WakeChannel } from "./signals.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
 
