@@ -50,6 +50,7 @@ import {
 } from "../contract.js";
 import { redactUrl, type StoreOptions } from "../index.js";
 import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
+import { parseRedisUrl } from "./config.js";
 import {
   createClient,
   evalshaArgs,
@@ -59,7 +60,7 @@ import {
   toStoreError,
 } from "./connection.js";
 import { readHazards } from "./hazards.js";
-import { Keys, parseRedisUrl, STATE_SUFFIX } from "./keys.js";
+import { Keys, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
 import { Subscriber } from "./signals.js";
 

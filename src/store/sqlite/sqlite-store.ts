@@ -13,7 +13,6 @@
  * - Wake-ups: see signals.ts.
  */
 import { hostname } from "node:os";
-import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
@@ -64,63 +63,12 @@ import {
   scheduleValues,
 } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
+import { parseSqliteUrl, type SqliteConfig } from "./config.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
 import { WakeChannel } from "./signals.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
-
-interface SqliteConfig {
-  path: string;
-  memory: boolean;
-  synchronous: "normal" | "full";
-  busyTimeoutMs: number;
-  /** How long a write may keep retrying a locked database before giving up. */
-  lockDeadlineMs: number;
-  /** Background WAL checkpoint period; 0 = let SQLite checkpoint inside commits. */
-  checkpointMs: number;
-}
-
-/** Parses `sqlite:./file.db?synchronous=full`, `sqlite:/abs.db`, `sqlite://./x.db`, `sqlite::memory:`. */
-export function parseSqliteUrl(url: string): SqliteConfig {
-  const rest = url.slice("sqlite:".length);
-  const [rawPath = "", query = ""] = rest.split("?", 2);
-  const params = new URLSearchParams(query);
-  let path = rawPath.startsWith("//") ? rawPath.slice(2) : rawPath;
-  const memory = path === ":memory:";
-  if (!memory) {
-    if (path === "") {
-      throw new SluiceError("INVALID_CONFIG", `SQLite URL "${url}" has no file path: use sqlite:./sluice.db`);
-    }
-    path = resolve(path);
-  }
-  const synchronous = (params.get("synchronous") ?? "normal").toLowerCase();
-  if (synchronous !== "normal" && synchronous !== "full") {
-    throw new SluiceError(
-      "INVALID_CONFIG",
-      `SQLite URL option synchronous must be normal or full, got "${synchronous}"`,
-    );
-  }
-  const number = (name: string, fallback: number) => {
-    const raw = params.get(name);
-    const value = raw === null ? fallback : Number(raw);
-    if (!Number.isFinite(value) || value < 0) {
-      throw new SluiceError(
-        "INVALID_CONFIG",
-        `SQLite URL option ${name} must be a number of ms, got "${raw}"`,
-      );
-    }
-    return value;
-  };
-  return {
-    path,
-    memory,
-    synchronous,
-    busyTimeoutMs: number("busyTimeoutMs", 5),
-    lockDeadlineMs: number("lockDeadlineMs", 30_000),
-    checkpointMs: number("checkpointMs", 500),
-  };
-}
 
 const ACTIVE_ONLY = "state = 'active'";
 
