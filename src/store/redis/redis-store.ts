@@ -62,6 +62,7 @@ import {
 import { readHazards } from "./hazards.js";
 import { Keys, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
+import { migrationStatus } from "./migrations.js";
 import { Subscriber } from "./signals.js";
 
 /** Most scheduled jobs one claim promotes (the rest wait for the next claim; keeps each script short). */
@@ -208,8 +209,7 @@ export class RedisStore implements Store {
   }
 
   async migrations(): Promise<MigrationStatus> {
-    // No schema: keys are created as jobs arrive, and scripts are loaded on every connect.
-    return { current: 1, latest: 1, applied: [] };
+    return migrationStatus(); // no schema: see migrations.ts
   }
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────

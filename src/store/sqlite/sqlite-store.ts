@@ -42,7 +42,6 @@ import type {
   ReleaseRequest,
   ScheduleRecord,
   Store,
-  StoreHazard,
   StoreInfo,
   StoreSignal,
   StoreTraits,
@@ -64,6 +63,7 @@ import {
 } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { parseSqliteUrl, type SqliteConfig } from "./config.js";
+import { sqliteHazards } from "./hazards.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
 import { WakeChannel } from "./signals.js";
@@ -176,36 +176,12 @@ export class SqliteStore implements Store {
   async info(): Promise<StoreInfo> {
     return this.read(() => {
       const db = this.conn();
-      const journal = String(db.pragma("journal_mode", { simple: true }));
-      const hazards: StoreHazard[] = [];
-      if (journal.toLowerCase() !== "wal" && !this.config.memory) {
-        hazards.push({
-          severity: "critical",
-          code: "SQLITE_NOT_WAL",
-          message: `journal_mode is ${journal}: readers block the writer and several processes will time out`,
-          fix: `sqlite3 ${this.config.path} 'PRAGMA journal_mode=WAL;'`,
-        });
-      } else {
-        hazards.push({ severity: "ok", code: "SQLITE_WAL", message: "journal_mode is wal" });
-      }
-      const schema = Number(db.pragma("user_version", { simple: true }));
-      if (schema > LATEST_VERSION) {
-        hazards.push({
-          severity: "warn",
-          code: "SQLITE_SCHEMA_NEWER",
-          message: `the database schema is at version ${schema}, newer than this build (${LATEST_VERSION}): an old process is running against a newer deployment`,
-          fix: "upgrade this process to the version that migrated the database",
-        });
-      }
-      if (this.config.memory) {
-        hazards.push({
-          severity: "warn",
-          code: "SQLITE_MEMORY",
-          message:
-            "in-memory database: jobs are lost when the process exits and other processes cannot see them",
-          fix: "use a file: sqlite:./sluice.db",
-        });
-      }
+      const hazards = sqliteHazards({
+        journalMode: String(db.pragma("journal_mode", { simple: true })),
+        schemaVersion: Number(db.pragma("user_version", { simple: true })),
+        memory: this.config.memory,
+        path: this.config.path,
+      });
       const version = String((this.stmt("SELECT sqlite_version() AS v").get() as { v: string }).v);
       return {
         engine: "sqlite",
