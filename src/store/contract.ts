@@ -27,6 +27,7 @@
 import type { MissedTicks } from "../core/cron.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
+import type { EngineName } from "./index.js";
 
 /** A validated job ready to be written. Built by the producer API; engines never validate again. */
 export interface NewJob {
@@ -264,7 +265,7 @@ export interface MigrationStatus {
 
 /** What the store says about itself. */
 export interface StoreInfo {
-  engine: "sqlite" | "postgres" | "redis";
+  engine: EngineName;
   /** Server or library version. */
   version: string;
   /** Where it points, with any password removed. */

@@ -62,6 +62,7 @@ import {
   scheduleValues,
 } from "../sql-common.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
+import { postgresEngine } from "./engine.js";
 import { toStoreError } from "./errors.js";
 import { postgresHazards } from "./hazards.js";
 import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
@@ -160,7 +161,7 @@ interface RecoverCandidate {
 /** The PostgreSQL implementation of the store contract. */
 export class PostgresStore implements Store {
   readonly engine = "postgres" as const;
-  readonly traits: StoreTraits = { inProcess: false };
+  readonly traits: StoreTraits = postgresEngine.traits;
   /** Parsed URL: schema, pool size, redacted location. */
   readonly config: PostgresConfig;
   private readonly pool: pg.Pool;

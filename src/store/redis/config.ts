@@ -4,6 +4,8 @@
  * stripped before the URL reaches ioredis.
  */
 import { ValidationError } from "../../core/errors.js";
+import type { StoreTarget } from "../../doctor/types.js";
+import { serverUrl } from "../engine.js";
 
 /** Connection settings parsed from `redis://host:port/db?prefix=sluice`. */
 export interface RedisUrl {
@@ -28,4 +30,21 @@ export function parseRedisUrl(url: string): RedisUrl {
   params.delete("prefix");
   const rest = params.toString();
   return { connection: url.slice(0, question) + (rest ? `?${rest}` : ""), prefix };
+}
+
+/** The server for `sluice doctor`'s commands (`redis-cli -h … -p …`); unparsable URLs keep no address. */
+export function redisTarget(url: string): StoreTarget {
+  const server = serverUrl(url);
+  if (!server) return { engine: "unknown" };
+  const { parsed, host, user, hasPassword } = server;
+  const db = Number(parsed.pathname.replace(/^\//, "") || 0);
+  return {
+    engine: "redis",
+    host,
+    port: Number(parsed.port || 6379),
+    db: Number.isInteger(db) ? db : 0,
+    user,
+    tls: parsed.protocol === "rediss:",
+    hasPassword,
+  };
 }

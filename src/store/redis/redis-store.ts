@@ -59,6 +59,7 @@ import {
   type ScriptCall,
   toStoreError,
 } from "./connection.js";
+import { redisEngine } from "./engine.js";
 import { readHazards } from "./hazards.js";
 import { Keys, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
@@ -89,7 +90,7 @@ const ALL_BUT_ACTIVE: readonly JobState[] = [
 /** The Redis engine. URL: `redis://[:password@]host:port/db?prefix=sluice` (also `rediss://`). */
 export class RedisStore implements Store {
   readonly engine = "redis" as const;
-  readonly traits: StoreTraits = { inProcess: false };
+  readonly traits: StoreTraits = redisEngine.traits;
   /** Where the store points, password removed. */
   readonly location: string;
   /** The key builder for this store's prefix (tests and tooling use it to find keys). */

@@ -9,6 +9,7 @@
  */
 import { resolve } from "node:path";
 import { SluiceError } from "../../core/errors.js";
+import type { StoreTarget } from "../../doctor/types.js";
 
 export interface SqliteConfig {
   path: string;
@@ -60,4 +61,12 @@ export function parseSqliteUrl(url: string): SqliteConfig {
     lockDeadlineMs: number("lockDeadlineMs", 30_000),
     checkpointMs: number("checkpointMs", 500),
   };
+}
+
+/** The database file for `sluice doctor`'s commands (`ls -ld <dir>`), without the scheme and the options. */
+export function sqliteTarget(url: string): StoreTarget {
+  const [raw = ""] = url.slice("sqlite:".length).split("?", 1);
+  const path = raw.startsWith("//") ? raw.slice(2) : raw;
+  if (path === ":memory:") return { engine: "sqlite", path, memory: true };
+  return { engine: "sqlite", path: resolve(path || "."), memory: false };
 }

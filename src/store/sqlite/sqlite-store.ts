@@ -63,6 +63,7 @@ import {
 } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { parseSqliteUrl, type SqliteConfig } from "./config.js";
+import { sqliteEngine } from "./engine.js";
 import { sqliteHazards } from "./hazards.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
@@ -74,7 +75,7 @@ const ACTIVE_ONLY = "state = 'active'";
 
 export class SqliteStore implements Store {
   readonly engine = "sqlite" as const;
-  readonly traits: StoreTraits = { inProcess: true };
+  readonly traits: StoreTraits = sqliteEngine.traits;
   private readonly config: SqliteConfig;
   private db: Database.Database | null = null;
   private wake: WakeChannel | null = null;
