@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { crossProcessLatency, multiProcessThroughput } from "./child-workers.js";
-import { type BenchEngine, engineUrl } from "./engines.js";
+import { BENCH_ENGINES, type BenchEngine, engineUrl } from "./engines.js";
 import { createSluiceTarget } from "./sluice-target.js";
 import { fmt } from "./stats.js";
 import type { TargetSpec } from "./target.js";
@@ -25,8 +25,10 @@ const { values } = parseArgs({
   options: { engine: { type: "string", default: "sqlite" }, quick: { type: "boolean", default: false } },
 });
 const engine = values.engine as BenchEngine;
-if (!["sqlite", "postgres", "redis"].includes(engine)) {
-  process.stderr.write(`unknown engine "${engine}": use sqlite, postgres or redis\n`);
+if (!BENCH_ENGINES.includes(engine)) {
+  process.stderr.write(
+    `unknown engine "${engine}": use ${BENCH_ENGINES.slice(0, -1).join(", ")} or ${BENCH_ENGINES.at(-1)}\n`,
+  );
   process.exit(2);
 }
 const sizes = values.quick ? QUICK : FULL;

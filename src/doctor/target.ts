@@ -3,51 +3,15 @@
  * `ls -ld <dir>`): parsed from the URL, without its password — only whether there is one, so a command
  * can ask for it (`--askpass`) instead of printing it or a useless `***`.
  */
-import { resolve } from "node:path";
+import { ENGINES } from "../store/index.js";
 import type { StoreTarget } from "./types.js";
 
-/** Parses a store URL into a {@link StoreTarget}; unknown or unparsable URLs keep only the engine. */
+/**
+ * Parses a store URL into a {@link StoreTarget}, by the descriptor of the engine it selects; unknown or
+ * unparsable URLs keep only the engine.
+ */
 export function storeTarget(url: string): StoreTarget {
-  if (url.startsWith("sqlite:")) {
-    const [raw = ""] = url.slice("sqlite:".length).split("?", 1);
-    const path = raw.startsWith("//") ? raw.slice(2) : raw;
-    if (path === ":memory:") return { engine: "sqlite", path, memory: true };
-    return { engine: "sqlite", path: resolve(path || "."), memory: false };
-  }
-  const engine = /^postgres(ql)?:/.test(url) ? "postgres" : /^rediss?:/.test(url) ? "redis" : "unknown";
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return { engine: "unknown" };
-  }
-  const user = parsed.username === "" ? null : decodeURIComponent(parsed.username);
-  const hasPassword = parsed.password !== "";
-  const host = parsed.hostname.replace(/^\[|\]$/g, "") || "localhost";
-  if (engine === "postgres") {
-    const database = decodeURIComponent(parsed.pathname.replace(/^\//, "")) || null;
-    return {
-      engine,
-      host,
-      port: Number(parsed.port || 5432),
-      user,
-      database,
-      hasPassword,
-    };
-  }
-  if (engine === "redis") {
-    const db = Number(parsed.pathname.replace(/^\//, "") || 0);
-    return {
-      engine,
-      host,
-      port: Number(parsed.port || 6379),
-      db: Number.isInteger(db) ? db : 0,
-      user,
-      tls: parsed.protocol === "rediss:",
-      hasPassword,
-    };
-  }
-  return { engine: "unknown" };
+  return ENGINES.find((e) => e.matches(url))?.doctorTarget(url) ?? { engine: "unknown" };
 }
 
 /** Quotes `text` for a POSIX shell when it needs it. */

@@ -28,6 +28,7 @@ import type { MissedTicks } from "../core/cron.js";
 import type { FailNext } from "../core/failure-policy.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
+import type { EngineName } from "./index.js";
 
 /** Where a failed attempt sends the job; the runtime decides it (core/failure-policy.ts). */
 export type { FailNext };
@@ -261,7 +262,7 @@ export interface MigrationStatus {
 
 /** What the store says about itself. */
 export interface StoreInfo {
-  engine: "sqlite" | "postgres" | "redis";
+  engine: EngineName;
   /** Server or library version. */
   version: string;
   /** Where it points, with any password removed. */

@@ -4,60 +4,22 @@
  * with plain `node`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dropSchema } from "../postgres/pg-test-utils.js";
-import { deletePrefix } from "../redis/helpers.js";
+import type { EngineName } from "../../src/store/index.js";
+import { ENGINE_NAMES, type IsolatedStore, isolatedStore } from "../support/engines/index.js";
 import { until as waitUntil } from "../support/wait.js";
 import { builtCli } from "./build.js";
 
-export const ENGINES = ["sqlite", "postgres", "redis"] as const;
-export type Engine = (typeof ENGINES)[number];
-
-const PG_BASE = process.env.SLUICE_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const REDIS_BASE = process.env.SLUICE_TEST_REDIS ?? "redis://127.0.0.1:6379/0";
+/** Every engine, in the order of the engine list (src/store/index.ts). */
+export const ENGINES = ENGINE_NAMES;
+export type Engine = EngineName;
 
 /** A fresh, isolated store URL for `engine`; `dispose` removes what the test left behind. */
-export interface TestStore {
-  url: string;
-  dir: string;
-  dispose(): Promise<void>;
-}
+export type TestStore = IsolatedStore;
 
 /** Creates an isolated store location for `engine` (nothing is opened here). */
 export function testStore(engine: Engine): TestStore {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-cli-"));
-  const suffix = randomBytes(5).toString("hex");
-  const cleanDir = () => rmSync(dir, { recursive: true, force: true });
-  switch (engine) {
-    case "sqlite":
-      return { url: `sqlite:${join(dir, "sluice.db")}`, dir, dispose: async () => cleanDir() };
-    case "postgres": {
-      const schema = `sluice_cli_${suffix}`;
-      return {
-        url: `${PG_BASE}?schema=${schema}`,
-        dir,
-        dispose: async () => {
-          cleanDir();
-          await dropSchema(PG_BASE, schema);
-        },
-      };
-    }
-    case "redis": {
-      const prefix = `sluice_cli_${suffix}`;
-      return {
-        url: `${REDIS_BASE}?prefix=${prefix}`,
-        dir,
-        dispose: async () => {
-          cleanDir();
-          await deletePrefix(REDIS_BASE, prefix);
-        },
-      };
-    }
-  }
+  return isolatedStore(engine, "cli");
 }
 
 /** The compiled `sluice` binary (`cli/main.js` of the package build), built before any test runs. */

@@ -1,6 +1,7 @@
 /**
  * How the conformance suite reaches an engine. Each engine's test file (`test/engines/<engine>.test.ts`)
  * passes a harness to `defineConformanceSuite` and nothing else: the suite is the same for every engine.
+ * The harnesses are built from each engine's test harness (test/support/engines).
  */
 export interface EngineHarness {
   /** `sqlite`, `postgres` or `redis`. */
@@ -12,4 +13,6 @@ export interface EngineHarness {
   newUrl(): Promise<string>;
   /** Removes what `newUrl` created (file, schema, keys). Called once per URL after its tests. */
   cleanup(url: string): Promise<void>;
+  /** A URL of this engine that reaches nothing (a missing directory, a closed port). */
+  unreachableUrl: string;
 }

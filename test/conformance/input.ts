@@ -10,18 +10,6 @@ import {
 } from "../../src/index.js";
 import type { ConformanceContext } from "./context.js";
 
-/** A URL for this engine that points at nothing. */
-function unreachableUrl(engine: string): string {
-  switch (engine) {
-    case "sqlite":
-      return "sqlite:/nonexistent-dir-for-sluice-tests/x/sluice.db";
-    case "postgres":
-      return "postgres://postgres@127.0.0.1:1/test?schema=nowhere";
-    default:
-      return "redis://127.0.0.1:1/0?prefix=nowhere";
-  }
-}
-
 export function inputTests(ctx: ConformanceContext): void {
   describe("bad input", () => {
     const circular: Record<string, unknown> = {};
@@ -133,7 +121,7 @@ export function inputTests(ctx: ConformanceContext): void {
     });
 
     it("gives a producer StoreUnavailableError quickly when the store is unreachable", async () => {
-      const sluice = new Sluice({ url: unreachableUrl(ctx.harness.name), logger: silentLogger() });
+      const sluice = new Sluice({ url: ctx.harness.unreachableUrl, logger: silentLogger() });
       sluice.task("x", { queue: "q" });
       const started = Date.now();
       const error = await sluice.enqueue("x", {}).catch((e: unknown) => e);

@@ -1,20 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+/** The conformance suite against SQLite: each run gets its own database file (test/support/engines). */
 import { defineConformanceSuite } from "../conformance/suite.js";
+import { conformanceHarness } from "../support/engines/index.js";
 
-const dirs = new Map<string, string>();
-
-defineConformanceSuite({
-  name: "sqlite",
-  async newUrl() {
-    const dir = mkdtempSync(join(tmpdir(), "sluice-conformance-"));
-    const url = `sqlite:${join(dir, "sluice.db")}`;
-    dirs.set(url, dir);
-    return url;
-  },
-  async cleanup(url) {
-    const dir = dirs.get(url);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  },
-});
+defineConformanceSuite(conformanceHarness("sqlite"));

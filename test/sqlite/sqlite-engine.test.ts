@@ -9,8 +9,8 @@ import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { Sluice, silentLogger } from "../../src/index.js";
+import { parseSqliteUrl } from "../../src/store/sqlite/config.js";
 import { LATEST_VERSION } from "../../src/store/sqlite/migrations.js";
-import { parseSqliteUrl } from "../../src/store/sqlite/sqlite-store.js";
 import { until } from "../conformance/context.js";
 
 const run = promisify(execFile);

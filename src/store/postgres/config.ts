@@ -9,6 +9,8 @@
  *   StoreUnavailableError (a black-holed host would otherwise hang a producer for minutes).
  */
 import { ValidationError } from "../../core/errors.js";
+import type { StoreTarget } from "../../doctor/types.js";
+import { serverUrl } from "../engine.js";
 import { redactUrl } from "../index.js";
 
 /** Lower-case identifiers only: they need no quoting rules of their own and are valid channel names. */
@@ -69,4 +71,20 @@ export function parsePostgresUrl(url: string): PostgresConfig {
   params.delete("connectTimeoutMs");
   const connectionString = parsed.toString();
   return { connectionString, schema, poolSize, connectTimeoutMs, location: redactUrl(connectionString) };
+}
+
+/** The server for `sluice doctor`'s commands (`pg_isready -h … -p …`); unparsable URLs keep no address. */
+export function postgresTarget(url: string): StoreTarget {
+  const server = serverUrl(url);
+  if (!server) return { engine: "unknown" };
+  const { parsed, host, user, hasPassword } = server;
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, "")) || null;
+  return {
+    engine: "postgres",
+    host,
+    port: Number(parsed.port || 5432),
+    user,
+    database,
+    hasPassword,
+  };
 }

@@ -10,7 +10,7 @@
  * - **Fencing** is `WHERE id = … AND lease_token = … AND state = 'active'` in the same statement as the
  *   change; lease times come from the database clock (`now()`), never the caller's.
  * - **Wake-ups**: statements that make work available also call `pg_notify` (delivered on commit);
- *   listener.ts turns notifications into signals. See docs/postgres.md.
+ *   signals.ts turns notifications into signals. See docs/postgres.md.
  * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
  */
 import pg from "pg";
@@ -50,7 +50,6 @@ import type {
   ReleaseRequest,
   ScheduleRecord,
   Store,
-  StoreHazard,
   StoreInfo,
   StoreSignal,
   StoreTraits,
@@ -68,10 +67,12 @@ import {
   sqlString,
 } from "../sql-common.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
+import { postgresEngine } from "./engine.js";
 import { toStoreError } from "./errors.js";
-import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./listener.js";
+import { postgresHazards } from "./hazards.js";
 import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
 import { type JobRow, num, numOrNull, rowToJob, rowToWorker, type WorkerRow } from "./rows.js";
+import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./signals.js";
 import { filterSql, INSERT_ARRAYS, NOW_MS, notifyJobsFrom, quoteSchema, statements } from "./sql.js";
 
 /** Anything that runs a parameterised query: pg.Client, pg.PoolClient, or an ORM's connection. */
@@ -165,7 +166,7 @@ interface RecoverCandidate {
 /** The PostgreSQL implementation of the store contract. */
 export class PostgresStore implements Store {
   readonly engine = "postgres" as const;
-  readonly traits: StoreTraits = { inProcess: false };
+  readonly traits: StoreTraits = postgresEngine.traits;
   /** Parsed URL: schema, pool size, redacted location. */
   readonly config: PostgresConfig;
   private readonly pool: pg.Pool;
@@ -280,54 +281,7 @@ export class PostgresStore implements Store {
     const schemaVersion = await this.withClient("read the schema version", (client) =>
       currentVersion(client, this.config.schema),
     );
-    const hazards: StoreHazard[] = [];
-    if (settings.fsync === "off") {
-      hazards.push({
-        severity: "critical",
-        code: "PG_FSYNC_OFF",
-        message: "fsync is off: a server crash can corrupt the database and lose enqueued jobs",
-        fix: "ALTER SYSTEM SET fsync = on; SELECT pg_reload_conf();",
-      });
-    }
-    if (settings.synchronous_commit === "off") {
-      hazards.push({
-        severity: "warn",
-        code: "PG_SYNC_COMMIT_OFF",
-        message:
-          "synchronous_commit is off: a server crash can lose the last few hundred ms of committed enqueues and completions",
-        fix: "ALTER SYSTEM SET synchronous_commit = on; SELECT pg_reload_conf();",
-      });
-    }
-    if (settings.full_page_writes === "off") {
-      hazards.push({
-        severity: "warn",
-        code: "PG_FULL_PAGE_WRITES_OFF",
-        message: "full_page_writes is off: a crash during a page write can corrupt the jobs table",
-        fix: "ALTER SYSTEM SET full_page_writes = on; SELECT pg_reload_conf();",
-      });
-    }
-    if (schemaVersion < LATEST_VERSION) {
-      hazards.push({
-        severity: "critical",
-        code: "PG_SCHEMA_OUTDATED",
-        message: `schema "${this.config.schema}" is at version ${schemaVersion}, this build needs ${LATEST_VERSION}`,
-        fix: "sluice migrate",
-      });
-    } else if (schemaVersion > LATEST_VERSION) {
-      hazards.push({
-        severity: "warn",
-        code: "PG_SCHEMA_NEWER",
-        message: `schema "${this.config.schema}" is at version ${schemaVersion}, newer than this build (${LATEST_VERSION}): an old worker is running against a newer deployment`,
-        fix: "upgrade this process to the version that migrated the schema",
-      });
-    }
-    if (hazards.length === 0) {
-      hazards.push({
-        severity: "ok",
-        code: "PG_DURABLE",
-        message: `fsync and synchronous_commit are on; schema "${this.config.schema}" is at version ${schemaVersion}`,
-      });
-    }
+    const hazards = postgresHazards(settings, this.config.schema, schemaVersion);
     return { engine: "postgres", version: settings.version, location: this.config.location, hazards };
   }
 

@@ -7,33 +7,7 @@
  * - `{<prefix>:q:<queue>}:…` — everything about one queue: its jobs, their payloads and logs, and the
  *   per-state indexes. Every Lua script that changes a job touches only keys of one queue, hence one slot.
  */
-import { ValidationError } from "../../core/errors.js";
 import type { JobState } from "../../core/job.js";
-
-/** Connection settings parsed from `redis://host:port/db?prefix=sluice`. */
-export interface RedisUrl {
-  /** The URL without Sluice's own query parameters (what ioredis gets). */
-  connection: string;
-  prefix: string;
-}
-
-/** Splits the Sluice options (`prefix`) off a Redis URL. */
-export function parseRedisUrl(url: string): RedisUrl {
-  const question = url.indexOf("?");
-  if (question < 0) return { connection: url, prefix: "sluice" };
-  const params = new URLSearchParams(url.slice(question + 1));
-  const prefix = params.get("prefix") ?? "sluice";
-  if (prefix === "" || /[{}\s]/.test(prefix)) {
-    throw new ValidationError(
-      "INVALID_CONFIG",
-      `Redis URL option prefix must be non-empty without braces or spaces, got "${prefix}"`,
-      { field: "url" },
-    );
-  }
-  params.delete("prefix");
-  const rest = params.toString();
-  return { connection: url.slice(0, question) + (rest ? `?${rest}` : ""), prefix };
-}
 
 /** Short names of the per-queue state indexes (suffixes after the queue's key prefix). */
 export const STATE_SUFFIX: Record<JobState, string> = {

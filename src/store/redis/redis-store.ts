@@ -7,7 +7,7 @@
  *   tag (keys.ts); the steps that cross slots are listed in docs/redis.md ("Limits").
  * - Claims take up to `limit` jobs per script call; completions, failures, releases, lease extensions and
  *   progress are batched into one script call per queue, all queues pipelined in one round trip.
- * - Wake-ups: scripts PUBLISH on the prefix's channel; see subscriber.ts.
+ * - Wake-ups: scripts PUBLISH on the prefix's channel; see signals.ts.
  * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
  */
 import type { Redis } from "ioredis";
@@ -53,6 +53,7 @@ import type {
 } from "../contract.js";
 import { redactUrl, type StoreOptions } from "../index.js";
 import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
+import { parseRedisUrl } from "./config.js";
 import {
   createClient,
   evalshaArgs,
@@ -61,10 +62,12 @@ import {
   type ScriptCall,
   toStoreError,
 } from "./connection.js";
+import { redisEngine } from "./engine.js";
 import { readHazards } from "./hazards.js";
-import { Keys, parseRedisUrl, STATE_SUFFIX } from "./keys.js";
+import { Keys, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
-import { Subscriber } from "./subscriber.js";
+import { migrationStatus } from "./migrations.js";
+import { Subscriber } from "./signals.js";
 
 /** Most scheduled jobs one claim promotes (the rest wait for the next claim; keeps each script short). */
 const PROMOTE_PER_CLAIM = 1_000;
@@ -81,7 +84,7 @@ type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt">;
 /** The Redis engine. URL: `redis://[:password@]host:port/db?prefix=sluice` (also `rediss://`). */
 export class RedisStore implements Store {
   readonly engine = "redis" as const;
-  readonly traits: StoreTraits = { inProcess: false };
+  readonly traits: StoreTraits = redisEngine.traits;
   /** Where the store points, password removed. */
   readonly location: string;
   /** The key builder for this store's prefix (tests and tooling use it to find keys). */
@@ -201,8 +204,7 @@ export class RedisStore implements Store {
   }
 
   async migrations(): Promise<MigrationStatus> {
-    // No schema: keys are created as jobs arrive, and scripts are loaded on every connect.
-    return { current: 1, latest: 1, applied: [] };
+    return migrationStatus(); // no schema: see migrations.ts
   }
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────

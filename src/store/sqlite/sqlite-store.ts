@@ -10,10 +10,9 @@
  *   becomes StoreUnavailableError only if the lock is held for longer than the deadline).
  * - better-sqlite3 is synchronous: a batch of 50 claims is ~0.1 ms of CPU, cheaper than any async driver's
  *   round trip, and it keeps each transaction's critical section short.
- * - Wake-ups: see wake.ts.
+ * - Wake-ups: see signals.ts.
  */
 import { hostname } from "node:os";
-import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
@@ -55,7 +54,6 @@ import type {
   ReleaseRequest,
   ScheduleRecord,
   Store,
-  StoreHazard,
   StoreInfo,
   StoreSignal,
   StoreTraits,
@@ -72,69 +70,20 @@ import {
   sqlString,
 } from "../sql-common.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
+import { parseSqliteUrl, type SqliteConfig } from "./config.js";
+import { sqliteEngine } from "./engine.js";
+import { sqliteHazards } from "./hazards.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
-import { WakeChannel } from "./wake.js";
+import { WakeChannel } from "./signals.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
-
-interface SqliteConfig {
-  path: string;
-  memory: boolean;
-  synchronous: "normal" | "full";
-  busyTimeoutMs: number;
-  /** How long a write may keep retrying a locked database before giving up. */
-  lockDeadlineMs: number;
-  /** Background WAL checkpoint period; 0 = let SQLite checkpoint inside commits. */
-  checkpointMs: number;
-}
-
-/** Parses `sqlite:./file.db?synchronous=full`, `sqlite:/abs.db`, `sqlite://./x.db`, `sqlite::memory:`. */
-export function parseSqliteUrl(url: string): SqliteConfig {
-  const rest = url.slice("sqlite:".length);
-  const [rawPath = "", query = ""] = rest.split("?", 2);
-  const params = new URLSearchParams(query);
-  let path = rawPath.startsWith("//") ? rawPath.slice(2) : rawPath;
-  const memory = path === ":memory:";
-  if (!memory) {
-    if (path === "") {
-      throw new SluiceError("INVALID_CONFIG", `SQLite URL "${url}" has no file path: use sqlite:./sluice.db`);
-    }
-    path = resolve(path);
-  }
-  const synchronous = (params.get("synchronous") ?? "normal").toLowerCase();
-  if (synchronous !== "normal" && synchronous !== "full") {
-    throw new SluiceError(
-      "INVALID_CONFIG",
-      `SQLite URL option synchronous must be normal or full, got "${synchronous}"`,
-    );
-  }
-  const number = (name: string, fallback: number) => {
-    const raw = params.get(name);
-    const value = raw === null ? fallback : Number(raw);
-    if (!Number.isFinite(value) || value < 0) {
-      throw new SluiceError(
-        "INVALID_CONFIG",
-        `SQLite URL option ${name} must be a number of ms, got "${raw}"`,
-      );
-    }
-    return value;
-  };
-  return {
-    path,
-    memory,
-    synchronous,
-    busyTimeoutMs: number("busyTimeoutMs", 5),
-    lockDeadlineMs: number("lockDeadlineMs", 30_000),
-    checkpointMs: number("checkpointMs", 500),
-  };
-}
 
 const ACTIVE_ONLY = "state = 'active'";
 
 export class SqliteStore implements Store {
   readonly engine = "sqlite" as const;
-  readonly traits: StoreTraits = { inProcess: true };
+  readonly traits: StoreTraits = sqliteEngine.traits;
   private readonly config: SqliteConfig;
   private db: Database.Database | null = null;
   private wake: WakeChannel | null = null;
@@ -236,36 +185,12 @@ export class SqliteStore implements Store {
   async info(): Promise<StoreInfo> {
     return this.read(() => {
       const db = this.conn();
-      const journal = String(db.pragma("journal_mode", { simple: true }));
-      const hazards: StoreHazard[] = [];
-      if (journal.toLowerCase() !== "wal" && !this.config.memory) {
-        hazards.push({
-          severity: "critical",
-          code: "SQLITE_NOT_WAL",
-          message: `journal_mode is ${journal}: readers block the writer and several processes will time out`,
-          fix: `sqlite3 ${this.config.path} 'PRAGMA journal_mode=WAL;'`,
-        });
-      } else {
-        hazards.push({ severity: "ok", code: "SQLITE_WAL", message: "journal_mode is wal" });
-      }
-      const schema = Number(db.pragma("user_version", { simple: true }));
-      if (schema > LATEST_VERSION) {
-        hazards.push({
-          severity: "warn",
-          code: "SQLITE_SCHEMA_NEWER",
-          message: `the database schema is at version ${schema}, newer than this build (${LATEST_VERSION}): an old process is running against a newer deployment`,
-          fix: "upgrade this process to the version that migrated the database",
-        });
-      }
-      if (this.config.memory) {
-        hazards.push({
-          severity: "warn",
-          code: "SQLITE_MEMORY",
-          message:
-            "in-memory database: jobs are lost when the process exits and other processes cannot see them",
-          fix: "use a file: sqlite:./sluice.db",
-        });
-      }
+      const hazards = sqliteHazards({
+        journalMode: String(db.pragma("journal_mode", { simple: true })),
+        schemaVersion: Number(db.pragma("user_version", { simple: true })),
+        memory: this.config.memory,
+        path: this.config.path,
+      });
       const version = String((this.stmt("SELECT sqlite_version() AS v").get() as { v: string }).v);
       return {
         engine: "sqlite",

@@ -1,0 +1,53 @@
+/**
+ * An engine descriptor: what the rest of Sluice needs to know about one engine, in one object. Each engine
+ * folder exports its descriptor from `engine.ts`; `ENGINES` in ./index.ts lists them, and engine
+ * selection (createStore, engineOf), the doctor's store targets, the benchmarks and the test harnesses
+ * read that list instead of comparing engine names. A new engine is a folder, an entry in `ENGINES` and a
+ * test harness (test/support/engines/).
+ *
+ * Importing a descriptor loads no driver: `create` imports the store module (and its driver) on first use.
+ */
+import type { StoreTarget } from "../doctor/types.js";
+import type { Store, StoreTraits } from "./contract.js";
+import type { StoreOptions } from "./index.js";
+
+export interface EngineDescriptor<Name extends string = string, Config = unknown> {
+  /** `Store.engine` and `StoreInfo.engine` of its stores; what logs and `sluice doctor` call it. */
+  readonly name: Name;
+  /** The URL shown when a URL names no engine (`sqlite:./sluice.db`, `postgres://…`). */
+  readonly urlExample: string;
+  /** True when `url` selects this engine (by its scheme). */
+  matches(url: string): boolean;
+  /** The engine's settings from `url`; throws INVALID_CONFIG for a bad option. */
+  parseUrl(url: string): Config;
+  /** Where the store is, for the commands `sluice doctor` suggests: never with the password. */
+  doctorTarget(url: string): StoreTarget;
+  /** Creates (but does not open) a store for `url`, loading the engine's driver on first use. */
+  create(url: string, options: StoreOptions): Promise<Store>;
+  /** What the runtime may assume about the engine; its store class exposes this same object. */
+  readonly traits: StoreTraits;
+}
+
+/** The parts of a server URL (`scheme://user:password@host:port/…`) that doctor targets share. */
+export interface ServerUrl {
+  parsed: URL;
+  /** Without IPv6 brackets; `localhost` when the URL names no host. */
+  host: string;
+  user: string | null;
+  /** Only whether there is a password: the password itself never leaves the URL. */
+  hasPassword: boolean;
+}
+
+/** Parses a server URL; null when it does not parse. */
+export function serverUrl(url: string): ServerUrl | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null;
+  }
+  const user = parsed.username === "" ? null : decodeURIComponent(parsed.username);
+  const hasPassword = parsed.password !== "";
+  const host = parsed.hostname.replace(/^\[|\]$/g, "") || "localhost";
+  return { parsed, host, user, hasPassword };
+}

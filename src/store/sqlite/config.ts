@@ -1,0 +1,72 @@
+/**
+ * Parses a SQLite store URL: `sqlite:./file.db?synchronous=full`, `sqlite:/abs.db`, `sqlite://./x.db`,
+ * `sqlite::memory:`. Options travel in the query string:
+ *
+ * - `synchronous` (`normal` | `full`, default normal): `full` is durable across power loss too.
+ * - `busyTimeoutMs` (default 5): SQLite's own busy wait, kept short because it blocks the event loop.
+ * - `lockDeadlineMs` (default 30000): how long a write may keep retrying a locked database.
+ * - `checkpointMs` (default 500): background WAL checkpoint period; 0 = SQLite checkpoints inside commits.
+ */
+import { resolve } from "node:path";
+import { SluiceError } from "../../core/errors.js";
+import type { StoreTarget } from "../../doctor/types.js";
+
+export interface SqliteConfig {
+  path: string;
+  memory: boolean;
+  synchronous: "normal" | "full";
+  busyTimeoutMs: number;
+  /** How long a write may keep retrying a locked database before giving up. */
+  lockDeadlineMs: number;
+  /** Background WAL checkpoint period; 0 = let SQLite checkpoint inside commits. */
+  checkpointMs: number;
+}
+
+/** Parses `sqlite:./file.db?synchronous=full`, `sqlite:/abs.db`, `sqlite://./x.db`, `sqlite::memory:`. */
+export function parseSqliteUrl(url: string): SqliteConfig {
+  const rest = url.slice("sqlite:".length);
+  const [rawPath = "", query = ""] = rest.split("?", 2);
+  const params = new URLSearchParams(query);
+  let path = rawPath.startsWith("//") ? rawPath.slice(2) : rawPath;
+  const memory = path === ":memory:";
+  if (!memory) {
+    if (path === "") {
+      throw new SluiceError("INVALID_CONFIG", `SQLite URL "${url}" has no file path: use sqlite:./sluice.db`);
+    }
+    path = resolve(path);
+  }
+  const synchronous = (params.get("synchronous") ?? "normal").toLowerCase();
+  if (synchronous !== "normal" && synchronous !== "full") {
+    throw new SluiceError(
+      "INVALID_CONFIG",
+      `SQLite URL option synchronous must be normal or full, got "${synchronous}"`,
+    );
+  }
+  const number = (name: string, fallback: number) => {
+    const raw = params.get(name);
+    const value = raw === null ? fallback : Number(raw);
+    if (!Number.isFinite(value) || value < 0) {
+      throw new SluiceError(
+        "INVALID_CONFIG",
+        `SQLite URL option ${name} must be a number of ms, got "${raw}"`,
+      );
+    }
+    return value;
+  };
+  return {
+    path,
+    memory,
+    synchronous,
+    busyTimeoutMs: number("busyTimeoutMs", 5),
+    lockDeadlineMs: number("lockDeadlineMs", 30_000),
+    checkpointMs: number("checkpointMs", 500),
+  };
+}
+
+/** The database file for `sluice doctor`'s commands (`ls -ld <dir>`), without the scheme and the options. */
+export function sqliteTarget(url: string): StoreTarget {
+  const [raw = ""] = url.slice("sqlite:".length).split("?", 1);
+  const path = raw.startsWith("//") ? raw.slice(2) : raw;
+  if (path === ":memory:") return { engine: "sqlite", path, memory: true };
+  return { engine: "sqlite", path: resolve(path || "."), memory: false };
+}
