@@ -11,6 +11,7 @@ import type { EngineHarness } from "./harness.js";
 import { inputTests } from "./input.js";
 import { leaseTests } from "./leases.js";
 import { lifecycleTests } from "./lifecycle.js";
+import { methodTests } from "./methods/index.js";
 import { scheduleTests } from "./schedules.js";
 
 export type { EngineHarness } from "./harness.js";
@@ -24,5 +25,6 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     adminTests(ctx);
     inputTests(ctx);
     scheduleTests(ctx);
+    describe("methods", () => methodTests(ctx));
   });
 }
