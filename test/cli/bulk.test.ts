@@ -79,7 +79,8 @@ describe.each(ENGINES)("sluice bulk commands on %s", (engine) => {
       [a, "cancelled"],
       [b, "waiting"],
     ]);
-    expect(c).toBeDefined();
+    // The second tmp job (n = 3) is the one deleted.
+    await expect(sluice.admin.getJob(c as string)).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
     const purge = await cli(["purge", "--queue", "cx", "--yes", "--json"]);
     expect(JSON.parse(purge.stdout)).toMatchObject({ action: "purge", count: 1, ids: [a] });
     expect((await jobsOf(sluice, "cx")).map((j) => j.id)).toEqual([b]);

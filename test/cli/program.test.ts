@@ -42,7 +42,7 @@ describe("sluice program", () => {
     const program = buildProgram();
     for (const path of COMMANDS) {
       const command = find(program, path);
-      expect(command, path).toBeDefined();
+      expect(command?.name(), path).toBe(path.split(" ").at(-1));
       let help = "";
       command?.configureOutput({ writeOut: (s) => (help += s) });
       command?.outputHelp();

@@ -10,11 +10,11 @@ export function leaseTests(ctx: ConformanceContext): void {
     it("refuses complete, fail, release, progress and extend with a stale lease token", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();
-      await sluice.enqueue("fenced", {}, { queue });
+      const { id } = await sluice.enqueue("fenced", {}, { queue });
       const store = await sluice.store();
       const [first] = await store.claim({ queues: [queue], limit: 1, workerId: "old/1/a", leaseMs: 50 });
-      expect(first).toBeDefined();
-      if (!first) return;
+      expect(first).toMatchObject({ id, state: "active", workerId: "old/1/a", attempt: 1 });
+      if (!first) throw new Error("nothing claimed");
       await until(
         "lease expired and recovered",
         async () =>

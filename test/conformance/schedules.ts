@@ -2,6 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { silentLogger, ValidationError } from "../../src/index.js";
 import { Scheduler, tickJob } from "../../src/runtime/scheduler.js";
+import type { Store } from "../../src/store/contract.js";
+import { overrideStore } from "../support/store-proxy.js";
 import type { ConformanceContext } from "./context.js";
 import { until } from "./context.js";
 
@@ -46,8 +48,24 @@ export function scheduleTests(ctx: ConformanceContext): void {
       owner.task("tick", { queue });
       const name = `every-${queue}`;
       const first = await owner.schedule(name, { task: "tick", every: 100, missed: "all" });
+      // Each scheduler's store counts the compare-and-sets that won: the tick's deterministic job id would
+      // hide a broken CAS (a second firing of a tick enqueues nothing new), the count does not.
+      const won: { dueAt: number; ticks: number[] }[] = [];
+      const counting = (store: Store): Store =>
+        overrideStore(store, {
+          fireSchedule: async (request) => {
+            const result = await store.fireSchedule(request);
+            if (result !== null && request.name === name) {
+              won.push({
+                dueAt: request.dueAt,
+                ticks: request.jobs.map((j) => Number(j.id.split(":").at(-1))),
+              });
+            }
+            return result;
+          },
+        });
       const schedulers = [ctx.sluice(), ctx.sluice(), ctx.sluice()].map(
-        async (sluice) => new Scheduler(await sluice.store(), sluice.events, silentLogger()),
+        async (sluice) => new Scheduler(counting(await sluice.store()), sluice.events, silentLogger()),
       );
       const racing = await Promise.all(schedulers);
       const start = first.nextAt as number;
@@ -65,6 +83,11 @@ export function scheduleTests(ctx: ConformanceContext): void {
       expect(ticks.length).toBeGreaterThanOrEqual(10);
       // Consecutive ticks, none missing, none twice.
       expect(ticks).toEqual(ticks.map((_, i) => start + i * 100));
+      // Exactly one winning compare-and-set per tick: no tick's nextAt was taken twice, and the winners'
+      // jobs cover every tick once (a late winner covers the ticks it missed, `missed: "all"`).
+      const dueAts = won.map((w) => w.dueAt);
+      expect(new Set(dueAts).size, `winning dueAts ${dueAts.join(", ")}`).toBe(dueAts.length);
+      expect(won.flatMap((w) => w.ticks).sort((a, b) => a - b)).toEqual(ticks);
     });
 
     it("runs a scheduled job from a worker's maintenance, on time, with no separate scheduler process", async () => {

@@ -11,6 +11,7 @@ import type { EngineHarness } from "./harness.js";
 import { inputTests } from "./input.js";
 import { leaseTests } from "./leases.js";
 import { lifecycleTests } from "./lifecycle.js";
+import { methodTests } from "./methods/index.js";
 import { runtimeTests } from "./runtime.js";
 import { scheduleTests } from "./schedules.js";
 
@@ -26,5 +27,6 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     inputTests(ctx);
     scheduleTests(ctx);
     runtimeTests(ctx);
+    describe("methods", () => methodTests(ctx));
   });
 }

@@ -125,8 +125,7 @@ describe("postgres plans", () => {
       }
     }).finally(() => dropSchema(SHARED_URL, own));
     const claimPlan = notices.find((n) => n.includes("SET state = 'active'"));
-    expect(claimPlan, notices.join("\n---\n")).toBeDefined();
-    expect(claimPlan).toContain("jobs_claim");
+    expect(claimPlan, notices.join("\n---\n")).toContain("jobs_claim");
     expect(claimPlan).not.toContain("jobs_queue_state");
     expect(claimPlan).not.toMatch(/Sort Key: c\.priority/);
   });

