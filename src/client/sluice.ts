@@ -39,7 +39,10 @@ function rejectPerJobOptions(
 export interface SluiceOptions {
   /** Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`. */
   url?: string;
-  /** A pino logger; default JSON lines on stdout at `SLUICE_LOG_LEVEL` (info). */
+  /**
+   * A pino logger, e.g. the application's own `logger.child({ lib: "sluice" })`. Default: JSON lines on
+   * stdout at `SLUICE_LOG_LEVEL`, else `warn` (warnings and errors only).
+   */
   logger?: Logger;
   /** Largest payload accepted at enqueue, in bytes of JSON. Default 1 MiB. */
   maxPayloadBytes?: number;

@@ -95,7 +95,6 @@ describe("sqlite engine", () => {
           ),
         ),
       );
-      // stdout may also hold the log line of whichever producer applied the migrations.
       for (const p of producers) expect(p.stdout).toMatch(/^done 300$/m);
       await until(
         "all 900 completed",
@@ -181,6 +180,23 @@ describe("sqlite engine", () => {
     });
     expect(stdout).not.toContain("background WAL checkpoints unavailable");
     expect(stdout).toMatch(/^checkpointed$/m);
+  });
+
+  it("prints nothing on stdout when an application only enqueues with the default logger", async () => {
+    const path = tempDb();
+    const { SLUICE_LOG_LEVEL: _, ...env } = process.env;
+    // A new file: this producer applies the migrations, which is logged at info.
+    const { stdout } = await run(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        PRODUCER,
+        JSON.stringify({ url: `sqlite:${path}`, queue: "q", count: 3, batch: 1 }),
+      ],
+      { env },
+    );
+    expect(stdout).toBe("done 3\n");
   });
 
   it("works with an in-memory database in one process", async () => {
