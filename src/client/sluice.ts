@@ -256,8 +256,10 @@ export class Sluice {
   }
 
   /**
-   * Enqueues inside the application's own database transaction (PostgreSQL): the jobs exist if and only if
-   * that transaction commits. `client` is the `pg` client (or anything with pg's `query`) holding the transaction.
+   * Enqueues inside the application's own database transaction: the jobs exist if and only if that
+   * transaction commits. PostgreSQL: `client` is the `pg` client (or anything with pg's `query`) holding the
+   * transaction. SQLite: the application's better-sqlite3 `Database` on the store's file, inside
+   * `BEGIN IMMEDIATE` … `COMMIT` (INVALID_TRANSACTION otherwise). Redis: TRANSACTION_UNSUPPORTED.
    */
   withTransaction(client: TransactionHandle): {
     enqueue(task: string, payload: unknown, options?: JobOptions): Promise<EnqueuedJob>;
