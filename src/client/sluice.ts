@@ -40,7 +40,10 @@ function rejectPerJobOptions(
 export interface SluiceOptions {
   /** Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`. */
   url?: string;
-  /** A pino logger; default JSON lines on stdout at `SLUICE_LOG_LEVEL` (info). */
+  /**
+   * A pino logger, e.g. the application's own `logger.child({ lib: "sluice" })`. Default: JSON lines on
+   * stdout at `SLUICE_LOG_LEVEL`, else `warn` (warnings and errors only).
+   */
   logger?: Logger;
   /** Largest payload accepted at enqueue, in bytes of JSON. Default 1 MiB. */
   maxPayloadBytes?: number;
@@ -254,8 +257,10 @@ export class Sluice {
   }
 
   /**
-   * Enqueues inside the application's own database transaction (PostgreSQL): the jobs exist if and only if
-   * that transaction commits. `client` is the `pg` client (or anything with pg's `query`) holding the transaction.
+   * Enqueues inside the application's own database transaction: the jobs exist if and only if that
+   * transaction commits. PostgreSQL: `client` is the `pg` client (or anything with pg's `query`) holding the
+   * transaction. SQLite: the application's better-sqlite3 `Database` on the store's file, inside
+   * `BEGIN IMMEDIATE` … `COMMIT` (INVALID_TRANSACTION otherwise). Redis: TRANSACTION_UNSUPPORTED.
    */
   withTransaction(client: TransactionHandle): {
     enqueue(task: string, payload: unknown, options?: JobOptions): Promise<EnqueuedJob>;

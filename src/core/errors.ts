@@ -11,6 +11,8 @@ export type SluiceErrorCode =
   | "SCHEMA_VALIDATION"
   | "INVALID_CRON"
   | "INVALID_CONFIG"
+  | "INVALID_TRANSACTION"
+  | "TRANSACTION_UNSUPPORTED"
   | "UNKNOWN_TASK"
   | "DUPLICATE_TASK"
   | "JOB_NOT_FOUND"
@@ -50,6 +52,7 @@ export class ValidationError extends SluiceError {
       | "SCHEMA_VALIDATION"
       | "INVALID_CRON"
       | "INVALID_CONFIG"
+      | "INVALID_TRANSACTION"
     >,
     message: string,
     details: {

@@ -1,15 +1,7 @@
 /**
  * The job model: states, the stored record, and the attempt history. Pure data, no I/O.
  *
- * State machine (see docs/internals.md):
- *
- *   enqueue ──► scheduled ──(run time reached)──► waiting ──(claim)──► active ──► completed
- *      │            ▲                               ▲  ▲                 │
- *      └──► waiting │◄──── failed attempt, backoff ─┼──┼─────────────────┤ (attempts left)
- *                   │                               │  └── graceful stop / rate limit release (no attempt charged)
- *                   │                               └──── lease expired, attempts left (recovered)
- *   blocked ─(deps done)─► waiting           active ──► dead (attempts exhausted, discarded, lease expired on last attempt)
- *   scheduled | waiting | blocked ──► cancelled;  active ──(cancel requested, handler aborted)──► cancelled
+ * States and every transition between them: docs/state-machine.md.
  */
 
 /** Every state a job can be in. `failed` is an event, not a resting state. */

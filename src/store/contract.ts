@@ -286,7 +286,11 @@ export interface BulkOptions {
   limit: number;
 }
 
-/** Opaque engine-specific connection for transactional enqueue (a `pg` client for PostgreSQL). */
+/**
+ * Opaque engine-specific connection for transactional enqueue: a `pg` client for PostgreSQL, the
+ * application's better-sqlite3 `Database` on the same file (inside its open transaction) for SQLite.
+ * Redis refuses one (TRANSACTION_UNSUPPORTED).
+ */
 export type TransactionHandle = unknown;
 
 /** What the runtime may assume about an engine; it reads these instead of comparing engine names. */

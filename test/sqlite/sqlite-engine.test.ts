@@ -17,6 +17,7 @@ const run = promisify(execFile);
 const OPEN_STORE = fileURLToPath(new URL("../fixtures/open-store.ts", import.meta.url));
 const PRODUCER = fileURLToPath(new URL("../fixtures/producer-process.ts", import.meta.url));
 const WORKER = fileURLToPath(new URL("../fixtures/worker-process.ts", import.meta.url));
+const INDEX = fileURLToPath(new URL("../../src/index.ts", import.meta.url));
 const dirs: string[] = [];
 function tempDb(): string {
   const dir = mkdtempSync(join(tmpdir(), "sluice-sqlite-"));
@@ -94,7 +95,6 @@ describe("sqlite engine", () => {
           ),
         ),
       );
-      // stdout may also hold the log line of whichever producer applied the migrations.
       for (const p of producers) expect(p.stdout).toMatch(/^done 300$/m);
       await until(
         "all 900 completed",
@@ -155,6 +155,48 @@ describe("sqlite engine", () => {
     expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000); // a fresh connection: SQLite's default
     db.close();
     await sluice.close();
+  });
+
+  it("runs the checkpoint thread in a process started with --input-type=module", async () => {
+    const path = tempDb();
+    // Eval code in an ESM process: flags like this one are inherited by worker threads by default.
+    const script = `
+      const { Sluice } = await import(${JSON.stringify(INDEX)});
+      const { statSync } = await import("node:fs");
+      const sluice = new Sluice({ url: ${JSON.stringify(`sqlite:${path}?checkpointMs=50`)} });
+      sluice.task("fill", { queue: "q" });
+      await sluice.admin.ping();
+      const before = statSync(${JSON.stringify(path)}).size;
+      await sluice.enqueueMany("fill", Array.from({ length: 2000 }, (_, n) => ({ payload: { n, pad: "x".repeat(500) } })));
+      const deadline = Date.now() + 10000;
+      while (statSync(${JSON.stringify(path)}).size <= before + 1000000 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      process.stdout.write(statSync(${JSON.stringify(path)}).size > before + 1000000 ? "checkpointed\\n" : "no checkpoint\\n");
+      await sluice.close();
+    `;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "--import", "tsx", "-e", script], {
+      env: { ...process.env, SLUICE_LOG_LEVEL: "warn" },
+      timeout: 60_000,
+    });
+    expect(stdout).not.toContain("background WAL checkpoints unavailable");
+    expect(stdout).toMatch(/^checkpointed$/m);
+  });
+
+  it("prints nothing on stdout when an application only enqueues with the default logger", async () => {
+    const path = tempDb();
+    const { SLUICE_LOG_LEVEL: _, ...env } = process.env;
+    // A new file: this producer applies the migrations, which is logged at info.
+    const { stdout } = await run(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        PRODUCER,
+        JSON.stringify({ url: `sqlite:${path}`, queue: "q", count: 3, batch: 1 }),
+      ],
+      { env },
+    );
+    expect(stdout).toBe("done 3\n");
   });
 
   it("works with an in-memory database in one process", async () => {

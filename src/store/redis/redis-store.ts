@@ -49,6 +49,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  TransactionHandle,
   WorkerInfo,
 } from "../contract.js";
 import { redactUrl, type StoreOptions } from "../index.js";
@@ -209,7 +210,18 @@ export class RedisStore implements Store {
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────
 
-  async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+  async enqueue(
+    jobs: readonly NewJob[],
+    options?: { transaction?: TransactionHandle },
+  ): Promise<EnqueueResult[]> {
+    if (options?.transaction !== undefined && options.transaction !== null) {
+      throw new SluiceError(
+        "TRANSACTION_UNSUPPORTED",
+        "the Redis engine cannot enqueue inside another database's transaction: enqueue after your " +
+          "transaction commits (with a jobId derived from your row, so enqueueing again after a crash " +
+          "returns the same job), or use the PostgreSQL or SQLite engine, whose enqueue joins the transaction",
+      );
+    }
     if (jobs.length === 0) return [];
     const results: (EnqueueResult | undefined)[] = new Array(jobs.length);
     // An idempotent id already stored under another queue returns that job (the per-queue script can only

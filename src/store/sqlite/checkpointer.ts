@@ -9,8 +9,9 @@
  * cannot keep up. PASSIVE never blocks writers or readers; if another process is checkpointing it
  * simply does less this round.
  *
- * The thread runs inline JavaScript (`eval: true`) so it works the same from compiled code, tsx and
- * vitest; it loads better-sqlite3 from the path the main thread resolved.
+ * The thread is a real CommonJS file next to this one (checkpoint-thread.cjs, emitted into dist by the
+ * build), not inline eval code: eval code is read according to the flags the host process was started
+ * with, and `node --input-type=module` made it fail.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -18,41 +19,20 @@ import { Worker } from "node:worker_threads";
 /** In-commit checkpoint threshold (pages) kept as a safety net behind the thread. */
 export const BACKSTOP_AUTOCHECKPOINT_PAGES = 10_000;
 
-const THREAD = `
-const { parentPort, workerData } = require("node:worker_threads");
-const Database = require(workerData.driver);
-let db = null;
-try {
-  db = new Database(workerData.path, { timeout: 0, fileMustExist: true });
-} catch (error) {
-  parentPort.postMessage({ type: "error", message: String(error && error.message || error) });
-}
-const timer = db && setInterval(() => {
-  try {
-    db.pragma("wal_checkpoint(PASSIVE)");
-  } catch (error) {
-    // Busy or locked: another connection is checkpointing or writing; the next round catches up.
-  }
-}, workerData.intervalMs);
-parentPort.on("message", (message) => {
-  if (message === "close") {
-    if (timer) clearInterval(timer);
-    if (db) db.close();
-    parentPort.close();
-  }
-});
-`;
+const THREAD = new URL("./checkpoint-thread.cjs", import.meta.url);
 
 export class Checkpointer {
   private readonly thread: Worker;
+  private readonly exited: Promise<void>;
   private closed = false;
 
   constructor(path: string, intervalMs: number, onError: (message: string) => void) {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.thread = new Worker(THREAD, { eval: true, workerData: { path, intervalMs, driver } });
+    this.thread = new Worker(THREAD, { workerData: { path, intervalMs, driver }, execArgv: [] });
     this.thread.unref(); // never keeps a process alive on its own
-    this.thread.on("message", (message: { type: string; message: string }) => {
-      if (message.type === "error") onError(message.message);
+    this.exited = new Promise<void>((resolve) => this.thread.once("exit", () => resolve()));
+    this.thread.on("message", (message: { type: string; message?: string }) => {
+      if (message.type === "error") onError(message.message ?? "unknown error");
     });
     this.thread.on("error", (error) => onError(error.message));
   }
@@ -61,11 +41,11 @@ export class Checkpointer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const exited = new Promise<void>((resolve) => this.thread.once("exit", () => resolve()));
     this.thread.postMessage("close");
-    // A thread stuck in a long checkpoint is terminated rather than waited for.
+    // A thread stuck in a long checkpoint is terminated rather than waited for. (`exited` is already
+    // settled when the thread failed at start: close() must not wait for an exit that happened.)
     const timer = setTimeout(() => void this.thread.terminate(), 2_000);
-    await exited;
+    await this.exited;
     clearTimeout(timer);
   }
 }

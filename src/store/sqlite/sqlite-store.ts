@@ -11,8 +11,12 @@
  * - better-sqlite3 is synchronous: a batch of 50 claims is ~0.1 ms of CPU, cheaper than any async driver's
  *   round trip, and it keeps each transaction's critical section short.
  * - Wake-ups: see signals.ts.
+ * - Transactional enqueue: through the application's own connection, inside its transaction (see
+ *   enqueueInTransaction).
  */
+import { realpathSync } from "node:fs";
 import { hostname } from "node:os";
+import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
@@ -57,6 +61,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  TransactionHandle,
   WorkerInfo,
 } from "../contract.js";
 import type { StoreOptions } from "../index.js";
@@ -208,26 +213,123 @@ export class SqliteStore implements Store {
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────
 
-  async enqueue(jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+  async enqueue(
+    jobs: readonly NewJob[],
+    options?: { transaction?: TransactionHandle },
+  ): Promise<EnqueueResult[]> {
+    const transaction = options?.transaction;
+    if (transaction !== undefined && transaction !== null)
+      return this.enqueueInTransaction(transaction, jobs);
     if (jobs.length === 0) return [];
     const results = await this.write(() => this.insertJobs(jobs, Date.now()));
     this.notifyCreated(jobs, results);
     return results;
   }
 
+  /**
+   * Transactional enqueue: `handle` is the application's own better-sqlite3 connection to this database
+   * file, with a transaction open (`db.exec("BEGIN IMMEDIATE")`). The jobs are written through that
+   * connection, so they commit or roll back with the application's writes. The batch runs in a savepoint
+   * (better-sqlite3 nests `db.transaction()` that way): if it fails, none of it is written and the
+   * application's transaction stays open and usable. No retry on a locked database here (a transaction
+   * that has read may not retry its way to the write lock): the connection's own busy timeout applies.
+   *
+   * Workers are woken when the transaction has ended (committed or rolled back: a wake that finds nothing
+   * is harmless), seen by polling `inTransaction`; SQLite has no commit hook to tie it to. A transaction
+   * open for over a minute is not waited for: the workers' safety poll finds its jobs.
+   */
+  private async enqueueInTransaction(handle: unknown, jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+    const db = this.applicationConnection(handle);
+    if (jobs.length === 0) return [];
+    let results: EnqueueResult[];
+    try {
+      results = db.transaction(() => this.insertJobs(jobs, Date.now(), (sql) => db.prepare(sql)))();
+    } catch (error) {
+      if (isBusy(error)) {
+        throw new StoreUnavailableError(
+          `SQLite database ${this.config.path} is locked by another connection, so the enqueue in the ` +
+            "application's transaction could not write (its savepoint was rolled back; the transaction is " +
+            'still open): begin it with db.exec("BEGIN IMMEDIATE") to take the write lock up front, or retry',
+          { cause: error },
+        );
+      }
+      throw this.translate(error, "enqueue in the application's transaction");
+    }
+    if (results.some((r) => r.created)) {
+      const signal: StoreSignal = { type: "jobs", queues: [...new Set(jobs.map((j) => j.queue))] };
+      const started = Date.now();
+      let delay = 1;
+      const afterTransaction = () => {
+        if (db.open && db.inTransaction && Date.now() - started < 60_000) {
+          delay = Math.min(delay * 2, 100);
+          setTimeout(afterTransaction, delay).unref();
+          return;
+        }
+        this.notify(signal);
+      };
+      setTimeout(afterTransaction, delay).unref();
+    }
+    return results;
+  }
+
+  /** Checks that `handle` can carry a transactional enqueue into this database; INVALID_TRANSACTION if not. */
+  private applicationConnection(handle: unknown): Database.Database {
+    const what =
+      "pass the application's better-sqlite3 Database opened on the same file as the store, with a " +
+      'transaction open: db.exec("BEGIN IMMEDIATE"), await sluice.withTransaction(db).enqueue(…), then ' +
+      'db.exec("COMMIT")';
+    const invalid = (why: string) =>
+      new ValidationError("INVALID_TRANSACTION", `${why}; ${what}`, { field: "transaction" });
+    const db = handle as Partial<Database.Database> | null;
+    if (
+      typeof db !== "object" ||
+      db === null ||
+      typeof db.prepare !== "function" ||
+      typeof db.transaction !== "function" ||
+      typeof db.inTransaction !== "boolean" ||
+      typeof db.name !== "string"
+    ) {
+      throw invalid("the transaction handle is not a better-sqlite3 Database");
+    }
+    this.conn(); // the store is open: the schema exists
+    if (this.config.memory) {
+      throw invalid(
+        "an in-memory SQLite store cannot share a transaction with another connection (use a database file)",
+      );
+    }
+    if (!db.open) throw invalid("the transaction's connection is closed");
+    if (db.memory || realPath(db.name) !== realPath(this.config.path)) {
+      throw invalid(
+        `the transaction's connection is on ${db.memory ? ":memory:" : resolve(db.name)}, not on the store's file ${this.config.path}`,
+      );
+    }
+    if (db.readonly) throw invalid("the transaction's connection is read-only");
+    if (!db.inTransaction) {
+      throw invalid(
+        "no transaction is open on the connection (better-sqlite3's db.transaction(fn) cannot span an " +
+          "await: begin one with BEGIN IMMEDIATE and commit after the enqueue resolves)",
+      );
+    }
+    return db as Database.Database;
+  }
+
   /** Inserts `jobs` inside the caller's write transaction (dedup by id and unique key). */
-  private insertJobs(jobs: readonly NewJob[], now: number): EnqueueResult[] {
-    const insert = this.stmt(
+  private insertJobs(
+    jobs: readonly NewJob[],
+    now: number,
+    prepare: (sql: string) => Statement = (sql) => this.stmt(sql),
+  ): EnqueueResult[] {
+    const insert = prepare(
       `INSERT INTO jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, backoff,
          timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     );
-    const byId = this.stmt("SELECT id, state FROM jobs WHERE id = ?");
+    const byId = prepare("SELECT id, state FROM jobs WHERE id = ?");
     const out: EnqueueResult[] = [];
     for (const job of jobs) {
       if (job.uniqueKey !== null) {
-        const existing = this.findUnique(job, now);
+        const existing = this.findUnique(job, now, prepare);
         if (existing) {
           out.push({ id: existing.id, state: existing.state, created: false });
           continue;
@@ -275,11 +377,15 @@ export class SqliteStore implements Store {
     }
   }
 
-  private findUnique(job: NewJob, now: number): { id: string; state: JobState } | undefined {
+  private findUnique(
+    job: NewJob,
+    now: number,
+    prepare: (sql: string) => Statement,
+  ): { id: string; state: JobState } | undefined {
     const states = job.uniqueStates;
     if (states.length === 0) return undefined;
     const placeholders = states.map(() => "?").join(", ");
-    return this.stmt(
+    return prepare(
       `SELECT id, state FROM jobs WHERE unique_key = ? AND queue = ? AND state IN (${placeholders})
          AND (unique_until IS NULL OR unique_until > ?) ORDER BY seq DESC LIMIT 1`,
     ).get(job.uniqueKey, job.queue, ...states, now) as { id: string; state: JobState } | undefined;
@@ -1036,6 +1142,15 @@ export class SqliteStore implements Store {
       );
     }
     return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** The file's real path (symlinks resolved), or the absolute path when it cannot be resolved. */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
   }
 }
 
