@@ -1,8 +1,10 @@
 /** What `sluice doctor` looks at and what it reports. */
 import type { HourlyStats, JobRecord, QueueOverview, StoreInfo, WorkerOverview } from "../index.js";
+import type { StoreTarget } from "../store/engine.js";
 
+/** Where the store is, as doctor fixes name it (never with the password). */
 /** One queue's outcomes in one hour, as `Admin.stats` returns them. */
-export type { HourlyStats };
+export type { HourlyStats, StoreTarget };
 
 /**
  * Severity of a finding; any `critical` makes `sluice doctor` exit 1. `skipped`: the check could not run
@@ -36,31 +38,6 @@ export interface Finding {
   /** The exact command (or setting) that fixes it; null when nothing needs doing. */
   fix: string | null;
 }
-
-/**
- * Where the store is, for the commands the doctor suggests — never with its password (only whether there
- * is one, so a command can ask for it).
- */
-export type StoreTarget =
-  | { engine: "sqlite"; path: string; memory: boolean }
-  | {
-      engine: "postgres";
-      host: string;
-      port: number;
-      user: string | null;
-      database: string | null;
-      hasPassword: boolean;
-    }
-  | {
-      engine: "redis";
-      host: string;
-      port: number;
-      db: number;
-      user: string | null;
-      tls: boolean;
-      hasPassword: boolean;
-    }
-  | { engine: "unknown" };
 
 /** Everything the checks need, gathered once from the admin API (so checks are pure functions). */
 export interface DoctorInput {

@@ -28,7 +28,6 @@ import type { MissedTicks } from "../core/cron.js";
 import type { FailNext } from "../core/failure-policy.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
-import type { EngineName } from "./index.js";
 
 /** Where a failed attempt sends the job; the runtime decides it (core/failure-policy.ts). */
 export type { FailNext };
@@ -259,6 +258,9 @@ export interface MigrationStatus {
   /** Versions this store object applied when it opened (empty when the schema was already current). */
   applied: number[];
 }
+
+/** The engines Sluice ships; `ENGINES` in ./index.ts lists one descriptor per name (checked by its type). */
+export type EngineName = "sqlite" | "postgres" | "redis";
 
 /** What the store says about itself. */
 export interface StoreInfo {

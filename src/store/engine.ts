@@ -7,9 +7,39 @@
  *
  * Importing a descriptor loads no driver: `create` imports the store module (and its driver) on first use.
  */
-import type { StoreTarget } from "../doctor/types.js";
+
+import type { Logger } from "../core/logger.js";
 import type { Store, StoreTraits } from "./contract.js";
-import type { StoreOptions } from "./index.js";
+
+/**
+ * Where the store is, for the commands the doctor suggests — never with its password (only whether there
+ * is one, so a command can ask for it).
+ */
+export type StoreTarget =
+  | { engine: "sqlite"; path: string; memory: boolean }
+  | {
+      engine: "postgres";
+      host: string;
+      port: number;
+      user: string | null;
+      database: string | null;
+      hasPassword: boolean;
+    }
+  | {
+      engine: "redis";
+      host: string;
+      port: number;
+      db: number;
+      user: string | null;
+      tls: boolean;
+      hasPassword: boolean;
+    }
+  | { engine: "unknown" };
+
+/** Options every engine accepts. */
+export interface StoreOptions {
+  logger: Logger;
+}
 
 export interface EngineDescriptor<Name extends string = string, Config = unknown> {
   /** `Store.engine` and `StoreInfo.engine` of its stores; what logs and `sluice doctor` call it. */

@@ -7,30 +7,33 @@
  * - `redis://host:6379/0?prefix=sluice` (also `rediss://`)
  */
 import { ValidationError } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
-import type { Store } from "./contract.js";
+import type { EngineName, Store } from "./contract.js";
+import type { EngineDescriptor, StoreOptions } from "./engine.js";
 import { postgresEngine } from "./postgres/engine.js";
+import { redactUrl } from "./redact.js";
 import { redisEngine } from "./redis/engine.js";
 import { sqliteEngine } from "./sqlite/engine.js";
 
 export type * from "./contract.js";
-export type { EngineDescriptor } from "./engine.js";
-
-/** Options every engine accepts. */
-export interface StoreOptions {
-  logger: Logger;
-}
+export type { EngineDescriptor, StoreOptions } from "./engine.js";
+export { redactUrl } from "./redact.js";
 
 /**
  * Every engine, in the order URLs are matched against them. Nothing else in Sluice lists the engines:
  * selection, the doctor, the benchmarks and the test harnesses read this list.
  */
-export const ENGINES = [sqliteEngine, postgresEngine, redisEngine] as const;
+export const ENGINES = [
+  sqliteEngine,
+  postgresEngine,
+  redisEngine,
+] as const satisfies readonly EngineDescriptor<EngineName>[];
 
 /** One of {@link ENGINES}. */
 export type ListedEngine = (typeof ENGINES)[number];
 
-export type EngineName = ListedEngine["name"];
+/** Every engine name has a descriptor in ENGINES (and `satisfies` above: every descriptor has a name). */
+const listsEveryEngine: EngineName extends ListedEngine["name"] ? true : never = true;
+void listsEveryEngine;
 
 /** The engine a URL selects; throws INVALID_CONFIG for anything else. */
 export function engineFor(url: string): ListedEngine {
@@ -52,9 +55,4 @@ export function engineOf(url: string): EngineName {
 /** Creates (but does not open) the store for `url`. */
 export async function createStore(url: string, options: StoreOptions): Promise<Store> {
   return engineFor(url).create(url, options);
-}
-
-/** The URL with any password replaced, safe for logs and error messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
 }

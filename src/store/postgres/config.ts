@@ -9,9 +9,9 @@
  *   StoreUnavailableError (a black-holed host would otherwise hang a producer for minutes).
  */
 import { ValidationError } from "../../core/errors.js";
-import type { StoreTarget } from "../../doctor/types.js";
+import type { StoreTarget } from "../engine.js";
 import { serverUrl } from "../engine.js";
-import { redactUrl } from "../index.js";
+import { redactUrl } from "../redact.js";
 
 /** Lower-case identifiers only: they need no quoting rules of their own and are valid channel names. */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;

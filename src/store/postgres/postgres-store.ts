@@ -56,7 +56,7 @@ import type {
   TransactionHandle,
   WorkerInfo,
 } from "../contract.js";
-import type { StoreOptions } from "../index.js";
+import type { StoreOptions } from "../engine.js";
 import {
   retentionColumns,
   rowToSchedule,

@@ -4,7 +4,7 @@
  * stripped before the URL reaches ioredis.
  */
 import { ValidationError } from "../../core/errors.js";
-import type { StoreTarget } from "../../doctor/types.js";
+import type { StoreTarget } from "../engine.js";
 import { serverUrl } from "../engine.js";
 
 /** Connection settings parsed from `redis://host:port/db?prefix=sluice`. */

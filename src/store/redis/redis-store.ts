@@ -52,7 +52,8 @@ import type {
   TransactionHandle,
   WorkerInfo,
 } from "../contract.js";
-import { redactUrl, type StoreOptions } from "../index.js";
+import type { StoreOptions } from "../engine.js";
+import { redactUrl } from "../redact.js";
 import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
 import { parseRedisUrl } from "./config.js";
 import {

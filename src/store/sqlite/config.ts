@@ -9,7 +9,7 @@
  */
 import { resolve } from "node:path";
 import { SluiceError } from "../../core/errors.js";
-import type { StoreTarget } from "../../doctor/types.js";
+import type { StoreTarget } from "../engine.js";
 
 export interface SqliteConfig {
   path: string;
