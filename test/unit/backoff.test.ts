@@ -8,6 +8,7 @@ import {
 } from "../../src/core/backoff.js";
 import { ValidationError } from "../../src/core/errors.js";
 import type { BackoffSpec } from "../../src/core/job.js";
+import { seeded } from "../support/seeded.js";
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -25,18 +26,6 @@ function expectInvalid(value: unknown, field: string, ...fragments: string[]): v
   expect(validation.code).toBe("INVALID_OPTION");
   expect(validation.field).toBe(field);
   for (const fragment of fragments) expect(validation.message).toContain(fragment);
-}
-
-/** Deterministic PRNG (mulberry32) so jitter tests are reproducible. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const noRandom = (): number => {
