@@ -7,6 +7,11 @@
  * - `pool` (default 10): connections in the pool (the LISTEN connection is extra).
  * - `connectTimeoutMs` (default 5000): how long a new connection may take before the call fails with
  *   StoreUnavailableError (a black-holed host would otherwise hang a producer for minutes).
+ * - `queryTimeoutMs` (default 30000): how long one statement may go unanswered before the call fails with
+ *   StoreUnavailableError and its connection is discarded. Client-side: it catches a half-open connection
+ *   (a peer that vanished without a FIN) in seconds instead of at the kernel's keepalive (minutes).
+ * - `listenCheckMs` (default 10000): how often the LISTEN connection, which otherwise only receives, proves
+ *   it is alive with a `SELECT 1` (answered within 5 s, else it reconnects).
  */
 import { ValidationError } from "../../core/errors.js";
 import type { StoreTarget } from "../engine.js";
@@ -22,6 +27,8 @@ export interface PostgresConfig {
   schema: string;
   poolSize: number;
   connectTimeoutMs: number;
+  queryTimeoutMs: number;
+  listenCheckMs: number;
   /** The URL with the password removed, for logs and error messages. */
   location: string;
 }
@@ -66,11 +73,20 @@ export function parsePostgresUrl(url: string): PostgresConfig {
   };
   const poolSize = integer("pool", 10, 1, 1000);
   const connectTimeoutMs = integer("connectTimeoutMs", 5_000, 1, 600_000);
-  params.delete("schema");
-  params.delete("pool");
-  params.delete("connectTimeoutMs");
+  const queryTimeoutMs = integer("queryTimeoutMs", 30_000, 100, 3_600_000);
+  const listenCheckMs = integer("listenCheckMs", 10_000, 100, 600_000);
+  for (const name of ["schema", "pool", "connectTimeoutMs", "queryTimeoutMs", "listenCheckMs"])
+    params.delete(name);
   const connectionString = parsed.toString();
-  return { connectionString, schema, poolSize, connectTimeoutMs, location: redactUrl(connectionString) };
+  return {
+    connectionString,
+    schema,
+    poolSize,
+    connectTimeoutMs,
+    queryTimeoutMs,
+    listenCheckMs,
+    location: redactUrl(connectionString),
+  };
 }
 
 /** The server for `sluice doctor`'s commands (`pg_isready -h … -p …`); unparsable URLs keep no address. */

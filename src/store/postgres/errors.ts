@@ -35,7 +35,7 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string" && (SOCKET_CODES.has(code) || isConnectionSqlState(code))) return true;
   // pg reports a dropped socket and pool checkout timeouts with plain Errors and these messages.
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|Query read timeout/i.test(
     error.message,
   );
 }

@@ -200,7 +200,14 @@ export class PostgresStore implements Store {
       application_name: "sluice",
       types: BIGINT_AS_NUMBER,
     };
-    this.pool = new pg.Pool({ ...client, max: this.config.poolSize, idleTimeoutMillis: 30_000 });
+    // A statement unanswered past queryTimeoutMs fails (StoreUnavailableError) and its connection is
+    // discarded: a half-open connection is noticed in seconds, and the caller's retry takes a fresh one.
+    this.pool = new pg.Pool({
+      ...client,
+      query_timeout: this.config.queryTimeoutMs,
+      max: this.config.poolSize,
+      idleTimeoutMillis: 30_000,
+    });
     // An idle pooled connection that the server drops (restart, idle timeout) emits 'error' on the pool;
     // without a listener that would crash the process. The pool discards the connection by itself.
     this.pool.on("error", (error) => {
@@ -214,6 +221,7 @@ export class PostgresStore implements Store {
       channel: this.config.schema,
       logger: this.options.logger,
       location: this.config.location,
+      checkMs: this.config.listenCheckMs,
     });
   }
 

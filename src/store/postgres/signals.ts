@@ -11,10 +11,18 @@
  * then emits `{ type: "jobs", queues: null }` and `{ type: "cancel" }`, because notifications sent while it
  * was away are lost and the worker must look at the store once instead of waiting for its safety poll or
  * heartbeat. It does the same once the first LISTEN is in place, which can come after a worker's first claim.
+ *
+ * A LISTEN connection only receives, so a half-open one (the peer vanished without a FIN: a host gone, a
+ * NAT or firewall that dropped the flow) would look healthy until the kernel's keepalive gives up, minutes
+ * later, and every wake-up meanwhile would be lost. So every `checkMs` it sends `SELECT 1`, which must be
+ * answered within CHECK_TIMEOUT_MS; a check that fails or goes unanswered counts as a lost connection.
  */
 import pg from "pg";
 import type { Logger } from "../../core/logger.js";
 import type { StoreSignal } from "../contract.js";
+
+/** How long the LISTEN connection's health check may go unanswered. */
+const CHECK_TIMEOUT_MS = 5_000;
 
 /** Largest NOTIFY payload we send; PostgreSQL's hard limit is 8000 bytes. */
 const MAX_PAYLOAD = 4_000;
@@ -48,6 +56,8 @@ export interface ListenerOptions {
   channel: string;
   logger: Logger;
   location: string;
+  /** Period of the health check on the LISTEN connection (default 10 s). */
+  checkMs?: number;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -58,6 +68,7 @@ export class NotificationListener {
   private readonly listeners = new Set<(signal: StoreSignal) => void>();
   private client: pg.Client | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   private everConnected = false;
   private closed = false;
@@ -88,6 +99,7 @@ export class NotificationListener {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.stopChecks();
     await this.connecting;
     const client = this.client;
     this.client = null;
@@ -106,7 +118,7 @@ export class NotificationListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client(this.options.client);
+    const client = new pg.Client({ ...this.options.client, query_timeout: CHECK_TIMEOUT_MS });
     // Without an 'error' listener a dropped connection would crash the process.
     client.on("error", (error) => this.lost(client, error));
     client.on("end", () => this.lost(client, new Error("connection ended")));
@@ -141,11 +153,31 @@ export class NotificationListener {
     this.emit({ type: "cancel" });
     this.failures = 0;
     this.everConnected = true;
+    this.startChecks(client);
+  }
+
+  /** Proves the connection alive every `checkMs`; a check that fails or times out drops and reconnects it. */
+  private startChecks(client: pg.Client): void {
+    this.stopChecks();
+    const timer = setInterval(() => {
+      if (this.client !== client) return;
+      client.query("SELECT 1").catch((error: unknown) => {
+        this.lost(client, error instanceof Error ? error : new Error(String(error)));
+      });
+    }, this.options.checkMs ?? 10_000);
+    timer.unref();
+    this.checkTimer = timer;
+  }
+
+  private stopChecks(): void {
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.checkTimer = null;
   }
 
   private lost(client: pg.Client, error: Error): void {
     if (this.client !== client) return; // an old or never-established connection
     this.client = null;
+    this.stopChecks();
     client.removeAllListeners("end");
     client.end().catch(() => undefined);
     if (this.closed) return;
