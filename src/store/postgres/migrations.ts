@@ -367,6 +367,12 @@ export const MIGRATIONS: readonly Migration[] = [
 /** Latest schema version this build knows. */
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 
+/**
+ * Migrations (an index build on a large table) and the wait for another process's migration may take far
+ * longer than the store's queryTimeoutMs, which is there to catch dead connections in ordinary calls.
+ */
+const UNBOUNDED_MS = 2_147_483_647;
+
 /** Advisory lock key for migrating `schema` (two schemas on one server migrate independently). */
 function lockKey(schema: string): string {
   return `sluice.migrate:${schema}`;
@@ -383,7 +389,11 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
   try {
     // hashtextextended() maps the key into the bigint advisory lock space; a collision would only
     // serialise two schemas' migrations, never skip one.
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockKey(schema)]);
+    await client.query({
+      text: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+      values: [lockKey(schema)],
+      query_timeout: UNBOUNDED_MS,
+    });
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (
@@ -398,7 +408,7 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
     const current = rows[0]?.version ?? 0;
     for (const migration of MIGRATIONS) {
       if (migration.version <= current) continue;
-      await client.query(migration.sql(s));
+      await client.query({ text: migration.sql(s), query_timeout: UNBOUNDED_MS });
       await client.query(`INSERT INTO ${s}.schema_migrations (version, description) VALUES ($1, $2)`, [
         migration.version,
         migration.description,
