@@ -373,6 +373,11 @@ export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
  */
 const UNBOUNDED_MS = 2_147_483_647;
 
+/** A statement without the pool's query timeout (`pg` reads `query_timeout` per query; its types omit it). */
+function unbounded(text: string, values?: unknown[]): pg.QueryConfig {
+  return { text, ...(values ? { values } : {}), query_timeout: UNBOUNDED_MS } as pg.QueryConfig;
+}
+
 /** Advisory lock key for migrating `schema` (two schemas on one server migrate independently). */
 function lockKey(schema: string): string {
   return `sluice.migrate:${schema}`;
@@ -389,11 +394,7 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
   try {
     // hashtextextended() maps the key into the bigint advisory lock space; a collision would only
     // serialise two schemas' migrations, never skip one.
-    await client.query({
-      text: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-      values: [lockKey(schema)],
-      query_timeout: UNBOUNDED_MS,
-    });
+    await client.query(unbounded("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockKey(schema)]));
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (
@@ -408,7 +409,7 @@ export async function migrate(client: pg.ClientBase, schema: string): Promise<nu
     const current = rows[0]?.version ?? 0;
     for (const migration of MIGRATIONS) {
       if (migration.version <= current) continue;
-      await client.query({ text: migration.sql(s), query_timeout: UNBOUNDED_MS });
+      await client.query(unbounded(migration.sql(s)));
       await client.query(`INSERT INTO ${s}.schema_migrations (version, description) VALUES ($1, $2)`, [
         migration.version,
         migration.description,
