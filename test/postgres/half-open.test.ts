@@ -10,7 +10,15 @@ import type { StoreSignal } from "../../src/store/contract.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { capturingLogger, linesWith } from "../support/fault-logs.js";
 import { FreezingProxy } from "../support/freezing-proxy.js";
-import { dropSchema, openStore, SHARED_URL, uniqueSchema, until, urlWithSchema } from "./pg-test-utils.js";
+import {
+  dropSchema,
+  openStore,
+  SHARED_URL,
+  uniqueSchema,
+  until,
+  urlWithSchema,
+  withAdmin,
+} from "./pg-test-utils.js";
 
 const schema = uniqueSchema();
 const direct = urlWithSchema(SHARED_URL, schema);
@@ -72,5 +80,33 @@ describe("half-open connections", () => {
       ),
     ).not.toHaveLength(0);
     expect(await store.listening()).toBe(true);
+  });
+
+  it("waits for another process's migration past queryTimeoutMs (migrations are exempt)", async () => {
+    const other = uniqueSchema();
+    try {
+      await withAdmin(SHARED_URL, async (admin) => {
+        // Another process holds the migration lock of that schema for longer than the timeout.
+        await admin.query("BEGIN");
+        await admin.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+          `sluice.migrate:${other}`,
+        ]);
+        const store = new PostgresStore(urlWithSchema(SHARED_URL, other, { queryTimeoutMs: "100" }), {
+          logger: capturingLogger().logger,
+        });
+        opened.push(store);
+        let settled = false;
+        const opening = store.open().finally(() => {
+          settled = true;
+        });
+        // Still waiting well past the timeout (it would have failed at 100 ms), then the lock is released.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(settled).toBe(false);
+        await admin.query("COMMIT");
+        await opening;
+      });
+    } finally {
+      await dropSchema(SHARED_URL, other);
+    }
   });
 });
