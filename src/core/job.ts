@@ -49,6 +49,11 @@ export interface AttemptError {
   at: number;
   /** Worker that ran the attempt (`host/pid/tag`). */
   workerId?: string;
+  /**
+   * What the worker that ran the attempt observed afterwards and added with `store.annotateAttempt`, e.g.
+   * the event-loop stall that let its lease expire (the error itself was written by lease recovery).
+   */
+  note?: string;
 }
 
 /** Retention of a completed job: keep forever, delete at once, keep for a duration, or keep the newest N per queue. */

@@ -294,6 +294,58 @@ export function checkLateHeartbeats(input: DoctorInput): Finding[] {
       ];
 }
 
+/**
+ * Workers whose event loop was blocked recently (their last stall is within the window): a handler doing
+ * CPU-bound or synchronous work holds off every heartbeat. Warn when the stall was over a third of the lease
+ * (what the worker reports); critical when it outlasted the lease, so leases expired, finished work was
+ * fenced off and jobs ran again (or went dead "stopped heartbeating").
+ */
+export function checkEventLoopStalls(input: DoctorInput): Finding[] {
+  const out: Finding[] = [];
+  const since = input.now - input.windowMs;
+  for (const w of input.workers) {
+    const last = w.stalls.last;
+    if (last === null || last.at < since) continue;
+    const during =
+      last.tasks.length === 0
+        ? "while running no job"
+        : `while running task${last.tasks.length > 1 ? "s" : ""} ${last.tasks.join(", ")}`;
+    const overLease = last.ms > last.leaseMs;
+    const what = last.tasks.length === 0 ? "the blocking work" : last.tasks.join(", ");
+    out.push({
+      check: "event-loop-stalls",
+      severity: overLease ? "critical" : "warn",
+      subject: w.id,
+      message:
+        `event loop blocked for ${formatDuration(last.ms)} on ${w.host}/${w.pid} ${during}: move it to a sandbox or raise leaseMs ` +
+        `(lease ${formatDuration(last.leaseMs)}; ${formatDuration(input.now - last.at)} ago; ${w.stalls.count} stall(s) since the worker started, longest ${formatDuration(w.stalls.longestMs)})` +
+        (overLease
+          ? ": the stall outlasted the lease, so its jobs were recovered and their work fenced off"
+          : ""),
+      evidence: {
+        stallMs: last.ms,
+        leaseMs: last.leaseMs,
+        at: new Date(last.at).toISOString(),
+        tasks: last.tasks.join(","),
+        jobIds: last.jobIds.join(","),
+        stalls: w.stalls.count,
+        longestMs: w.stalls.longestMs,
+        host: w.host,
+        pid: w.pid,
+      },
+      fix: `run ${what} off the event loop (a worker thread or child process), or give its worker a lease well above ${formatDuration(w.stalls.longestMs)}: sluice worker --lease ${formatFlag(Math.max(w.stalls.longestMs * 3, 30_000))}`,
+    });
+  }
+  return out.length > 0
+    ? out
+    : [
+        okFinding(
+          "event-loop-stalls",
+          `no worker's event loop was blocked for over a third of its lease in the last ${formatDuration(input.windowMs)}`,
+        ),
+      ];
+}
+
 /** Paused queues with a backlog (waiting or due jobs). */
 export function checkPausedBacklog(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
@@ -364,6 +416,7 @@ export const CHECKS: readonly { id: CheckId; run: (input: DoctorInput) => Findin
   { id: "dead-letter-growth", run: checkDeadLetterGrowth },
   { id: "past-timeout", run: checkPastTimeout },
   { id: "late-heartbeat", run: checkLateHeartbeats },
+  { id: "event-loop-stalls", run: checkEventLoopStalls },
   { id: "paused-backlog", run: checkPausedBacklog },
   { id: "rate-limited", run: checkRateLimited },
 ];

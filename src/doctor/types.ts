@@ -21,6 +21,7 @@ export const CHECK_IDS = [
   "dead-letter-growth",
   "past-timeout",
   "late-heartbeat",
+  "event-loop-stalls",
   "paused-backlog",
   "rate-limited",
 ] as const;

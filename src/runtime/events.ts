@@ -41,6 +41,13 @@ export interface SluiceEvents {
    * and it now waits for a wake-up. Emitted once per transition from busy to idle.
    */
   drained: [{ workerId: string; at: number }];
+  /**
+   * A worker's event loop was blocked longer than a third of its lease (runtime/loop-monitor.ts): its
+   * heartbeats could not run, so its leases may have expired. `tasks` / `jobIds`: what was running.
+   */
+  stalled: [
+    { workerId: string; at: number; stallMs: number; leaseMs: number; tasks: string[]; jobIds: string[] },
+  ];
   /** Runtime trouble worth surfacing (store unreachable, handler misbehaving). */
   error: [Error];
 }

@@ -10,7 +10,7 @@
  *   cancel that lands just after a check still reaches its handler within milliseconds.
  */
 import type { Logger } from "../core/logger.js";
-import type { ExtendResult, LeaseRef, Store, WorkerInfo } from "../store/contract.js";
+import type { ExtendResult, LeaseRef, Store, WorkerInfo, WorkerStalls } from "../store/contract.js";
 
 /** Fewest milliseconds between two cancel checks caused by store signals (a burst of cancels costs one). */
 const CANCEL_CHECK_MS = 100;
@@ -28,6 +28,8 @@ export interface LeaseHolder {
   leaseLost(id: string): void;
   /** An operator asked to cancel this job. */
   cancelRequested(id: string): void;
+  /** Event-loop stalls to write with the heartbeat (undefined: none, the stored entry stays). */
+  stalls?(): WorkerStalls | undefined;
 }
 
 export class LeaseKeeper {
@@ -62,7 +64,7 @@ export class LeaseKeeper {
     try {
       const leases = this.holder.heldLeases();
       if (leases.length > 0) this.apply(await this.store.extendLeases(leases, this.leaseMs));
-      if (!(await this.store.heartbeatWorker(this.holder.id, this.holder.busy()))) {
+      if (!(await this.store.heartbeatWorker(this.holder.id, this.holder.busy(), this.holder.stalls?.()))) {
         // Pruned as silent (a long outage or a partition): register again so operators see this worker.
         await this.store.registerWorker(this.holder.info());
         this.logger.warn(

@@ -35,6 +35,8 @@ export interface OutcomeWriterOptions {
   lanes: number;
   /** Called whenever a tracked write settles (the fetch loop may be waiting for one). */
   onWriteSettled: () => void;
+  /** Called when the store refused an outcome: this worker no longer holds the job's lease. */
+  onFenced?: (job: JobRecord) => void;
 }
 
 export class OutcomeWriter {
@@ -229,6 +231,7 @@ export class OutcomeWriter {
   }
 
   private fenced(job: JobRecord, what: string): void {
+    this.options.onFenced?.(job);
     this.logger.warn(
       { jobId: job.id, queue: job.queue, token: job.leaseToken },
       `${what} refused: this worker no longer holds the job's lease (it expired and the job was recovered, cancelled or deleted)`,

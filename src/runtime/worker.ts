@@ -27,6 +27,7 @@ import type { SluiceEventEmitter } from "./events.js";
 import { createContext, execute, RunningJob } from "./executor.js";
 import { FetchLoop } from "./fetch-loop.js";
 import { LeaseKeeper } from "./lease-keeper.js";
+import { LoopMonitor } from "./loop-monitor.js";
 import { Maintenance } from "./maintenance.js";
 import { OutcomeWriter } from "./outcome-writer.js";
 import type { QueueSelector } from "./queue-selector.js";
@@ -81,6 +82,7 @@ export class Worker {
   private fetcher!: FetchLoop;
   private writer!: OutcomeWriter;
   private leases!: LeaseKeeper;
+  private loop!: LoopMonitor;
   private maintenance: Maintenance | null = null;
   private unsubscribe: (() => void) | null = null;
 
@@ -131,6 +133,7 @@ export class Worker {
       // One write lock in process: one lane. A networked store works on a batch during another's round trip.
       lanes: store.traits.inProcess ? 1 : 2,
       onWriteSettled: () => this.fetcher.writeSettled(),
+      onFenced: (job) => this.loop.leaseLost(job),
     });
     this.fetcher = new FetchLoop(
       store,
@@ -160,11 +163,18 @@ export class Worker {
         info: () => this.info(),
         leaseLost: (id) => this.leaseLost(id),
         cancelRequested: (id) => this.cancelRequested(id),
+        stalls: () => this.loop.current(),
       },
       this.logger,
       this.leaseMs,
       this.heartbeatMs,
     );
+    this.loop = new LoopMonitor(store, this.host.events, this.logger, {
+      workerId: this.id,
+      where: `${hostname()}/${process.pid}`,
+      leaseMs: this.leaseMs,
+      running: () => [...this.running.values()].map((r) => ({ ...r.job, startedAt: r.startedAt })),
+    });
     await store.registerWorker(this.info());
     this.unsubscribe = store.subscribe((signal) => {
       if (signal.type === "jobs") {
@@ -174,6 +184,7 @@ export class Worker {
       }
     });
     this.leases.start();
+    this.loop.start();
     this.writer.start();
     if (this.options.maintenance !== false) {
       this.maintenance = new Maintenance(store, this.host.events, this.logger, {
@@ -256,6 +267,7 @@ export class Worker {
     }
     this.unsubscribe?.();
     this.leases.stop();
+    this.loop.stop();
     await this.writer.close(this.storeGraceMs);
     try {
       await this.store.unregisterWorker(this.id);
@@ -296,6 +308,7 @@ export class Worker {
       startedAt: this.startedAt,
       lastHeartbeatAt: Date.now(),
       version: VERSION,
+      stalls: this.loop.snapshot(),
     };
   }
 
@@ -309,6 +322,7 @@ export class Worker {
       const running = new RunningJob(job, Date.now());
       this.running.set(job.id, running);
       running.done = this.run(running).finally(() => {
+        this.loop.jobEnded({ ...job, startedAt: running.startedAt });
         if (this.running.get(job.id) === running) this.running.delete(job.id);
         this.startHeld();
         this.fetcher.wake();
@@ -402,6 +416,7 @@ export class Worker {
     const running = this.running.get(id);
     if (!running) return;
     this.logger.warn({ jobId: id }, "lease lost; aborting handler");
+    this.loop.leaseLost(running.job);
     running.abort(new LeaseLostError(id));
     this.running.delete(id);
     this.fetcher.wake();

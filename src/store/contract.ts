@@ -196,7 +196,38 @@ export interface WorkerInfo {
   lastHeartbeatAt: number;
   /** Library version of the worker (for mixed fleets during a rolling deploy). */
   version: string;
+  /** Event-loop stalls the worker observed (runtime/loop-monitor.ts); zeros and null when none. */
+  stalls: WorkerStalls;
 }
+
+/**
+ * Event-loop stalls of one worker: blocks of its event loop longer than a third of its lease (a handler
+ * doing CPU-bound or synchronous work), during which no heartbeat can run.
+ */
+export interface WorkerStalls {
+  /** Stalls since the worker started. */
+  count: number;
+  /** The longest one, in ms (0 when none). */
+  longestMs: number;
+  /** The latest one, or null. */
+  last: StallRecord | null;
+}
+
+/** One event-loop stall as the worker observed it. */
+export interface StallRecord {
+  /** Epoch ms when it was observed (its end). */
+  at: number;
+  /** How long the event loop was blocked. */
+  ms: number;
+  /** The worker's lease: a stall longer than this lets leases expire. */
+  leaseMs: number;
+  /** Tasks of the jobs running during the stall (distinct), and their ids (at most 20). */
+  tasks: string[];
+  jobIds: string[];
+}
+
+/** A worker with no stall observed. */
+export const NO_STALLS: WorkerStalls = Object.freeze({ count: 0, longestMs: 0, last: null });
 
 /** Something about the store an operator should know (`sluice doctor`). */
 export interface StoreHazard {
@@ -341,6 +372,13 @@ export interface Store {
   saveProgress(requests: readonly ProgressRequest[]): Promise<boolean[]>;
   /** Appends handler log lines. */
   appendLogs(lines: readonly LogRequest[]): Promise<void>;
+  /**
+   * Sets `note` on the stored error of attempt `attempt` of job `id` (replacing an earlier note), whatever
+   * the job's state and lease: not fenced by a token, matched by the attempt number. The worker that lost
+   * a lease tells why (an event-loop stall) on the error lease recovery wrote. False when the job has no
+   * error for that attempt.
+   */
+  annotateAttempt(id: string, attempt: number, note: string): Promise<boolean>;
   /** Earliest `runAt` among scheduled jobs of these queues (to arm a timer), or null. */
   nextRunAt(queues: readonly string[]): Promise<number | null>;
   /** Calls `listener` when work may be available or a cancel was requested. Returns an unsubscribe function. */
@@ -360,10 +398,11 @@ export interface Store {
   /** Adds or replaces a worker's entry. */
   registerWorker(worker: WorkerInfo): Promise<void>;
   /**
-   * Records a heartbeat. Returns false when the worker has no entry (pruned after a long outage or a
-   * partition): the runtime then registers it again, so it never silently disappears from the registry.
+   * Records a heartbeat, and the worker's event-loop stalls when given (left as stored when absent).
+   * Returns false when the worker has no entry (pruned after a long outage or a partition): the runtime
+   * then registers it again, so it never silently disappears from the registry.
    */
-  heartbeatWorker(id: string, busy: number): Promise<boolean>;
+  heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean>;
   unregisterWorker(id: string): Promise<void>;
   listWorkers(): Promise<WorkerInfo[]>;
 

@@ -86,6 +86,55 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
     expect(missing.stderr).toContain("JOB_NOT_FOUND");
   });
 
+  it("info shows a worker's event-loop stalls; jobs show prints the stall noted on an attempt under its error", async () => {
+    const raw = await sluice.store();
+    const workerId = `stall-host/4242/${engine}`;
+    const at = Date.now() - 60_000;
+    await raw.registerWorker({
+      id: workerId,
+      host: "stall-host",
+      pid: 4242,
+      queues: ["cli_stall"],
+      concurrency: 1,
+      busy: 0,
+      startedAt: Date.now() - 120_000,
+      lastHeartbeatAt: Date.now(),
+      version: "0.0.0-test",
+      stalls: {
+        count: 3,
+        longestMs: 42_000,
+        last: { at, ms: 2_500, leaseMs: 600, tasks: ["pdf-parse"], jobIds: ["j1"] },
+      },
+    });
+    const [job] = await enqueue(sluice, "cli_stall", [{ mode: "fail", why: "stalled one" }]);
+    await drain(store.url, "cli_stall");
+    const note =
+      "event loop blocked for 2.5s on stall-host/4242 while running task pdf-parse: move it to a sandbox or raise leaseMs (lease 600ms)";
+    expect(await raw.annotateAttempt(job as string, 1, note)).toBe(true);
+    try {
+      const [info, infoJson, show] = await Promise.all([
+        runCli(["info", "--url", store.url]),
+        runCli(["info", "--json", "--url", store.url]),
+        runCli(["jobs", "show", job as string, "--url", store.url]),
+      ]);
+      expect(info.code, info.stderr).toBe(0);
+      expect(info.stdout).toMatch(/LOOP STALLS/);
+      const row = info.stdout.split("\n").find((l) => l.startsWith(workerId));
+      expect(row).toMatch(/3 \(longest 42s; last 2\.5s 1m( \d+s)? ago during pdf-parse\)/);
+      const entry = (JSON.parse(infoJson.stdout) as InfoReport).workers.find((w) => w.id === workerId);
+      expect(entry?.stalls).toEqual({
+        count: 3,
+        longestMs: 42_000,
+        last: { at, ms: 2_500, leaseMs: 600, tasks: ["pdf-parse"], jobIds: ["j1"] },
+      });
+      expect(show.code, show.stderr).toBe(0);
+      expect(show.stdout).toContain(`Error: boom: asked to fail\n  note: ${note}\n`);
+    } finally {
+      await raw.unregisterWorker(workerId);
+      await sluice.admin.delete({ queue: "cli_stall" });
+    }
+  });
+
   it("info counts scheduled jobs that fell due as backlog, with their latency", async () => {
     await sluice.enqueueMany("job_due", [
       { payload: {}, options: { queue: "cli_due", delayMs: 200 } },

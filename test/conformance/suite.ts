@@ -14,6 +14,7 @@ import { lifecycleTests } from "./lifecycle.js";
 import { methodTests } from "./methods/index.js";
 import { runtimeTests } from "./runtime.js";
 import { scheduleTests } from "./schedules.js";
+import { stallTests } from "./stalls.js";
 
 export type { EngineHarness } from "./harness.js";
 
@@ -27,6 +28,7 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     inputTests(ctx);
     scheduleTests(ctx);
     runtimeTests(ctx);
+    stallTests(ctx);
     describe("methods", () => methodTests(ctx));
   });
 }

@@ -34,6 +34,7 @@ export const CHECK_IDS = [
   "dead-letter-growth",
   "past-timeout",
   "late-heartbeat",
+  "event-loop-stalls",
   "paused-backlog",
   "rate-limited",
 ] as const;

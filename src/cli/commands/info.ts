@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { QueueOverview, Sluice, WorkerOverview } from "../../index.js";
 import { withSluice } from "../context.js";
-import { colourEnabled, palette } from "../output/colour.js";
+import { colourEnabled, type Palette, palette } from "../output/colour.js";
 import { ago, durationCell } from "../output/format.js";
 import { toJson } from "../output/json.js";
 import { renderTable } from "../output/table.js";
@@ -114,12 +114,25 @@ export function renderInfo(report: InfoReport, colour: boolean): string {
       { header: "busy", value: (w) => `${w.busy}/${w.concurrency}`, align: "right" },
       { header: "started", value: (w) => ago(w.startedAt, now) },
       { header: "heartbeat", value: (w) => ago(w.lastHeartbeatAt, now) },
+      { header: "loop stalls", value: (w) => stallsCell(w, now, c) },
       { header: "status", value: (w) => (w.alive ? c.green("alive") : c.red("silent")) },
     ],
     report.workers,
     "(no workers registered)",
   );
   return text;
+}
+
+/**
+ * Event-loop stalls of a worker: `-`, or how many, the longest and the latest (when, how long, during which
+ * tasks), in yellow — red when the latest outlasted the lease.
+ */
+function stallsCell(w: WorkerOverview, now: number, c: Palette): string {
+  const { count, longestMs, last } = w.stalls;
+  if (count === 0 || last === null) return "-";
+  const tasks = last.tasks.length > 0 ? ` during ${last.tasks.join(",")}` : "";
+  const text = `${count} (longest ${durationCell(longestMs)}; last ${durationCell(last.ms)} ${ago(last.at, now)}${tasks})`;
+  return last.ms > last.leaseMs ? c.red(text) : c.yellow(text);
 }
 
 /** Registers `sluice info`. */

@@ -89,6 +89,7 @@ export function renderJob(job: JobDetail, colour: boolean): string {
       `${c.red(`#${e.attempt} ${e.outcome}`)} at ${isoTime(e.at)}${e.workerId ? ` on ${e.workerId}` : ""}`,
       `  ${e.name}${e.code ? ` [${e.code}]` : ""}: ${e.message}`,
     );
+    if (e.note) lines.push(c.yellow(`  note: ${e.note}`));
     if (e.stack)
       lines.push(
         c.dim(

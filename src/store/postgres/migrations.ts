@@ -362,6 +362,15 @@ export const MIGRATIONS: readonly Migration[] = [
     `;
     },
   },
+  {
+    version: 7,
+    description: "event-loop stalls per worker",
+    sql: (s) => `
+      -- WorkerStalls (count, longest, last stall), written by registerWorker and by heartbeats that carry
+      -- it; NULL until the worker observed one. Read by sluice info and sluice doctor.
+      ALTER TABLE ${s}.workers ADD COLUMN stalls jsonb;
+    `,
+  },
 ];
 
 /** Latest schema version this build knows. */

@@ -55,6 +55,7 @@ import type {
   StoreTraits,
   TransactionHandle,
   WorkerInfo,
+  WorkerStalls,
 } from "../contract.js";
 import type { StoreOptions } from "../engine.js";
 import {
@@ -66,6 +67,7 @@ import {
   sqlStateList,
   sqlString,
 } from "../sql-common.js";
+import { stallsText } from "../stalls.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { postgresEngine } from "./engine.js";
 import { toStoreError } from "./errors.js";
@@ -526,6 +528,21 @@ export class PostgresStore implements Store {
     ]);
   }
 
+  async annotateAttempt(id: string, attempt: number, note: string): Promise<boolean> {
+    // Rebuilt in order with the note merged into the error(s) of that attempt (one per attempt).
+    const rows = await this.query(
+      "annotate the attempt",
+      `UPDATE ${this.s}.jobs SET errors = (
+         SELECT jsonb_agg(CASE WHEN e @> jsonb_build_object('attempt', $2::int)
+                               THEN e || jsonb_build_object('note', $3::text) ELSE e END ORDER BY n)
+         FROM jsonb_array_elements(errors) WITH ORDINALITY AS t(e, n))
+       WHERE id = $1 AND errors @> jsonb_build_array(jsonb_build_object('attempt', $2::int))
+       RETURNING id`,
+      [id, attempt, withoutNul(note)],
+    );
+    return rows.length === 1;
+  }
+
   async nextRunAt(queues: readonly string[]): Promise<number | null> {
     if (queues.length === 0) return null;
     const rows = await this.query<{ at: number | string | null }>(
@@ -652,11 +669,11 @@ export class PostgresStore implements Store {
   async registerWorker(worker: WorkerInfo): Promise<void> {
     await this.query(
       "register the worker",
-      `INSERT INTO ${this.s}.workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, ${NOW_MS}, $8)
+      `INSERT INTO ${this.s}.workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, ${NOW_MS}, $8, $9::jsonb)
        ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
          concurrency = EXCLUDED.concurrency, busy = EXCLUDED.busy, started_at = EXCLUDED.started_at,
-         last_heartbeat_at = EXCLUDED.last_heartbeat_at, version = EXCLUDED.version`,
+         last_heartbeat_at = EXCLUDED.last_heartbeat_at, version = EXCLUDED.version, stalls = EXCLUDED.stalls`,
       [
         worker.id,
         worker.host,
@@ -666,15 +683,17 @@ export class PostgresStore implements Store {
         worker.busy,
         worker.startedAt,
         worker.version,
+        stallsText(worker.stalls),
       ],
     );
   }
 
-  async heartbeatWorker(id: string, busy: number): Promise<boolean> {
+  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
     const rows = await this.query(
       "record the worker heartbeat",
-      `UPDATE ${this.s}.workers SET busy = $2, last_heartbeat_at = ${NOW_MS} WHERE id = $1 RETURNING id`,
-      [id, busy],
+      `UPDATE ${this.s}.workers SET busy = $2, last_heartbeat_at = ${NOW_MS},
+         stalls = coalesce($3::jsonb, stalls) WHERE id = $1 RETURNING id`,
+      [id, busy, stalls ? stallsText(stalls) : null],
     );
     return rows.length === 1;
   }

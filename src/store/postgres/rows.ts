@@ -2,6 +2,7 @@
 import type { AttemptError, BackoffSpec, JobRecord, JobState, Json } from "../../core/job.js";
 import type { WorkerInfo } from "../contract.js";
 import { JsonFields, retentionOf } from "../sql-common.js";
+import { parseStalls } from "../stalls.js";
 
 /**
  * A `jobs` row as `pg` returns it. `bigint` columns arrive as numbers through the store's pool (see
@@ -101,6 +102,7 @@ export interface WorkerRow {
   started_at: number | string;
   last_heartbeat_at: number | string;
   version: string;
+  stalls?: unknown;
 }
 
 export function rowToWorker(row: WorkerRow): WorkerInfo {
@@ -114,5 +116,6 @@ export function rowToWorker(row: WorkerRow): WorkerInfo {
     startedAt: num(row.started_at),
     lastHeartbeatAt: num(row.last_heartbeat_at),
     version: row.version,
+    stalls: parseStalls(row.stalls ?? null),
   };
 }

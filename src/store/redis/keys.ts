@@ -34,6 +34,8 @@ export class Keys {
   readonly workerBeats: string;
   /** HASH worker id → busy slots at the last heartbeat. */
   readonly workerBusy: string;
+  /** HASH worker id → WorkerStalls JSON (only workers that observed an event-loop stall). */
+  readonly workerStalls: string;
   /** Pub/sub channel for wake-ups. */
   readonly channel: string;
   /**
@@ -49,6 +51,7 @@ export class Keys {
     this.workers = `${this.global}:workers`;
     this.workerBeats = `${this.global}:wb`;
     this.workerBusy = `${this.global}:wbusy`;
+    this.workerStalls = `${this.global}:wstall`;
     this.channel = `${this.global}:signal`;
     this.schedules = `${this.global}:schedules`;
   }

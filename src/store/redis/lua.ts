@@ -874,12 +874,35 @@ end
 return 0
 `;
 
-/** Worker heartbeat. KEYS[1] = beats ZSET, KEYS[2] = busy HASH; ARGV = id, now ms, busy. 1 = entry exists. */
+/**
+ * Worker heartbeat. KEYS[1] = beats ZSET, KEYS[2] = busy HASH, KEYS[3] = stalls HASH; ARGV = id, now ms,
+ * busy, stalls JSON ('' = leave as stored). 1 = entry exists.
+ */
 const BEAT = `
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[4] and ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
 return 1
+`;
+
+const ANNOTATE = `
+-- ARGV[3] = id, ARGV[4] = attempt, ARGV[5] = note. Sets the note on the (latest) error of that attempt,
+-- whatever the job's state. 1 = set, 0 = no such job or no error for that attempt.
+local h = jkey(ARGV[3])
+local e = redis.call('HGET', h, 'e')
+if not e then return 0 end
+local ok, list = pcall(cjson.decode, e)
+if not ok or type(list) ~= 'table' then return 0 end
+local attempt = tonumber(ARGV[4])
+for i = #list, 1, -1 do
+  if type(list[i]) == 'table' and tonumber(list[i].attempt) == attempt then
+    list[i].note = ARGV[5]
+    redis.call('HSET', h, 'e', cjson.encode(list))
+    return 1
+  end
+end
+return 0
 `;
 
 const RESIGN = `
@@ -906,6 +929,7 @@ export const SCRIPTS = {
   extend: queueScript(EXTEND),
   progress: queueScript(PROGRESS),
   logs: queueScript(LOGS),
+  annotate: queueScript(ANNOTATE),
   recover: queueScript(RECOVER),
   bulk: queueScript(BULK),
   list: queueScript(LIST),
@@ -916,7 +940,7 @@ export const SCRIPTS = {
   addHourlyStats: queueScript(ADD_STATS),
   readHourlyStats: queueScript(READ_STATS),
   lead: { lua: LEAD, keys: 1 },
-  beat: { lua: BEAT, keys: 2 },
+  beat: { lua: BEAT, keys: 3 },
   resign: { lua: RESIGN, keys: 1 },
 } satisfies Record<string, ScriptSource>;
 

@@ -51,9 +51,11 @@ import type {
   StoreTraits,
   TransactionHandle,
   WorkerInfo,
+  WorkerStalls,
 } from "../contract.js";
 import type { StoreOptions } from "../engine.js";
 import { redactUrl } from "../redact.js";
+import { parseStalls, stallsText } from "../stalls.js";
 import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
 import { parseRedisUrl } from "./config.js";
 import {
@@ -457,6 +459,17 @@ export class RedisStore implements Store {
     await this.scripts(calls, "append job logs");
   }
 
+  async annotateAttempt(id: string, attempt: number, note: string): Promise<boolean> {
+    // By the id index, not the lease map: the job may have moved on since this store leased it.
+    const queue = (await this.indexOf([id]))[0] ?? null;
+    if (queue === null) return false;
+    const set = await this.script<number>(
+      this.queueCall("annotate", queue, [id, attempt, note]),
+      "annotate the attempt",
+    );
+    return set === 1;
+  }
+
   async nextRunAt(queues: readonly string[]): Promise<number | null> {
     if (queues.length === 0) return null;
     const replies = await this.call("read scheduled jobs", async (c) => {
@@ -587,22 +600,29 @@ export class RedisStore implements Store {
   // ── worker registry ────────────────────────────────────────────────────────────────────────────
 
   async registerWorker(worker: WorkerInfo): Promise<void> {
-    const { busy: _busy, lastHeartbeatAt: _beat, ...fixed } = worker;
-    await this.call("register worker", (c) =>
-      c
+    const { busy: _busy, lastHeartbeatAt: _beat, stalls, ...fixed } = worker;
+    const stalled = stallsText(stalls);
+    await this.call("register worker", (c) => {
+      const tx = c
         .multi()
         .hset(this.keys.workers, worker.id, JSON.stringify(fixed))
         .zadd(this.keys.workerBeats, Date.now(), worker.id)
-        .hset(this.keys.workerBusy, worker.id, worker.busy)
-        .exec(),
-    );
+        .hset(this.keys.workerBusy, worker.id, worker.busy);
+      if (stalled === null) tx.hdel(this.keys.workerStalls, worker.id);
+      else tx.hset(this.keys.workerStalls, worker.id, stalled);
+      return tx.exec();
+    });
   }
 
-  async heartbeatWorker(id: string, busy: number): Promise<boolean> {
+  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
     // XX CH: a worker pruned as silent is not brought back half-registered; the reply (0 = no entry) makes
     // the runtime register it again in full. Its busy count is written only when the entry exists.
     const updated = await this.script<number>(
-      { name: "beat", keys: [this.keys.workerBeats, this.keys.workerBusy], args: [id, Date.now(), busy] },
+      {
+        name: "beat",
+        keys: [this.keys.workerBeats, this.keys.workerBusy, this.keys.workerStalls],
+        args: [id, Date.now(), busy, (stalls && stallsText(stalls)) ?? ""],
+      },
       "heartbeat",
     );
     return updated === 1;
@@ -619,30 +639,38 @@ export class RedisStore implements Store {
         .hdel(this.keys.workers, ...ids)
         .zrem(this.keys.workerBeats, ...ids)
         .hdel(this.keys.workerBusy, ...ids)
+        .hdel(this.keys.workerStalls, ...ids)
         .exec(),
     );
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    const [fixed, beats, busy] = await this.call("list workers", async (c) => {
+    const [fixed, beats, busy, stalls] = await this.call("list workers", async (c) => {
       const replies = (await c
         .multi()
         .hgetall(this.keys.workers)
         .zrange(this.keys.workerBeats, "0", "-1", "WITHSCORES")
         .hgetall(this.keys.workerBusy)
+        .hgetall(this.keys.workerStalls)
         .exec()) as [Error | null, unknown][];
-      return replies.map(([, r]) => r) as [Record<string, string>, string[], Record<string, string>];
+      return replies.map(([, r]) => r) as [
+        Record<string, string>,
+        string[],
+        Record<string, string>,
+        Record<string, string>,
+      ];
     });
     const beatOf = new Map<string, number>();
     for (let i = 0; i < beats.length; i += 2) beatOf.set(beats[i]!, Number(beats[i + 1]));
     return Object.entries(fixed)
       .map(([id, json]) => {
-        const info = JSON.parse(json) as Omit<WorkerInfo, "busy" | "lastHeartbeatAt">;
+        const info = JSON.parse(json) as Omit<WorkerInfo, "busy" | "lastHeartbeatAt" | "stalls">;
         return {
           ...info,
           id,
           busy: Number(busy[id] ?? 0),
           lastHeartbeatAt: beatOf.get(id) ?? info.startedAt,
+          stalls: parseStalls(stalls[id] ?? null),
         };
       })
       .sort((a, b) => a.startedAt - b.startedAt);

@@ -152,6 +152,15 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    description: "event-loop stalls per worker",
+    sql: `
+      -- WorkerStalls as JSON (count, longest, last stall), written by registerWorker and by heartbeats that
+      -- carry it; NULL until the worker observed one. Read by sluice info and sluice doctor.
+      ALTER TABLE workers ADD COLUMN stalls TEXT;
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -63,6 +63,7 @@ import type {
   StoreTraits,
   TransactionHandle,
   WorkerInfo,
+  WorkerStalls,
 } from "../contract.js";
 import type { StoreOptions } from "../engine.js";
 import {
@@ -74,6 +75,7 @@ import {
   sqlStateList,
   sqlString,
 } from "../sql-common.js";
+import { parseStalls, stallsText } from "../stalls.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { parseSqliteUrl, type SqliteConfig } from "./config.js";
 import { sqliteEngine } from "./engine.js";
@@ -544,6 +546,30 @@ export class SqliteStore implements Store {
     });
   }
 
+  async annotateAttempt(id: string, attempt: number, note: string): Promise<boolean> {
+    return this.write(() => {
+      const row = this.stmt("SELECT errors FROM jobs WHERE id = ?").get(id) as { errors: string } | undefined;
+      if (!row) return false;
+      let errors: AttemptError[];
+      try {
+        errors = JSON.parse(row.errors) as AttemptError[];
+      } catch {
+        return false; // unreadable: left for forensics (getJob reports it as dataError)
+      }
+      const target = errors.findLast((e) => e.attempt === attempt);
+      if (!target) return false;
+      target.note = note;
+      // Compare-and-set on the text read: the same transaction, but kept exact should the read ever move out.
+      return (
+        this.stmt("UPDATE jobs SET errors = ? WHERE id = ? AND errors = ?").run(
+          JSON.stringify(errors),
+          id,
+          row.errors,
+        ).changes === 1
+      );
+    });
+  }
+
   async nextRunAt(queues: readonly string[]): Promise<number | null> {
     if (queues.length === 0) return null;
     return this.read(() => {
@@ -681,8 +707,8 @@ export class SqliteStore implements Store {
   async registerWorker(worker: WorkerInfo): Promise<void> {
     await this.write(() =>
       this.stmt(
-        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         worker.id,
         worker.host,
@@ -693,15 +719,17 @@ export class SqliteStore implements Store {
         worker.startedAt,
         Date.now(),
         worker.version,
+        stallsText(worker.stalls),
       ),
     );
   }
 
-  async heartbeatWorker(id: string, busy: number): Promise<boolean> {
+  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
     return this.write(
       () =>
-        this.stmt("UPDATE workers SET busy = ?, last_heartbeat_at = ? WHERE id = ?").run(busy, Date.now(), id)
-          .changes === 1,
+        this.stmt(
+          "UPDATE workers SET busy = ?, last_heartbeat_at = ?, stalls = coalesce(?, stalls) WHERE id = ?",
+        ).run(busy, Date.now(), stalls ? stallsText(stalls) : null, id).changes === 1,
     );
   }
 
@@ -721,6 +749,7 @@ export class SqliteStore implements Store {
         started_at: number;
         last_heartbeat_at: number;
         version: string;
+        stalls: string | null;
       }[];
       return rows.map((r) => ({
         id: r.id,
@@ -732,6 +761,7 @@ export class SqliteStore implements Store {
         startedAt: r.started_at,
         lastHeartbeatAt: r.last_heartbeat_at,
         version: r.version,
+        stalls: parseStalls(r.stalls),
       }));
     });
   }

@@ -4,10 +4,12 @@
  */
 import type { ConformanceContext } from "../context.js";
 import { adminMethodTests } from "./admin.js";
+import { annotateMethodTests } from "./annotate.js";
 import { leadershipMethodTests, registryMethodTests } from "./maintenance.js";
 
 export function methodTests(ctx: ConformanceContext): void {
   leadershipMethodTests(ctx);
   registryMethodTests(ctx);
   adminMethodTests(ctx);
+  annotateMethodTests(ctx);
 }

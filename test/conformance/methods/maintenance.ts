@@ -1,6 +1,6 @@
 /** Method cases: leader election (`tryLead` / `resign`) and the worker registry, straight on the store. */
 import { describe, expect, it } from "vitest";
-import type { Store, WorkerInfo } from "../../../src/store/contract.js";
+import type { Store, WorkerInfo, WorkerStalls } from "../../../src/store/contract.js";
 import type { ConformanceContext } from "../context.js";
 import { until } from "../context.js";
 
@@ -64,6 +64,7 @@ function workerInfo(id: string, overrides: Partial<WorkerInfo> = {}): WorkerInfo
     busy: 0,
     startedAt: Date.now() - 5_000,
     lastHeartbeatAt: 0, // the store sets it (its own clock) on register and heartbeat
+    stalls: { count: 0, longestMs: 0, last: null },
     ...overrides,
     version: overrides.version ?? "9.9.9-test",
   };
@@ -119,6 +120,39 @@ export function registryMethodTests(ctx: ConformanceContext): void {
       expect(later).toEqual({ ...info, busy: 2, lastHeartbeatAt: later.lastHeartbeatAt });
       await store.unregisterWorker(id);
       expect(await store.heartbeatWorker(id, 0)).toBe(false);
+    });
+
+    it("keeps a worker's event-loop stalls: written by register and by a heartbeat that carries them, kept by one that does not", async () => {
+      const store = await ctx.sluice().store();
+      const id = `stall/${ctx.queue()}/a`;
+      const first: WorkerStalls = {
+        count: 1,
+        longestMs: 900,
+        last: { at: Date.now() - 1_000, ms: 900, leaseMs: 600, tasks: ["pdf-parse"], jobIds: ["j1"] },
+      };
+      const info = workerInfo(id, { stalls: first });
+      await store.registerWorker(info);
+      expect((await registered(store, id))?.stalls).toEqual(first);
+      // A heartbeat without stalls leaves them as stored.
+      expect(await store.heartbeatWorker(id, 1)).toBe(true);
+      expect((await registered(store, id))?.stalls).toEqual(first);
+      const second: WorkerStalls = {
+        count: 2,
+        longestMs: 2_500,
+        last: { at: Date.now(), ms: 2_500, leaseMs: 600, tasks: ["pdf-parse", "ocr"], jobIds: ["j2", "j3"] },
+      };
+      expect(await store.heartbeatWorker(id, 2, second)).toBe(true);
+      expect(await registered(store, id)).toEqual({
+        ...info,
+        busy: 2,
+        stalls: second,
+        lastHeartbeatAt: expect.any(Number),
+      });
+      // Registering again replaces the entry, stalls included.
+      await store.registerWorker(workerInfo(id));
+      expect((await registered(store, id))?.stalls).toEqual({ count: 0, longestMs: 0, last: null });
+      await store.unregisterWorker(id);
+      expect(await registered(store, id)).toBeUndefined();
     });
 
     it("unregisters only the given worker (an unknown id is a no-op)", async () => {
