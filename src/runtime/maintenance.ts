@@ -5,6 +5,11 @@
  * it, but only the holder of the `maintenance` leader lease does the work in a given period, so a fleet
  * does not repeat it; every step is also safe to run concurrently (conditional updates), so a leader
  * change never double-recovers a job.
+ *
+ * After a store outage, recovery waits until the store and this process's connection have been back for one
+ * lease period (`leaseMs`, passed to the store as `waitAfterRestartMs`): leases that ran out during the
+ * outage mostly belong to live workers holding finished outcomes, which meanwhile write them or extend
+ * their leases. Recovering them at once would run those jobs a second time (src/store/outage.ts).
  */
 import type { Logger } from "../core/logger.js";
 import { recoveryStats } from "../core/stats.js";
@@ -15,6 +20,11 @@ import { Scheduler } from "./scheduler.js";
 export interface MaintenanceOptions {
   owner: string;
   intervalMs: number;
+  /**
+   * The worker's lease: after a store restart or reconnect, expired leases are recovered only once the
+   * store has been back this long. Absent: at once (no wait).
+   */
+  leaseMs?: number;
   /** Prune every N passes. Default 1: pruning a little often keeps up with high completion rates. */
   pruneEvery?: number;
 }
@@ -123,7 +133,14 @@ export class Maintenance {
 
   private async recoverExpired(): Promise<void> {
     for (;;) {
-      const recovered = await this.store.recover({ mode: { kind: "expired" }, dryRun: false, limit: BATCH });
+      const recovered = await this.store.recover({
+        mode: {
+          kind: "expired",
+          ...(this.options.leaseMs !== undefined ? { waitAfterRestartMs: this.options.leaseMs } : {}),
+        },
+        dryRun: false,
+        limit: BATCH,
+      });
       for (const job of recovered) {
         this.logger.warn(
           {

@@ -179,7 +179,7 @@ export class Worker {
     this.unsubscribe = store.subscribe((signal) => {
       if (signal.type === "jobs") {
         if (signal.queues === null || signal.queues.some((q) => this.queues.serves(q))) this.fetcher.wake();
-      } else if (this.running.size + this.fetcher.heldCount > 0) {
+      } else if (this.running.size + this.fetcher.heldCount + this.writer.unwritten > 0) {
         this.leases.checkCancels();
       }
     });
@@ -190,6 +190,7 @@ export class Worker {
       this.maintenance = new Maintenance(store, this.host.events, this.logger, {
         owner: this.id,
         intervalMs: this.options.maintenanceMs ?? Math.min(Math.floor(this.leaseMs / 2), 5_000),
+        leaseMs: this.leaseMs,
       });
       this.maintenance.start();
     }

@@ -123,8 +123,14 @@ export interface RecoverRequest {
   /**
    * `expired` (the automatic pass): leases past their expiry. `startedBefore`: any active job that
    * started before this epoch ms, whatever its lease (the operator's "stuck for 30 minutes" hammer).
+   *
+   * `waitAfterRestartMs` (set by the maintenance pass to one lease period): no expired lease is recovered
+   * until the store server has been up, and this process's connection to it has been back, at least that
+   * long. Leases that ran out during an outage belong to workers that may well be alive, holding finished
+   * outcomes they could not write; they get one lease period to write them or extend their leases before
+   * recovery calls them orphans. Engines without a server (SQLite) ignore it.
    */
-  mode: { kind: "expired" } | { kind: "startedBefore"; at: number };
+  mode: { kind: "expired"; waitAfterRestartMs?: number } | { kind: "startedBefore"; at: number };
   dryRun: boolean;
   limit: number;
 }

@@ -104,9 +104,10 @@ export class PrivatePostgres {
 
   /**
    * Stops the server by its pid: SIGINT is PostgreSQL's "fast" shutdown (open sessions are terminated, as
-   * in a restart or a failover). Resolves once the process has exited.
+   * in a restart or a failover); SIGQUIT is "immediate" (`pg_ctl -m immediate`: no checkpoint, crash
+   * recovery at the next start). Resolves once the process has exited.
    */
-  async stop(signal: "SIGINT" | "SIGKILL" = "SIGINT", timeoutMs = 30_000): Promise<void> {
+  async stop(signal: "SIGINT" | "SIGQUIT" | "SIGKILL" = "SIGINT", timeoutMs = 30_000): Promise<void> {
     const pid = this.pid;
     if (pid === null) return;
     try {

@@ -58,6 +58,7 @@ import type {
   WorkerStalls,
 } from "../contract.js";
 import type { StoreOptions } from "../engine.js";
+import { RecoveryGate } from "../outage.js";
 import {
   retentionColumns,
   rowToSchedule,
@@ -180,12 +181,15 @@ export class PostgresStore implements Store {
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
   private closed = false;
+  /** This process's connection to the server (lost / back) and the expired-lease recovery rule after outages. */
+  private readonly gate: RecoveryGate;
 
   constructor(
     url: string,
     private readonly options: StoreOptions,
   ) {
     this.config = parsePostgresUrl(url);
+    this.gate = new RecoveryGate(options.logger, { engine: "postgres", location: this.config.location });
     this.s = quoteSchema(this.config.schema);
     this.sql = statements(this.s);
     this.prepared = new Map(
@@ -213,6 +217,7 @@ export class PostgresStore implements Store {
     // An idle pooled connection that the server drops (restart, idle timeout) emits 'error' on the pool;
     // without a listener that would crash the process. The pool discards the connection by itself.
     this.pool.on("error", (error) => {
+      this.gate.connection.lost();
       this.options.logger.warn(
         { engine: "postgres", location: this.config.location, err: { message: error.message } },
         "idle PostgreSQL connection lost; it will be replaced on next use",
@@ -585,6 +590,15 @@ export class PostgresStore implements Store {
         forced: byAge,
       }),
     });
+    if (request.mode.kind === "expired" && request.mode.waitAfterRestartMs !== undefined) {
+      // After a restart (or this process's reconnect) leases that ran out during the outage may belong to
+      // live workers holding finished outcomes: give them one lease period first (see ../outage.ts).
+      const [up] = await this.query<{ up_ms: number }>(
+        "read the server start time",
+        "SELECT floor(extract(epoch from now() - pg_postmaster_start_time()) * 1000)::bigint AS up_ms",
+      );
+      if (this.gate.defer(request.mode.waitAfterRestartMs, num(up?.up_ms ?? 0))) return [];
+    }
     if (request.dryRun) {
       const rows = await this.query<RecoverCandidate>("list recoverable jobs", select(false), [
         request.limit,
@@ -1041,9 +1055,10 @@ export class PostgresStore implements Store {
     const name = this.prepared.get(text);
     try {
       const result = await this.pool.query(name ? { name, text, values } : { text, values });
+      this.gate.connection.reached();
       return result.rows as T[];
     } catch (error) {
-      throw toStoreError(error, action, this.config.location);
+      throw this.failed(toStoreError(error, action, this.config.location));
     }
   }
 
@@ -1054,7 +1069,7 @@ export class PostgresStore implements Store {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      throw toStoreError(error, action, this.config.location);
+      throw this.failed(toStoreError(error, action, this.config.location));
     }
     // A checked-out client has no pool listener: without this, a connection dropped between two of our
     // statements would be an unhandled 'error' event. The failing statement reports the error itself.
@@ -1062,15 +1077,23 @@ export class PostgresStore implements Store {
     client.on("error", onError);
     let failure: unknown;
     try {
-      return await fn(client);
+      const result = await fn(client);
+      this.gate.connection.reached();
+      return result;
     } catch (error) {
       failure = error;
-      throw toStoreError(error, action, this.config.location);
+      throw this.failed(toStoreError(error, action, this.config.location));
     } finally {
       client.off("error", onError);
       // A connection that failed mid-use is discarded rather than returned to the pool in an unknown state.
       client.release(failure instanceof Error && !(failure instanceof SluiceError) ? failure : undefined);
     }
+  }
+
+  /** Notes an unreachable server (the connection watch of the recovery rule); returns `error`. */
+  private failed(error: SluiceError): SluiceError {
+    if (error instanceof StoreUnavailableError && !error.rejected) this.gate.connection.lost();
+    return error;
   }
 
   /** Runs `fn` in BEGIN … COMMIT on one connection; rolls back on any error. */

@@ -54,6 +54,7 @@ import type {
   WorkerStalls,
 } from "../contract.js";
 import type { StoreOptions } from "../engine.js";
+import { RecoveryGate } from "../outage.js";
 import { redactUrl } from "../redact.js";
 import { parseStalls, stallsText } from "../stalls.js";
 import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
@@ -103,6 +104,8 @@ export class RedisStore implements Store {
    * whether completing deletes them (retention false).
    */
   private readonly leased = new Map<string, { queue: string; drop: boolean }>();
+  /** This process's command connection (lost / back) and the expired-lease recovery rule after outages. */
+  private readonly gate: RecoveryGate;
 
   constructor(
     url: string,
@@ -112,6 +115,7 @@ export class RedisStore implements Store {
     this.connection = parsed.connection;
     this.keys = new Keys(parsed.prefix);
     this.location = redactUrl(url);
+    this.gate = new RecoveryGate(options.logger, { engine: "redis", location: this.location });
   }
 
   // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
@@ -131,7 +135,12 @@ export class RedisStore implements Store {
     // is written to the new socket (the handler runs synchronously on "ready").
     let loaded: Promise<void> = Promise.resolve();
     let connected = false;
+    // The recovery rule after outages (../outage.ts) counts from the moment this connection is back.
+    client.on("close", () => {
+      if (connected) this.gate.connection.lost();
+    });
     client.on("ready", () => {
+      this.gate.connection.reached();
       loaded = loadScripts(client);
       loaded.catch((error: unknown) => {
         logger.warn(
@@ -500,7 +509,12 @@ export class RedisStore implements Store {
     const reasonOf = expired ? leaseExpiredReason : forcedRecoveryReason;
     const [prefix = "", suffix = ""] = reasonOf(mark).split(mark);
     const out: RecoveredJob[] = [];
-    for (const queue of await this.queuesToRecover(expired)) {
+    const { queues, serverUpMs } = await this.queuesToRecover(expired);
+    // After a restart (or this process's reconnect) leases that ran out during the outage may belong to
+    // live workers holding finished outcomes: give them one lease period first (see ../outage.ts).
+    if (request.mode.kind === "expired" && this.gate.defer(request.mode.waitAfterRestartMs, serverUpMs))
+      return [];
+    for (const queue of queues) {
       const want = request.limit - out.length;
       if (want <= 0) break;
       const rows = await this.script<
@@ -540,27 +554,33 @@ export class RedisStore implements Store {
    * does not pay hundreds of round trips every few seconds, and a recovered job's event is emitted without
    * waiting for the rest of the queues.
    */
-  private async queuesToRecover(expired: boolean): Promise<string[]> {
+  private async queuesToRecover(expired: boolean): Promise<{ queues: string[]; serverUpMs: number }> {
     const queues = await this.queueNames();
-    if (queues.length === 0) return [];
+    if (queues.length === 0) return { queues: [], serverUpMs: Number.POSITIVE_INFINITY };
     const active = (q: string) => `${this.keys.queue(q)}${STATE_SUFFIX.active}`;
     const replies = await this.call("find expired leases", async (c) => {
+      // INFO server rides along (last): uptime_in_seconds says when the server (re)started.
       const pipeline = c.pipeline().time();
       for (const q of queues) {
         if (expired) pipeline.zrange(active(q), "0", "0", "WITHSCORES");
         else pipeline.zcard(active(q));
       }
+      pipeline.info("server");
       return (await pipeline.exec()) ?? [];
     });
     for (const [error] of replies) if (error) throw toStoreError(error, this.location, "find expired leases");
     const [seconds, micros] = replies[0]![1] as [string, string];
     const serverNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    return queues.filter((_, i) => {
+    const uptime = /^uptime_in_seconds:(\d+)/m.exec(String(replies[queues.length + 1]?.[1] ?? ""));
+    // Whole seconds: the server started at most a second before uptime × 1000 ms ago.
+    const serverUpMs = uptime ? Number(uptime[1]) * 1000 : Number.POSITIVE_INFINITY;
+    const found = queues.filter((_, i) => {
       const reply = replies[i + 1]![1];
       if (!expired) return Number(reply) > 0;
       const earliest = (reply as string[])[1];
       return earliest !== undefined && Number(earliest) < serverNow;
     });
+    return { queues: found, serverUpMs };
   }
 
   async prune(options: {
