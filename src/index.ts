@@ -3,8 +3,18 @@
  *
  * ```ts
  * import { Sluice } from "sluice";
+ * import { z } from "zod";
+ *
  * const sluice = new Sluice({ url: process.env.SLUICE_URL ?? "sqlite:./sluice.db" });
- * const embed = sluice.task("embed-document", { queue: "rag", attempts: 5, async run({ docId }, ctx) { … } });
+ * const embed = sluice.task("embed-document", {
+ *   queue: "rag",
+ *   attempts: 5,
+ *   schema: z.object({ docId: z.string() }), // any Standard Schema: types the payload (else `unknown`)
+ *   async run({ docId }, ctx) {
+ *     await ctx.progress(1);
+ *     return { docId };
+ *   },
+ * });
  * await embed.enqueue({ docId: "d1" });
  * await sluice.worker({ queues: ["rag"], concurrency: 10 }).start();
  * ```

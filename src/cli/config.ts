@@ -66,11 +66,19 @@ export async function loadProjectConfig(path: string): Promise<ProjectConfig> {
     if (value === null || typeof value !== "object") {
       throw new UsageError(`${path}: the default export must be an object such as { url: "redis://…" }`);
     }
+  } else if (path.endsWith(".json")) {
+    value = parseJsonConfig(path);
   } else {
-    const { doc, lines } = parseFile(path);
+    const { doc, lines } = parseFile(path, PROJECT_CONFIG);
     value = doc;
     const root = lines.root;
-    if (!isMap(root)) throw new UsageError(`${path}:1:1: expected a mapping such as { "url": "…" }`);
+    if (!isMap(root)) {
+      throw new ConfigFileError(
+        path,
+        [{ line: 1, column: 1, field: "", message: 'expected a mapping such as url: "redis://…"' }],
+        PROJECT_CONFIG,
+      );
+    }
   }
   const url = (value as { url?: unknown }).url;
   if (url !== undefined && (typeof url !== "string" || url === "")) {
@@ -97,14 +105,61 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** What a `sluice.config.*` file is called in messages (it is not a worker config). */
+const PROJECT_CONFIG = "CLI config file (where sluice reads the store URL)";
+
+/**
+ * A `sluice.config.json` is read as strict JSON (a YAML parser would accept a stray word as a key); a
+ * syntax error is reported with its line and column.
+ */
+function parseJsonConfig(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const message = (error as Error).message;
+    const lineColumn = /line (\d+) column (\d+)/.exec(message);
+    let line = 1;
+    let column = 1;
+    if (lineColumn) {
+      line = Number(lineColumn[1]);
+      column = Number(lineColumn[2]);
+    } else {
+      const position = /position (\d+)/.exec(message);
+      const offset = position ? Number(position[1]) : text.length;
+      const before = text.slice(0, offset).split("\n");
+      line = before.length;
+      column = (before.at(-1)?.length ?? 0) + 1;
+    }
+    const reason = message.replace(/ in JSON at position \d+.*$/, "").replace(/^JSON\.parse: /, "");
+    throw new ConfigFileError(path, [{ line, column, field: "", message: reason }], PROJECT_CONFIG);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigFileError(
+      path,
+      [{ line: 1, column: 1, field: "", message: 'expected an object such as { "url": "redis://…" }' }],
+      PROJECT_CONFIG,
+    );
+  }
+  return value;
+}
+
 /** Config file problems, all of them, each with line, column and field. Exit code 2. */
 export class ConfigFileError extends UsageError {
   constructor(
     readonly path: string,
     readonly issues: readonly ConfigIssue[],
+    /** What the file is: a worker config (`--config`) or the CLI's `sluice.config.*`. */
+    readonly kind: string = "worker config",
   ) {
     super(
-      `invalid worker config ${path}:\n${issues
+      `invalid ${kind} ${path}:\n${issues
         .map((i) => `  ${path}:${i.line}:${i.column}: ${i.field ? `${i.field}: ` : ""}${i.message}`)
         .join("\n")}`,
     );
@@ -127,7 +182,10 @@ const WORKER_FIELDS: Record<string, string> = {
   maintenance: "boolean",
 };
 
-function parseFile(path: string): {
+function parseFile(
+  path: string,
+  kind?: string,
+): {
   doc: unknown;
   lines: { root: Node | null; counter: LineCounter };
 } {
@@ -146,6 +204,7 @@ function parseFile(path: string): {
         const pos = counter.linePos(e.pos[0]);
         return { line: pos.line, column: pos.col, field: "", message: e.message.split("\n")[0] ?? e.message };
       }),
+      kind,
     );
   }
   return { doc: doc.toJS() as unknown, lines: { root: (doc.contents as Node | null) ?? null, counter } };

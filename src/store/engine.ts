@@ -77,7 +77,8 @@ export function serverUrl(url: string): ServerUrl | null {
     return null;
   }
   const user = parsed.username === "" ? null : decodeURIComponent(parsed.username);
-  const hasPassword = parsed.password !== "";
+  // pg and ioredis both read a `?password=` query option as the password.
+  const hasPassword = parsed.password !== "" || parsed.searchParams.has("password");
   const host = parsed.hostname.replace(/^\[|\]$/g, "") || "localhost";
   return { parsed, host, user, hasPassword };
 }

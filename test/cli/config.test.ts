@@ -43,6 +43,39 @@ describe("store URL resolution", () => {
   });
 });
 
+describe("a broken sluice.config.* file", () => {
+  async function failure(name: string, text: string): Promise<ConfigFileError> {
+    const cwd = mkdtempSync(join(dir, "broken-"));
+    writeFileSync(join(cwd, name), text);
+    const error = await resolveUrl(undefined, {}, cwd).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigFileError);
+    return error as ConfigFileError;
+  }
+
+  it("is reported as the CLI config file, with its path and the JSON error's line and column", async () => {
+    const error = await failure("sluice.config.json", '{\n  "url": "sqlite:./x.db",\n  oops\n}\n');
+    expect(error.exitCode).toBe(2);
+    expect(error.message).not.toMatch(/worker/);
+    expect(error.message).toMatch(
+      /^invalid CLI config file \(where sluice reads the store URL\) \S+sluice\.config\.json:/,
+    );
+    expect(error.message).toMatch(/sluice\.config\.json:3:3: /);
+    expect(error.issues.map((i) => `${i.line}:${i.column}`)).toEqual(["3:3"]);
+  });
+
+  it("reports a truncated JSON file and a YAML syntax error the same way", async () => {
+    const truncated = await failure("sluice.config.json", '{\n  "url": "sqlite:./x.db"\n');
+    expect(truncated.message).toMatch(/^invalid CLI config file .*sluice\.config\.json:3:1: /s);
+    const yaml = await failure("sluice.config.yaml", "url: [redis://h\n");
+    expect(yaml.message).toMatch(/^invalid CLI config file .*sluice\.config\.yaml:\d+:\d+: /s);
+    const list = await failure("sluice.config.json", '["redis://h"]');
+    expect(list.message).toContain('sluice.config.json:1:1: expected an object such as { "url"');
+  });
+});
+
 describe("worker config file", () => {
   it("accepts weights, strict order, durations and a tasks path relative to the file", () => {
     const weighted = loadWorkerConfig(

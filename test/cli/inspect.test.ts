@@ -76,6 +76,8 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
     expect(show.stdout).toContain("dead one"); // payload
     expect(show.stdout).toMatch(/#1 error/);
     expect(show.stdout).toContain("Error: boom: asked to fail");
+    const attempts = show.stdout.slice(show.stdout.indexOf("attempts with errors"));
+    expect(attempts.split("boom: asked to fail")).toHaveLength(2); // once: not again atop the stack
     expect(show.stdout).toMatch(/\n\s+at /); // the stack
     const detail = JSON.parse(showJson.stdout) as JobDetail;
     expect(detail).toMatchObject({ id: deadId, state: "dead", payload: { mode: "fail", why: "dead one" } });

@@ -42,6 +42,9 @@ describe("doctor: store targets and command suffixes", () => {
     expect(commandSuffix("redis://h:6379/0?prefix=x")).toBe(" --url 'redis://h:6379/0?prefix=x'");
     expect(commandSuffix("redis://:pw@h:6379/0")).toBe(' --url "$SLUICE_URL"');
     expect(commandSuffix("postgres://u:pw@h/db")).toBe(' --url "$SLUICE_URL"');
+    expect(commandSuffix("postgres://u@h/db?password=pw")).toBe(' --url "$SLUICE_URL"');
+    expect(commandSuffix("redis://u:p@ss@h:6379/0")).toBe(' --url "$SLUICE_URL"');
+    expect(commandSuffix("redis://h:6379/0?Token=t")).toBe(' --url "$SLUICE_URL"');
     expect(shellQuote("it's")).toBe("'it'\\''s'");
   });
 });

@@ -29,6 +29,23 @@ describe("sluice dev", () => {
     // The third document is corrupt: discarded to dead on its first attempt.
     expect(Number(summary?.[3])).toBeGreaterThanOrEqual(1);
     expect(stdout).toContain("rag_embed");
+    // The hints run from a clone, where `sluice` is not on the PATH.
+    expect(stdout).toContain(`npx sluice jobs list --state dead --url sqlite:${db}`);
+    expect(stdout).not.toMatch(/(^|[^x] )sluice (jobs|retry|doctor)/m);
+    // The demo leaves nothing waiting: the doctor a newcomer runs next finds nothing critical.
+    const doctor = await run(
+      process.execPath,
+      ["--import", "tsx", CLI, "doctor", "--json", "--url", `sqlite:${db}`],
+      {
+        timeout: 60_000,
+      },
+    ).catch((e: { stdout: string }) => e);
+    const report = JSON.parse(doctor.stdout) as {
+      ok: boolean;
+      findings: { check: string; severity: string }[];
+    };
+    expect(report.findings.filter((f) => f.severity === "critical")).toEqual([]);
+    expect(report.ok).toBe(true);
   });
 
   it("exits with code 2 on a usage error", async () => {

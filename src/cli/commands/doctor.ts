@@ -8,7 +8,7 @@ import {
   runChecks,
 } from "../../doctor/index.js";
 import { shellQuote } from "../../doctor/target.js";
-import { Sluice } from "../../index.js";
+import { redactUrl, Sluice } from "../../index.js";
 import { resolveUrl } from "../config.js";
 import { globals, quietLogger } from "../context.js";
 import { CommandFailed } from "../errors.js";
@@ -60,12 +60,13 @@ export function renderDoctor(report: DoctorReport, colour: boolean, verbose: boo
 /**
  * What the suggested `sluice …` commands append so they reach the same store: nothing when the URL came
  * from SLUICE_URL or a config file (the next command finds it the same way); `--url '…'` when it came
- * from --url; `--url "$SLUICE_URL"` when that URL holds a password (never the password, never `***`).
+ * from --url; `--url "$SLUICE_URL"` when that URL holds a secret (anything {@link redactUrl} hides: never
+ * the password, never `***`).
  */
 export function commandSuffix(flagUrl: string | undefined): string {
   if (flagUrl === undefined || flagUrl === "") return "";
-  const hasPassword = /^[a-z]+:\/\/[^/@]*:[^@/]*@/i.test(flagUrl);
-  return hasPassword ? ' --url "$SLUICE_URL"' : ` --url ${shellQuote(flagUrl)}`;
+  const hasSecret = redactUrl(flagUrl) !== flagUrl; // a password in the user info or the query
+  return hasSecret ? ' --url "$SLUICE_URL"' : ` --url ${shellQuote(flagUrl)}`;
 }
 
 /** Registers `sluice doctor`. */

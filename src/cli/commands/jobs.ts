@@ -90,15 +90,11 @@ export function renderJob(job: JobDetail, colour: boolean): string {
       `  ${e.name}${e.code ? ` [${e.code}]` : ""}: ${e.message}`,
     );
     if (e.note) lines.push(c.yellow(`  note: ${e.note}`));
-    if (e.stack)
-      lines.push(
-        c.dim(
-          e.stack
-            .split("\n")
-            .map((l) => `    ${l}`)
-            .join("\n"),
-        ),
-      );
+    // The stack starts with "Name: message", already printed above: keep only its frames.
+    const stack = e.stack ? e.stack.split("\n") : [];
+    const firstFrame = stack.findIndex((l) => /^\s*at /.test(l));
+    const frames = firstFrame > 0 ? stack.slice(firstFrame) : stack;
+    if (frames.length > 0) lines.push(c.dim(frames.map((l) => `    ${l.trimStart()}`).join("\n")));
   }
   lines.push("", c.bold(`logs (${job.logs.length})`));
   if (job.logs.length === 0) lines.push("-");

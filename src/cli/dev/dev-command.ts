@@ -7,6 +7,7 @@
 import type { QueueOverview } from "../../client/admin.js";
 import type { Sluice } from "../../client/sluice.js";
 import { formatDuration } from "../../core/duration.js";
+import { shellQuote } from "../../doctor/target.js";
 import { DEMO_QUEUES, defineDemoPipeline, demoDocument } from "./demo-pipeline.js";
 
 export interface DevOptions {
@@ -107,6 +108,12 @@ export async function runDev(
   clearInterval(display);
   options.out.write("\nstopping: letting running jobs finish (up to 5 s)…\n");
   await worker.stop();
+  // Leave the store idle: the documents still in the pipeline are cancelled, so no job waits for a worker
+  // that is gone and the `npx sluice doctor` a newcomer runs next is not red about the demo.
+  let cancelled = 0;
+  for (const queue of DEMO_QUEUES) {
+    cancelled += (await sluice.admin.cancel({ queue, state: ["waiting", "scheduled", "blocked"] })).count;
+  }
   const final = (await sluice.admin.queues()).filter((q) =>
     (DEMO_QUEUES as readonly string[]).includes(q.queue),
   );
@@ -115,9 +122,16 @@ export async function runDev(
   options.out.write(
     `${table(final)}\nsummary: ${produced} documents enqueued, ${completed} jobs completed, ${dead} dead\n`,
   );
+  if (cancelled > 0) {
+    options.out.write(
+      `cancelled ${cancelled} unfinished demo job(s): nothing is left waiting for a worker\n`,
+    );
+  }
+  const url = ` --url ${shellQuote(sluice.safeUrl)}`;
   options.out.write(
-    `inspect the dead job and every attempt's error: sluice jobs list --state dead --url ${sluice.safeUrl}\n` +
-      "then: sluice jobs show <id>, and sluice retry <id> to run it again\n",
+    `inspect the dead job and every attempt's error: npx sluice jobs list --state dead${url}\n` +
+      `then: npx sluice jobs show <id>${url}, and npx sluice retry <id>${url} to run it again\n` +
+      `check the store: npx sluice doctor${url}\n`,
   );
   return { completed, dead };
 }

@@ -42,10 +42,10 @@ export function parsePostgresUrl(url: string): PostgresConfig {
   let parsed: URL;
   try {
     parsed = new URL(url);
-  } catch (error) {
+  } catch {
+    // No cause: the parser's TypeError carries the whole URL (password included) as `input`.
     throw new ValidationError("INVALID_CONFIG", `PostgreSQL URL "${redactUrl(url)}" is not a valid URL`, {
       field: "url",
-      cause: error,
     });
   }
   const params = parsed.searchParams;

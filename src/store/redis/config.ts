@@ -6,6 +6,7 @@
 import { ValidationError } from "../../core/errors.js";
 import type { StoreTarget } from "../engine.js";
 import { serverUrl } from "../engine.js";
+import { redactUrl } from "../redact.js";
 
 /** Connection settings parsed from `redis://host:port/db?prefix=sluice`. */
 export interface RedisUrl {
@@ -16,6 +17,12 @@ export interface RedisUrl {
 
 /** Splits the Sluice options (`prefix`) off a Redis URL. */
 export function parseRedisUrl(url: string): RedisUrl {
+  if (!URL.canParse(url)) {
+    // ioredis would throw the parser's TypeError, which carries the whole URL (password included).
+    throw new ValidationError("INVALID_CONFIG", `Redis URL "${redactUrl(url)}" is not a valid URL`, {
+      field: "url",
+    });
+  }
   const question = url.indexOf("?");
   if (question < 0) return { connection: url, prefix: "sluice" };
   const params = new URLSearchParams(url.slice(question + 1));

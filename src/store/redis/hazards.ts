@@ -22,6 +22,13 @@ export function parseInfo(text: string): Map<string, string> {
   return out;
 }
 
+/**
+ * The end of every fix: CONFIG SET lasts until a restart, CONFIG REWRITE writes the running settings to
+ * the server's config file. Each fix is a shell command line that runs as printed (`#` starts a comment).
+ */
+const PERSIST =
+  "redis-cli CONFIG REWRITE   # keeps it across restarts; without a redis.conf, add the setting to the server's command line";
+
 /** Hazards for the given server settings (pure, for tests). */
 export function hazardsOf(settings: {
   policy: string | undefined;
@@ -36,7 +43,7 @@ export function hazardsOf(settings: {
       code: "REDIS_EVICTION_POLICY_UNKNOWN",
       message:
         "could not read maxmemory-policy: make sure it is noeviction, or Redis may delete jobs under memory pressure",
-      fix: "redis-cli CONFIG SET maxmemory-policy noeviction (and in redis.conf: maxmemory-policy noeviction)",
+      fix: `redis-cli CONFIG SET maxmemory-policy noeviction && ${PERSIST}`,
     });
   } else if (policy !== "noeviction") {
     hazards.push({
@@ -45,7 +52,7 @@ export function hazardsOf(settings: {
       message:
         `Redis maxmemory-policy is ${policy}: under memory pressure Redis evicts keys, silently deleting jobs ` +
         "(at-least-once is broken). Sluice needs noeviction, so a full Redis rejects new jobs with an error instead.",
-      fix: "redis-cli CONFIG SET maxmemory-policy noeviction  &&  add 'maxmemory-policy noeviction' to redis.conf",
+      fix: `redis-cli CONFIG SET maxmemory-policy noeviction && ${PERSIST}`,
     });
   } else {
     hazards.push({
@@ -61,7 +68,7 @@ export function hazardsOf(settings: {
       message:
         "Redis append-only file is off: a Redis restart or crash loses jobs written since the last RDB snapshot. " +
         "At-least-once across Redis restarts needs AOF with appendfsync everysec (or always).",
-      fix: "redis-cli CONFIG SET appendonly yes  &&  add 'appendonly yes' and 'appendfsync everysec' to redis.conf",
+      fix: `redis-cli CONFIG SET appendonly yes && redis-cli CONFIG SET appendfsync everysec && ${PERSIST}`,
     });
   } else if (settings.appendfsync === "no") {
     hazards.push({
@@ -69,7 +76,7 @@ export function hazardsOf(settings: {
       code: "REDIS_AOF_FSYNC",
       message:
         "appendfsync is no: the OS decides when the AOF reaches disk; a host crash can lose ~30 s of jobs",
-      fix: "redis-cli CONFIG SET appendfsync everysec  &&  add 'appendfsync everysec' to redis.conf",
+      fix: `redis-cli CONFIG SET appendfsync everysec && ${PERSIST}`,
     });
   } else {
     hazards.push({
