@@ -160,9 +160,9 @@ describe("redactUrl", () => {
     expect(redactUrl(url)).not.toContain("cret");
   });
 
-  // Known gap, unchanged here: the regex stops at the first `@`, so the rest of a password holding a raw
-  // (not percent-encoded) `@` shows, e.g. redis://u:ab@cd@h → redis://u:***@cd@h.
-  it.todo("hides a password that holds an unencoded @");
+  it("hides a password that holds an unencoded @ (drivers split user info at the last @)", () => {
+    expect(redactUrl("redis://u:ab@cd@h:6379/0")).toBe("redis://u:***@h:6379/0");
+  });
 
   it.each([
     "sqlite:./sluice.db",
