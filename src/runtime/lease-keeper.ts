@@ -24,10 +24,13 @@ export interface LeaseHolder {
   busy(): number;
   /** The worker's registry entry, to register again. */
   info(): WorkerInfo;
-  /** The worker no longer owns this job: stop it, and never write its outcome. */
-  leaseLost(id: string): void;
-  /** An operator asked to cancel this job. */
-  cancelRequested(id: string): void;
+  /**
+   * The worker no longer owns this lease: stop the job it leased, and never write its outcome. A report
+   * names the token too; the worker acts only on the claim with that token (it may hold a newer one).
+   */
+  leaseLost(lease: LeaseRef): void;
+  /** An operator asked to cancel the job of this lease (matched by id and token, like `leaseLost`). */
+  cancelRequested(lease: LeaseRef): void;
 }
 
 export class LeaseKeeper {
@@ -102,7 +105,7 @@ export class LeaseKeeper {
   }
 
   private apply(result: ExtendResult): void {
-    for (const id of result.lost) this.holder.leaseLost(id);
-    for (const id of result.cancelRequested) this.holder.cancelRequested(id);
+    for (const lease of result.lost) this.holder.leaseLost(lease);
+    for (const lease of result.cancelRequested) this.holder.cancelRequested(lease);
   }
 }

@@ -158,8 +158,8 @@ export class Worker {
         heldLeases: () => this.heldLeases(),
         busy: () => this.running.size,
         info: () => this.info(),
-        leaseLost: (id) => this.leaseLost(id),
-        cancelRequested: (id) => this.cancelRequested(id),
+        leaseLost: (lease) => this.leaseLost(lease),
+        cancelRequested: (lease) => this.cancelRequested(lease),
       },
       this.logger,
       this.leaseMs,
@@ -306,6 +306,13 @@ export class Worker {
     while (this.running.size < this.concurrency && this.state === "running") {
       const job = this.fetcher.next();
       if (!job) return;
+      // This worker claimed the job again while an older claim of it still runs here: that claim's lease
+      // is lost (the job was recovered since), whether or not a heartbeat has said so yet.
+      const older = this.running.get(job.id);
+      if (older && older.job.leaseToken !== job.leaseToken) {
+        this.logger.warn({ jobId: job.id, token: older.job.leaseToken }, "lease lost; aborting handler");
+        older.abort(new LeaseLostError(job.id));
+      }
       const running = new RunningJob(job, Date.now());
       this.running.set(job.id, running);
       running.done = this.run(running).finally(() => {
@@ -397,24 +404,30 @@ export class Worker {
     return leases;
   }
 
-  private leaseLost(id: string): void {
-    if (this.fetcher.take(id)) return; // never started: nothing to abort
-    const running = this.running.get(id);
-    if (!running) return;
-    this.logger.warn({ jobId: id }, "lease lost; aborting handler");
-    running.abort(new LeaseLostError(id));
-    this.running.delete(id);
+  /** The running job of `lease`: only when it runs under that very token (not an older or newer claim). */
+  private runningUnder(lease: LeaseRef): RunningJob | undefined {
+    const running = this.running.get(lease.id);
+    return running?.job.leaseToken === lease.token ? running : undefined;
+  }
+
+  private leaseLost(lease: LeaseRef): void {
+    if (this.fetcher.take(lease)) return; // never started: nothing to abort
+    const running = this.runningUnder(lease);
+    if (!running) return; // a report about a claim this worker no longer runs (it may run a newer one)
+    this.logger.warn({ jobId: lease.id, token: lease.token }, "lease lost; aborting handler");
+    running.abort(new LeaseLostError(lease.id));
+    this.running.delete(lease.id);
     this.fetcher.wake();
   }
 
-  private cancelRequested(id: string): void {
-    const held = this.fetcher.take(id);
+  private cancelRequested(lease: LeaseRef): void {
+    const held = this.fetcher.take(lease);
     if (held) {
       const { error, next } = cancelledBeforeStart(held, this.id, Date.now());
       this.writer.fail(held, error, next);
       return;
     }
-    const running = this.running.get(id);
-    if (running && !running.aborted) running.abort(new CancelledError(id));
+    const running = this.runningUnder(lease);
+    if (running && !running.aborted) running.abort(new CancelledError(lease.id));
   }
 }

@@ -111,11 +111,16 @@ export interface LogRequest extends JobLogLine {
   id: string;
 }
 
+/**
+ * What `extendLeases` found. Both lists name the lease (job id AND token) they are about, never the job
+ * alone: a report about an older claim of a job must not touch a newer claim of the same job (a heartbeat
+ * sent before a recovery and answered after the same worker claimed the job again).
+ */
 export interface ExtendResult {
   /** Leases that no longer belong to the caller (expired and recovered, deleted, or re-claimed). */
-  lost: string[];
-  /** Jobs an operator asked to cancel: the runtime aborts their handlers. */
-  cancelRequested: string[];
+  lost: LeaseRef[];
+  /** Leases of jobs an operator asked to cancel: the runtime aborts their handlers. */
+  cancelRequested: LeaseRef[];
 }
 
 /** Which active jobs a recovery pass takes. */

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { LeaseLostError } from "../../src/index.js";
+import type { ExtendResult, LeaseRef } from "../../src/store/contract.js";
 import { capturingLogger, ERROR, linesWith } from "../support/fault-logs.js";
 import { overrideStore } from "../support/store-proxy.js";
 import { deferred, until } from "../support/wait.js";
@@ -99,6 +100,86 @@ export function runtimeTests(ctx: ConformanceContext): void {
       const job = await sluice.admin.getJob(id);
       expect(job).toMatchObject({ state: "waiting", result: null, attempt: 1 });
       expect(job.errors).toHaveLength(1);
+    });
+
+    it("a lease-lost report about an older claim never drops the same worker's newer claim of the job", async () => {
+      // The race: a heartbeat leaves with the job's first lease, an operator recovers the job (its handler
+      // ignores the abort), the same worker claims it again, and only then does the heartbeat's answer
+      // arrive, saying the first lease is lost. It must not abort the second run.
+      const base = ctx.sluice();
+      const real = await base.store();
+      let holding = false;
+      const gate = deferred();
+      const held: LeaseRef[][] = [];
+      const answers: ExtendResult[] = [];
+      const store = overrideStore(real, {
+        extendLeases: async (leases, leaseMs) => {
+          if (!holding) return real.extendLeases(leases, leaseMs);
+          held.push([...leases]);
+          await gate.promise; // asked before the re-claim, answered after it
+          const answer = await real.extendLeases(leases, leaseMs);
+          answers.push(answer);
+          return answer;
+        },
+      });
+      const sluice = ctx.sluice({ store });
+      const queue = ctx.queue();
+      const firstRun = deferred();
+      const stuck = deferred();
+      const secondRun = deferred<AbortSignal>();
+      const finish = deferred();
+      const task = sluice.task("reclaimed", {
+        queue,
+        attempts: 3,
+        async run(_p, job) {
+          if (job.attempt === 1) {
+            firstRun.resolve();
+            await stuck.promise; // ignores its signal
+            return "first";
+          }
+          secondRun.resolve(job.signal);
+          await finish.promise;
+          return "second";
+        },
+      });
+      const { id } = await task.enqueue({});
+      const worker = sluice.worker({
+        queues: [queue],
+        concurrency: 2,
+        leaseMs: 10_000,
+        heartbeatMs: 50,
+        pollMs: 50,
+        maintenance: false,
+      });
+      await worker.start();
+      await firstRun.promise;
+      const first = await real.getJob(id);
+      holding = true;
+      await until("a heartbeat with the first lease on its way", () =>
+        held.some((leases) => leases.some((l) => l.id === id && l.token === first?.leaseToken)),
+      );
+      await until("the operator's recovery to take the job", async () => {
+        const taken = await real.recover({
+          mode: { kind: "startedBefore", at: Date.now() + 60_000 },
+          dryRun: false,
+          limit: 10,
+        });
+        return taken.length > 0;
+      });
+      const signal = await secondRun.promise;
+      const second = await real.getJob(id);
+      expect(second).toMatchObject({ state: "active", attempt: 2 });
+      gate.resolve();
+      await until("every held heartbeat answered", () => answers.length === held.length);
+      // The race happened: an answer said the first lease was lost after the second claim was made.
+      expect(answers.flatMap((a) => a.lost)).toContainEqual({ id, token: first?.leaseToken });
+      holding = false;
+      expect(signal.aborted).toBe(false);
+      finish.resolve();
+      await until("the second run completed", async () => (await real.getJob(id))?.state === "completed");
+      expect(await real.getJob(id)).toMatchObject({ result: "second", attempt: 2 });
+      stuck.resolve();
+      await worker.stop({ graceMs: 1_000 });
     });
 
     it("returns from stop within storeGraceMs when a claim never settles, and logs why", async () => {

@@ -362,6 +362,31 @@ export const MIGRATIONS: readonly Migration[] = [
     `;
     },
   },
+  {
+    version: 7,
+    description: "lease extensions name the token of each lease they report",
+    sql: (s) => {
+      // The same plan settings and lease test as migration 6.
+      const probes =
+        "SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off " +
+        "SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off";
+      const held = "j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
+      return `
+      -- A worker may ask about two leases of one job in one call (a claim it has not yet learned was
+      -- recovered, and its own newer claim of the same job): each row names the token it extended, so a
+      -- report about the older claim never touches the newer one. The return type changes, hence the drop;
+      -- a statement selecting (id, cancel_requested) by name still works against the new function.
+      DROP FUNCTION ${s}.extend_leases(text[], bigint[], bigint);
+      CREATE FUNCTION ${s}.extend_leases(p_ids text[], p_tokens bigint[], p_lease_ms bigint)
+      RETURNS TABLE (id text, token bigint, cancel_requested boolean) LANGUAGE sql ${probes} AS $fn$
+        UPDATE ${s}.jobs j SET lease_expires_at = ${NOW_MS} + p_lease_ms
+        FROM unnest(p_ids, p_tokens) AS u(id, token)
+        WHERE ${held}
+        RETURNING j.id, j.lease_token, j.cancel_requested
+      $fn$;
+    `;
+    },
+  },
 ];
 
 /** Latest schema version this build knows. */

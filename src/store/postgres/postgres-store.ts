@@ -483,16 +483,18 @@ export class PostgresStore implements Store {
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
     const result: ExtendResult = { lost: [], cancelRequested: [] };
     if (leases.length === 0) return result;
-    const rows = await this.query<{ id: string; cancel_requested: boolean }>(
+    const rows = await this.query<{ id: string; token: string; cancel_requested: boolean }>(
       "extend leases",
       this.sql.extend,
       [leases.map((l) => l.id), leases.map((l) => l.token), leaseMs],
     );
-    const held = new Map(rows.map((row) => [row.id, row.cancel_requested]));
+    // Keyed by lease, not job: one call may name two claims of the same job (see ExtendResult).
+    const key = (id: string, token: number | string) => `${token}:${id}`;
+    const held = new Map(rows.map((row) => [key(row.id, row.token), row.cancel_requested]));
     for (const lease of leases) {
-      const cancel = held.get(lease.id);
-      if (cancel === undefined) result.lost.push(lease.id);
-      else if (cancel) result.cancelRequested.push(lease.id);
+      const cancel = held.get(key(lease.id, lease.token));
+      if (cancel === undefined) result.lost.push({ id: lease.id, token: lease.token });
+      else if (cancel) result.cancelRequested.push({ id: lease.id, token: lease.token });
     }
     return result;
   }

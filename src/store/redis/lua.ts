@@ -437,7 +437,8 @@ return out
 `;
 
 const EXTEND = `${HELD}
--- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested }.
+-- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested }, each a flat list of
+-- id, token pairs: a report names the lease, so one about an older claim never touches a newer one.
 local exp = fmt(now_ms() + tonumber(ARGV[3]))
 local lost, cancel = {}, {}
 for i = 4, #ARGV, 2 do
@@ -446,9 +447,13 @@ for i = 4, #ARGV, 2 do
   if held(h, ARGV[i + 1]) then
     redis.call('HSET', h, 'le', exp)
     redis.call('ZADD', qp .. 'a', exp, id)
-    if redis.call('HGET', h, 'cr') == '1' then cancel[#cancel + 1] = id end
+    if redis.call('HGET', h, 'cr') == '1' then
+      cancel[#cancel + 1] = id
+      cancel[#cancel + 1] = ARGV[i + 1]
+    end
   else
     lost[#lost + 1] = id
+    lost[#lost + 1] = ARGV[i + 1]
   end
 end
 return { lost, cancel }

@@ -98,9 +98,9 @@ export class RedisStore implements Store {
   private version = "";
   /**
    * Jobs this store leased: their queue (by-id calls of the worker path skip the global index lookup) and
-   * whether completing deletes them (retention false).
+   * whether completing deletes them (retention false), under the token of the claim that leased them.
    */
-  private readonly leased = new Map<string, { queue: string; drop: boolean }>();
+  private readonly leased = new Map<string, { queue: string; drop: boolean; token: number }>();
 
   constructor(
     url: string,
@@ -345,7 +345,7 @@ export class RedisStore implements Store {
       );
       for (const reply of JSON.parse(text) as JobReply[]) {
         const job = decodeJob(queue, reply);
-        this.leased.set(job.id, { queue, drop: job.retention === false });
+        this.leased.set(job.id, { queue, drop: job.retention === false, token: job.leaseToken });
         out.push(job);
       }
     }
@@ -382,7 +382,7 @@ export class RedisStore implements Store {
     const restore = dropping.filter((id) => !deleted.has(id));
     const undropped = [...deleted].filter((id) => !dropping.includes(id));
     const queueOf = new Map(requests.map((r) => [r.id, this.leased.get(r.id)?.queue]));
-    for (const r of requests) this.leased.delete(r.id);
+    for (const r of requests) this.forget(r);
     if (undropped.length > 0)
       await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...undropped));
     for (const id of restore) {
@@ -406,7 +406,7 @@ export class RedisStore implements Store {
       },
       flags,
     );
-    for (const r of requests) this.leased.delete(r.id);
+    for (const r of requests) this.forget(r);
     return applied;
   }
 
@@ -417,7 +417,7 @@ export class RedisStore implements Store {
       (r) => [r.id, r.token, r.runAt === undefined ? "" : String(Math.round(r.runAt)), r.reason],
       flags,
     );
-    for (const r of requests) this.leased.delete(r.id);
+    for (const r of requests) this.forget(r);
     return applied;
   }
 
@@ -430,11 +430,11 @@ export class RedisStore implements Store {
     );
     const replies = await this.scripts<[string[], string[]]>(calls, "extend leases");
     for (const [lost, cancel] of replies) {
-      result.lost.push(...lost);
-      result.cancelRequested.push(...cancel);
+      result.lost.push(...leaseRefs(lost));
+      result.cancelRequested.push(...leaseRefs(cancel));
     }
-    result.lost.push(...groups.unknown.map(({ item }) => item.id));
-    for (const id of result.lost) this.leased.delete(id);
+    result.lost.push(...groups.unknown.map(({ item }) => ({ id: item.id, token: item.token })));
+    for (const lease of result.lost) this.forget(lease);
     return result;
   }
 
@@ -1085,6 +1085,11 @@ export class RedisStore implements Store {
     return out;
   }
 
+  /** Drops a lease from the leased cache, unless the job was leased again since (a newer token). */
+  private forget(lease: LeaseRef): void {
+    if (this.leased.get(lease.id)?.token === lease.token) this.leased.delete(lease.id);
+  }
+
   /** Groups items by their job's queue (leased cache first, then the global index). */
   private async groupByQueue<I extends { id: string }>(
     items: readonly I[],
@@ -1153,6 +1158,13 @@ export class RedisStore implements Store {
     }
     return ids.map((id) => found.get(id)).filter((j): j is JobRecord => j !== undefined);
   }
+}
+
+/** A script's flat list of id, token pairs as leases. */
+function leaseRefs(flat: readonly string[]): LeaseRef[] {
+  const out: LeaseRef[] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, token: Number(flat[i + 1]) });
+  return out;
 }
 
 function flags(reply: unknown): boolean[] {

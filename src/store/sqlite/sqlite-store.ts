@@ -517,8 +517,9 @@ export class SqliteStore implements Store {
         const row = extend.get(now + leaseMs, lease.id, lease.token) as
           | { cancel_requested: number }
           | undefined;
-        if (!row) result.lost.push(lease.id);
-        else if (row.cancel_requested === 1) result.cancelRequested.push(lease.id);
+        if (!row) result.lost.push({ id: lease.id, token: lease.token });
+        else if (row.cancel_requested === 1)
+          result.cancelRequested.push({ id: lease.id, token: lease.token });
       }
       return result;
     });
