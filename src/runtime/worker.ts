@@ -160,6 +160,7 @@ export class Worker {
         info: () => this.info(),
         leaseLost: (lease) => this.leaseLost(lease),
         cancelRequested: (lease) => this.cancelRequested(lease),
+        queuePaused: (lease) => this.queuePaused(lease),
       },
       this.logger,
       this.leaseMs,
@@ -429,5 +430,11 @@ export class Worker {
     }
     const running = this.runningUnder(lease);
     if (running && !running.aborted) running.abort(new CancelledError(lease.id));
+  }
+
+  /** A job claimed ahead in a queue paused since goes back at once (no attempt charged); a running one finishes. */
+  private queuePaused(lease: LeaseRef): void {
+    const held = this.fetcher.take(lease);
+    if (held) void this.giveBack([held], "released: queue paused");
   }
 }

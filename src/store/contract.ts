@@ -121,6 +121,12 @@ export interface ExtendResult {
   lost: LeaseRef[];
   /** Leases of jobs an operator asked to cancel: the runtime aborts their handlers. */
   cancelRequested: LeaseRef[];
+  /**
+   * Leases still held whose queue is paused now (by an operator, or by a rate limit not yet over): the
+   * runtime gives back at once those it claimed ahead and has not started, so a pause stops every job that
+   * was not running yet.
+   */
+  paused: LeaseRef[];
 }
 
 /** Which active jobs a recovery pass takes. */
@@ -277,7 +283,10 @@ export interface StoreInfo {
   hazards: StoreHazard[];
 }
 
-/** A wake-up: new work may be available, or an operator changed something a worker must react to. */
+/**
+ * A wake-up: new work may be available (`jobs`), or an operator changed something a worker holding jobs must
+ * react to (`cancel`: a cancel request, or an operator's pause — `extendLeases` then reports which leases).
+ */
 export type StoreSignal = { type: "jobs"; queues: readonly string[] | null } | { type: "cancel" };
 
 /** Bulk admin result. */
@@ -394,6 +403,8 @@ export interface Store {
   /**
    * Pauses a queue: `until` = null until resumed (an operator), a time = until then (a rate limit). A rate
    * limit never lifts an operator's pause and only extends an earlier limit; `resumeQueue` clears both.
+   * An operator's pause emits a `cancel` signal, so workers give back the jobs of the queue they claimed
+   * ahead and have not started (`ExtendResult.paused`).
    */
   pauseQueue(queue: string, until: number | null): Promise<void>;
   resumeQueue(queue: string): Promise<void>;

@@ -41,7 +41,11 @@ export function leaseTests(ctx: ConformanceContext): void {
       // Both claims of the job in one call (a worker that has not yet learned the first was recovered):
       // the report names the stale lease by its token, and the fresh one is extended, not reported.
       const fresh = { id: first.id, token: second?.leaseToken ?? -1 };
-      expect(await store.extendLeases([stale, fresh], 1_000)).toEqual({ lost: [stale], cancelRequested: [] });
+      expect(await store.extendLeases([stale, fresh], 1_000)).toEqual({
+        lost: [stale],
+        cancelRequested: [],
+        paused: [],
+      });
       const current = await store.getJob(first.id);
       expect(current).toMatchObject({ state: "active", workerId: "new/2/b", attempt: 2, result: null });
       expect(

@@ -126,7 +126,11 @@ describe("postgres claims", () => {
     ).toEqual([false]);
     expect(await store.release([{ ...stale, reason: "stale" }])).toEqual([false]);
     expect(await store.saveProgress([{ ...stale, progress: "0.5" }])).toEqual([false]);
-    expect(await store.extendLeases([stale], 60_000)).toEqual({ lost: [stale], cancelRequested: [] });
+    expect(await store.extendLeases([stale], 60_000)).toEqual({
+      lost: [stale],
+      cancelRequested: [],
+      paused: [],
+    });
     const current = await store.getJob(first!.id);
     expect(current).toMatchObject({ state: "active", workerId: "new", leaseToken: 2, progress: null });
     expect(current?.errors.map((e) => e.outcome)).toEqual(["lease-expired"]);

@@ -374,15 +374,19 @@ export const MIGRATIONS: readonly Migration[] = [
       return `
       -- A worker may ask about two leases of one job in one call (a claim it has not yet learned was
       -- recovered, and its own newer claim of the same job): each row names the token it extended, so a
-      -- report about the older claim never touches the newer one. The return type changes, hence the drop;
-      -- a statement selecting (id, cancel_requested) by name still works against the new function.
+      -- report about the older claim never touches the newer one. Each row also says whether the job's
+      -- queue is paused now, so a worker gives back the jobs of a paused queue it claimed ahead. The return
+      -- type changes, hence the drop; a statement selecting (id, cancel_requested) by name still works.
       DROP FUNCTION ${s}.extend_leases(text[], bigint[], bigint);
       CREATE FUNCTION ${s}.extend_leases(p_ids text[], p_tokens bigint[], p_lease_ms bigint)
-      RETURNS TABLE (id text, token bigint, cancel_requested boolean) LANGUAGE sql ${probes} AS $fn$
+      RETURNS TABLE (id text, token bigint, cancel_requested boolean, paused boolean)
+      LANGUAGE sql ${probes} AS $fn$
         UPDATE ${s}.jobs j SET lease_expires_at = ${NOW_MS} + p_lease_ms
         FROM unnest(p_ids, p_tokens) AS u(id, token)
         WHERE ${held}
-        RETURNING j.id, j.lease_token, j.cancel_requested
+        RETURNING j.id, j.lease_token, j.cancel_requested,
+          EXISTS (SELECT 1 FROM ${s}.queues q
+                  WHERE q.name = j.queue AND (q.paused OR q.paused_until > ${NOW_MS}))
       $fn$;
     `;
     },

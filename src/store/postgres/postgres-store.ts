@@ -481,20 +481,24 @@ export class PostgresStore implements Store {
   }
 
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
-    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    const result: ExtendResult = { lost: [], cancelRequested: [], paused: [] };
     if (leases.length === 0) return result;
-    const rows = await this.query<{ id: string; token: string; cancel_requested: boolean }>(
+    const rows = await this.query<{ id: string; token: string; cancel_requested: boolean; paused: boolean }>(
       "extend leases",
       this.sql.extend,
       [leases.map((l) => l.id), leases.map((l) => l.token), leaseMs],
     );
     // Keyed by lease, not job: one call may name two claims of the same job (see ExtendResult).
     const key = (id: string, token: number | string) => `${token}:${id}`;
-    const held = new Map(rows.map((row) => [key(row.id, row.token), row.cancel_requested]));
+    const held = new Map(rows.map((row) => [key(row.id, row.token), row]));
     for (const lease of leases) {
-      const cancel = held.get(key(lease.id, lease.token));
-      if (cancel === undefined) result.lost.push({ id: lease.id, token: lease.token });
-      else if (cancel) result.cancelRequested.push({ id: lease.id, token: lease.token });
+      const row = held.get(key(lease.id, lease.token));
+      const ref = { id: lease.id, token: lease.token };
+      if (row === undefined) result.lost.push(ref);
+      else {
+        if (row.cancel_requested) result.cancelRequested.push(ref);
+        if (row.paused) result.paused.push(ref);
+      }
     }
     return result;
   }
@@ -895,6 +899,10 @@ export class PostgresStore implements Store {
                              ELSE greatest(q.paused_until, EXCLUDED.paused_until) END`,
       [queue, until === null, until],
     );
+    // Workers holding jobs of the queue claimed ahead give them back (they learn which from extendLeases).
+    if (until === null) {
+      await this.query("signal the pause", "SELECT pg_notify($1, $2)", [this.config.schema, CANCEL_PAYLOAD]);
+    }
   }
 
   async resumeQueue(queue: string): Promise<void> {

@@ -114,7 +114,7 @@ export function statements(s: string) {
       $6::text[], $7::text) AS j`,
     release: `SELECT j AS id FROM ${s}.release_jobs($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
       $6::text) AS j`,
-    extend: `SELECT id, token, cancel_requested FROM ${s}.extend_leases($1::text[], $2::bigint[], $3::bigint)`,
+    extend: `SELECT id, token, cancel_requested, paused FROM ${s}.extend_leases($1::text[], $2::bigint[], $3::bigint)`,
     progress: `SELECT j AS id FROM ${s}.job_progress($1::text[], $2::bigint[], $3::text[]) AS j`,
     // Lines of jobs that no longer exist are dropped (the job was deleted while its handler ran).
     appendLogs: `INSERT INTO ${s}.job_logs (job_id, at, attempt, message)

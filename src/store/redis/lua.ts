@@ -437,10 +437,14 @@ return out
 `;
 
 const EXTEND = `${HELD}
--- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested }, each a flat list of
--- id, token pairs: a report names the lease, so one about an older claim never touches a newer one.
-local exp = fmt(now_ms() + tonumber(ARGV[3]))
-local lost, cancel = {}, {}
+-- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested, paused }, each a flat
+-- list of id, token pairs: a report names the lease, so one about an older claim never touches a newer
+-- one. paused: leases held in a queue paused now (by an operator, or a rate limit not yet over).
+local now = now_ms()
+local exp = fmt(now + tonumber(ARGV[3]))
+local pz = redis.call('HMGET', KEYS[1], 'paused', 'until')
+local is_paused = pz[1] == '1' or tonumber(pz[2] or '0') > now
+local lost, cancel, paused = {}, {}, {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local h = jkey(id)
@@ -451,12 +455,16 @@ for i = 4, #ARGV, 2 do
       cancel[#cancel + 1] = id
       cancel[#cancel + 1] = ARGV[i + 1]
     end
+    if is_paused then
+      paused[#paused + 1] = id
+      paused[#paused + 1] = ARGV[i + 1]
+    end
   else
     lost[#lost + 1] = id
     lost[#lost + 1] = ARGV[i + 1]
   end
 end
-return { lost, cancel }
+return { lost, cancel, paused }
 `;
 
 const PROGRESS = `${HELD}
@@ -785,6 +793,8 @@ const PAUSE = `
 -- lifts an operator's pause, and only ever extends an earlier rate limit.
 if ARGV[3] == '' then
   redis.call('HSET', KEYS[1], 'paused', '1')
+  -- Workers holding jobs of the queue claimed ahead give them back (they learn which from the extend).
+  redis.call('PUBLISH', ARGV[1], 'c')
 else
   local cur = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
   if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[1], 'until', ARGV[3]) end

@@ -422,16 +422,17 @@ export class RedisStore implements Store {
   }
 
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
-    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    const result: ExtendResult = { lost: [], cancelRequested: [], paused: [] };
     if (leases.length === 0) return result;
     const groups = await this.groupByQueue(leases);
     const calls = [...groups.byQueue].map(([queue, items]) =>
       this.queueCall("extend", queue, [leaseMs, ...items.flatMap(({ item }) => [item.id, item.token])]),
     );
-    const replies = await this.scripts<[string[], string[]]>(calls, "extend leases");
-    for (const [lost, cancel] of replies) {
+    const replies = await this.scripts<[string[], string[], string[]]>(calls, "extend leases");
+    for (const [lost, cancel, paused] of replies) {
       result.lost.push(...leaseRefs(lost));
       result.cancelRequested.push(...leaseRefs(cancel));
+      result.paused.push(...leaseRefs(paused));
     }
     result.lost.push(...groups.unknown.map(({ item }) => ({ id: item.id, token: item.token })));
     for (const lease of result.lost) this.forget(lease);

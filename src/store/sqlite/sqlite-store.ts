@@ -505,21 +505,25 @@ export class SqliteStore implements Store {
   }
 
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
-    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    const result: ExtendResult = { lost: [], cancelRequested: [], paused: [] };
     if (leases.length === 0) return result;
     return this.write(() => {
       const now = Date.now();
+      const blocked = this.blockedQueues(now);
       const extend = this.stmt(
         `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
-         RETURNING cancel_requested`,
+         RETURNING cancel_requested, queue`,
       );
       for (const lease of leases) {
         const row = extend.get(now + leaseMs, lease.id, lease.token) as
-          | { cancel_requested: number }
+          | { cancel_requested: number; queue: string }
           | undefined;
-        if (!row) result.lost.push({ id: lease.id, token: lease.token });
-        else if (row.cancel_requested === 1)
-          result.cancelRequested.push({ id: lease.id, token: lease.token });
+        const ref = { id: lease.id, token: lease.token };
+        if (!row) result.lost.push(ref);
+        else {
+          if (row.cancel_requested === 1) result.cancelRequested.push(ref);
+          if (blocked.has(row.queue)) result.paused.push(ref);
+        }
       }
       return result;
     });
@@ -914,6 +918,8 @@ export class SqliteStore implements Store {
                                ELSE MAX(COALESCE(queues.paused_until, 0), excluded.paused_until) END`,
       ).run(queue, until === null ? 1 : 0, until),
     );
+    // Workers holding jobs of the queue claimed ahead give them back (they learn which from extendLeases).
+    if (until === null) this.notify({ type: "cancel" });
   }
 
   async resumeQueue(queue: string): Promise<void> {

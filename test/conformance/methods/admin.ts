@@ -200,6 +200,7 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       expect(await store.extendLeases([lease], 60_000)).toEqual({
         lost: [],
         cancelRequested: [lease],
+        paused: [],
       });
       expect(await store.release([{ ...lease, reason: "handler aborted" }])).toEqual([true]);
       expect(await store.getJob(made.active.id)).toMatchObject({ state: "cancelled" });
