@@ -157,6 +157,8 @@ export class FetchLoop {
         limit: free,
         workerId: this.options.workerId,
         leaseMs: this.options.leaseMs,
+        // Jobs for slots free now start at once; the rest are held ahead (the store shows them waiting).
+        start: Math.max(0, concurrency - this.host.running() - this.held.length),
       });
       this.failures = 0;
     } catch (error) {

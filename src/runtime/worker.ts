@@ -305,8 +305,11 @@ export class Worker {
   /** Starts held jobs while slots are free, in claim order. */
   private startHeld(): void {
     while (this.running.size < this.concurrency && this.state === "running") {
-      const job = this.fetcher.next();
-      if (!job) return;
+      const claimed = this.fetcher.next();
+      if (!claimed) return;
+      // Claimed ahead (held, startedAt null): the store learns of the start before the handler runs.
+      const held = claimed.startedAt === null;
+      const job = held ? { ...claimed, startedAt: Date.now() } : claimed;
       // This worker claimed the job again while an older claim of it still runs here: that claim's lease
       // is lost (the job was recovered since), whether or not a heartbeat has said so yet.
       const older = this.running.get(job.id);
@@ -316,7 +319,7 @@ export class Worker {
       }
       const running = new RunningJob(job, Date.now());
       this.running.set(job.id, running);
-      running.done = this.run(running).finally(() => {
+      running.done = this.run(running, held).finally(() => {
         if (this.running.get(job.id) === running) this.running.delete(job.id);
         this.startHeld();
         this.fetcher.wake();
@@ -324,9 +327,18 @@ export class Worker {
     }
   }
 
-  private async run(running: RunningJob): Promise<void> {
+  private async run(running: RunningJob, held: boolean): Promise<void> {
     const { job } = running;
     const events = this.host.events;
+    if (held && !(await this.writer.markStarted(job))) {
+      // Refused: an operator deleted, moved or cancelled it, it was recovered, or its queue is paused. Give
+      // it back (fenced: only the paused one goes back to waiting, uncharged) and never run it.
+      await this.giveBack([job], "released: queue paused");
+      return;
+    }
+    const task = this.host.tasks.get(job.task);
+    // Aborted while its start was being written (cancel, lost lease, shutdown): the handler never runs.
+    if (running.aborted) return this.failed(running, task, running.abortReason);
     if (events.wants("active")) {
       events.emit("active", {
         jobId: job.id,
@@ -337,7 +349,6 @@ export class Worker {
         workerId: this.id,
       });
     }
-    const task = this.host.tasks.get(job.task);
     const ctx = createContext(running, {
       events,
       maxPayloadBytes: this.host.maxPayloadBytes,

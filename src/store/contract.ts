@@ -78,6 +78,12 @@ export interface ClaimRequest {
   workerId: string;
   /** Lease length; the engine sets `leaseExpiresAt = its now + leaseMs`. */
   leaseMs: number;
+  /**
+   * How many of the jobs taken (the first, in claim order) start at once: their `startedAt` is set. The
+   * others are held ahead (`startedAt` null) until `start` marks them; users see them as `waiting`
+   * (core/states.ts `asSeen`). Default: all.
+   */
+  start?: number;
 }
 
 /** Identifies one lease: a job and the token its claim received. */
@@ -340,6 +346,13 @@ export interface Store {
   // ── consuming ──────────────────────────────────────────────────────────────────────────────────
   /** Promotes due scheduled jobs, then takes up to `limit` waiting jobs of unpaused queues under a new lease. */
   claim(request: ClaimRequest): Promise<JobRecord[]>;
+  /**
+   * Starts held jobs (claimed ahead, `startedAt` null): sets `startedAt` when the lease is still held and
+   * the queue is not paused (claims would skip it). Per item: applied, or refused (an operator deleted,
+   * moved or cancelled it, it was recovered, or its queue is paused): the worker then gives it back (a
+   * fenced release, so only a paused one goes back to waiting) and never runs it.
+   */
+  start(leases: readonly LeaseRef[]): Promise<boolean[]>;
   /** Marks jobs completed (applying retention). Returns, per item, whether the token was still valid. */
   complete(requests: readonly CompleteRequest[]): Promise<boolean[]>;
   /** Records a failed attempt and moves the job to `next`. Per item: applied or fenced. */

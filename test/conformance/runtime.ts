@@ -1,7 +1,7 @@
 /**
  * The worker runtime against every engine: what its roles (fetch loop, lease keeper, outcome writer) must
- * do at the edges — jobs claimed ahead at stop, a lease lost under a running handler, a store that never
- * answers while the worker stops.
+ * do at the edges — a lease lost under a running handler, a stale lease report, a store that never answers
+ * while the worker stops. Jobs claimed ahead: held.ts.
  */
 import { describe, expect, it } from "vitest";
 import { LeaseLostError } from "../../src/index.js";
@@ -13,102 +13,6 @@ import type { ConformanceContext } from "./context.js";
 
 export function runtimeTests(ctx: ConformanceContext): void {
   describe("worker runtime", () => {
-    it("on stop gives back the jobs it claimed ahead of free slots, at once and without charging an attempt", async () => {
-      const sluice = ctx.sluice();
-      const queue = ctx.queue();
-      const gate = deferred();
-      const started = deferred<string>();
-      const task = sluice.task("ahead", {
-        queue,
-        async run(_p, job) {
-          started.resolve(job.id);
-          await gate.promise;
-        },
-      });
-      const ids = (await task.enqueueMany(Array.from({ length: 4 }, () => ({ payload: {} })))).map(
-        (j) => j.id,
-      );
-      // One slot, three held ahead: all four are leased to this worker, one runs.
-      const worker = sluice.worker({ queues: [queue], concurrency: 1, prefetch: 3, pollMs: 60_000 });
-      await worker.start();
-      const running = await started.promise;
-      await until("all four claimed", async () => {
-        const page = await sluice.admin.listJobs({ queue, state: "active" }, { limit: 10 });
-        return page.jobs.length === 4;
-      });
-      const stopping = worker.stop({ graceMs: 10_000 });
-      // The held jobs go back while the running one is still inside its grace.
-      const held = ids.filter((id) => id !== running);
-      await until("held jobs back in waiting", async () => {
-        const jobs = await Promise.all(held.map((id) => sluice.admin.getJob(id)));
-        return jobs.every((j) => j.state === "waiting");
-      });
-      gate.resolve();
-      await stopping;
-      for (const id of held) {
-        const job = await sluice.admin.getJob(id);
-        expect(job).toMatchObject({ state: "waiting", attempt: 0, errors: [] });
-        expect(job.reason).toBe("released: worker stopping");
-      }
-      expect((await sluice.admin.getJob(running)).state).toBe("completed");
-    });
-
-    it("an operator's pause gives back at once the jobs claimed ahead of that queue; the running one finishes", async () => {
-      const sluice = ctx.sluice();
-      const queue = ctx.queue();
-      const other = ctx.queue();
-      const gate = deferred();
-      const started: string[] = [];
-      const run = async (_p: unknown, job: { id: string }) => {
-        started.push(job.id);
-        await gate.promise;
-      };
-      const paused = sluice.task("paused-ahead", { queue, run });
-      const kept = sluice.task("kept-ahead", { queue: other, run });
-      const ids = (await paused.enqueueMany(Array.from({ length: 3 }, () => ({ payload: {} })))).map(
-        (j) => j.id,
-      );
-      const { id: keptId } = await kept.enqueue({});
-      // One slot, three held ahead (prefetch on): every job is leased to this worker, one runs.
-      const worker = sluice.worker({
-        queues: [queue, other],
-        concurrency: 1,
-        prefetch: 3,
-        pollMs: 60_000,
-        heartbeatMs: 60_000,
-        leaseMs: 600_000,
-      });
-      await worker.start();
-      await until("one running and three held", async () => {
-        const page = await sluice.admin.listJobs({ state: "active" }, { limit: 10 });
-        return (
-          started.length === 1 && page.jobs.filter((j) => j.queue === queue || j.queue === other).length === 4
-        );
-      });
-      expect(started[0]).toBe(ids[0]);
-      await sluice.admin.pause(queue);
-      // Heartbeats are an hour apart: the pause's signal is what makes the worker look.
-      const held = ids.slice(1);
-      await until("the paused queue's held jobs back in waiting", async () => {
-        const jobs = await Promise.all(held.map((id) => sluice.admin.getJob(id)));
-        return jobs.every((j) => j.state === "waiting");
-      });
-      for (const id of held) {
-        expect(await sluice.admin.getJob(id)).toMatchObject({ state: "waiting", attempt: 0, errors: [] });
-      }
-      // The other queue's held job stays with the worker, and runs once the slot frees.
-      expect((await sluice.admin.getJob(keptId)).state).toBe("active");
-      gate.resolve();
-      await until("the running job and the other queue's job completed", async () => {
-        const jobs = await Promise.all([ids[0] as string, keptId].map((id) => sluice.admin.getJob(id)));
-        return jobs.every((j) => j.state === "completed");
-      });
-      expect(started).toEqual([ids[0], keptId]);
-      await sluice.admin.resume(queue);
-      await until("the paused queue's jobs ran after the resume", () => started.length === 4);
-      await worker.stop({ graceMs: 1_000 });
-    });
-
     it("aborts the handler with LeaseLostError when its lease is lost, and never writes its outcome", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();

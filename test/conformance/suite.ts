@@ -8,6 +8,7 @@ import { adminTests } from "./admin.js";
 import { createContext } from "./context.js";
 import { failureTests } from "./failures.js";
 import type { EngineHarness } from "./harness.js";
+import { heldTests } from "./held.js";
 import { inputTests } from "./input.js";
 import { leaseTests } from "./leases.js";
 import { lifecycleTests } from "./lifecycle.js";
@@ -27,6 +28,7 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     inputTests(ctx);
     scheduleTests(ctx);
     runtimeTests(ctx);
+    heldTests(ctx);
     describe("methods", () => methodTests(ctx));
   });
 }

@@ -191,7 +191,9 @@ describe("postgres claims", () => {
   it("rejects with StoreUnavailableError (not a raw pg error) when the server refuses a statement", async () => {
     const broken = await openStore(url);
     await withAdmin(SHARED_URL, (c) =>
-      c.query(`ALTER FUNCTION "${schema}".claim(text[], integer, text, bigint) RENAME TO claim_gone`),
+      c.query(
+        `ALTER FUNCTION "${schema}".claim(text[], integer, text, bigint, integer) RENAME TO claim_gone`,
+      ),
     );
     try {
       await expect(
@@ -199,7 +201,9 @@ describe("postgres claims", () => {
       ).rejects.toBeInstanceOf(StoreUnavailableError);
     } finally {
       await withAdmin(SHARED_URL, (c) =>
-        c.query(`ALTER FUNCTION "${schema}".claim_gone(text[], integer, text, bigint) RENAME TO claim`),
+        c.query(
+          `ALTER FUNCTION "${schema}".claim_gone(text[], integer, text, bigint, integer) RENAME TO claim`,
+        ),
       );
       await broken.close();
     }

@@ -14,6 +14,7 @@ import type { Redis } from "ioredis";
 import { SluiceError } from "../../core/errors.js";
 import type { JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import {
+  asSeen,
   CANCELLABLE_STATES,
   forcedRecoveryReason,
   leaseExpiredReason,
@@ -336,11 +337,13 @@ export class RedisStore implements Store {
 
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
     const out: JobRecord[] = [];
+    const starting = request.start ?? request.limit;
     for (const queue of request.queues) {
       const want = request.limit - out.length;
       if (want <= 0) break;
+      const start = Math.max(0, starting - out.length);
       const text = await this.script<string>(
-        this.queueCall("claim", queue, [want, request.workerId, request.leaseMs, PROMOTE_PER_CLAIM]),
+        this.queueCall("claim", queue, [want, request.workerId, request.leaseMs, PROMOTE_PER_CLAIM, start]),
         "claim jobs",
       );
       for (const reply of JSON.parse(text) as JobReply[]) {
@@ -350,6 +353,10 @@ export class RedisStore implements Store {
       }
     }
     return out;
+  }
+
+  async start(leases: readonly LeaseRef[]): Promise<boolean[]> {
+    return this.perQueue(leases, "start", (l) => [l.id, l.token], flags);
   }
 
   async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
@@ -769,6 +776,7 @@ export class RedisStore implements Store {
 
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     const { changed } = await this.bulk("remove", filter, options.limit, REMOVABLE_STATES);
+    for (const id of changed) this.leased.delete(id);
     if (changed.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...changed));
     return { count: changed.length, ids: changed };
   }
@@ -776,6 +784,8 @@ export class RedisStore implements Store {
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
     await this.call("register queue", (c) => c.sadd(this.keys.queues, toQueue));
     const { changed } = await this.bulk("move", filter, options.limit, MOVABLE_STATES, toQueue);
+    // A job this store held ahead lives in another queue now: its cached queue is wrong.
+    for (const id of changed) this.leased.delete(id);
     return { count: changed.length, ids: changed };
   }
 
@@ -1142,7 +1152,8 @@ export class RedisStore implements Store {
       this.queueCall("get", queue, [...ids]),
       "read jobs",
     );
-    return replies.filter((r): r is JobReply => !!r).map((r) => decodeJob(queue, r));
+    // As users see them: a held job (claimed ahead, not started) is waiting.
+    return replies.filter((r): r is JobReply => !!r).map((r) => asSeen(decodeJob(queue, r)));
   }
 
   /** Reads jobs by id across queues, in input order (missing ones are skipped). */
