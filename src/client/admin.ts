@@ -184,7 +184,7 @@ export class Admin {
     return { ...result, requested };
   }
 
-  /** Deletes jobs that are not active. */
+  /** Deletes jobs that are not active (a job claimed ahead and not started is waiting: it is deleted). */
   async delete(filter: AdminFilter | string, options: BulkRunOptions = {}): Promise<BulkResult> {
     return this.bulk(filter, options, BULK_STATES.remove, (store, f, o) => store.remove(f, o));
   }

@@ -6,7 +6,7 @@
  * shipped migrations, `state <> 'active'` guards) are compared with these constants by
  * test/unit/states.test.ts. Pure data, no I/O.
  */
-import type { JobState } from "./job.js";
+import type { JobRecord, JobState } from "./job.js";
 
 /** States an operator's retry moves back to `waiting` with a fresh attempt count (dead is the DLQ requeue). */
 export const RETRYABLE_STATES: readonly JobState[] = ["dead", "cancelled", "completed", "scheduled"];
@@ -38,6 +38,24 @@ export const MOVABLE_STATES: readonly JobState[] = ["scheduled", "waiting", "blo
 
 /** States `reprioritize` acts on: jobs that have not started. */
 export const REPRIORITIZABLE_STATES: readonly JobState[] = ["scheduled", "waiting", "blocked"];
+
+/**
+ * A job a worker claimed ahead of a free slot (prefetch) and has not started: `active` under the worker's
+ * lease, with no `startedAt` yet. Users see it as `waiting` (counts, listings, filters, delete, move,
+ * cancel, uniqueness); the worker's start write is fenced, so an operator who takes it wins.
+ */
+export function isHeld(job: Pick<JobRecord, "state" | "startedAt">): boolean {
+  return job.state === "active" && job.startedAt === null;
+}
+
+/**
+ * How an operator sees a job: a held one ({@link isHeld}) is `waiting`, its claim's attempt not counted
+ * and no lease shown. Every other job as stored. The engines' getJob and listJobs return this view.
+ */
+export function asSeen(job: JobRecord): JobRecord {
+  if (!isHeld(job)) return job;
+  return { ...job, state: "waiting", attempt: Math.max(job.attempt - 1, 0), leaseExpiresAt: null };
+}
 
 /** The reason stored on a job an operator retried. */
 export const RETRIED_REASON = "retried by operator";

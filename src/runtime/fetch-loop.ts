@@ -15,7 +15,7 @@
  */
 import type { JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
-import type { Store } from "../store/contract.js";
+import type { LeaseRef, Store } from "../store/contract.js";
 import type { SluiceEventEmitter } from "./events.js";
 import type { QueueSelector } from "./queue-selector.js";
 import { settlesWithin } from "./timing.js";
@@ -94,16 +94,16 @@ export class FetchLoop {
     return this.held.shift();
   }
 
-  /** Removes a held job; returns it when it was held. */
-  take(id: string): JobRecord | undefined {
-    const index = this.held.findIndex((job) => job.id === id);
+  /** Removes a held job by its lease (id and token); returns it when it was held under that token. */
+  take(lease: LeaseRef): JobRecord | undefined {
+    const index = this.held.findIndex((job) => job.id === lease.id && job.leaseToken === lease.token);
     return index === -1 ? undefined : this.held.splice(index, 1)[0];
   }
 
   /** Removes and returns every held job of `queue` (or of every queue). */
   takeAll(queue?: string): JobRecord[] {
     const taken = this.held.filter((job) => queue === undefined || job.queue === queue);
-    for (const job of taken) this.take(job.id);
+    for (const job of taken) this.take({ id: job.id, token: job.leaseToken });
     return taken;
   }
 
@@ -157,6 +157,8 @@ export class FetchLoop {
         limit: free,
         workerId: this.options.workerId,
         leaseMs: this.options.leaseMs,
+        // Jobs for slots free now start at once; the rest are held ahead (the store shows them waiting).
+        start: Math.max(0, concurrency - this.host.running() - this.held.length),
       });
       this.failures = 0;
     } catch (error) {

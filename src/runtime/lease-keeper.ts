@@ -5,8 +5,8 @@
  * - Heartbeat (every `heartbeatMs`): `store.extendLeases` on every held lease (running jobs, jobs claimed
  *   ahead, jobs whose outcome is still being written), then the worker's registry heartbeat; an entry
  *   pruned during an outage is registered again.
- * - Cancel checks: a store `cancel` signal extends the leases at once (the same call reports pending
- *   cancels), at most once per CANCEL_CHECK_MS; a signal inside that window leaves one trailing check, so a
+ * - Cancel checks: a store `cancel` signal (a cancel request, or an operator's pause) extends the leases at
+ *   once (the same call reports pending cancels and paused queues), at most once per CANCEL_CHECK_MS; a signal inside that window leaves one trailing check, so a
  *   cancel that lands just after a check still reaches its handler within milliseconds.
  */
 import type { Logger } from "../core/logger.js";
@@ -24,10 +24,15 @@ export interface LeaseHolder {
   busy(): number;
   /** The worker's registry entry, to register again. */
   info(): WorkerInfo;
-  /** The worker no longer owns this job: stop it, and never write its outcome. */
-  leaseLost(id: string): void;
-  /** An operator asked to cancel this job. */
-  cancelRequested(id: string): void;
+  /**
+   * The worker no longer owns this lease: stop the job it leased, and never write its outcome. A report
+   * names the token too; the worker acts only on the claim with that token (it may hold a newer one).
+   */
+  leaseLost(lease: LeaseRef): void;
+  /** An operator asked to cancel the job of this lease (matched by id and token, like `leaseLost`). */
+  cancelRequested(lease: LeaseRef): void;
+  /** The queue of this lease's job is paused: give the job back if it was claimed ahead and not started. */
+  queuePaused(lease: LeaseRef): void;
   /** Event-loop stalls to write with the heartbeat (undefined: none, the stored entry stays). */
   stalls?(): WorkerStalls | undefined;
 }
@@ -104,7 +109,8 @@ export class LeaseKeeper {
   }
 
   private apply(result: ExtendResult): void {
-    for (const id of result.lost) this.holder.leaseLost(id);
-    for (const id of result.cancelRequested) this.holder.cancelRequested(id);
+    for (const lease of result.lost) this.holder.leaseLost(lease);
+    for (const lease of result.cancelRequested) this.holder.cancelRequested(lease);
+    for (const lease of result.paused) this.holder.queuePaused(lease);
   }
 }

@@ -44,6 +44,7 @@ export class OutcomeWriter {
   private readonly failures: Batcher<FailRequest, boolean>;
   private readonly releases: Batcher<ReleaseRequest, boolean>;
   private readonly progressWrites: Batcher<ProgressRequest, boolean>;
+  private readonly starts: Batcher<LeaseRef, boolean>;
   private readonly logWrites: Batcher<LogRequest, undefined>;
   /** Outcome writes queued but not yet stored, with the lease each belongs to. */
   private readonly pending = new Map<Promise<unknown>, LeaseRef>();
@@ -63,6 +64,7 @@ export class OutcomeWriter {
     this.failures = batcher("fail", (items) => store.fail(items), options.lanes);
     this.releases = batcher("release", (items) => store.release(items), options.lanes);
     this.progressWrites = batcher("progress", (items) => store.saveProgress(items));
+    this.starts = batcher("start", (items) => store.start(items), options.lanes);
     this.logWrites = batcher("log", async (items) => {
       await store.appendLogs(items);
       return items.map(() => undefined);
@@ -144,6 +146,14 @@ export class OutcomeWriter {
     }
   }
 
+  /**
+   * Marks a job claimed ahead as started (batched, fenced); false when the store refused (the job was
+   * deleted, moved, cancelled or recovered, or its queue is paused) or could not be reached.
+   */
+  markStarted(job: JobRecord): Promise<boolean> {
+    return this.settle(this.starts.push({ id: job.id, token: job.leaseToken }));
+  }
+
   /** Stores a handler's progress (fenced by the lease). */
   async saveProgress(job: JobRecord, text: string): Promise<void> {
     await this.progressWrites.push({ id: job.id, token: job.leaseToken, progress: text });
@@ -160,7 +170,14 @@ export class OutcomeWriter {
    */
   async close(boundMs: number): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
-    const batchers = [this.completions, this.failures, this.releases, this.progressWrites, this.logWrites];
+    const batchers = [
+      this.starts,
+      this.completions,
+      this.failures,
+      this.releases,
+      this.progressWrites,
+      this.logWrites,
+    ];
     const written = (async () => {
       await Promise.allSettled(batchers.map((b) => b.drain()));
       await Promise.allSettled([...this.pending.keys()]);

@@ -161,8 +161,9 @@ export class Worker {
         heldLeases: () => this.heldLeases(),
         busy: () => this.running.size,
         info: () => this.info(),
-        leaseLost: (id) => this.leaseLost(id),
-        cancelRequested: (id) => this.cancelRequested(id),
+        leaseLost: (lease) => this.leaseLost(lease),
+        cancelRequested: (lease) => this.cancelRequested(lease),
+        queuePaused: (lease) => this.queuePaused(lease),
         stalls: () => this.loop.current(),
       },
       this.logger,
@@ -318,11 +319,21 @@ export class Worker {
   /** Starts held jobs while slots are free, in claim order. */
   private startHeld(): void {
     while (this.running.size < this.concurrency && this.state === "running") {
-      const job = this.fetcher.next();
-      if (!job) return;
+      const claimed = this.fetcher.next();
+      if (!claimed) return;
+      // Claimed ahead (held, startedAt null): the store learns of the start before the handler runs.
+      const held = claimed.startedAt === null;
+      const job = held ? { ...claimed, startedAt: Date.now() } : claimed;
+      // This worker claimed the job again while an older claim of it still runs here: that claim's lease
+      // is lost (the job was recovered since), whether or not a heartbeat has said so yet.
+      const older = this.running.get(job.id);
+      if (older && older.job.leaseToken !== job.leaseToken) {
+        this.logger.warn({ jobId: job.id, token: older.job.leaseToken }, "lease lost; aborting handler");
+        older.abort(new LeaseLostError(job.id));
+      }
       const running = new RunningJob(job, Date.now());
       this.running.set(job.id, running);
-      running.done = this.run(running).finally(() => {
+      running.done = this.run(running, held).finally(() => {
         this.loop.jobEnded({ ...job, startedAt: running.startedAt });
         if (this.running.get(job.id) === running) this.running.delete(job.id);
         this.startHeld();
@@ -331,9 +342,18 @@ export class Worker {
     }
   }
 
-  private async run(running: RunningJob): Promise<void> {
+  private async run(running: RunningJob, held: boolean): Promise<void> {
     const { job } = running;
     const events = this.host.events;
+    if (held && !(await this.writer.markStarted(job))) {
+      // Refused: an operator deleted, moved or cancelled it, it was recovered, or its queue is paused. Give
+      // it back (fenced: only the paused one goes back to waiting, uncharged) and never run it.
+      await this.giveBack([job], "released: queue paused");
+      return;
+    }
+    const task = this.host.tasks.get(job.task);
+    // Aborted while its start was being written (cancel, lost lease, shutdown): the handler never runs.
+    if (running.aborted) return this.failed(running, task, running.abortReason);
     if (events.wants("active")) {
       events.emit("active", {
         jobId: job.id,
@@ -344,7 +364,6 @@ export class Worker {
         workerId: this.id,
       });
     }
-    const task = this.host.tasks.get(job.task);
     const ctx = createContext(running, {
       events,
       maxPayloadBytes: this.host.maxPayloadBytes,
@@ -412,25 +431,37 @@ export class Worker {
     return leases;
   }
 
-  private leaseLost(id: string): void {
-    if (this.fetcher.take(id)) return; // never started: nothing to abort
-    const running = this.running.get(id);
-    if (!running) return;
-    this.logger.warn({ jobId: id }, "lease lost; aborting handler");
+  /** The running job of `lease`: only when it runs under that very token (not an older or newer claim). */
+  private runningUnder(lease: LeaseRef): RunningJob | undefined {
+    const running = this.running.get(lease.id);
+    return running?.job.leaseToken === lease.token ? running : undefined;
+  }
+
+  private leaseLost(lease: LeaseRef): void {
+    if (this.fetcher.take(lease)) return; // never started: nothing to abort
+    const running = this.runningUnder(lease);
+    if (!running) return; // a report about a claim this worker no longer runs (it may run a newer one)
+    this.logger.warn({ jobId: lease.id, token: lease.token }, "lease lost; aborting handler");
     this.loop.leaseLost(running.job);
-    running.abort(new LeaseLostError(id));
-    this.running.delete(id);
+    running.abort(new LeaseLostError(lease.id));
+    this.running.delete(lease.id);
     this.fetcher.wake();
   }
 
-  private cancelRequested(id: string): void {
-    const held = this.fetcher.take(id);
+  private cancelRequested(lease: LeaseRef): void {
+    const held = this.fetcher.take(lease);
     if (held) {
       const { error, next } = cancelledBeforeStart(held, this.id, Date.now());
       this.writer.fail(held, error, next);
       return;
     }
-    const running = this.running.get(id);
-    if (running && !running.aborted) running.abort(new CancelledError(id));
+    const running = this.runningUnder(lease);
+    if (running && !running.aborted) running.abort(new CancelledError(lease.id));
+  }
+
+  /** A job claimed ahead in a queue paused since goes back at once (no attempt charged); a running one finishes. */
+  private queuePaused(lease: LeaseRef): void {
+    const held = this.fetcher.take(lease);
+    if (held) void this.giveBack([held], "released: queue paused");
   }
 }

@@ -78,6 +78,12 @@ export interface ClaimRequest {
   workerId: string;
   /** Lease length; the engine sets `leaseExpiresAt = its now + leaseMs`. */
   leaseMs: number;
+  /**
+   * How many of the jobs taken (the first, in claim order) start at once: their `startedAt` is set. The
+   * others are held ahead (`startedAt` null) until `start` marks them; users see them as `waiting`
+   * (core/states.ts `asSeen`). Default: all.
+   */
+  start?: number;
 }
 
 /** Identifies one lease: a job and the token its claim received. */
@@ -111,11 +117,22 @@ export interface LogRequest extends JobLogLine {
   id: string;
 }
 
+/**
+ * What `extendLeases` found. Both lists name the lease (job id AND token) they are about, never the job
+ * alone: a report about an older claim of a job must not touch a newer claim of the same job (a heartbeat
+ * sent before a recovery and answered after the same worker claimed the job again).
+ */
 export interface ExtendResult {
   /** Leases that no longer belong to the caller (expired and recovered, deleted, or re-claimed). */
-  lost: string[];
-  /** Jobs an operator asked to cancel: the runtime aborts their handlers. */
-  cancelRequested: string[];
+  lost: LeaseRef[];
+  /** Leases of jobs an operator asked to cancel: the runtime aborts their handlers. */
+  cancelRequested: LeaseRef[];
+  /**
+   * Leases still held whose queue is paused now (by an operator, or by a rate limit not yet over): the
+   * runtime gives back at once those it claimed ahead and has not started, so a pause stops every job that
+   * was not running yet.
+   */
+  paused: LeaseRef[];
 }
 
 /** Which active jobs a recovery pass takes. */
@@ -309,7 +326,10 @@ export interface StoreInfo {
   hazards: StoreHazard[];
 }
 
-/** A wake-up: new work may be available, or an operator changed something a worker must react to. */
+/**
+ * A wake-up: new work may be available (`jobs`), or an operator changed something a worker holding jobs must
+ * react to (`cancel`: a cancel request, or an operator's pause — `extendLeases` then reports which leases).
+ */
 export type StoreSignal = { type: "jobs"; queues: readonly string[] | null } | { type: "cancel" };
 
 /** Bulk admin result. */
@@ -363,6 +383,13 @@ export interface Store {
   // ── consuming ──────────────────────────────────────────────────────────────────────────────────
   /** Promotes due scheduled jobs, then takes up to `limit` waiting jobs of unpaused queues under a new lease. */
   claim(request: ClaimRequest): Promise<JobRecord[]>;
+  /**
+   * Starts held jobs (claimed ahead, `startedAt` null): sets `startedAt` when the lease is still held and
+   * the queue is not paused (claims would skip it). Per item: applied, or refused (an operator deleted,
+   * moved or cancelled it, it was recovered, or its queue is paused): the worker then gives it back (a
+   * fenced release, so only a paused one goes back to waiting) and never runs it.
+   */
+  start(leases: readonly LeaseRef[]): Promise<boolean[]>;
   /** Marks jobs completed (applying retention). Returns, per item, whether the token was still valid. */
   complete(requests: readonly CompleteRequest[]): Promise<boolean[]>;
   /** Records a failed attempt and moves the job to `next`. Per item: applied or fenced. */
@@ -434,6 +461,8 @@ export interface Store {
   /**
    * Pauses a queue: `until` = null until resumed (an operator), a time = until then (a rate limit). A rate
    * limit never lifts an operator's pause and only extends an earlier limit; `resumeQueue` clears both.
+   * An operator's pause emits a `cancel` signal, so workers give back the jobs of the queue they claimed
+   * ahead and have not started (`ExtendResult.paused`).
    */
   pauseQueue(queue: string, until: number | null): Promise<void>;
   resumeQueue(queue: string): Promise<void>;

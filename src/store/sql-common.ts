@@ -16,6 +16,25 @@ export function sqlStateList(states: readonly JobState[]): string {
   return states.map(sqlString).join(", ");
 }
 
+/** A held job (claimed ahead, not started: core/states.ts `isHeld`), for a table aliased `alias`. */
+export function heldSql(alias = ""): string {
+  return `(${alias}state = 'active' AND ${alias}started_at IS NULL)`;
+}
+
+/**
+ * "The job is, as users see it, in one of `states`" (core/states.ts `asSeen`): a held job counts as
+ * `waiting` and not as `active`. `states` must not be empty. Built into the statement text from constants
+ * (and escaped), so it plans like the literal predicate.
+ */
+export function seenStateSql(states: readonly JobState[], alias = ""): string {
+  const parts: string[] = [];
+  const plain = states.filter((s) => s !== "waiting" && s !== "active");
+  if (plain.length > 0) parts.push(`${alias}state IN (${sqlStateList(plain)})`);
+  if (states.includes("waiting")) parts.push(`${alias}state = 'waiting'`, heldSql(alias));
+  if (states.includes("active")) parts.push(`(${alias}state = 'active' AND ${alias}started_at IS NOT NULL)`);
+  return `(${parts.join(" OR ")})`;
+}
+
 /** Retention as the two columns `keep_mode` / `keep_value`. */
 export function retentionColumns(retention: Retention): { mode: string; value: number | null } {
   if (retention === true) return { mode: "all", value: null };

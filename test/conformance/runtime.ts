@@ -1,10 +1,11 @@
 /**
  * The worker runtime against every engine: what its roles (fetch loop, lease keeper, outcome writer) must
- * do at the edges — jobs claimed ahead at stop, a lease lost under a running handler, a store that never
- * answers while the worker stops.
+ * do at the edges — a lease lost under a running handler, a stale lease report, a store that never answers
+ * while the worker stops. Jobs claimed ahead: held.ts.
  */
 import { describe, expect, it } from "vitest";
 import { LeaseLostError } from "../../src/index.js";
+import type { ExtendResult, LeaseRef } from "../../src/store/contract.js";
 import { capturingLogger, ERROR, linesWith } from "../support/fault-logs.js";
 import { overrideStore } from "../support/store-proxy.js";
 import { deferred, until } from "../support/wait.js";
@@ -12,46 +13,6 @@ import type { ConformanceContext } from "./context.js";
 
 export function runtimeTests(ctx: ConformanceContext): void {
   describe("worker runtime", () => {
-    it("on stop gives back the jobs it claimed ahead of free slots, at once and without charging an attempt", async () => {
-      const sluice = ctx.sluice();
-      const queue = ctx.queue();
-      const gate = deferred();
-      const started = deferred<string>();
-      const task = sluice.task("ahead", {
-        queue,
-        async run(_p, job) {
-          started.resolve(job.id);
-          await gate.promise;
-        },
-      });
-      const ids = (await task.enqueueMany(Array.from({ length: 4 }, () => ({ payload: {} })))).map(
-        (j) => j.id,
-      );
-      // One slot, three held ahead: all four are leased to this worker, one runs.
-      const worker = sluice.worker({ queues: [queue], concurrency: 1, prefetch: 3, pollMs: 60_000 });
-      await worker.start();
-      const running = await started.promise;
-      await until("all four claimed", async () => {
-        const page = await sluice.admin.listJobs({ queue, state: "active" }, { limit: 10 });
-        return page.jobs.length === 4;
-      });
-      const stopping = worker.stop({ graceMs: 10_000 });
-      // The held jobs go back while the running one is still inside its grace.
-      const held = ids.filter((id) => id !== running);
-      await until("held jobs back in waiting", async () => {
-        const jobs = await Promise.all(held.map((id) => sluice.admin.getJob(id)));
-        return jobs.every((j) => j.state === "waiting");
-      });
-      gate.resolve();
-      await stopping;
-      for (const id of held) {
-        const job = await sluice.admin.getJob(id);
-        expect(job).toMatchObject({ state: "waiting", attempt: 0, errors: [] });
-        expect(job.reason).toBe("released: worker stopping");
-      }
-      expect((await sluice.admin.getJob(running)).state).toBe("completed");
-    });
-
     it("aborts the handler with LeaseLostError when its lease is lost, and never writes its outcome", async () => {
       const sluice = ctx.sluice();
       const queue = ctx.queue();
@@ -99,6 +60,86 @@ export function runtimeTests(ctx: ConformanceContext): void {
       const job = await sluice.admin.getJob(id);
       expect(job).toMatchObject({ state: "waiting", result: null, attempt: 1 });
       expect(job.errors).toHaveLength(1);
+    });
+
+    it("a lease-lost report about an older claim never drops the same worker's newer claim of the job", async () => {
+      // The race: a heartbeat leaves with the job's first lease, an operator recovers the job (its handler
+      // ignores the abort), the same worker claims it again, and only then does the heartbeat's answer
+      // arrive, saying the first lease is lost. It must not abort the second run.
+      const base = ctx.sluice();
+      const real = await base.store();
+      let holding = false;
+      const gate = deferred();
+      const held: LeaseRef[][] = [];
+      const answers: ExtendResult[] = [];
+      const store = overrideStore(real, {
+        extendLeases: async (leases, leaseMs) => {
+          if (!holding) return real.extendLeases(leases, leaseMs);
+          held.push([...leases]);
+          await gate.promise; // asked before the re-claim, answered after it
+          const answer = await real.extendLeases(leases, leaseMs);
+          answers.push(answer);
+          return answer;
+        },
+      });
+      const sluice = ctx.sluice({ store });
+      const queue = ctx.queue();
+      const firstRun = deferred();
+      const stuck = deferred();
+      const secondRun = deferred<AbortSignal>();
+      const finish = deferred();
+      const task = sluice.task("reclaimed", {
+        queue,
+        attempts: 3,
+        async run(_p, job) {
+          if (job.attempt === 1) {
+            firstRun.resolve();
+            await stuck.promise; // ignores its signal
+            return "first";
+          }
+          secondRun.resolve(job.signal);
+          await finish.promise;
+          return "second";
+        },
+      });
+      const { id } = await task.enqueue({});
+      const worker = sluice.worker({
+        queues: [queue],
+        concurrency: 2,
+        leaseMs: 10_000,
+        heartbeatMs: 50,
+        pollMs: 50,
+        maintenance: false,
+      });
+      await worker.start();
+      await firstRun.promise;
+      const first = await real.getJob(id);
+      holding = true;
+      await until("a heartbeat with the first lease on its way", () =>
+        held.some((leases) => leases.some((l) => l.id === id && l.token === first?.leaseToken)),
+      );
+      await until("the operator's recovery to take the job", async () => {
+        const taken = await real.recover({
+          mode: { kind: "startedBefore", at: Date.now() + 60_000 },
+          dryRun: false,
+          limit: 10,
+        });
+        return taken.length > 0;
+      });
+      const signal = await secondRun.promise;
+      const second = await real.getJob(id);
+      expect(second).toMatchObject({ state: "active", attempt: 2 });
+      gate.resolve();
+      await until("every held heartbeat answered", () => answers.length === held.length);
+      // The race happened: an answer said the first lease was lost after the second claim was made.
+      expect(answers.flatMap((a) => a.lost)).toContainEqual({ id, token: first?.leaseToken });
+      holding = false;
+      expect(signal.aborted).toBe(false);
+      finish.resolve();
+      await until("the second run completed", async () => (await real.getJob(id))?.state === "completed");
+      expect(await real.getJob(id)).toMatchObject({ result: "second", attempt: 2 });
+      stuck.resolve();
+      await worker.stop({ graceMs: 1_000 });
     });
 
     it("returns from stop within storeGraceMs when a claim never settles, and logs why", async () => {

@@ -8,6 +8,7 @@ import { adminTests } from "./admin.js";
 import { createContext } from "./context.js";
 import { failureTests } from "./failures.js";
 import type { EngineHarness } from "./harness.js";
+import { heldTests } from "./held.js";
 import { inputTests } from "./input.js";
 import { leaseTests } from "./leases.js";
 import { lifecycleTests } from "./lifecycle.js";
@@ -29,6 +30,7 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     scheduleTests(ctx);
     runtimeTests(ctx);
     stallTests(ctx);
+    heldTests(ctx);
     describe("methods", () => methodTests(ctx));
   });
 }

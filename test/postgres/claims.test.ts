@@ -126,7 +126,11 @@ describe("postgres claims", () => {
     ).toEqual([false]);
     expect(await store.release([{ ...stale, reason: "stale" }])).toEqual([false]);
     expect(await store.saveProgress([{ ...stale, progress: "0.5" }])).toEqual([false]);
-    expect(await store.extendLeases([stale], 60_000)).toEqual({ lost: [first!.id], cancelRequested: [] });
+    expect(await store.extendLeases([stale], 60_000)).toEqual({
+      lost: [stale],
+      cancelRequested: [],
+      paused: [],
+    });
     const current = await store.getJob(first!.id);
     expect(current).toMatchObject({ state: "active", workerId: "new", leaseToken: 2, progress: null });
     expect(current?.errors.map((e) => e.outcome)).toEqual(["lease-expired"]);
@@ -187,7 +191,9 @@ describe("postgres claims", () => {
   it("rejects with StoreUnavailableError (not a raw pg error) when the server refuses a statement", async () => {
     const broken = await openStore(url);
     await withAdmin(SHARED_URL, (c) =>
-      c.query(`ALTER FUNCTION "${schema}".claim(text[], integer, text, bigint) RENAME TO claim_gone`),
+      c.query(
+        `ALTER FUNCTION "${schema}".claim(text[], integer, text, bigint, integer) RENAME TO claim_gone`,
+      ),
     );
     try {
       await expect(
@@ -195,7 +201,9 @@ describe("postgres claims", () => {
       ).rejects.toBeInstanceOf(StoreUnavailableError);
     } finally {
       await withAdmin(SHARED_URL, (c) =>
-        c.query(`ALTER FUNCTION "${schema}".claim_gone(text[], integer, text, bigint) RENAME TO claim`),
+        c.query(
+          `ALTER FUNCTION "${schema}".claim_gone(text[], integer, text, bigint, integer) RENAME TO claim`,
+        ),
       );
       await broken.close();
     }

@@ -99,7 +99,7 @@ describe("redis restart", () => {
         held.map((j) => ({ id: j.id, token: j.leaseToken })),
         ORPHAN_LEASE_MS,
       );
-      expect(renewed).toEqual({ lost: [], cancelRequested: [] });
+      expect(renewed).toEqual({ lost: [], cancelRequested: [], paused: [] });
       const orphanJobs = await Promise.all(orphans.map((orphan) => admin.getJob(orphan.id)));
       for (const job of orphanJobs) {
         expect(job).toMatchObject({ state: "active", workerId: CRASHED, errors: [] });

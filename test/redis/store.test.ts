@@ -97,7 +97,11 @@ describe("redis store", () => {
     const stale = { id: job.id, token: first!.leaseToken };
     expect(await store.complete([{ ...stale, result: '"stale"' }])).toEqual([false]);
     expect(await store.saveProgress([{ ...stale, progress: "0.5" }])).toEqual([false]);
-    expect(await store.extendLeases([stale], 60_000)).toEqual({ lost: [job.id], cancelRequested: [] });
+    expect(await store.extendLeases([stale], 60_000)).toEqual({
+      lost: [stale],
+      cancelRequested: [],
+      paused: [],
+    });
     expect(await store.complete([{ id: job.id, token: second!.leaseToken, result: '"fresh"' }])).toEqual([
       true,
     ]);
@@ -264,8 +268,9 @@ describe("redis store", () => {
     expect(await store.getJob("nope")).toBeNull();
     expect(await store.complete([{ id: "nope", token: 1, result: null }])).toEqual([false]);
     expect(await store.extendLeases([{ id: "nope", token: 1 }], 1_000)).toEqual({
-      lost: ["nope"],
+      lost: [{ id: "nope", token: 1 }],
       cancelRequested: [],
+      paused: [],
     });
   });
 

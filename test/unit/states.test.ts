@@ -154,7 +154,7 @@ describe("each surface and engine uses the shared lists", () => {
     ["SQLite retry", method(sqlite, "retry"), L(RETRYABLE_STATES, RETRYABLE_STATES)],
     ["SQLite cancel", method(sqlite, "cancel"), L(CANCELLABLE_STATES, CANCEL_AT_ONCE_STATES)],
     ["SQLite remove", method(sqlite, "remove"), L(REMOVABLE_STATES, REMOVABLE_STATES)],
-    ["SQLite move", method(sqlite, "move"), L(MOVABLE_STATES, MOVABLE_STATES, MOVABLE_STATES)],
+    ["SQLite move", method(sqlite, "move"), L(MOVABLE_STATES, MOVABLE_STATES)],
     [
       "SQLite reprioritize",
       method(sqlite, "reprioritize"),
@@ -167,7 +167,7 @@ describe("each surface and engine uses the shared lists", () => {
       method(postgres, "remove"),
       L(REMOVABLE_STATES, REMOVABLE_STATES, REMOVABLE_STATES),
     ],
-    ["PostgreSQL move", method(postgres, "move"), L(MOVABLE_STATES, WAKE)],
+    ["PostgreSQL move", method(postgres, "move"), L(MOVABLE_STATES, MOVABLE_STATES, WAKE)],
     ["PostgreSQL reprioritize", method(postgres, "reprioritize"), L(REPRIORITIZABLE_STATES)],
     ["Redis retry", method(redis, "retry"), L(RETRYABLE_STATES)],
     ["Redis cancel", method(redis, "cancel"), L(CANCELLABLE_STATES)],

@@ -371,6 +371,102 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ${s}.workers ADD COLUMN stalls jsonb;
     `,
   },
+  {
+    version: 8,
+    description: "lease extensions name the token of each lease they report",
+    sql: (s) => {
+      // The same plan settings and lease test as migration 6.
+      const probes =
+        "SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off " +
+        "SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off";
+      const held = "j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
+      return `
+      -- A worker may ask about two leases of one job in one call (a claim it has not yet learned was
+      -- recovered, and its own newer claim of the same job): each row names the token it extended, so a
+      -- report about the older claim never touches the newer one. Each row also says whether the job's
+      -- queue is paused now, so a worker gives back the jobs of a paused queue it claimed ahead. The return
+      -- type changes, hence the drop; a statement selecting (id, cancel_requested) by name still works.
+      DROP FUNCTION ${s}.extend_leases(text[], bigint[], bigint);
+      CREATE FUNCTION ${s}.extend_leases(p_ids text[], p_tokens bigint[], p_lease_ms bigint)
+      RETURNS TABLE (id text, token bigint, cancel_requested boolean, paused boolean)
+      LANGUAGE sql ${probes} AS $fn$
+        UPDATE ${s}.jobs j SET lease_expires_at = ${NOW_MS} + p_lease_ms
+        FROM unnest(p_ids, p_tokens) AS u(id, token)
+        WHERE ${held}
+        RETURNING j.id, j.lease_token, j.cancel_requested,
+          EXISTS (SELECT 1 FROM ${s}.queues q
+                  WHERE q.name = j.queue AND (q.paused OR q.paused_until > ${NOW_MS}))
+      $fn$;
+    `;
+    },
+  },
+  {
+    version: 9,
+    description: "claims hold jobs ahead without starting them; start marks them",
+    sql: (s) => {
+      const probes =
+        "SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off " +
+        "SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off";
+      const held = "j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
+      const take = (startedAt: string, limit: string) => `
+          RETURN QUERY
+            UPDATE ${s}.jobs j
+            SET state = 'active', attempt = j.attempt + 1, lease_token = j.lease_token + 1, started_at = ${startedAt},
+                worker_id = p_worker, lease_expires_at = v_now + p_lease_ms, reason = NULL
+            WHERE j.seq IN (SELECT c.seq FROM ${s}.jobs c
+                            WHERE c.state = 'waiting' AND c.queue = v_queue
+                            ORDER BY c.priority, c.run_at, c.seq
+                            LIMIT ${limit}
+                            FOR UPDATE SKIP LOCKED)
+            RETURNING j.*;
+          GET DIAGNOSTICS v_got = ROW_COUNT;
+          v_left := v_left - v_got;`;
+      return `
+      -- The claim of migration 1 (with migration 3's settings) taking one more argument: how many of the
+      -- jobs taken start at once (started_at set). The rest are held ahead by the worker with started_at
+      -- NULL, which users see as waiting, until start_jobs marks them. The old signature stays for workers
+      -- of the previous version during a rolling deploy.
+      CREATE FUNCTION ${s}.claim(p_queues text[], p_limit integer, p_worker text, p_lease_ms bigint, p_start integer)
+      RETURNS SETOF ${s}.jobs
+      LANGUAGE plpgsql SET enable_sort = off SET jit = off AS $fn$
+      DECLARE
+        v_now   bigint := ${NOW_MS};
+        v_queue text;
+        v_left  integer := p_limit;
+        v_start integer := least(p_start, p_limit);
+        v_got   integer;
+      BEGIN
+        UPDATE ${s}.jobs SET state = 'waiting'
+        WHERE seq IN (SELECT seq FROM ${s}.jobs
+                      WHERE state = 'scheduled' AND queue = ANY (p_queues) AND run_at <= v_now
+                      ORDER BY run_at LIMIT 10000
+                      FOR UPDATE SKIP LOCKED);
+        FOREACH v_queue IN ARRAY p_queues LOOP
+          EXIT WHEN v_left <= 0;
+          CONTINUE WHEN EXISTS (SELECT 1 FROM ${s}.queues q
+                                WHERE q.name = v_queue AND (q.paused OR q.paused_until > v_now));
+          IF v_start > 0 THEN${take("v_now", "v_start")}
+            v_start := v_start - v_got;
+          END IF;
+          IF v_left > 0 AND v_start <= 0 THEN${take("NULL", "v_left")}
+          END IF;
+        END LOOP;
+      END
+      $fn$;
+
+      -- Starts held jobs: the lease still held and the queue not paused (a claim would skip it).
+      CREATE FUNCTION ${s}.start_jobs(p_ids text[], p_tokens bigint[])
+      RETURNS SETOF text LANGUAGE sql ${probes} AS $fn$
+        UPDATE ${s}.jobs j SET started_at = COALESCE(j.started_at, ${NOW_MS})
+        FROM unnest(p_ids, p_tokens) AS u(id, token)
+        WHERE ${held}
+          AND NOT EXISTS (SELECT 1 FROM ${s}.queues q
+                          WHERE q.name = j.queue AND (q.paused OR q.paused_until > ${NOW_MS}))
+        RETURNING j.id
+      $fn$;
+    `;
+    },
+  },
 ];
 
 /** Latest schema version this build knows. */

@@ -18,6 +18,7 @@ import { ClosedError, SluiceError, StoreUnavailableError, ValidationError } from
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
+  asSeen,
   CANCEL_AT_ONCE_STATES,
   CANCELLED_REASON,
   MOVABLE_STATES,
@@ -60,11 +61,13 @@ import type {
 import type { StoreOptions } from "../engine.js";
 import { RecoveryGate } from "../outage.js";
 import {
+  heldSql,
   retentionColumns,
   rowToSchedule,
   type ScheduleRow,
   scheduleUpsertSet,
   scheduleValues,
+  seenStateSql,
   sqlStateList,
   sqlString,
 } from "../sql-common.js";
@@ -433,6 +436,7 @@ export class PostgresStore implements Store {
       request.limit,
       request.workerId,
       request.leaseMs,
+      request.start ?? request.limit,
     ]);
     // RETURNING order is unspecified: restore queue order, then priority, run time, enqueue order.
     const rank = new Map(request.queues.map((queue, i) => [queue, i]));
@@ -445,6 +449,16 @@ export class PostgresStore implements Store {
         a.seq - b.seq,
     );
     return jobs;
+  }
+
+  async start(leases: readonly LeaseRef[]): Promise<boolean[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.query<{ id: string }>("start jobs", this.sql.start, [
+      leases.map((l) => l.id),
+      leases.map((l) => l.token),
+    ]);
+    const applied = new Set(rows.map((row) => row.id));
+    return leases.map((l) => applied.has(l.id));
   }
 
   async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
@@ -496,18 +510,24 @@ export class PostgresStore implements Store {
   }
 
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
-    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    const result: ExtendResult = { lost: [], cancelRequested: [], paused: [] };
     if (leases.length === 0) return result;
-    const rows = await this.query<{ id: string; cancel_requested: boolean }>(
+    const rows = await this.query<{ id: string; token: string; cancel_requested: boolean; paused: boolean }>(
       "extend leases",
       this.sql.extend,
       [leases.map((l) => l.id), leases.map((l) => l.token), leaseMs],
     );
-    const held = new Map(rows.map((row) => [row.id, row.cancel_requested]));
+    // Keyed by lease, not job: one call may name two claims of the same job (see ExtendResult).
+    const key = (id: string, token: number | string) => `${token}:${id}`;
+    const held = new Map(rows.map((row) => [key(row.id, row.token), row]));
     for (const lease of leases) {
-      const cancel = held.get(lease.id);
-      if (cancel === undefined) result.lost.push(lease.id);
-      else if (cancel) result.cancelRequested.push(lease.id);
+      const row = held.get(key(lease.id, lease.token));
+      const ref = { id: lease.id, token: lease.token };
+      if (row === undefined) result.lost.push(ref);
+      else {
+        if (row.cancel_requested) result.cancelRequested.push(ref);
+        if (row.paused) result.paused.push(ref);
+      }
     }
     return result;
   }
@@ -744,7 +764,7 @@ export class PostgresStore implements Store {
         byQueue.set(row.queue, stats);
       }
       if (row.state === "due") stats.due = num(row.n);
-      else if (row.state !== null) stats.counts[row.state] = num(row.n);
+      else if (row.state !== null) stats.counts[row.state] += num(row.n);
       if (row.oldest !== null) {
         const oldest = num(row.oldest);
         stats.oldestWaitingAt = Math.min(stats.oldestWaitingAt ?? oldest, oldest);
@@ -783,12 +803,15 @@ export class PostgresStore implements Store {
     const more = rows.length > request.limit;
     const page = more ? rows.slice(0, request.limit) : rows;
     const last = page[page.length - 1];
-    return { jobs: page.map(rowToJob), nextCursor: more && last ? String(last.seq) : null };
+    return {
+      jobs: page.map((row) => asSeen(rowToJob(row))),
+      nextCursor: more && last ? String(last.seq) : null,
+    };
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
     const rows = await this.query<JobRow>("read a job", `SELECT * FROM ${this.s}.jobs WHERE id = $1`, [id]);
-    return rows[0] ? rowToJob(rows[0]) : null;
+    return rows[0] ? asSeen(rowToJob(rows[0])) : null;
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
@@ -830,6 +853,7 @@ export class PostgresStore implements Store {
     params.push(options.limit, CANCEL_PAYLOAD, this.config.schema);
     const n = params.length;
     // Active jobs already flagged are not picked again, so a caller looping "until count is 0" stops.
+    const running = "(j.state = 'active' AND j.started_at IS NOT NULL)";
     const rows = await this.query<{ id: string; state: JobState }>(
       "cancel jobs",
       `WITH picked AS (
@@ -839,10 +863,13 @@ export class PostgresStore implements Store {
          ORDER BY seq LIMIT $${n - 2} FOR UPDATE
        ), changed AS (
          UPDATE ${this.s}.jobs j SET
-           state = CASE WHEN j.state = 'active' THEN 'active' ELSE 'cancelled' END,
-           cancel_requested = j.cancel_requested OR j.state = 'active',
-           finished_at = CASE WHEN j.state = 'active' THEN j.finished_at ELSE ${NOW_MS} END,
-           reason = CASE WHEN j.state = 'active' THEN j.reason ELSE ${sqlString(CANCELLED_REASON)} END
+           state = CASE WHEN ${running} THEN 'active' ELSE 'cancelled' END,
+           cancel_requested = j.cancel_requested OR ${running},
+           finished_at = CASE WHEN ${running} THEN j.finished_at ELSE ${NOW_MS} END,
+           reason = CASE WHEN ${running} THEN j.reason ELSE ${sqlString(CANCELLED_REASON)} END,
+           -- A held job (claimed ahead, not started) is cancelled at once, its claim's attempt given back.
+           attempt = CASE WHEN ${heldSql("j.")} THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
+           lease_expires_at = CASE WHEN ${heldSql("j.")} THEN NULL ELSE j.lease_expires_at END
          FROM picked
          WHERE j.seq = picked.seq
            AND (j.state IN (${sqlStateList(CANCEL_AT_ONCE_STATES)}) OR (j.state = 'active' AND NOT j.cancel_requested))
@@ -867,9 +894,9 @@ export class PostgresStore implements Store {
     const rows = await this.query<{ id: string; seq: number }>(
       "delete jobs",
       `DELETE FROM ${this.s}.jobs WHERE seq IN (
-         SELECT seq FROM ${this.s}.jobs WHERE state <> 'active' ${where.map((w) => `AND ${w}`).join(" ")}
+         SELECT seq FROM ${this.s}.jobs WHERE (state <> 'active' OR started_at IS NULL) ${where.map((w) => `AND ${w}`).join(" ")}
          ORDER BY seq LIMIT $${params.length} FOR UPDATE
-       ) AND state <> 'active'
+       ) AND (state <> 'active' OR started_at IS NULL)
        RETURNING id, seq`,
       params,
     );
@@ -880,18 +907,24 @@ export class PostgresStore implements Store {
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
     const params: unknown[] = [];
     const where = filterSql(filter, params);
-    params.push(MOVABLE_STATES, toQueue, options.limit, this.config.schema);
+    params.push(toQueue, options.limit, this.config.schema);
     const n = params.length;
+    // A held job (claimed ahead, not started) moves as the waiting job it is; its claim is undone.
+    const movable = seenStateSql(MOVABLE_STATES);
+    const held = heldSql("j.");
     // Jobs already in the target queue are not picked, so a caller looping "until count is 0" stops.
     const rows = await this.query<{ id: string }>(
       "move jobs",
       `WITH picked AS (
          SELECT seq FROM ${this.s}.jobs
-         WHERE state = ANY ($${n - 3}::text[]) AND queue <> $${n - 2} ${where.map((w) => `AND ${w}`).join(" ")}
+         WHERE ${movable} AND queue <> $${n - 2} ${where.map((w) => `AND ${w}`).join(" ")}
          ORDER BY seq LIMIT $${n - 1} FOR UPDATE
        ), changed AS (
-         UPDATE ${this.s}.jobs j SET queue = $${n - 2}
-         FROM picked WHERE j.seq = picked.seq AND j.queue <> $${n - 2} AND j.state = ANY ($${n - 3}::text[])
+         UPDATE ${this.s}.jobs j SET queue = $${n - 2},
+           attempt = CASE WHEN ${held} THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
+           lease_expires_at = CASE WHEN ${held} THEN NULL ELSE j.lease_expires_at END,
+           state = CASE WHEN ${held} THEN 'waiting' ELSE j.state END
+         FROM picked WHERE j.seq = picked.seq AND j.queue <> $${n - 2} AND ${seenStateSql(MOVABLE_STATES, "j.")}
          RETURNING j.id, j.queue, j.seq, j.state
        )
        SELECT id, ${notifyJobsFrom("changed", "state IN ('waiting', 'scheduled')", `$${n}`)} AS notified
@@ -934,6 +967,10 @@ export class PostgresStore implements Store {
                              ELSE greatest(q.paused_until, EXCLUDED.paused_until) END`,
       [queue, until === null, until],
     );
+    // Workers holding jobs of the queue claimed ahead give them back (they learn which from extendLeases).
+    if (until === null) {
+      await this.query("signal the pause", "SELECT pg_notify($1, $2)", [this.config.schema, CANCEL_PAYLOAD]);
+    }
   }
 
   async resumeQueue(queue: string): Promise<void> {

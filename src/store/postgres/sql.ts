@@ -4,6 +4,7 @@
  * search_path is the application's business.
  */
 import type { JobFilter } from "../contract.js";
+import { seenStateSql } from "../sql-common.js";
 
 /** The database clock in epoch ms. `now()` is the transaction's start: one value for a whole statement. */
 export const NOW_MS = "floor(extract(epoch from now()) * 1000)::bigint";
@@ -35,7 +36,8 @@ export function filterSql(filter: JobFilter, params: unknown[]): string[] {
   };
   if (filter.ids) where.push(`id = ANY (${add(filter.ids)}::text[])`);
   if (filter.queue !== undefined) where.push(`queue = ${add(filter.queue)}`);
-  if (filter.states) where.push(`state = ANY (${add(filter.states)}::text[])`);
+  // As users see states: a held job (claimed ahead, not started) is waiting, not active.
+  if (filter.states) where.push(filter.states.length === 0 ? "false" : seenStateSql(filter.states));
   if (filter.task !== undefined) where.push(`task = ${add(filter.task)}`);
   if (filter.createdBefore !== undefined) where.push(`created_at < ${add(filter.createdBefore)}`);
   if (filter.tag !== undefined) where.push(`tags ? ${add(filter.tag)}`);
@@ -102,19 +104,24 @@ export function statements(s: string) {
     lockUniqueKeys: `SELECT pg_advisory_xact_lock(h) FROM (
         SELECT hashtextextended('sluice.unique:' || $1 || ':' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY 1
       ) keys`,
-    findUnique: `SELECT id, state FROM ${s}.jobs
-      WHERE queue = $3 AND unique_key = $1 AND state = ANY ($2::text[])
+    // A job held ahead by a worker (active, not started) is waiting, as users see it.
+    findUnique: `SELECT id, seen AS state FROM (
+        SELECT id, seq, unique_until,
+          CASE WHEN state = 'active' AND started_at IS NULL THEN 'waiting' ELSE state END AS seen
+        FROM ${s}.jobs WHERE queue = $3 AND unique_key = $1) j
+      WHERE seen = ANY ($2::text[])
         AND (unique_until IS NULL OR unique_until > ${NOW_MS})
       ORDER BY seq DESC LIMIT 1`,
     statesById: `SELECT id, state FROM ${s}.jobs WHERE id = ANY ($1::text[])`,
-    claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint)`,
+    claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint, $5::int)`,
+    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[]) AS j`,
     // Lease-keyed batch writes: functions of migration 6 (planned as index probes, see there).
     complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[]) AS j`,
     fail: `SELECT j AS id FROM ${s}.fail_jobs($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
       $6::text[], $7::text) AS j`,
     release: `SELECT j AS id FROM ${s}.release_jobs($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
       $6::text) AS j`,
-    extend: `SELECT id, cancel_requested FROM ${s}.extend_leases($1::text[], $2::bigint[], $3::bigint)`,
+    extend: `SELECT id, token, cancel_requested, paused FROM ${s}.extend_leases($1::text[], $2::bigint[], $3::bigint)`,
     progress: `SELECT j AS id FROM ${s}.job_progress($1::text[], $2::bigint[], $3::text[]) AS j`,
     // Lines of jobs that no longer exist are dropped (the job was deleted while its handler ran).
     appendLogs: `INSERT INTO ${s}.job_logs (job_id, at, attempt, message)
@@ -174,9 +181,12 @@ export function statements(s: string) {
     stats: `SELECT queue, state, n, NULL::bigint AS oldest, NULL::boolean AS paused, NULL::bigint AS paused_until
       FROM (SELECT queue, state, count(*)::int AS n FROM ${s}.jobs WHERE state <> 'active' GROUP BY queue, state
             UNION ALL
-            SELECT queue, 'active', count(*)::int FROM ${s}.jobs WHERE state = 'active' GROUP BY queue) c
+            -- A held job (claimed ahead, not started) counts as waiting: the caller adds the two waiting rows.
+            SELECT queue, CASE WHEN started_at IS NULL THEN 'waiting' ELSE 'active' END, count(*)::int
+            FROM ${s}.jobs WHERE state = 'active' GROUP BY 1, 2) c
       UNION ALL
-      SELECT queue, NULL, NULL, min(run_at), NULL, NULL FROM ${s}.jobs WHERE state = 'waiting' GROUP BY queue
+      SELECT queue, NULL, NULL, min(run_at), NULL, NULL FROM ${s}.jobs
+      WHERE state = 'waiting' OR (state = 'active' AND started_at IS NULL) GROUP BY queue
       UNION ALL
       -- Due scheduled jobs (from jobs_due): backlog that a claim would promote; state 'due' marks the row.
       SELECT queue, 'due', count(*)::int, min(run_at), NULL, NULL FROM ${s}.jobs

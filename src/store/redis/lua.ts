@@ -78,7 +78,24 @@ local function unindex(id, s, pr, ra, sq)
     redis.call('ZREM', qp .. 'w', wmember(pr, ra, sq, id))
   elseif SET[s] then
     redis.call('ZREM', qp .. SET[s], id)
+    if s == 'active' then redis.call('ZREM', qp .. 'h', id) end
   end
+end
+
+-- A held job (claimed ahead, not started: active with no 'sa') is waiting as users see it. <qp>h indexes
+-- the held jobs (counts, listings, bulk actions); every way out of active leaves it too.
+local function seen_state(s, sa)
+  if s == 'active' and not sa then return 'waiting' end
+  return s
+end
+-- Undoes a held job's claim: back to waiting, its attempt given back; its holder's start is then refused.
+local function unhold(id, h, pr, ra, sq)
+  redis.call('ZREM', qp .. 'a', id)
+  redis.call('ZREM', qp .. 'h', id)
+  local a = tonumber(redis.call('HGET', h, 'a') or '1')
+  redis.call('HSET', h, 's', 'waiting', 'a', fmt(math.max(a - 1, 0)))
+  redis.call('HDEL', h, 'le')
+  index(id, 'waiting', 0, pr, ra, sq)
 end
 
 -- Batched writes: one ZADD / ZREM / DEL per 1,000 arguments instead of one call per job (Lua's C stack
@@ -119,9 +136,9 @@ local function opt(v) if string.sub(v, 1, 1) == '=' then return string.sub(v, 2)
 
 -- Filter check for listing and bulk actions. states = set (table) or nil for any.
 local function matches(id, states, task, tag, before)
-  local f = redis.call('HMGET', jkey(id), 's', 't', 'tg', 'ca', 'sq')
+  local f = redis.call('HMGET', jkey(id), 's', 't', 'tg', 'ca', 'sq', 'sa')
   if not f[1] then return nil end
-  if states and not states[f[1]] then return nil end
+  if states and not states[seen_state(f[1], f[6])] then return nil end
   if task and f[2] ~= task then return nil end
   if before and tonumber(f[4]) >= before then return nil end
   if tag then
@@ -198,9 +215,10 @@ for i = 0, n - 1 do
   if not existing and sh.uk ~= '' and sh.us ~= '' then
     local hid = redis.call('HGET', qp .. 'u', sh.uk)
     if hid then
-      local hf = redis.call('HMGET', jkey(hid), 's', 'uu')
-      if hf[1] and string.find(sh.us, ',' .. hf[1] .. ',', 1, true) and (not hf[2] or tonumber(hf[2]) > now) then
-        holder = { hid, hf[1] }
+      local hf = redis.call('HMGET', jkey(hid), 's', 'uu', 'sa')
+      local hs = hf[1] and seen_state(hf[1], hf[3])
+      if hs and string.find(sh.us, ',' .. hs .. ',', 1, true) and (not hf[2] or tonumber(hf[2]) > now) then
+        holder = { hid, hs }
       end
     end
   end
@@ -272,7 +290,8 @@ end
 ${ENQUEUE}`;
 
 const CLAIM = `
--- ARGV[3] = limit, [4] = workerId, [5] = leaseMs, [6] = most scheduled jobs to promote per call.
+-- ARGV[3] = limit, [4] = workerId, [5] = leaseMs, [6] = most scheduled jobs to promote per call, [7] = how
+-- many of the jobs taken start at once ('sa' set); the rest are held ahead (no 'sa', in <qp>h).
 -- Returns JSON: [[id, [flat hash fields], payload | false (when the payload is the hash field p)], ...]
 local now = now_ms()
 local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
@@ -294,7 +313,8 @@ many('ZREM', qp .. 'w', members)
 local exp = fmt(now + tonumber(ARGV[5]))
 local started = fmt(now)
 local worker = ARGV[4]
-local out, active = {}, {}
+local out, active, heldIds = {}, {}, {}
+local starting = tonumber(ARGV[7])
 for _, member in ipairs(members) do
   local id = wid(member)
   local h = jkey(id)
@@ -303,7 +323,13 @@ for _, member in ipairs(members) do
   local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's')
   local lt = f[1]
   if f[5] then
-    redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
+    if #out < starting then
+      redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
+    else
+      redis.call('HSET', h, 's', 'active', 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
+      redis.call('HDEL', h, 'sa')
+      heldIds[#heldIds + 1] = 0; heldIds[#heldIds + 1] = id
+    end
     if f[3] then redis.call('HDEL', h, 'rs') end
     local n = #active
     active[n + 1] = exp; active[n + 2] = id
@@ -314,6 +340,7 @@ for _, member in ipairs(members) do
 end
 if #out == 0 then return '[]' end
 many('ZADD', qp .. 'a', active)
+many('ZADD', qp .. 'h', heldIds)
 -- One JSON text instead of a nested multi-bulk reply: far cheaper for the client to decode.
 return cjson.encode(out)
 `;
@@ -362,6 +389,7 @@ for i = 3, #ARGV, 3 do
   end
 end
 many('ZREM', qp .. 'a', active)
+many('ZREM', qp .. 'h', active)
 many('ZREM', qp .. 'all', all)
 many('DEL', nil, dels)
 many('ZADD', qp .. 'c', done)
@@ -380,6 +408,7 @@ for i = 3, #ARGV, 5 do
   local h = jkey(id)
   if held(h, ARGV[i + 1]) then
     redis.call('ZREM', qp .. 'a', id)
+    redis.call('ZREM', qp .. 'h', id)
     redis.call('HDEL', h, 'le')
     push_error(h, ARGV[i + 2])
     if nxt == 'scheduled' or nxt == 'waiting' then
@@ -415,6 +444,7 @@ for i = 3, #ARGV, 4 do
     local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr')
     local attempt = fmt(math.max(tonumber(f[4] or '0') - 1, 0))
     redis.call('ZREM', qp .. 'a', id)
+    redis.call('ZREM', qp .. 'h', id)
     redis.call('HDEL', h, 'le')
     if f[5] == '1' then
       redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', ${luaString(CANCELLED_WHILE_ACTIVE_REASON)}, 'a', attempt)
@@ -437,21 +467,55 @@ return out
 `;
 
 const EXTEND = `${HELD}
--- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested }.
-local exp = fmt(now_ms() + tonumber(ARGV[3]))
-local lost, cancel = {}, {}
+-- ARGV[3] = leaseMs, ARGV[4..] = pairs id, token. Returns { lost, cancelRequested, paused }, each a flat
+-- list of id, token pairs: a report names the lease, so one about an older claim never touches a newer
+-- one. paused: leases held in a queue paused now (by an operator, or a rate limit not yet over).
+local now = now_ms()
+local exp = fmt(now + tonumber(ARGV[3]))
+local pz = redis.call('HMGET', KEYS[1], 'paused', 'until')
+local is_paused = pz[1] == '1' or tonumber(pz[2] or '0') > now
+local lost, cancel, paused = {}, {}, {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local h = jkey(id)
   if held(h, ARGV[i + 1]) then
     redis.call('HSET', h, 'le', exp)
     redis.call('ZADD', qp .. 'a', exp, id)
-    if redis.call('HGET', h, 'cr') == '1' then cancel[#cancel + 1] = id end
+    if redis.call('HGET', h, 'cr') == '1' then
+      cancel[#cancel + 1] = id
+      cancel[#cancel + 1] = ARGV[i + 1]
+    end
+    if is_paused then
+      paused[#paused + 1] = id
+      paused[#paused + 1] = ARGV[i + 1]
+    end
   else
     lost[#lost + 1] = id
+    lost[#lost + 1] = ARGV[i + 1]
   end
 end
-return { lost, cancel }
+return { lost, cancel, paused }
+`;
+
+const START = `${HELD}
+-- ARGV[3..] = pairs id, token. Starts held jobs: 'sa' set, out of <qp>h, when the lease is still held and
+-- the queue is not paused (a claim would skip it). Returns per item 1 (started) or 0 (refused).
+local now = now_ms()
+local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
+local paused = m[1] == '1' or (m[2] and tonumber(m[2]) > now)
+local out = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local h = jkey(id)
+  if not paused and held(h, ARGV[i + 1]) then
+    if not redis.call('HGET', h, 'sa') then redis.call('HSET', h, 'sa', fmt(now)) end
+    redis.call('ZREM', qp .. 'h', id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
 `;
 
 const PROGRESS = `${HELD}
@@ -495,8 +559,9 @@ else
   local cutoff = tonumber(ARGV[4])
   local cands = {}
   for _, id in ipairs(redis.call('ZRANGE', qp .. 'a', 0, -1)) do
-    local sa = tonumber(redis.call('HGET', jkey(id), 'sa') or '0')
-    if sa < cutoff then cands[#cands + 1] = { id, sa } end
+    -- A held job (claimed ahead, no 'sa') has not started: only its lease expiry recovers it.
+    local sa = redis.call('HGET', jkey(id), 'sa')
+    if sa and tonumber(sa) < cutoff then cands[#cands + 1] = { id, tonumber(sa) } end
   end
   table.sort(cands, function(x, y) return x[2] < y[2] end)
   for i = 1, math.min(#cands, limit) do ids[i] = cands[i][1] end
@@ -518,6 +583,7 @@ for _, id in ipairs(ids) do
       if f[3] then err.workerId = f[3] end
       push_error(h, cjson.encode(err))
       redis.call('ZREM', qp .. 'a', id)
+      redis.call('ZREM', qp .. 'h', id)
       redis.call('HDEL', h, 'le')
       if to == 'waiting' then
         redis.call('HSET', h, 's', to, 'rs', reason)
@@ -555,14 +621,18 @@ local states = state_set(ARGV[5])
 local task, tag, before = opt(ARGV[6]), opt(ARGV[7]), opt(ARGV[8])
 if before then before = tonumber(before) end
 local picked = {}
+local taken = {}
 local function consider(id)
-  if #picked >= limit then return end
+  if #picked >= limit or taken[id] then return end
   local f = matches(id, states, task, tag, before)
   -- Jobs already at the wanted priority are not picked, so batches that still match make progress.
   if f and action == 'reprioritize' and tonumber(redis.call('HGET', jkey(id), 'pr')) == tonumber(arg) then f = nil end
   -- Likewise active jobs whose cancel is already requested.
   if f and action == 'cancel' and f[1] == 'active' and redis.call('HGET', jkey(id), 'cr') == '1' then f = nil end
-  if f then picked[#picked + 1] = id end
+  if f then
+    picked[#picked + 1] = id
+    taken[id] = true
+  end
 end
 if #ARGV >= 10 then
   for i = 10, #ARGV do consider(ARGV[i]) end
@@ -580,14 +650,24 @@ else
         end
         offset = offset + 500
       end
+      -- Held jobs (claimed ahead, not started) are waiting as users see them.
+      if s == 'waiting' then
+        for _, id in ipairs(redis.call('ZRANGE', qp .. 'h', 0, -1)) do consider(id) end
+      end
     end
   end
 end
 local changed, requested = {}, {}
 for _, id in ipairs(picked) do
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'cr')
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'cr', 'sa')
   local s = f[1]
+  -- A held job was picked as the waiting job it is: undo its claim, then act on it (reprioritize leaves
+  -- it to its holder, as it does a running job).
+  if s == 'active' and not f[6] and action ~= 'reprioritize' then
+    unhold(id, h, f[2], f[3], f[4])
+    s = 'waiting'
+  end
   if action == 'remove' then
     if s ~= 'active' and delete_job(id) then changed[#changed + 1] = id end
   elseif action == 'retry' then
@@ -676,17 +756,26 @@ local small = false
 if states then
   local total = 0
   for s in pairs(states) do total = total + redis.call('ZCARD', qp .. SET[s]) end
+  if states.waiting then total = total + redis.call('ZCARD', qp .. 'h') end
   small = total <= budget
 end
 if small then
   -- Few jobs in the wanted states: read them all, sort by seq.
   local cands = {}
+  local seen = {}
+  local function take(id)
+    if seen[id] then return end
+    seen[id] = true
+    local f = matches(id, states, task, tag, before)
+    if f and after(tonumber(f[5]), id) then cands[#cands + 1] = { id, tonumber(f[5]) } end
+  end
   for s in pairs(states) do
     for _, m in ipairs(redis.call('ZRANGE', qp .. SET[s], 0, -1)) do
-      local id = m
-      if s == 'waiting' then id = wid(m) end
-      local f = matches(id, states, task, tag, before)
-      if f and after(tonumber(f[5]), id) then cands[#cands + 1] = { id, tonumber(f[5]) } end
+      if s == 'waiting' then take(wid(m)) else take(m) end
+    end
+    -- Held jobs (claimed ahead, not started) are waiting as users see them.
+    if s == 'waiting' then
+      for _, id in ipairs(redis.call('ZRANGE', qp .. 'h', 0, -1)) do take(id) end
     end
   end
   table.sort(cands, function(x, y)
@@ -753,6 +842,10 @@ local out = {}
 for _, s in ipairs({ 'scheduled', 'waiting', 'active', 'completed', 'dead', 'cancelled', 'blocked' }) do
   out[#out + 1] = redis.call('ZCARD', qp .. SET[s])
 end
+-- Held jobs (claimed ahead, not started) count as waiting, not active.
+local held_ids = redis.call('ZRANGE', qp .. 'h', 0, -1)
+out[2] = out[2] + #held_ids
+out[3] = out[3] - #held_ids
 local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
 out[#out + 1] = m[1] or '0'
 out[#out + 1] = m[2] or ''
@@ -768,6 +861,10 @@ while #first > 0 and bands < 1000 do
   first = redis.call('ZRANGEBYLEX', qp .. 'w', '(' .. string.sub(member, 1, 7) .. '~', '+', 'LIMIT', 0, 1)
   bands = bands + 1
 end
+for _, id in ipairs(held_ids) do
+  local ra = tonumber(redis.call('HGET', jkey(id), 'ra') or '0')
+  if not oldest or ra < oldest then oldest = ra end
+end
 out[#out + 1] = oldest and fmt(oldest) or ''
 out[#out + 1] = redis.call('ZCOUNT', qp .. 's', '-inf', fmt(now))
 local first_due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'WITHSCORES', 'LIMIT', 0, 1)
@@ -780,6 +877,8 @@ const PAUSE = `
 -- lifts an operator's pause, and only ever extends an earlier rate limit.
 if ARGV[3] == '' then
   redis.call('HSET', KEYS[1], 'paused', '1')
+  -- Workers holding jobs of the queue claimed ahead give them back (they learn which from the extend).
+  redis.call('PUBLISH', ARGV[1], 'c')
 else
   local cur = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
   if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[1], 'until', ARGV[3]) end
@@ -923,6 +1022,7 @@ export const SCRIPTS = {
   enqueue: queueScript(ENQUEUE),
   fire: queueScript(FIRE),
   claim: queueScript(CLAIM),
+  start: queueScript(START),
   complete: queueScript(COMPLETE),
   fail: queueScript(FAIL),
   release: queueScript(RELEASE),

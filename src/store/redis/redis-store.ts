@@ -14,6 +14,7 @@ import type { Redis } from "ioredis";
 import { SluiceError } from "../../core/errors.js";
 import type { JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import {
+  asSeen,
   CANCELLABLE_STATES,
   forcedRecoveryReason,
   leaseExpiredReason,
@@ -101,9 +102,9 @@ export class RedisStore implements Store {
   private version = "";
   /**
    * Jobs this store leased: their queue (by-id calls of the worker path skip the global index lookup) and
-   * whether completing deletes them (retention false).
+   * whether completing deletes them (retention false), under the token of the claim that leased them.
    */
-  private readonly leased = new Map<string, { queue: string; drop: boolean }>();
+  private readonly leased = new Map<string, { queue: string; drop: boolean; token: number }>();
   /** This process's command connection (lost / back) and the expired-lease recovery rule after outages. */
   private readonly gate: RecoveryGate;
 
@@ -347,20 +348,26 @@ export class RedisStore implements Store {
 
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
     const out: JobRecord[] = [];
+    const starting = request.start ?? request.limit;
     for (const queue of request.queues) {
       const want = request.limit - out.length;
       if (want <= 0) break;
+      const start = Math.max(0, starting - out.length);
       const text = await this.script<string>(
-        this.queueCall("claim", queue, [want, request.workerId, request.leaseMs, PROMOTE_PER_CLAIM]),
+        this.queueCall("claim", queue, [want, request.workerId, request.leaseMs, PROMOTE_PER_CLAIM, start]),
         "claim jobs",
       );
       for (const reply of JSON.parse(text) as JobReply[]) {
         const job = decodeJob(queue, reply);
-        this.leased.set(job.id, { queue, drop: job.retention === false });
+        this.leased.set(job.id, { queue, drop: job.retention === false, token: job.leaseToken });
         out.push(job);
       }
     }
     return out;
+  }
+
+  async start(leases: readonly LeaseRef[]): Promise<boolean[]> {
+    return this.perQueue(leases, "start", (l) => [l.id, l.token], flags);
   }
 
   async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
@@ -393,7 +400,7 @@ export class RedisStore implements Store {
     const restore = dropping.filter((id) => !deleted.has(id));
     const undropped = [...deleted].filter((id) => !dropping.includes(id));
     const queueOf = new Map(requests.map((r) => [r.id, this.leased.get(r.id)?.queue]));
-    for (const r of requests) this.leased.delete(r.id);
+    for (const r of requests) this.forget(r);
     if (undropped.length > 0)
       await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...undropped));
     for (const id of restore) {
@@ -417,7 +424,7 @@ export class RedisStore implements Store {
       },
       flags,
     );
-    for (const r of requests) this.leased.delete(r.id);
+    for (const r of requests) this.forget(r);
     return applied;
   }
 
@@ -428,24 +435,25 @@ export class RedisStore implements Store {
       (r) => [r.id, r.token, r.runAt === undefined ? "" : String(Math.round(r.runAt)), r.reason],
       flags,
     );
-    for (const r of requests) this.leased.delete(r.id);
+    for (const r of requests) this.forget(r);
     return applied;
   }
 
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
-    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    const result: ExtendResult = { lost: [], cancelRequested: [], paused: [] };
     if (leases.length === 0) return result;
     const groups = await this.groupByQueue(leases);
     const calls = [...groups.byQueue].map(([queue, items]) =>
       this.queueCall("extend", queue, [leaseMs, ...items.flatMap(({ item }) => [item.id, item.token])]),
     );
-    const replies = await this.scripts<[string[], string[]]>(calls, "extend leases");
-    for (const [lost, cancel] of replies) {
-      result.lost.push(...lost);
-      result.cancelRequested.push(...cancel);
+    const replies = await this.scripts<[string[], string[], string[]]>(calls, "extend leases");
+    for (const [lost, cancel, paused] of replies) {
+      result.lost.push(...leaseRefs(lost));
+      result.cancelRequested.push(...leaseRefs(cancel));
+      result.paused.push(...leaseRefs(paused));
     }
-    result.lost.push(...groups.unknown.map(({ item }) => item.id));
-    for (const id of result.lost) this.leased.delete(id);
+    result.lost.push(...groups.unknown.map(({ item }) => ({ id: item.id, token: item.token })));
+    for (const lease of result.lost) this.forget(lease);
     return result;
   }
 
@@ -816,6 +824,7 @@ export class RedisStore implements Store {
 
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     const { changed } = await this.bulk("remove", filter, options.limit, REMOVABLE_STATES);
+    for (const id of changed) this.leased.delete(id);
     if (changed.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...changed));
     return { count: changed.length, ids: changed };
   }
@@ -823,6 +832,8 @@ export class RedisStore implements Store {
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
     await this.call("register queue", (c) => c.sadd(this.keys.queues, toQueue));
     const { changed } = await this.bulk("move", filter, options.limit, MOVABLE_STATES, toQueue);
+    // A job this store held ahead lives in another queue now: its cached queue is wrong.
+    for (const id of changed) this.leased.delete(id);
     return { count: changed.length, ids: changed };
   }
 
@@ -1133,6 +1144,11 @@ export class RedisStore implements Store {
     return out;
   }
 
+  /** Drops a lease from the leased cache, unless the job was leased again since (a newer token). */
+  private forget(lease: LeaseRef): void {
+    if (this.leased.get(lease.id)?.token === lease.token) this.leased.delete(lease.id);
+  }
+
   /** Groups items by their job's queue (leased cache first, then the global index). */
   private async groupByQueue<I extends { id: string }>(
     items: readonly I[],
@@ -1184,7 +1200,8 @@ export class RedisStore implements Store {
       this.queueCall("get", queue, [...ids]),
       "read jobs",
     );
-    return replies.filter((r): r is JobReply => !!r).map((r) => decodeJob(queue, r));
+    // As users see them: a held job (claimed ahead, not started) is waiting.
+    return replies.filter((r): r is JobReply => !!r).map((r) => asSeen(decodeJob(queue, r)));
   }
 
   /** Reads jobs by id across queues, in input order (missing ones are skipped). */
@@ -1201,6 +1218,13 @@ export class RedisStore implements Store {
     }
     return ids.map((id) => found.get(id)).filter((j): j is JobRecord => j !== undefined);
   }
+}
+
+/** A script's flat list of id, token pairs as leases. */
+function leaseRefs(flat: readonly string[]): LeaseRef[] {
+  const out: LeaseRef[] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, token: Number(flat[i + 1]) });
+  return out;
 }
 
 function flags(reply: unknown): boolean[] {

@@ -23,6 +23,7 @@ import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/
 import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
+  asSeen,
   CANCEL_AT_ONCE_STATES,
   CANCELLABLE_STATES,
   CANCELLED_REASON,
@@ -67,11 +68,13 @@ import type {
 } from "../contract.js";
 import type { StoreOptions } from "../engine.js";
 import {
+  heldSql,
   retentionColumns,
   rowToSchedule,
   type ScheduleRow,
   scheduleUpsertSet,
   scheduleValues,
+  seenStateSql,
   sqlStateList,
   sqlString,
 } from "../sql-common.js";
@@ -386,11 +389,12 @@ export class SqliteStore implements Store {
   ): { id: string; state: JobState } | undefined {
     const states = job.uniqueStates;
     if (states.length === 0) return undefined;
-    const placeholders = states.map(() => "?").join(", ");
+    // A job held ahead by a worker (not started) is waiting, as users see it.
     return prepare(
-      `SELECT id, state FROM jobs WHERE unique_key = ? AND queue = ? AND state IN (${placeholders})
+      `SELECT id, CASE WHEN ${heldSql()} THEN 'waiting' ELSE state END AS state
+       FROM jobs WHERE unique_key = ? AND queue = ? AND ${seenStateSql(states)}
          AND (unique_until IS NULL OR unique_until > ?) ORDER BY seq DESC LIMIT 1`,
-    ).get(job.uniqueKey, job.queue, ...states, now) as { id: string; state: JobState } | undefined;
+    ).get(job.uniqueKey, job.queue, now) as { id: string; state: JobState } | undefined;
   }
 
   // ── consuming ──────────────────────────────────────────────────────────────────────────────────
@@ -411,18 +415,19 @@ export class SqliteStore implements Store {
          RETURNING *`,
       );
       const out: JobRow[] = [];
+      // The first `start` jobs start now; the rest are held ahead (started_at NULL) until start().
+      const starting = request.start ?? request.limit;
+      const takeFrom = (queue: string, limit: number, startedAt: number | null) => {
+        if (limit <= 0) return;
+        const taken = take.all(startedAt, request.workerId, now + request.leaseMs, queue, limit) as JobRow[];
+        taken.sort(byClaimOrder);
+        out.push(...taken);
+      };
       for (const queue of request.queues) {
         if (blocked.has(queue)) continue;
         promote.run(queue, now);
-        const taken = take.all(
-          now,
-          request.workerId,
-          now + request.leaseMs,
-          queue,
-          request.limit - out.length,
-        ) as JobRow[];
-        taken.sort(byClaimOrder);
-        out.push(...taken);
+        takeFrom(queue, Math.min(starting, request.limit) - out.length, now);
+        takeFrom(queue, request.limit - out.length, null);
         if (out.length >= request.limit) break;
       }
       return out;
@@ -436,6 +441,23 @@ export class SqliteStore implements Store {
       "SELECT name FROM queues WHERE paused = 1 OR (paused_until IS NOT NULL AND paused_until > ?)",
     ).all(now) as { name: string }[];
     return new Set(rows.map((r) => r.name));
+  }
+
+  async start(leases: readonly LeaseRef[]): Promise<boolean[]> {
+    if (leases.length === 0) return [];
+    return this.write(() => {
+      const now = Date.now();
+      const blocked = this.blockedQueues(now);
+      const held = this.stmt(`SELECT queue FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`);
+      const mark = this.stmt("UPDATE jobs SET started_at = COALESCE(started_at, ?) WHERE id = ?");
+      return leases.map((l) => {
+        const row = held.get(l.id, l.token) as { queue: string } | undefined;
+        // A job of a paused queue is not started (a claim would have skipped it): the worker gives it back.
+        if (!row || blocked.has(row.queue)) return false;
+        mark.run(now, l.id);
+        return true;
+      });
+    });
   }
 
   async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
@@ -507,20 +529,25 @@ export class SqliteStore implements Store {
   }
 
   async extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult> {
-    const result: ExtendResult = { lost: [], cancelRequested: [] };
+    const result: ExtendResult = { lost: [], cancelRequested: [], paused: [] };
     if (leases.length === 0) return result;
     return this.write(() => {
       const now = Date.now();
+      const blocked = this.blockedQueues(now);
       const extend = this.stmt(
         `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
-         RETURNING cancel_requested`,
+         RETURNING cancel_requested, queue`,
       );
       for (const lease of leases) {
         const row = extend.get(now + leaseMs, lease.id, lease.token) as
-          | { cancel_requested: number }
+          | { cancel_requested: number; queue: string }
           | undefined;
-        if (!row) result.lost.push(lease.id);
-        else if (row.cancel_requested === 1) result.cancelRequested.push(lease.id);
+        const ref = { id: lease.id, token: lease.token };
+        if (!row) result.lost.push(ref);
+        else {
+          if (row.cancel_requested === 1) result.cancelRequested.push(ref);
+          if (blocked.has(row.queue)) result.paused.push(ref);
+        }
       }
       return result;
     });
@@ -786,16 +813,17 @@ export class SqliteStore implements Store {
       return stats;
     };
     for (const row of this.stmt(
-      "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state",
+      `SELECT queue, CASE WHEN ${heldSql()} THEN 'waiting' ELSE state END AS seen, COUNT(*) AS n
+       FROM jobs GROUP BY queue, seen`,
     ).all() as {
       queue: string;
-      state: JobState;
+      seen: JobState;
       n: number;
     }[]) {
-      entry(row.queue).counts[row.state] = row.n;
+      entry(row.queue).counts[row.seen] = row.n;
     }
     for (const row of this.stmt(
-      "SELECT queue, MIN(run_at) AS at FROM jobs WHERE state = 'waiting' GROUP BY queue",
+      `SELECT queue, MIN(run_at) AS at FROM jobs WHERE ${seenStateSql(["waiting"])} GROUP BY queue`,
     ).all() as { queue: string; at: number }[]) {
       entry(row.queue).oldestWaitingAt = row.at;
     }
@@ -836,14 +864,17 @@ export class SqliteStore implements Store {
       const more = rows.length > request.limit;
       const page = more ? rows.slice(0, request.limit) : rows;
       const last = page[page.length - 1];
-      return { jobs: page.map(rowToJob), nextCursor: more && last ? String(last.seq) : null };
+      return {
+        jobs: page.map((row) => asSeen(rowToJob(row))),
+        nextCursor: more && last ? String(last.seq) : null,
+      };
     });
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
     return this.read(() => {
       const row = this.stmt("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
-      return row ? rowToJob(row) : null;
+      return row ? asSeen(rowToJob(row)) : null;
     });
   }
 
@@ -880,9 +911,11 @@ export class SqliteStore implements Store {
       const ids = this.selectIds(filter, CANCELLABLE_STATES, options.limit, [
         "NOT (state = 'active' AND cancel_requested = 1)",
       ]);
+      // A held job (claimed ahead, not started) is cancelled at once too; its claim's attempt is given back.
       const cancelNow = this.stmt(
-        `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ${sqlString(CANCELLED_REASON)}
-         WHERE id = ? AND state IN (${sqlStateList(CANCEL_AT_ONCE_STATES)})`,
+        `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ${sqlString(CANCELLED_REASON)},
+           attempt = CASE WHEN ${heldSql()} THEN MAX(attempt - 1, 0) ELSE attempt END, lease_expires_at = NULL
+         WHERE id = ? AND ${seenStateSql(CANCEL_AT_ONCE_STATES)}`,
       );
       const request = this.stmt(
         "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'active' AND cancel_requested = 0",
@@ -902,7 +935,7 @@ export class SqliteStore implements Store {
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     return this.write(() => {
       const ids = this.selectIds(filter, REMOVABLE_STATES, options.limit);
-      const drop = this.stmt("DELETE FROM jobs WHERE id = ? AND state != 'active'");
+      const drop = this.stmt(`DELETE FROM jobs WHERE id = ? AND (state != 'active' OR ${heldSql()})`);
       const changed = ids.filter((id) => drop.run(id).changes === 1);
       return { count: changed.length, ids: changed };
     });
@@ -911,10 +944,15 @@ export class SqliteStore implements Store {
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
     const result = await this.write(() => {
       const ids = this.selectIds(filter, MOVABLE_STATES, options.limit, ["queue != ?", toQueue]);
+      // A held job (claimed ahead, not started) moves as the waiting job it is; its claim is undone.
       const update = this.stmt(
-        `UPDATE jobs SET queue = ? WHERE id = ? AND queue != ? AND state IN (${MOVABLE_STATES.map(() => "?").join(", ")})`,
+        `UPDATE jobs SET queue = ?,
+           attempt = CASE WHEN ${heldSql()} THEN MAX(attempt - 1, 0) ELSE attempt END,
+           lease_expires_at = CASE WHEN ${heldSql()} THEN NULL ELSE lease_expires_at END,
+           state = CASE WHEN ${heldSql()} THEN 'waiting' ELSE state END
+         WHERE id = ? AND queue != ? AND ${seenStateSql(MOVABLE_STATES)}`,
       );
-      const changed = ids.filter((id) => update.run(toQueue, id, toQueue, ...MOVABLE_STATES).changes === 1);
+      const changed = ids.filter((id) => update.run(toQueue, id, toQueue).changes === 1);
       return { count: changed.length, ids: changed };
     });
     if (result.count > 0) this.notify({ type: "jobs", queues: [toQueue] });
@@ -943,6 +981,8 @@ export class SqliteStore implements Store {
                                ELSE MAX(COALESCE(queues.paused_until, 0), excluded.paused_until) END`,
       ).run(queue, until === null ? 1 : 0, until),
     );
+    // Workers holding jobs of the queue claimed ahead give them back (they learn which from extendLeases).
+    if (until === null) this.notify({ type: "cancel" });
   }
 
   async resumeQueue(queue: string): Promise<void> {
@@ -1205,11 +1245,9 @@ function filterSql(filter: JobFilter): { where: string[]; params: unknown[] } {
     params.push(filter.queue);
   }
   if (filter.states) {
+    // As users see states: a held job (claimed ahead, not started) is waiting, not active.
     if (filter.states.length === 0) where.push("0");
-    else {
-      where.push(`state IN (${filter.states.map(() => "?").join(", ")})`);
-      params.push(...filter.states);
-    }
+    else where.push(seenStateSql(filter.states));
   }
   if (filter.task !== undefined) {
     where.push("task = ?");

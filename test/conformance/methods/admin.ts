@@ -199,7 +199,8 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       const lease = { id: made.active.id, token: made.active.leaseToken };
       expect(await store.extendLeases([lease], 60_000)).toEqual({
         lost: [],
-        cancelRequested: [made.active.id],
+        cancelRequested: [lease],
+        paused: [],
       });
       expect(await store.release([{ ...lease, reason: "handler aborted" }])).toEqual([true]);
       expect(await store.getJob(made.active.id)).toMatchObject({ state: "cancelled" });
