@@ -1,5 +1,13 @@
-/** The options of `sluice.worker()`, and their validation (a bad option throws before anything starts). */
+/**
+ * The worker's interfaces: the options of `sluice.worker()` and their validation (a bad option throws
+ * before anything starts), what it needs from its Sluice instance, and what `stop()` reports.
+ */
 import { ValidationError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { JobOptions } from "../core/options.js";
+import type { RegisteredTask } from "../core/task.js";
+import type { Store } from "../store/contract.js";
+import type { SluiceEventEmitter } from "./events.js";
 import { QueueSelector, type QueueSpec } from "./queue-selector.js";
 
 /** Options of `sluice.worker()`. */
@@ -86,4 +94,25 @@ function nonNegativeInt(value: number, field: string): number {
     });
   }
   return value;
+}
+
+/** What the worker needs from its Sluice instance. */
+export interface WorkerHost {
+  store(): Promise<Store>;
+  readonly tasks: ReadonlyMap<string, RegisteredTask>;
+  readonly events: SluiceEventEmitter;
+  readonly logger: Logger;
+  readonly maxPayloadBytes: number;
+  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
+}
+
+/** What `worker.stop()` did (see its guarantees). */
+export interface StopReport {
+  /** Jobs given back without charging an attempt: claimed ahead, or still running when the grace ended. */
+  released: string[];
+  /**
+   * Handlers still running when `stop()` returned because they ignore `ctx.signal`. Their jobs were
+   * released (another worker may run them) and their outcomes will be refused.
+   */
+  unsettled: { jobId: string; task: string; queue: string; runningMs: number }[];
 }

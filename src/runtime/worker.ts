@@ -18,44 +18,26 @@ import { cancelledBeforeStart, decideFailure } from "../core/failure-policy.js";
 import { newWorkerTag } from "../core/ids.js";
 import type { JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
-import type { JobOptions } from "../core/options.js";
 import { serializeResult } from "../core/payload.js";
 import type { RegisteredTask } from "../core/task.js";
 import type { LeaseRef, Store, WorkerInfo } from "../store/contract.js";
 import { VERSION } from "../version.js";
-import type { SluiceEventEmitter } from "./events.js";
 import { createContext, execute, RunningJob } from "./executor.js";
 import { FetchLoop } from "./fetch-loop.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { LoopMonitor } from "./loop-monitor.js";
 import { Maintenance } from "./maintenance.js";
 import { OutcomeWriter } from "./outcome-writer.js";
-import type { QueueSelector } from "./queue-selector.js";
 import { settlesWithin } from "./timing.js";
-import { resolveWorkerOptions, type WorkerOptions } from "./worker-options.js";
+import {
+  type ResolvedWorkerOptions,
+  resolveWorkerOptions,
+  type StopReport,
+  type WorkerHost,
+  type WorkerOptions,
+} from "./worker-options.js";
 
-export type { WorkerOptions };
-
-/** What the worker needs from its Sluice instance. */
-export interface WorkerHost {
-  store(): Promise<Store>;
-  readonly tasks: ReadonlyMap<string, RegisteredTask>;
-  readonly events: SluiceEventEmitter;
-  readonly logger: Logger;
-  readonly maxPayloadBytes: number;
-  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
-}
-
-/** What `worker.stop()` did (see its guarantees). */
-export interface StopReport {
-  /** Jobs given back without charging an attempt: claimed ahead, or still running when the grace ended. */
-  released: string[];
-  /**
-   * Handlers still running when `stop()` returned because they ignore `ctx.signal`. Their jobs were
-   * released (another worker may run them) and their outcomes will be refused.
-   */
-  unsettled: { jobId: string; task: string; queue: string; runningMs: number }[];
-}
+export type { StopReport, WorkerHost, WorkerOptions };
 
 /**
  * Runs the jobs of its queues: claims them under a lease, runs their handlers with bounded concurrency,
@@ -65,13 +47,8 @@ export interface StopReport {
 export class Worker {
   /** `host/pid/tag`: how the registry, leases and logs name this worker. */
   readonly id: string;
-  private readonly queues: QueueSelector;
-  private readonly concurrency: number;
-  private readonly leaseMs: number;
-  private readonly heartbeatMs: number;
-  private readonly pollMs: number;
-  private readonly shutdownGraceMs: number;
-  private readonly storeGraceMs: number;
+  /** The options with defaults applied (see worker-options.ts). */
+  private readonly config: ResolvedWorkerOptions;
   private readonly running = new Map<string, RunningJob>();
   private readonly startedAt = Date.now();
   private readonly logger: Logger;
@@ -91,14 +68,7 @@ export class Worker {
     private readonly options: WorkerOptions = {},
   ) {
     this.id = `${hostname()}/${process.pid}/${newWorkerTag()}`;
-    const resolved = resolveWorkerOptions(options);
-    this.queues = resolved.queues;
-    this.concurrency = resolved.concurrency;
-    this.leaseMs = resolved.leaseMs;
-    this.heartbeatMs = resolved.heartbeatMs;
-    this.pollMs = resolved.pollMs;
-    this.shutdownGraceMs = resolved.shutdownGraceMs;
-    this.storeGraceMs = resolved.storeGraceMs;
+    this.config = resolveWorkerOptions(options);
     this.logger = host.logger.child({ worker: this.id });
   }
 
@@ -128,7 +98,7 @@ export class Worker {
     const store = await this.host.store();
     this.store = store;
     // An in-process store (SQLite) answers a claim at once: holding jobs ahead would only delay others.
-    const prefetch = this.options.prefetch ?? (store.traits.inProcess ? 0 : this.concurrency);
+    const prefetch = this.options.prefetch ?? (store.traits.inProcess ? 0 : this.config.concurrency);
     this.writer = new OutcomeWriter(store, this.host.events, this.logger, {
       // One write lock in process: one lane. A networked store works on a batch during another's round trip.
       lanes: store.traits.inProcess ? 1 : 2,
@@ -137,7 +107,7 @@ export class Worker {
     });
     this.fetcher = new FetchLoop(
       store,
-      this.queues,
+      this.config.queues,
       {
         running: () => this.running.size,
         unwritten: () => this.writer.unwritten,
@@ -148,10 +118,10 @@ export class Worker {
       this.logger,
       {
         workerId: this.id,
-        concurrency: this.concurrency,
+        concurrency: this.config.concurrency,
         prefetch,
-        leaseMs: this.leaseMs,
-        pollMs: this.pollMs,
+        leaseMs: this.config.leaseMs,
+        pollMs: this.config.pollMs,
       },
     );
     this.leases = new LeaseKeeper(
@@ -167,19 +137,20 @@ export class Worker {
         stalls: () => this.loop.current(),
       },
       this.logger,
-      this.leaseMs,
-      this.heartbeatMs,
+      this.config.leaseMs,
+      this.config.heartbeatMs,
     );
     this.loop = new LoopMonitor(store, this.host.events, this.logger, {
       workerId: this.id,
       where: `${hostname()}/${process.pid}`,
-      leaseMs: this.leaseMs,
+      leaseMs: this.config.leaseMs,
       running: () => [...this.running.values()].map((r) => ({ ...r.job, startedAt: r.startedAt })),
     });
     await store.registerWorker(this.info());
     this.unsubscribe = store.subscribe((signal) => {
       if (signal.type === "jobs") {
-        if (signal.queues === null || signal.queues.some((q) => this.queues.serves(q))) this.fetcher.wake();
+        if (signal.queues === null || signal.queues.some((q) => this.config.queues.serves(q)))
+          this.fetcher.wake();
       } else if (this.running.size + this.fetcher.heldCount + this.writer.unwritten > 0) {
         this.leases.checkCancels();
       }
@@ -190,17 +161,17 @@ export class Worker {
     if (this.options.maintenance !== false) {
       this.maintenance = new Maintenance(store, this.host.events, this.logger, {
         owner: this.id,
-        intervalMs: this.options.maintenanceMs ?? Math.min(Math.floor(this.leaseMs / 2), 5_000),
-        leaseMs: this.leaseMs,
+        intervalMs: this.options.maintenanceMs ?? Math.min(Math.floor(this.config.leaseMs / 2), 5_000),
+        leaseMs: this.config.leaseMs,
       });
       this.maintenance.start();
     }
     this.state = "running";
     this.logger.info(
       {
-        queues: this.queues.names,
-        concurrency: this.concurrency,
-        leaseMs: this.leaseMs,
+        queues: this.config.queues.names,
+        concurrency: this.config.concurrency,
+        leaseMs: this.config.leaseMs,
         engine: store.engine,
       },
       "worker started",
@@ -221,7 +192,7 @@ export class Worker {
    * Safe to call more than once (every call gets the same report).
    */
   stop(options: { graceMs?: number } = {}): Promise<StopReport> {
-    this.stopping ??= this.stopNow(options.graceMs ?? this.shutdownGraceMs);
+    this.stopping ??= this.stopNow(options.graceMs ?? this.config.shutdownGraceMs);
     return this.stopping;
   }
 
@@ -236,9 +207,9 @@ export class Worker {
     this.logger.info({ running: this.running.size, graceMs }, "worker stopping");
     // The store subscription stays until running jobs are done: job signals are ignored from now on (no
     // claims while stopping), but a cancel must still reach a handler that is draining within its grace.
-    if (!(await this.fetcher.stop(this.storeGraceMs))) {
+    if (!(await this.fetcher.stop(this.config.storeGraceMs))) {
       this.logger.error(
-        { waitedMs: this.storeGraceMs },
+        { waitedMs: this.config.storeGraceMs },
         "claim still in flight at shutdown; its jobs are recovered when their leases expire",
       );
     }
@@ -270,7 +241,7 @@ export class Worker {
     this.unsubscribe?.();
     this.leases.stop();
     this.loop.stop();
-    await this.writer.close(this.storeGraceMs);
+    await this.writer.close(this.config.storeGraceMs);
     try {
       await this.store.unregisterWorker(this.id);
     } catch (error) {
@@ -304,8 +275,8 @@ export class Worker {
       id: this.id,
       host: hostname(),
       pid: process.pid,
-      queues: [...this.queues.names],
-      concurrency: this.concurrency,
+      queues: [...this.config.queues.names],
+      concurrency: this.config.concurrency,
       busy: this.running.size,
       startedAt: this.startedAt,
       lastHeartbeatAt: Date.now(),
@@ -318,7 +289,7 @@ export class Worker {
 
   /** Starts held jobs while slots are free, in claim order. */
   private startHeld(): void {
-    while (this.running.size < this.concurrency && this.state === "running") {
+    while (this.running.size < this.config.concurrency && this.state === "running") {
       const claimed = this.fetcher.next();
       if (!claimed) return;
       // Claimed ahead (held, startedAt null): the store learns of the start before the handler runs.
