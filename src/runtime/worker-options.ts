@@ -24,8 +24,9 @@ export interface WorkerOptions {
   pollMs?: number;
   /**
    * Jobs claimed ahead of free slots and held under lease, so a finishing job is replaced without waiting
-   * a round trip. Default: equal to `concurrency` on PostgreSQL and Redis; 0 on SQLite, whose claims are
-   * in-process calls. Held jobs can delay a newly enqueued higher-priority job by at most this many jobs.
+   * a round trip. Default 0: a held job costs one more write when it starts (users see it as waiting until
+   * then), and on the benchmarks against a local store no prefetch was as fast or faster; raise it when the
+   * store is far away. Held jobs can delay a newly enqueued higher-priority job by at most this many jobs.
    */
   prefetch?: number;
   /** Default grace for `stop()` before running handlers are aborted. Default 25 s. */

@@ -97,8 +97,8 @@ export class Worker {
   private async startNow(): Promise<void> {
     const store = await this.host.store();
     this.store = store;
-    // An in-process store (SQLite) answers a claim at once: holding jobs ahead would only delay others.
-    const prefetch = this.options.prefetch ?? (store.traits.inProcess ? 0 : this.config.concurrency);
+    // No jobs held ahead unless asked: a held job costs a start write, and claims are cheap (see prefetch).
+    const prefetch = this.options.prefetch ?? 0;
     this.writer = new OutcomeWriter(store, this.host.events, this.logger, {
       // One write lock in process: one lane. A networked store works on a batch during another's round trip.
       lanes: store.traits.inProcess ? 1 : 2,

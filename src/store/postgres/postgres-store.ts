@@ -209,11 +209,11 @@ export class PostgresStore implements Store {
       application_name: "sluice",
       types: BIGINT_AS_NUMBER,
     };
-    // A statement unanswered past queryTimeoutMs fails (StoreUnavailableError) and its connection is
-    // discarded: a half-open connection is noticed in seconds, and the caller's retry takes a fresh one.
+    // With queryTimeoutMs, a statement unanswered that long fails (StoreUnavailableError) and its connection
+    // is discarded: a half-open connection is noticed in seconds, and the caller's retry takes a fresh one.
     this.pool = new pg.Pool({
       ...client,
-      query_timeout: this.config.queryTimeoutMs,
+      ...(this.config.queryTimeoutMs > 0 ? { query_timeout: this.config.queryTimeoutMs } : {}),
       max: this.config.poolSize,
       idleTimeoutMillis: 30_000,
     });
