@@ -103,19 +103,26 @@ async function expiredJobs(name: string, maxAttempts: readonly number[]) {
   return leases;
 }
 
+/** Starts a recovery on an interleaved store and returns once it has scanned, held before its update. */
+async function recoveryHeldAfterScan() {
+  const scanned = deferred();
+  const gate = deferred();
+  const { store, scans } = await interleavedStore(async () => {
+    scanned.resolve();
+    await gate.promise;
+  });
+  const late = store.recover(EXPIRED);
+  await scanned.promise;
+  return { late, scans, resume: () => gate.resolve() };
+}
+
 describe("postgres recovery fencing", () => {
   it("leaves a job re-claimed between recovery's scan and its update untouched", async () => {
     const name = queue();
     const [first] = await expiredJobs(name, [3]);
     if (!first) throw new Error("nothing claimed");
-    const scanned = deferred();
-    const gate = deferred();
-    const { store: recovering, scans } = await interleavedStore(async () => {
-      scanned.resolve();
-      await gate.promise;
-    });
-    const late = recovering.recover(EXPIRED);
-    await scanned.promise; // the late pass has seen the job with the crashed worker's token
+    // The late pass has seen the job with the crashed worker's token.
+    const { late, scans, resume } = await recoveryHeldAfterScan();
 
     // Meanwhile another process recovers it, and a worker claims it again (a new token, a live lease).
     expect((await other.recover(EXPIRED)).map((j) => j.id)).toEqual([first.id]);
@@ -123,7 +130,7 @@ describe("postgres recovery fencing", () => {
     expect(again).toMatchObject({ id: first.id, attempt: 2, leaseToken: first.leaseToken + 1 });
     const before = await other.getJob(first.id);
 
-    gate.resolve();
+    resume();
     expect(await late).toEqual([]);
     expect(scans()).toBe(1);
     const after = await other.getJob(first.id);
@@ -138,21 +145,14 @@ describe("postgres recovery fencing", () => {
     const name = queue();
     const [first] = await expiredJobs(name, [3]);
     if (!first) throw new Error("nothing claimed");
-    const scanned = deferred();
-    const gate = deferred();
-    const { store: recovering, scans } = await interleavedStore(async () => {
-      scanned.resolve();
-      await gate.promise;
-    });
-    const late = recovering.recover(EXPIRED);
-    await scanned.promise;
+    const { late, scans, resume } = await recoveryHeldAfterScan();
     // The holder was only slow: its lease ran out but nothing recovered the job yet, so its token still
     // holds, and its outcome lands (same token as the scan saw, but the job is no longer active).
     expect(
       await other.complete([{ id: first.id, token: first.leaseToken, result: '"late but done"' }]),
     ).toEqual([true]);
     const before = await other.getJob(first.id);
-    gate.resolve();
+    resume();
     expect(await late).toEqual([]);
     expect(scans()).toBe(1);
     expect(await other.getJob(first.id)).toEqual(before);
