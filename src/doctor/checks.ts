@@ -333,7 +333,8 @@ export function checkEventLoopStalls(input: DoctorInput): Finding[] {
         host: w.host,
         pid: w.pid,
       },
-      fix: `run ${what} off the event loop (a worker thread or child process), or give its worker a lease well above ${formatDuration(w.stalls.longestMs)}: sluice worker --lease ${formatFlag(Math.max(w.stalls.longestMs * 3, 30_000))}`,
+      // Not a command to paste: restarting the worker needs its own tasks and config, which the doctor cannot know.
+      fix: `run ${what} off the event loop (a worker thread or child process), or give its worker a lease well above ${formatDuration(w.stalls.longestMs)}: set lease: ${formatFlag(Math.max(w.stalls.longestMs * 3, 30_000))} in its config file, or add --lease ${formatFlag(Math.max(w.stalls.longestMs * 3, 30_000))} to its sluice worker command, and restart it`,
     });
   }
   return out.length > 0

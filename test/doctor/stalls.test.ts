@@ -83,7 +83,7 @@ describe("event-loop-stalls (pure check)", () => {
       stalls: 3,
     });
     expect(f?.fix).toBe(
-      "run pdf-parse off the event loop (a worker thread or child process), or give its worker a lease well above 42s: sluice worker --lease 126s",
+      "run pdf-parse off the event loop (a worker thread or child process), or give its worker a lease well above 42s: set lease: 126s in its config file, or add --lease 126s to its sluice worker command, and restart it",
     );
   });
 
