@@ -99,8 +99,11 @@ export interface BatchItem<P> {
 export class Sluice {
   /** The logger of this instance and its workers (pino; JSON lines on stdout by default). */
   readonly logger: Logger;
-  /** In-process job events of this instance's producers and workers (see {@link SluiceEvents}). */
-  readonly events = new SluiceEventEmitter();
+  /**
+   * In-process job events of this instance's producers and workers (see {@link SluiceEvents}); subscribe
+   * with {@link Sluice.on}. Fleet-wide events of every process are {@link Sluice.events}.
+   */
+  readonly emitter = new SluiceEventEmitter();
   /** Operators' API: counts, listing, retry / cancel / delete / move, pause, recover, stats, schedules. */
   readonly admin: Admin;
   /** Largest payload (bytes of JSON) accepted at enqueue. */
@@ -128,7 +131,7 @@ export class Sluice {
       );
     }
     this.injected = options.store ?? null;
-    this.admin = new Admin(() => this.store(), this.events);
+    this.admin = new Admin(() => this.store(), this.emitter);
   }
 
   /** Tasks defined in this process. */
@@ -138,13 +141,13 @@ export class Sluice {
 
   /** Subscribes to in-process job events. */
   on<K extends keyof SluiceEvents>(event: K, listener: (...args: SluiceEvents[K]) => void): this {
-    this.events.on(event, listener as never);
+    this.emitter.on(event, listener as never);
     return this;
   }
 
   /** Removes a listener added with {@link Sluice.on}. */
   off<K extends keyof SluiceEvents>(event: K, listener: (...args: SluiceEvents[K]) => void): this {
-    this.events.off(event, listener as never);
+    this.emitter.off(event, listener as never);
     return this;
   }
 
@@ -252,7 +255,7 @@ export class Sluice {
     if (jobs.length === 0) return [];
     const store = await this.store();
     const results = await store.enqueue(jobs, transaction === undefined ? undefined : { transaction });
-    emitEnqueued(this.events, jobs, results);
+    emitEnqueued(this.emitter, jobs, results);
     return results;
   }
 
@@ -364,7 +367,7 @@ export class Sluice {
       {
         store: () => this.store(),
         tasks: this.registry,
-        events: this.events,
+        events: this.emitter,
         logger: this.logger,
         maxPayloadBytes: this.maxPayloadBytes,
         enqueue: (task, payload, opts) => this.enqueue(task, payload, opts),
@@ -412,7 +415,7 @@ export class Sluice {
     // go to this instance's logger.
     const running = new RunningJob(job, now);
     const ctx = createContext(running, {
-      events: this.events,
+      events: this.emitter,
       maxPayloadBytes: this.maxPayloadBytes,
       saveProgress: async () => {},
       log: async (j, message) => this.logger.info({ jobId: j.id, task }, message),

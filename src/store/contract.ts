@@ -26,6 +26,7 @@
 
 import type { MissedTicks } from "../core/cron.js";
 import type { FailNext } from "../core/failure-policy.js";
+import type { FleetEvent } from "../core/fleet-events.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
 
@@ -111,6 +112,8 @@ export interface ReleaseRequest extends LeaseRef {
 export interface ProgressRequest extends LeaseRef {
   /** Progress as JSON text. */
   progress: string;
+  /** False: store the progress without writing a `progress` fleet event (the task turned them off). Default true. */
+  event?: boolean;
 }
 
 export interface LogRequest extends JobLogLine {
@@ -173,6 +176,13 @@ export interface JobFilter {
   /** Jobs created before this epoch ms (`--older-than`). */
   createdBefore?: number;
   tag?: string;
+  /** Jobs whose id starts with this text (taken literally: `%`, `_` and `*` match themselves). */
+  idPrefix?: string;
+  /**
+   * Jobs whose payload has `equals` at `path` (object keys from the payload's root; a JSON scalar compared by
+   * type and value: `"7"` does not match `7`). The API's `payload.docId=7` filter.
+   */
+  payloadField?: { path: readonly string[]; equals: string | number | boolean | null };
 }
 
 export interface ListRequest {
@@ -361,6 +371,40 @@ export interface StoreTraits {
   readonly inProcess: boolean;
 }
 
+/**
+ * Reads fleet-wide events (`Store.readEvents`). Events are scanned in id order after `after`; those that
+ * match the filter are returned.
+ */
+export interface ReadEventsRequest {
+  /**
+   * The last id the reader has seen, or null to start at the oldest event retained. Use `lastEventId()` to
+   * start from now.
+   */
+  after: string | null;
+  /** Most events to return. */
+  limit: number;
+  /** Only events of this queue (for a `moved` event: the queue it moved to). */
+  queue?: string;
+  /** Only events of this job. */
+  jobId?: string;
+}
+
+export interface EventsPage {
+  /** Matching events in id order (commit order), at most `limit`. */
+  events: FleetEvent[];
+  /**
+   * Pass as the next `after`: the last id this read covered, matching or not (so a filtered reader moves on
+   * past events of other queues). Equals `after` when nothing new was readable.
+   */
+  cursor: string | null;
+  /**
+   * True when events after `after` were lost to the reader: `after` is older than what retention kept, or
+   * newer than anything the store assigned (the store was wiped or replaced). Reading went on from the
+   * oldest retained event; the reader should reload whatever state it derives from events.
+   */
+  reset: boolean;
+}
+
 /** The store contract. */
 export interface Store {
   readonly engine: StoreInfo["engine"];
@@ -420,8 +464,18 @@ export interface Store {
   // ── maintenance ────────────────────────────────────────────────────────────────────────────────
   /** Recovers active jobs per `request.mode`: back to waiting (counted as an attempt), dead when out of attempts. */
   recover(request: RecoverRequest): Promise<RecoveredJob[]>;
-  /** Deletes completed jobs past their retention and workers silent since `workersSilentSince`. */
-  prune(options: { limit: number; workersSilentSince: number }): Promise<{ jobs: number; workers: number }>;
+  /**
+   * Deletes completed jobs past their retention, workers silent since `workersSilentSince`, and fleet
+   * events older than `eventsBefore` (epoch ms) or beyond the newest `maxEvents` (at most `limit` of each
+   * per call; Redis trims its stream approximately). Remembers the newest event id pruned, so `readEvents`
+   * can tell a reader that asks for one that it lost events (`reset`).
+   */
+  prune(options: {
+    limit: number;
+    workersSilentSince: number;
+    eventsBefore?: number;
+    maxEvents?: number;
+  }): Promise<{ jobs: number; workers: number; events: number }>;
   /** Takes or renews a named leadership lease; true when `owner` holds it afterwards. */
   tryLead(name: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Gives up leadership if held by `owner`. */
@@ -483,6 +537,18 @@ export interface Store {
    * Returns the enqueue results, or null when another scheduler fired it first (or it changed).
    */
   fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null>;
+
+  // ── fleet-wide events ──────────────────────────────────────────────────────────────────────────
+  /**
+   * Reads events after `request.after` (core/fleet-events.ts). Events are written by the transitions
+   * themselves, in their transaction or script, so an event is readable exactly when its transition has
+   * committed, and ids only ever grow in commit order: a reader that resumes from the last id it saw misses
+   * nothing and sees nothing twice (while that id is retained; otherwise `reset`). Rejects a malformed
+   * `after` with ValidationError (INVALID_OPTION).
+   */
+  readEvents(request: ReadEventsRequest): Promise<EventsPage>;
+  /** The newest event id readable now (a reader that starts "from now" passes it as `after`), or null when none. */
+  lastEventId(): Promise<string | null>;
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
   /**

@@ -8,6 +8,7 @@
  * Importing a descriptor loads no driver: `create` imports the store module (and its driver) on first use.
  */
 
+import type { EventRetention } from "../core/fleet-events.js";
 import type { Logger } from "../core/logger.js";
 import type { Store, StoreTraits } from "./contract.js";
 
@@ -39,6 +40,8 @@ export type StoreTarget =
 /** Options every engine accepts. */
 export interface StoreOptions {
   logger: Logger;
+  /** Fleet-wide events: whether transitions write them, and how many Redis keeps (per write). Default: DEFAULT_EVENT_RETENTION. */
+  events?: EventRetention;
 }
 
 export interface EngineDescriptor<Name extends string = string, Config = unknown> {

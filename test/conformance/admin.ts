@@ -425,7 +425,7 @@ export function adminTests(ctx: ConformanceContext): void {
       const completed = async () =>
         (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.completed ?? 0;
       expect(await completed()).toBe(total);
-      const maintenance = new Maintenance(store, sluice.events, silentLogger(), {
+      const maintenance = new Maintenance(store, sluice.emitter, silentLogger(), {
         owner: "retention-test",
         intervalMs: 5_000,
       });

@@ -65,7 +65,7 @@ export function scheduleTests(ctx: ConformanceContext): void {
           },
         });
       const schedulers = [ctx.sluice(), ctx.sluice(), ctx.sluice()].map(
-        async (sluice) => new Scheduler(counting(await sluice.store()), sluice.events, silentLogger()),
+        async (sluice) => new Scheduler(counting(await sluice.store()), sluice.emitter, silentLogger()),
       );
       const racing = await Promise.all(schedulers);
       const start = first.nextAt as number;
@@ -111,7 +111,7 @@ export function scheduleTests(ctx: ConformanceContext): void {
       const sluice = ctx.sluice();
       const queue = ctx.queue();
       sluice.task("nightly", { queue });
-      const scheduler = new Scheduler(await sluice.store(), sluice.events, silentLogger());
+      const scheduler = new Scheduler(await sluice.store(), sluice.emitter, silentLogger());
       const jobsOf = async (name: string) =>
         (
           await sluice.admin.listJobs({ queue, tag: `schedule:${name}` }, { limit: 100, order: "asc" })

@@ -43,7 +43,7 @@ describe("sqlite transactional enqueue", () => {
     const { sluice, app } = await setup();
     const ran: number[] = [];
     sluice.task<{ order: number }>("send-receipt", { queue: "txn", run: (p) => void ran.push(p.order) });
-    const idle = new Promise((resolve) => sluice.events.once("drained", resolve));
+    const idle = new Promise((resolve) => sluice.emitter.once("drained", resolve));
     await sluice.worker({ queues: ["txn"], pollMs: 60_000 }).start();
     await idle; // its first claim is done: from here only a wake-up (or the minute's poll) makes it look
 

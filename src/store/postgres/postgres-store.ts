@@ -34,6 +34,7 @@ import type {
   ClaimRequest,
   CompleteRequest,
   EnqueueResult,
+  EventsPage,
   ExtendResult,
   FailRequest,
   FireRequest,
@@ -46,6 +47,7 @@ import type {
   NewJob,
   ProgressRequest,
   QueueStats,
+  ReadEventsRequest,
   RecoveredJob,
   RecoverRequest,
   ReleaseRequest,
@@ -661,7 +663,7 @@ export class PostgresStore implements Store {
   async prune(options: {
     limit: number;
     workersSilentSince: number;
-  }): Promise<{ jobs: number; workers: number }> {
+  }): Promise<{ jobs: number; workers: number; events: number }> {
     const byAge = await this.query<{ n: number }>("prune completed jobs", this.sql.pruneByAge, [
       options.limit,
     ]);
@@ -678,7 +680,7 @@ export class PostgresStore implements Store {
     await this.query("prune the stats roll-up", `DELETE FROM ${this.s}.queue_stats WHERE hour < $1`, [
       Date.now() - STATS_RETENTION_MS,
     ]);
-    return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0) };
+    return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0), events: 0 };
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -1054,6 +1056,15 @@ export class PostgresStore implements Store {
       list.map((r) => JSON.stringify(r.durations)),
       list.map((r) => r.lastCompletedAt),
     ]);
+  }
+
+  // TODO(events): written by the engine's transitions; stubbed until the engine implements them.
+  async readEvents(_request: ReadEventsRequest): Promise<EventsPage> {
+    throw new Error("readEvents: not implemented for this engine yet");
+  }
+
+  async lastEventId(): Promise<string | null> {
+    throw new Error("lastEventId: not implemented for this engine yet");
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {

@@ -30,6 +30,7 @@ import type {
   ClaimRequest,
   CompleteRequest,
   EnqueueResult,
+  EventsPage,
   ExtendResult,
   FailRequest,
   FireRequest,
@@ -42,6 +43,7 @@ import type {
   NewJob,
   ProgressRequest,
   QueueStats,
+  ReadEventsRequest,
   RecoveredJob,
   RecoverRequest,
   ReleaseRequest,
@@ -594,7 +596,7 @@ export class RedisStore implements Store {
   async prune(options: {
     limit: number;
     workersSilentSince: number;
-  }): Promise<{ jobs: number; workers: number }> {
+  }): Promise<{ jobs: number; workers: number; events: number }> {
     let jobs = 0;
     for (const queue of await this.queueNames()) {
       const want = options.limit - jobs;
@@ -610,7 +612,7 @@ export class RedisStore implements Store {
       c.zrangebyscore(this.keys.workerBeats, "-inf", `(${options.workersSilentSince}`),
     );
     if (silent.length > 0) await this.dropWorkers(silent);
-    return { jobs, workers: silent.length };
+    return { jobs, workers: silent.length, events: 0 };
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -1011,6 +1013,15 @@ export class RedisStore implements Store {
       "add stats",
       [["sadd", this.keys.queues, ...byQueue.keys()]],
     );
+  }
+
+  // TODO(events): written by the engine's transitions; stubbed until the engine implements them.
+  async readEvents(_request: ReadEventsRequest): Promise<EventsPage> {
+    throw new Error("readEvents: not implemented for this engine yet");
+  }
+
+  async lastEventId(): Promise<string | null> {
+    throw new Error("lastEventId: not implemented for this engine yet");
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {

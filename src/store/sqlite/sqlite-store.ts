@@ -42,6 +42,7 @@ import type {
   ClaimRequest,
   CompleteRequest,
   EnqueueResult,
+  EventsPage,
   ExtendResult,
   FailRequest,
   FireRequest,
@@ -54,6 +55,7 @@ import type {
   NewJob,
   ProgressRequest,
   QueueStats,
+  ReadEventsRequest,
   RecoveredJob,
   RecoverRequest,
   ReleaseRequest,
@@ -690,7 +692,7 @@ export class SqliteStore implements Store {
   async prune(options: {
     limit: number;
     workersSilentSince: number;
-  }): Promise<{ jobs: number; workers: number }> {
+  }): Promise<{ jobs: number; workers: number; events: number }> {
     return this.write(() => {
       const now = Date.now();
       let jobs = this.stmt(
@@ -708,7 +710,7 @@ export class SqliteStore implements Store {
         options.workersSilentSince,
       ).changes;
       this.stmt("DELETE FROM queue_stats WHERE hour < ?").run(now - STATS_RETENTION_MS);
-      return { jobs, workers };
+      return { jobs, workers, events: 0 };
     });
   }
 
@@ -1070,6 +1072,15 @@ export class SqliteStore implements Store {
         );
       }
     });
+  }
+
+  // TODO(events): written by the engine's transitions; stubbed until the engine implements them.
+  async readEvents(_request: ReadEventsRequest): Promise<EventsPage> {
+    throw new Error("readEvents: not implemented for this engine yet");
+  }
+
+  async lastEventId(): Promise<string | null> {
+    throw new Error("lastEventId: not implemented for this engine yet");
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {
