@@ -26,6 +26,8 @@ export interface WorkerProcessArgs {
   leaseMs?: number;
   /** Safety poll period; a huge value proves wake-ups arrive without polling. */
   pollMs?: number;
+  /** Jobs of `queue` the process enqueues itself once its worker runs (a few at a time), then prints `produced`. */
+  produce?: number;
 }
 
 export interface WorkerProcess {

@@ -6,7 +6,9 @@
 import { describe } from "vitest";
 import { adminTests } from "./admin.js";
 import { createContext } from "./context.js";
+import { eventTests } from "./events.js";
 import { failureTests } from "./failures.js";
+import { filterTests } from "./filters.js";
 import type { EngineHarness } from "./harness.js";
 import { heldTests } from "./held.js";
 import { inputTests } from "./input.js";
@@ -31,6 +33,8 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     runtimeTests(ctx);
     stallTests(ctx);
     heldTests(ctx);
+    eventTests(ctx);
+    filterTests(ctx);
     describe("methods", () => methodTests(ctx));
   });
 }
