@@ -29,6 +29,7 @@ export type {
   WorkerOverview,
 } from "./client/admin.js";
 export { Admin } from "./client/admin.js";
+export type { EventStreamOptions, FleetReset, FleetStreamItem } from "./client/event-feed.js";
 export type { BatchItem, EnqueuedJob, ScheduleDefinition, SluiceOptions } from "./client/sluice.js";
 export { Sluice } from "./client/sluice.js";
 export { Task } from "./client/task.js";
@@ -38,6 +39,13 @@ export type { MissedTicks } from "./core/cron.js";
 export { nextTick, validateTiming } from "./core/cron.js";
 export { formatDuration, parseDuration } from "./core/duration.js";
 export * from "./core/errors.js";
+export type {
+  EventRetention,
+  EventRetentionOption,
+  FleetEvent,
+  FleetEventType,
+} from "./core/fleet-events.js";
+export { DEFAULT_EVENT_RETENTION, FLEET_EVENT_TYPES } from "./core/fleet-events.js";
 export * from "./core/job.js";
 export type { Logger } from "./core/logger.js";
 export { silentLogger } from "./core/logger.js";

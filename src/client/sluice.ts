@@ -2,15 +2,27 @@
  * The public entry point: `new Sluice({ url })` — define tasks, enqueue, run workers, administer.
  * Every surface (CLI, HTTP, dashboard) goes through this class and `Admin`; none touches a store directly.
  */
+
 import { createHash } from "node:crypto";
 import { validateBackoff } from "../core/backoff.js";
 import { type MissedTicks, nextTick, validateMissed, validateTiming } from "../core/cron.js";
 import { describeValue } from "../core/duration.js";
 import { ClosedError, SluiceError, UnknownTaskError, ValidationError } from "../core/errors.js";
+import {
+  type EventRetention,
+  type EventRetentionOption,
+  resolveEventRetention,
+} from "../core/fleet-events.js";
 import { newJobId } from "../core/ids.js";
 import type { JobRecord, JobState, Json } from "../core/job.js";
 import { defaultLogger, type Logger } from "../core/logger.js";
-import { type JobOptions, resolveJobOptions, validateJobOptions, validateTaskName } from "../core/options.js";
+import {
+  type JobOptions,
+  resolveJobOptions,
+  validateJobOptions,
+  validateQueueName,
+  validateTaskName,
+} from "../core/options.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
 import type { RegisteredTask, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
@@ -19,6 +31,7 @@ import { Worker, type WorkerOptions } from "../runtime/worker.js";
 import type { NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
 import { Admin } from "./admin.js";
+import { EventFeed, type EventStreamOptions, type FleetStreamItem } from "./event-feed.js";
 import { Task } from "./task.js";
 
 /** Options that make sense for one job only; a task definition that sets one is refused. */
@@ -49,6 +62,12 @@ export interface SluiceOptions {
   maxPayloadBytes?: number;
   /** Use this store instead of creating one from `url` (tests, custom engines). */
   store?: Store;
+  /**
+   * Fleet-wide events ({@link Sluice.events}, the HTTP API's `/events`): how long the store keeps them,
+   * or `false` to write none (saves a write per transition on a store nobody follows). Every process of a
+   * deployment should agree. Default: at most 100,000 events, at most 24 h.
+   */
+  events?: EventRetentionOption;
 }
 
 /** What enqueue returns: the job now in the store (new, or the existing one when deduplicated). */
@@ -114,6 +133,10 @@ export class Sluice {
   private readonly workers = new Set<Worker>();
   private storePromise: Promise<Store> | null = null;
   private readonly injected: Store | null;
+  /** Resolved `options.events`: what the store writes and what maintenance prunes. */
+  private readonly eventRetention: EventRetention;
+  /** Created on the first `events()` call. */
+  private feed: EventFeed | null = null;
   private closed = false;
 
   constructor(options: SluiceOptions = {}) {
@@ -130,6 +153,7 @@ export class Sluice {
         },
       );
     }
+    this.eventRetention = resolveEventRetention(options.events);
     this.injected = options.store ?? null;
     this.admin = new Admin(() => this.store(), this.emitter);
   }
@@ -155,7 +179,8 @@ export class Sluice {
   store(): Promise<Store> {
     if (this.closed) return Promise.reject(new ClosedError("this Sluice instance"));
     this.storePromise ??= (async () => {
-      const store = this.injected ?? (await createStore(this.url, { logger: this.logger }));
+      const store =
+        this.injected ?? (await createStore(this.url, { logger: this.logger, events: this.eventRetention }));
       await store.open();
       return store;
     })().catch((error: unknown) => {
@@ -370,6 +395,7 @@ export class Sluice {
         events: this.emitter,
         logger: this.logger,
         maxPayloadBytes: this.maxPayloadBytes,
+        eventRetention: this.eventRetention,
         enqueue: (task, payload, opts) => this.enqueue(task, payload, opts),
       },
       options,
@@ -379,10 +405,41 @@ export class Sluice {
   }
 
   /** Stops this instance's workers (with their default grace) and closes the store. */
+  /**
+   * Fleet-wide job events of every process on this store, as an async iterator: each transition (enqueued,
+   * active, progress, completed, retrying, dead, cancelled, released, recovered, and operators' actions)
+   * in commit order, filtered by `queue` or `jobId`. Resume with `after` (the last id seen): nothing is
+   * missed or repeated while the store keeps that id (`SluiceOptions.events`); when it does not, a
+   * `{ type: "reset" }` item says events were lost and reading goes on from the oldest kept. Without
+   * `after`, events from now on. Ends when `signal` aborts, the loop breaks, or this instance closes.
+   * All subscriptions of one instance share one store reader.
+   *
+   * @example
+   * for await (const event of sluice.events({ jobId })) {
+   *   if (event.type === "progress") console.log(event.data?.progress);
+   *   if (event.type === "completed" || event.type === "dead") break;
+   * }
+   */
+  events(options: EventStreamOptions = {}): AsyncGenerator<FleetStreamItem, void, undefined> {
+    if (this.closed) throw new ClosedError("this Sluice instance");
+    if (options.queue !== undefined) validateQueueName(options.queue, "queue");
+    if (options.jobId !== undefined && (typeof options.jobId !== "string" || options.jobId === "")) {
+      throw new ValidationError("INVALID_OPTION", "jobId must be a non-empty string", { field: "jobId" });
+    }
+    if (options.after !== undefined && options.after !== null && typeof options.after !== "string") {
+      throw new ValidationError("INVALID_OPTION", "after must be an event id (a string) or null", {
+        field: "after",
+      });
+    }
+    this.feed ??= new EventFeed(() => this.store(), this.logger);
+    return this.feed.subscribe(options);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.all([...this.workers].map((w) => w.stop()));
     this.closed = true;
+    this.feed?.close();
     const store = this.storePromise ? await this.storePromise.catch(() => null) : null;
     await store?.close();
   }

@@ -4,6 +4,7 @@
  * them (`sluice.events()`, the HTTP API's `/events` stream); in-process events (`sluice.on`) only see what
  * one process did.
  */
+import { ValidationError } from "./errors.js";
 import type { Json } from "./job.js";
 
 /** Every event type, in lifecycle order. */
@@ -79,4 +80,33 @@ export const DEFAULT_EVENT_RETENTION: EventRetention = Object.freeze({
 /** True when `value` is a known event type. */
 export function isFleetEventType(value: string): value is FleetEventType {
   return (FLEET_EVENT_TYPES as readonly string[]).includes(value);
+}
+
+/** How a caller configures events (`SluiceOptions.events`): `false` turns them off. */
+export type EventRetentionOption = Partial<Omit<EventRetention, "enabled">> | false;
+
+/**
+ * Resolves `SluiceOptions.events` against the defaults.
+ * @throws ValidationError `INVALID_CONFIG` for a count or duration that is not a positive integer
+ */
+export function resolveEventRetention(option: EventRetentionOption | undefined): EventRetention {
+  if (option === false) return { ...DEFAULT_EVENT_RETENTION, enabled: false };
+  if (option === undefined) return DEFAULT_EVENT_RETENTION;
+  if (option === null || typeof option !== "object") {
+    throw new ValidationError("INVALID_CONFIG", "events must be false or { maxEvents?, retentionMs? }", {
+      field: "events",
+    });
+  }
+  const resolved = { ...DEFAULT_EVENT_RETENTION, ...option, enabled: true };
+  for (const key of ["maxEvents", "retentionMs"] as const) {
+    const value = resolved[key];
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new ValidationError(
+        "INVALID_CONFIG",
+        `events.${key} must be a positive integer, got ${String(option[key])}; use events: false to write no events`,
+        { field: `events.${key}` },
+      );
+    }
+  }
+  return resolved;
 }

@@ -39,6 +39,11 @@ export interface TaskDefinition<P = unknown, R = unknown>
   retryOn?: readonly ErrorMatcher[];
   /** These errors send the job straight to `dead`, whatever attempts remain. */
   discardOn?: readonly ErrorMatcher[];
+  /**
+   * False: `ctx.progress` stores the progress but writes no fleet-wide `progress` event (for handlers that
+   * report progress very often; in-process `progress` events are still emitted). Default true.
+   */
+  progressEvents?: boolean;
   /** The handler. Omit it to declare a task that this process only enqueues. */
   run?: (payload: P, ctx: TaskContext) => Promise<R> | R;
 }

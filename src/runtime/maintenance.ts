@@ -11,6 +11,7 @@
  * outage mostly belong to live workers holding finished outcomes, which meanwhile write them or extend
  * their leases. Recovering them at once would run those jobs a second time (src/store/outage.ts).
  */
+import { DEFAULT_EVENT_RETENTION, type EventRetention } from "../core/fleet-events.js";
 import type { Logger } from "../core/logger.js";
 import { recoveryStats } from "../core/stats.js";
 import type { Store } from "../store/contract.js";
@@ -27,6 +28,8 @@ export interface MaintenanceOptions {
   leaseMs?: number;
   /** Prune every N passes. Default 1: pruning a little often keeps up with high completion rates. */
   pruneEvery?: number;
+  /** Fleet-wide event retention to prune by. Absent: the defaults. */
+  events?: EventRetention;
 }
 
 const BATCH = 500;
@@ -121,14 +124,22 @@ export class Maintenance {
   private async prune(): Promise<void> {
     const workersSilentSince = Date.now() - Math.max(this.options.intervalMs * 20, 5 * 60_000);
     const deadline = Date.now() + PRUNE_BUDGET_MS;
-    const total = { jobs: 0, workers: 0 };
+    const events = this.options.events ?? DEFAULT_EVENT_RETENTION;
+    const total = { jobs: 0, workers: 0, events: 0 };
     for (;;) {
-      const pruned = await this.store.prune({ limit: PRUNE_BATCH, workersSilentSince });
+      const pruned = await this.store.prune({
+        limit: PRUNE_BATCH,
+        workersSilentSince,
+        eventsBefore: Date.now() - events.retentionMs,
+        maxEvents: events.maxEvents,
+      });
       total.jobs += pruned.jobs;
       total.workers += pruned.workers;
-      if (pruned.jobs < PRUNE_BATCH || Date.now() >= deadline || this.stopped) break;
+      total.events += pruned.events;
+      const more = pruned.jobs >= PRUNE_BATCH || pruned.events >= PRUNE_BATCH;
+      if (!more || Date.now() >= deadline || this.stopped) break;
     }
-    if (total.jobs + total.workers > 0) this.logger.debug(total, "pruned");
+    if (total.jobs + total.workers + total.events > 0) this.logger.debug(total, "pruned");
   }
 
   private async recoverExpired(): Promise<void> {

@@ -154,9 +154,13 @@ export class OutcomeWriter {
     return this.settle(this.starts.push({ id: job.id, token: job.leaseToken }));
   }
 
-  /** Stores a handler's progress (fenced by the lease). */
-  async saveProgress(job: JobRecord, text: string): Promise<void> {
-    await this.progressWrites.push({ id: job.id, token: job.leaseToken, progress: text });
+  /** Stores a handler's progress (fenced by the lease); `event: false` writes no fleet-wide event. */
+  async saveProgress(job: JobRecord, text: string, event = true): Promise<void> {
+    await this.progressWrites.push(
+      event
+        ? { id: job.id, token: job.leaseToken, progress: text }
+        : { id: job.id, token: job.leaseToken, progress: text, event: false },
+    );
   }
 
   /** Appends a handler's log line. */

@@ -3,6 +3,7 @@
  * before anything starts), what it needs from its Sluice instance, and what `stop()` reports.
  */
 import { ValidationError } from "../core/errors.js";
+import type { EventRetention } from "../core/fleet-events.js";
 import type { Logger } from "../core/logger.js";
 import type { JobOptions } from "../core/options.js";
 import type { RegisteredTask } from "../core/task.js";
@@ -104,6 +105,8 @@ export interface WorkerHost {
   readonly events: SluiceEventEmitter;
   readonly logger: Logger;
   readonly maxPayloadBytes: number;
+  /** Fleet-wide event retention, which maintenance applies. */
+  readonly eventRetention: EventRetention;
   enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
 }
 

@@ -163,6 +163,7 @@ export class Worker {
         owner: this.id,
         intervalMs: this.options.maintenanceMs ?? Math.min(Math.floor(this.config.leaseMs / 2), 5_000),
         leaseMs: this.config.leaseMs,
+        events: this.host.eventRetention,
       });
       this.maintenance.start();
     }
@@ -338,7 +339,7 @@ export class Worker {
     const ctx = createContext(running, {
       events,
       maxPayloadBytes: this.host.maxPayloadBytes,
-      saveProgress: (j, text) => this.writer.saveProgress(j, text),
+      saveProgress: (j, text) => this.writer.saveProgress(j, text, task?.definition.progressEvents !== false),
       log: (j, message, at) => this.writer.log(j, message, at),
       heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
       enqueue: (name, payload, options) => this.host.enqueue(name, payload, options),
