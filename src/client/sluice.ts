@@ -435,6 +435,15 @@ export class Sluice {
     return this.feed.subscribe(options);
   }
 
+  /**
+   * The newest fleet-wide event id now: pass it as `after` to follow what happens from this moment. Taken
+   * before an enqueue, it lets a client follow the new job from its first event (no race with a fast
+   * worker). Null when the store has no event yet (then `after: null` reads from the start).
+   */
+  async eventCursor(): Promise<string | null> {
+    return (await this.store()).lastEventId();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.all([...this.workers].map((w) => w.stop()));

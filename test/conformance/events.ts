@@ -291,6 +291,45 @@ export function eventTests(ctx: ConformanceContext): void {
       }
     });
 
+    it("sluice.events() follows a job another instance runs, from enqueue to completed, and resumes with after", async () => {
+      const producer = ctx.sluice();
+      const follower = ctx.sluice();
+      const queue = ctx.queue();
+      const task = producer.task("followed", {
+        queue,
+        async run(_payload, job) {
+          await job.progress({ done: 1, total: 2 });
+          return "ok";
+        },
+      });
+      const from = await (await follower.store()).lastEventId();
+      const stream = follower.events({ queue, after: from });
+      const job = await task.enqueue({});
+      await producer.worker({ queues: [queue] }).start();
+      const seen: FleetEvent[] = [];
+      for await (const item of stream) {
+        if (item.type === "reset") throw new Error("unexpected reset");
+        seen.push(item);
+        if (item.type === "completed") break;
+      }
+      expect(types(seen)).toEqual(["enqueued", "active", "progress", "completed"]);
+      expect(seen.every((e) => e.jobId === job.id)).toBe(true);
+      expect(seen[2]?.data).toMatchObject({ progress: { done: 1, total: 2 } });
+      // Resume after the second event: exactly the last two, then nothing more for this job.
+      const resumed: FleetEvent[] = [];
+      const abort = new AbortController();
+      for await (const item of follower.events({
+        jobId: job.id,
+        after: seen[1]?.id as string,
+        signal: abort.signal,
+      })) {
+        if (item.type === "reset") throw new Error("unexpected reset");
+        resumed.push(item);
+        if (resumed.length === 2) break;
+      }
+      expect(resumed.map((e) => e.id)).toEqual(seen.slice(2).map((e) => e.id));
+    });
+
     it("sees every event of three producer/worker processes once, in commit order per job, across a reader restart", async () => {
       const queue = ctx.queue("fleet");
       const reader = await ctx.sluice().store();
