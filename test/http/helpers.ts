@@ -56,9 +56,10 @@ export async function call(
   const token = options.token === undefined ? ADMIN_TOKEN : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
   let body: string | undefined;
-  if (options.raw !== undefined) body = options.raw;
+  if (method === "GET") body = undefined;
+  else if (options.raw !== undefined) body = options.raw;
   else if (options.body !== undefined) body = JSON.stringify(options.body);
-  else if (method !== "GET") body = "";
+  else body = "";
   if (method !== "GET") headers["content-type"] = "application/json";
   Object.assign(headers, options.headers ?? {});
   const response = await fetch(`${base}${path}`, {
