@@ -55,6 +55,8 @@ export async function resolveUrl(
 /** The contents of a `sluice.config.*` file. */
 export interface ProjectConfig {
   url?: string;
+  /** `http.tokens`: the HTTP API's tokens, `role:token,role:token` (as `SLUICE_HTTP_TOKENS`). */
+  httpTokens?: string;
 }
 
 /** Reads a `sluice.config.{json,yaml,yml,js}` file. A `.js` file's default export is the config object. */
@@ -84,7 +86,31 @@ export async function loadProjectConfig(path: string): Promise<ProjectConfig> {
   if (url !== undefined && (typeof url !== "string" || url === "")) {
     throw new UsageError(`${path}: url must be a non-empty string such as "sqlite:./sluice.db"`);
   }
-  return url === undefined ? {} : { url };
+  const http = (value as { http?: unknown }).http;
+  let httpTokens: string | undefined;
+  if (http !== undefined) {
+    const tokens = (http as { tokens?: unknown } | null)?.tokens;
+    if (http === null || typeof http !== "object" || (tokens !== undefined && typeof tokens !== "string")) {
+      throw new UsageError(
+        `${path}: http must be an object such as { "tokens": "admin:<token>,read:<token>" }`,
+      );
+    }
+    httpTokens = tokens;
+  }
+  return { ...(url === undefined ? {} : { url }), ...(httpTokens === undefined ? {} : { httpTokens }) };
+}
+
+/** `http.tokens` of the first `sluice.config.*` file in `cwd` that has one, with the file's name. */
+export async function resolveHttpTokens(
+  cwd: string = process.cwd(),
+): Promise<{ tokens: string; source: string } | null> {
+  for (const name of CONFIG_FILES) {
+    const path = resolve(cwd, name);
+    if (!existsSync(path)) continue;
+    const config = await loadProjectConfig(path);
+    if (config.httpTokens !== undefined) return { tokens: config.httpTokens, source: name };
+  }
+  return null;
 }
 
 // ── worker config file ───────────────────────────────────────────────────────────────────────────

@@ -17,6 +17,7 @@ import { registerJobs } from "./commands/jobs.js";
 import { registerMigrate } from "./commands/migrate.js";
 import { registerPauseResume } from "./commands/queues.js";
 import { registerRecover } from "./commands/recover.js";
+import { registerServe } from "./commands/serve.js";
 import { registerStats } from "./commands/stats.js";
 import { registerWorker } from "./commands/worker.js";
 
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerStats(program);
   registerMigrate(program);
   registerDev(program);
+  registerServe(program);
   return program;
 }
 

@@ -37,6 +37,13 @@ export interface AdminFilter {
   tag?: string;
   /** Only jobs created more than this many ms ago. */
   olderThanMs?: number;
+  /** Only jobs whose id starts with this text (taken literally: `%`, `_` and `*` match themselves). */
+  idPrefix?: string;
+  /**
+   * Only jobs whose payload holds `equals` at `path` (object keys from the payload's root). A JSON scalar
+   * compared by type and value: `"7"` does not match `7`.
+   */
+  payloadField?: { path: readonly string[]; equals: string | number | boolean | null };
 }
 
 export interface QueueOverview extends QueueStats {
@@ -371,6 +378,32 @@ function toStoreFilter(filter: AdminFilter): JobFilter {
   if (filter.queue !== undefined) out.queue = filter.queue;
   if (filter.task !== undefined) out.task = filter.task;
   if (filter.tag !== undefined) out.tag = filter.tag;
+  if (filter.idPrefix !== undefined) {
+    if (typeof filter.idPrefix !== "string" || filter.idPrefix === "") {
+      throw new ValidationError("INVALID_OPTION", "idPrefix must be a non-empty string", {
+        field: "filter.idPrefix",
+      });
+    }
+    out.idPrefix = filter.idPrefix;
+  }
+  if (filter.payloadField !== undefined) {
+    const { path, equals } = filter.payloadField ?? {};
+    const scalar =
+      equals === null || ["string", "boolean"].includes(typeof equals) || Number.isFinite(equals);
+    if (
+      !Array.isArray(path) ||
+      path.length === 0 ||
+      path.some((key) => typeof key !== "string" || key === "") ||
+      !scalar
+    ) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        "payloadField must be { path: non-empty list of keys, equals: a string, number, boolean or null }",
+        { field: "filter.payloadField" },
+      );
+    }
+    out.payloadField = { path: [...path], equals };
+  }
   if (filter.state !== undefined) {
     const states = (Array.isArray(filter.state) ? filter.state : [filter.state]) as unknown[];
     for (const state of states) {

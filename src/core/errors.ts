@@ -17,6 +17,7 @@ export type SluiceErrorCode =
   | "DUPLICATE_TASK"
   | "JOB_NOT_FOUND"
   | "STORE_UNAVAILABLE"
+  | "STORE_TIMEOUT"
   | "STORE_CORRUPT"
   | "JOB_TIMEOUT"
   | "RATE_LIMITED"
@@ -95,6 +96,23 @@ export class StoreUnavailableError extends SluiceError {
   constructor(message: string, options?: { cause?: unknown; rejected?: boolean }) {
     super("STORE_UNAVAILABLE", message, options);
     this.rejected = options?.rejected ?? false;
+  }
+}
+
+/**
+ * A store call made on behalf of a caller with a deadline (an HTTP request) did not answer in time. The
+ * call may still complete in the background: a write it carried may or may not have happened, so read the
+ * state again before repeating it.
+ */
+export class StoreTimeoutError extends SluiceError {
+  constructor(
+    readonly timeoutMs: number,
+    what = "the store",
+  ) {
+    super(
+      "STORE_TIMEOUT",
+      `${what} did not answer within ${timeoutMs} ms; check the store's health (sluice doctor) or raise the timeout`,
+    );
   }
 }
 

@@ -3,7 +3,7 @@
  * README.md and docs/*.md, and the sample in the header of src/index.ts (it ends up in dist/index.d.ts), is
  * written as its own module to a temporary folder inside node_modules/.cache (so `zod`, `pg` and
  * `better-sqlite3` resolve as they do for an application) with a tsconfig that maps "sluice" to
- * src/index.ts, and one `tsc` run checks them all. A sample is skipped only when the line before its fence
+ * src/index.ts (and "sluice/http" to src/http/index.ts), and one `tsc` run checks them all. A sample is skipped only when the line before its fence
  * is `<!-- not compiled: reason -->`.
  */
 import { execFile } from "node:child_process";
@@ -92,7 +92,10 @@ async function compile(samples: readonly Sample[]): Promise<Map<string, string[]
         noUncheckedIndexedAccess: true,
         skipLibCheck: true,
         noEmit: true,
-        paths: { sluice: [join(ROOT, "src", "index.ts")] },
+        paths: {
+          sluice: [join(ROOT, "src", "index.ts")],
+          "sluice/http": [join(ROOT, "src", "http", "index.ts")],
+        },
       },
       files,
     }),
