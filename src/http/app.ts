@@ -18,6 +18,7 @@ import {
   type BulkRunOptions,
   type JobRecord,
   type JobState,
+  type Json,
   parseDuration,
   type Sluice,
   StoreTimeoutError,
@@ -32,6 +33,7 @@ import {
   validateTokens,
 } from "./auth.js";
 import { HttpError, toErrorResponse } from "./errors.js";
+import { type EventStreamOptions, openEventStream } from "./event-stream.js";
 import { parseBulkFilter, parseListQuery } from "./filters.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
 import { compileRedaction, type RedactionRules, redactFields, redactLogMessage } from "./redaction.js";
@@ -63,6 +65,8 @@ export interface HttpApiOptions {
   maxBodyBytes?: number;
   /** Deadline of each store call a request makes; past it the request answers 504 STORE_TIMEOUT. Default 10 s. */
   storeTimeoutMs?: number;
+  /** The `/events` stream: heartbeat period, buffer bound and slow-client cut-off (docs/events.md). */
+  events?: Omit<EventStreamOptions, "transform">;
   /** Where `SLUICE_HTTP_TOKENS` is read from. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
 }
@@ -164,10 +168,31 @@ export function createHttpApi(sluice: Sluice, options: HttpApiOptions = {}): Hon
     await next();
   });
 
-  // TODO(events): the fleet-wide Server-Sent Events route lives in ./events-route.ts (main developer):
-  //   import { mountEventStream } from "./events-route.js";
-  //   mountEventStream(app, sluice, options);
-  // Mounted here, after authentication (GET: any read token) and before the catch-all 404.
+  // Fleet-wide events over SSE (./event-stream.ts), behind the same authentication (a read token).
+  app.get("/events", async (c) => {
+    const queue = c.req.query("queue");
+    if (queue !== undefined) validateQueueName(queue, "queue");
+    const job = c.req.query("job");
+    const header = c.req.header("last-event-id");
+    const after = header !== undefined && header !== "" ? header : c.req.query("after");
+    return openEventStream(
+      sluice,
+      {
+        ...(queue !== undefined ? { queue } : {}),
+        ...(job !== undefined && job !== "" ? { jobId: job } : {}),
+        ...(after !== undefined ? { after: after === "" ? null : after } : {}),
+        signal: c.req.raw.signal,
+      },
+      {
+        ...options.events,
+        // Progress is handler data: the same redaction as job detail.
+        transform: (item) =>
+          item.type === "progress" && item.data
+            ? { ...item, data: { ...item.data, progress: redactFields(item.data.progress, rules) as Json } }
+            : item,
+      },
+    );
+  });
 
   app.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT));
 

@@ -150,6 +150,31 @@ export const OPENAPI_DOCUMENT = {
     "/openapi.json": {
       get: read("This document", { type: "object" }),
     },
+    "/events": {
+      get: {
+        summary:
+          "Fleet-wide job events as Server-Sent Events (id: event id, event: type, data: the event as JSON). " +
+          "Resumes after Last-Event-ID (or ?after=) without gaps; `event: reset` when events were lost; " +
+          "a comment line every 15 s; a client whose buffer stays full is disconnected",
+        "x-sluice-role": "read",
+        parameters: [
+          queryParam("queue", "only events of this queue"),
+          queryParam("job", "only events of this job"),
+          queryParam("after", "resume after this event id (Last-Event-ID wins); empty: from the oldest kept"),
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            required: false,
+            description: "sent by EventSource on reconnect",
+            schema: str(),
+          },
+        ],
+        responses: {
+          "200": { description: "an event stream", content: { "text/event-stream": { schema: str() } } },
+          ...ERRORS,
+        },
+      },
+    },
     "/queues": {
       get: read(
         "Queues: counts per state, due, latency, paused",

@@ -67,6 +67,11 @@ export async function call(
     headers,
     ...(body !== undefined ? { body } : {}),
   });
+  // An event stream never ends by itself: its status and headers are the answer.
+  if (response.headers.get("content-type")?.startsWith("text/event-stream")) {
+    await response.body?.cancel();
+    return { status: response.status, body: null, text: "", headers: response.headers };
+  }
   const text = await response.text();
   let parsed: unknown = null;
   try {
