@@ -621,8 +621,13 @@ export const MIGRATIONS: readonly Migration[] = [
         SELECT id FROM started UNION ALL SELECT id FROM already
       $fn$;
 
+      -- PL/pgSQL (the version of migration 6 was SQL): its statement's plan is cached per connection,
+      -- where a SQL function's body is planned again on every call, and with the events CTE that planning
+      -- cost more than the event rows themselves.
       CREATE FUNCTION ${s}.complete_jobs(p_ids text[], p_tokens bigint[], p_results text[], p_events boolean)
-      RETURNS SETOF text LANGUAGE sql ${probes} AS $fn$
+      RETURNS SETOF text LANGUAGE plpgsql ${probes} AS $fn$
+      BEGIN
+        RETURN QUERY
         WITH u AS (SELECT * FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result)),
         kept AS (
           UPDATE ${s}.jobs j SET state = 'completed', result = u.result, finished_at = ${NOW_MS},
@@ -637,7 +642,8 @@ export const MIGRATIONS: readonly Migration[] = [
         ev AS (
           ${events}
           SELECT ${NOW_MS}, 'completed', d.queue, d.id, d.task, d.attempt, NULL FROM done d WHERE p_events)
-        SELECT id FROM done
+        SELECT d.id FROM done d;
+      END
       $fn$;
 
       CREATE FUNCTION ${s}.fail_jobs(p_ids text[], p_tokens bigint[], p_next text[], p_run_at bigint[],

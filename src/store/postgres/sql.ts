@@ -99,9 +99,9 @@ export function statements(s: string, events: boolean) {
     ${onConflict}
     RETURNING id, state${events ? ", queue, task" : ""}`;
   // With events: the insert is a CTE and an 'enqueued' event is written per row it created (an existing id
-  // skipped by ON CONFLICT returns no row, hence no event).
+  // skipped by ON CONFLICT returns no row, hence no event). data is one of two constants (no per-row build).
   const enqueued = events
-    ? `, ev AS (${eventInsert(s, `${NOW_MS}, 'enqueued', queue, id, task, NULL::int, jsonb_build_object('state', state)`, "ins")})`
+    ? `, ev AS (${eventInsert(s, `${NOW_MS}, 'enqueued', queue, id, task, NULL::int, CASE state WHEN 'waiting' THEN '{"state":"waiting"}'::jsonb ELSE '{"state":"scheduled"}'::jsonb END`, "ins")})`
     : "";
   const insertStatement = (onConflict: string) =>
     events
