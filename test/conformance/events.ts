@@ -107,9 +107,10 @@ export function eventTests(ctx: ConformanceContext): void {
       const claimed = await store.claim({ queues: [queue], limit: 2, workerId: "w1", leaseMs: 30_000 });
       const token = (id: string) => claimed.find((j) => j.id === id)?.leaseToken as number;
       const error = { attempt: 1, outcome: "error" as const, message: "boom", name: "Error", at: Date.now() };
-      // a: fails and will retry; b: goes back without charging its attempt.
+      // a: fails and will retry; b: goes back without charging its attempt. a's retry is due at its own
+      // first run time, so the claim below takes a before b (priority, runAt, seq) however long this takes.
       await store.fail([
-        { id: a.id, token: token(a.id), error, next: { state: "scheduled", runAt: Date.now() } },
+        { id: a.id, token: token(a.id), error, next: { state: "scheduled", runAt: a.runAt } },
       ]);
       await store.release([{ id: b.id, token: token(b.id), reason: "shutdown" }]);
       // c: cancelled while waiting; d: moved to another queue.

@@ -192,7 +192,7 @@ describe("postgres claims", () => {
     const broken = await openStore(url);
     await withAdmin(SHARED_URL, (c) =>
       c.query(
-        `ALTER FUNCTION "${schema}".claim(text[], integer, text, bigint, integer) RENAME TO claim_gone`,
+        `ALTER FUNCTION "${schema}".claim(text[], integer, text, bigint, integer, boolean) RENAME TO claim_gone`,
       ),
     );
     try {
@@ -202,7 +202,7 @@ describe("postgres claims", () => {
     } finally {
       await withAdmin(SHARED_URL, (c) =>
         c.query(
-          `ALTER FUNCTION "${schema}".claim_gone(text[], integer, text, bigint, integer) RENAME TO claim`,
+          `ALTER FUNCTION "${schema}".claim_gone(text[], integer, text, bigint, integer, boolean) RENAME TO claim`,
         ),
       );
       await broken.close();

@@ -57,7 +57,7 @@ describe("postgres migrations", () => {
     const allVersions = MIGRATIONS.map((m) => m.version);
     // Exactly one process applied the whole list; the nine others found nothing to do.
     expect(results.filter((r) => r.length > 0)).toEqual([allVersions]);
-    expect(results.flat().sort()).toEqual(allVersions);
+    expect(results.flat().sort((a, b) => a - b)).toEqual(allVersions);
     const rows = await withAdmin(
       SHARED_URL,
       async (client) =>

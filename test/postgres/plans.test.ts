@@ -49,13 +49,15 @@ describe("postgres plans", () => {
     const ids = literal(jobs.map((j) => j.id));
     const tokens = literal(jobs.map((j) => j.leaseToken));
     const texts = literal(jobs.map(() => "x"));
+    const numbers = literal(jobs.map(() => "1"));
     const nothing = literal(jobs.map(() => null));
+    // The signatures the store calls (migration 10: with fleet events, written here too).
     const calls = [
       `SELECT count(*) FROM ${s}.extend_leases(${ids}, ${tokens}, 1000)`,
-      `SELECT count(*) FROM ${s}.job_progress(${ids}, ${tokens}, ${texts})`,
-      `SELECT count(*) FROM ${s}.release_jobs(${ids}, ${tokens}, ${nothing}, ${texts}, ${literal(jobs.map(() => "waiting"))}, 'c')`,
-      `SELECT count(*) FROM ${s}.fail_jobs(${ids}, ${tokens}, ${literal(jobs.map(() => "dead"))}, ${nothing}, ${texts}, ${literal(jobs.map(() => "{}"))}, 'c')`,
-      `SELECT count(*) FROM ${s}.complete_jobs(${ids}, ${tokens}, ${nothing})`,
+      `SELECT count(*) FROM ${s}.job_progress(${ids}, ${tokens}, ${numbers}, ${numbers})`,
+      `SELECT count(*) FROM ${s}.release_jobs(${ids}, ${tokens}, ${nothing}, ${texts}, ${literal(jobs.map(() => "waiting"))}, 'c', true)`,
+      `SELECT count(*) FROM ${s}.fail_jobs(${ids}, ${tokens}, ${literal(jobs.map(() => "dead"))}, ${nothing}, ${texts}, ${literal(jobs.map(() => "{}"))}, 'c', true)`,
+      `SELECT count(*) FROM ${s}.complete_jobs(${ids}, ${tokens}, ${nothing}, true)`,
     ];
     const notices = await withAdmin(SHARED_URL, async (client) => {
       const seen: string[] = [];
@@ -117,7 +119,7 @@ describe("postgres plans", () => {
         await client.query("BEGIN");
         try {
           await client.query(
-            `SELECT count(*) FROM ${quoteSchema(own)}.claim(ARRAY['bench'], 100, 'w', 30000)`,
+            `SELECT count(*) FROM ${quoteSchema(own)}.claim(ARRAY['bench'], 100, 'w', 30000, 100, true)`,
           );
         } finally {
           await client.query("ROLLBACK");

@@ -467,6 +467,271 @@ export const MIGRATIONS: readonly Migration[] = [
     `;
     },
   },
+  {
+    version: 10,
+    description: "fleet-wide events, written by the transitions themselves",
+    sql: (s) => {
+      const probes =
+        "SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off " +
+        "SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off";
+      const held = "j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
+      const notPaused = `NOT EXISTS (SELECT 1 FROM ${s}.queues q
+                          WHERE q.name = j.queue AND (q.paused OR q.paused_until > ${NOW_MS}))`;
+      // Every event is inserted by a data-modifying CTE that reads the RETURNING rows of the transition's own
+      // UPDATE / INSERT / DELETE: the row change has given the transaction its xid before nextval() hands
+      // out the event id (readEvents' horizon relies on that, see postgres-store.ts), the event commits or
+      // rolls back with the transition, and a fenced or skipped change returns no row, hence writes no event.
+      const events = `INSERT INTO ${s}.events (at, type, queue, job_id, task, attempt, data)`;
+      const take = (startedAt: string, limit: string, emit: boolean) => `
+          RETURN QUERY
+            WITH moved AS (
+              UPDATE ${s}.jobs j
+              SET state = 'active', attempt = j.attempt + 1, lease_token = j.lease_token + 1, started_at = ${startedAt},
+                  worker_id = p_worker, lease_expires_at = v_now + p_lease_ms, reason = NULL
+              WHERE j.seq IN (SELECT c.seq FROM ${s}.jobs c
+                              WHERE c.state = 'waiting' AND c.queue = v_queue
+                              ORDER BY c.priority, c.run_at, c.seq
+                              LIMIT ${limit}
+                              FOR UPDATE SKIP LOCKED)
+              RETURNING j.*)${
+                emit
+                  ? `,
+            ev AS (
+              ${events}
+              SELECT v_now, 'active', m.queue, m.id, m.task, m.attempt, jsonb_build_object('workerId', p_worker)
+              FROM moved m WHERE p_events)`
+                  : ""
+              }
+            SELECT * FROM moved;
+          GET DIAGNOSTICS v_got = ROW_COUNT;
+          v_left := v_left - v_got;`;
+      return `
+      -- One row per transition (core/fleet-events.ts). Ids come from events_id_seq (CACHE 1, so ids are
+      -- handed out in call order across sessions); readers never trust "id > after" alone, because a
+      -- transaction may commit after a later id's: they read up to a horizon every id below which is
+      -- settled (postgres-store.ts, docs/postgres.md). Append at the tail, delete at the head by prune:
+      -- never updated, so fillfactor 100 (no room left for HOT updates), and vacuumed after 2% dead rows so
+      -- pruned pages are reused. Only the primary key: readers scan an id range and filter queue / job in
+      -- that range (retention bounds it), and every extra index would cost every transition.
+      CREATE SEQUENCE ${s}.events_id_seq AS bigint CACHE 1;
+      CREATE TABLE ${s}.events (
+        id      bigint  PRIMARY KEY DEFAULT nextval('${s}.events_id_seq'),
+        at      bigint  NOT NULL,
+        type    text    NOT NULL,
+        queue   text    NOT NULL,
+        job_id  text,
+        task    text,
+        attempt integer,
+        data    jsonb
+      ) WITH (fillfactor = 100, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);
+      ALTER SEQUENCE ${s}.events_id_seq OWNED BY ${s}.events.id;
+
+      -- The newest event id prune deleted (0: none), durable, so a reader whose id is older learns that it
+      -- lost events (reset). One row, written by prune in the transaction that deletes.
+      CREATE TABLE ${s}.event_state (
+        one       boolean PRIMARY KEY DEFAULT true CHECK (one),
+        pruned_id bigint  NOT NULL DEFAULT 0
+      );
+      INSERT INTO ${s}.event_state DEFAULT VALUES;
+
+      -- A reader's horizon mark, in one round trip and in this order: (1) last_id, the sequence's last
+      -- value (read outside MVCC: it includes ids of transactions still in progress), THEN (2) next_xid, an
+      -- upper bound of every xid assigned before (1). age(xid) of a transaction without an xid measures from
+      -- ReadNextTransactionId() (GetStableLatestTransactionId), so xmin + age(xmin) is the next xid to be
+      -- assigned at the first call, which comes after (1). (pg_current_snapshot()'s xmax is NOT such a
+      -- bound: it is latestCompletedXid + 1, and running xids above it are simply left out of the snapshot.)
+      -- Every id <= last_id was taken by a transaction whose xid was assigned before (its row change came
+      -- first), hence < next_xid. A snapshot whose xmin >= next_xid therefore proves all of them committed or
+      -- rolled back: ids <= last_id are settled. (3) xmin of a snapshot taken now, for that test.
+      CREATE FUNCTION ${s}.event_mark(OUT last_id bigint, OUT next_xid bigint, OUT snapshot_xmin bigint)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_snap pg_snapshot;
+        v_age  integer;
+      BEGIN
+        SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END INTO last_id FROM ${s}.events_id_seq q;
+        v_snap := pg_current_snapshot();
+        snapshot_xmin := pg_snapshot_xmin(v_snap)::text::bigint;
+        v_age := age(xid(pg_snapshot_xmin(v_snap)));
+        -- age() of a special xid is INT_MAX: no usable bound, the mark never becomes safe.
+        next_xid := CASE WHEN v_age = 2147483647 THEN 9223372036854775807 ELSE snapshot_xmin + v_age END;
+      END
+      $fn$;
+
+      -- The payload as jsonb, or NULL when it does not parse, for the payloadField filter (sql.ts): one
+      -- corrupt payload must not make every filtered listing fail. Admin path only (a subtransaction per
+      -- call, for the EXCEPTION block).
+      CREATE FUNCTION ${s}.json_or_null(p_text text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $fn$
+      BEGIN
+        RETURN p_text::jsonb;
+      EXCEPTION WHEN others THEN
+        RETURN NULL;
+      END
+      $fn$;
+
+      -- The transitions that write events, each with a p_events flag (StoreOptions.events.enabled: false
+      -- makes the INSERT select no rows). New signatures; the old ones stay for workers of the previous
+      -- version during a rolling deploy (they write no events).
+      CREATE FUNCTION ${s}.claim(p_queues text[], p_limit integer, p_worker text, p_lease_ms bigint, p_start integer,
+        p_events boolean)
+      RETURNS SETOF ${s}.jobs
+      LANGUAGE plpgsql SET enable_sort = off SET jit = off AS $fn$
+      DECLARE
+        v_now   bigint := ${NOW_MS};
+        v_queue text;
+        v_left  integer := p_limit;
+        v_start integer := least(p_start, p_limit);
+        v_got   integer;
+      BEGIN
+        -- Promotion writes no event (scheduled -> waiting is not a transition users follow).
+        UPDATE ${s}.jobs SET state = 'waiting'
+        WHERE seq IN (SELECT seq FROM ${s}.jobs
+                      WHERE state = 'scheduled' AND queue = ANY (p_queues) AND run_at <= v_now
+                      ORDER BY run_at LIMIT 10000
+                      FOR UPDATE SKIP LOCKED);
+        FOREACH v_queue IN ARRAY p_queues LOOP
+          EXIT WHEN v_left <= 0;
+          CONTINUE WHEN EXISTS (SELECT 1 FROM ${s}.queues q
+                                WHERE q.name = v_queue AND (q.paused OR q.paused_until > v_now));
+          -- Jobs that start now are 'active'; jobs held ahead write theirs when start_jobs starts them.
+          IF v_start > 0 THEN${take("v_now", "v_start", true)}
+            v_start := v_start - v_got;
+          END IF;
+          IF v_left > 0 AND v_start <= 0 THEN${take("NULL", "v_left", false)}
+          END IF;
+        END LOOP;
+      END
+      $fn$;
+
+      -- Jobs started here for the first time write 'active'; one started already is reported applied again
+      -- (as before) without a second event.
+      CREATE FUNCTION ${s}.start_jobs(p_ids text[], p_tokens bigint[], p_events boolean)
+      RETURNS SETOF text LANGUAGE sql ${probes} AS $fn$
+        WITH u AS (SELECT * FROM unnest(p_ids, p_tokens) AS u(id, token)),
+        started AS (
+          UPDATE ${s}.jobs j SET started_at = ${NOW_MS}
+          FROM u WHERE ${held} AND j.started_at IS NULL AND ${notPaused}
+          RETURNING j.id, j.queue, j.task, j.attempt, j.worker_id),
+        ev AS (
+          ${events}
+          SELECT ${NOW_MS}, 'active', c.queue, c.id, c.task, c.attempt, jsonb_build_object('workerId', c.worker_id)
+          FROM started c WHERE p_events),
+        already AS (
+          SELECT j.id FROM ${s}.jobs j JOIN u ON ${held} WHERE j.started_at IS NOT NULL AND ${notPaused})
+        SELECT id FROM started UNION ALL SELECT id FROM already
+      $fn$;
+
+      -- PL/pgSQL (the version of migration 6 was SQL): its statement's plan is cached per connection,
+      -- where a SQL function's body is planned again on every call, and with the events CTE that planning
+      -- cost more than the event rows themselves.
+      CREATE FUNCTION ${s}.complete_jobs(p_ids text[], p_tokens bigint[], p_results text[], p_events boolean)
+      RETURNS SETOF text LANGUAGE plpgsql ${probes} AS $fn$
+      BEGIN
+        RETURN QUERY
+        WITH u AS (SELECT * FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result)),
+        kept AS (
+          UPDATE ${s}.jobs j SET state = 'completed', result = u.result, finished_at = ${NOW_MS},
+            lease_expires_at = NULL, keep_until = CASE j.keep_mode WHEN 'age' THEN ${NOW_MS} + j.keep_value END
+          FROM u WHERE ${held} AND j.keep_mode <> 'none'
+          RETURNING j.id, j.queue, j.task, j.attempt),
+        dropped AS (
+          DELETE FROM ${s}.jobs j USING u WHERE ${held} AND j.keep_mode = 'none'
+          RETURNING j.id, j.queue, j.task, j.attempt),
+        done AS (SELECT * FROM kept UNION ALL SELECT * FROM dropped),
+        -- Never the result: events stay small.
+        ev AS (
+          ${events}
+          SELECT ${NOW_MS}, 'completed', d.queue, d.id, d.task, d.attempt, NULL FROM done d WHERE p_events)
+        SELECT d.id FROM done d;
+      END
+      $fn$;
+
+      CREATE FUNCTION ${s}.fail_jobs(p_ids text[], p_tokens bigint[], p_next text[], p_run_at bigint[],
+        p_reason text[], p_error text[], p_channel text, p_events boolean)
+      RETURNS SETOF text LANGUAGE plpgsql ${probes} AS $fn$
+      DECLARE
+        v_now    bigint := ${NOW_MS};
+        v_ids    text[];
+        v_queues text[];
+      BEGIN
+        WITH u AS (SELECT * FROM unnest(p_ids, p_tokens, p_next, p_run_at, p_reason, p_error)
+                     AS u(id, token, next, run_at, reason, error)),
+        changed AS (
+          UPDATE ${s}.jobs j SET state = u.next,
+            run_at = CASE u.next WHEN 'scheduled' THEN u.run_at WHEN 'waiting' THEN v_now ELSE j.run_at END,
+            finished_at = CASE WHEN u.next IN ('dead', 'cancelled') THEN v_now END,
+            lease_expires_at = NULL, errors = j.errors || jsonb_build_array(u.error::jsonb), reason = u.reason
+          FROM u WHERE ${held}
+          RETURNING j.id, j.queue, j.state, j.task, j.attempt, j.run_at, u.reason AS why, u.error AS err),
+        ev AS (
+          ${events}
+          SELECT v_now, CASE WHEN c.state IN ('dead', 'cancelled') THEN c.state ELSE 'retrying' END,
+            c.queue, c.id, c.task, c.attempt,
+            CASE c.state
+              WHEN 'dead' THEN jsonb_build_object('error', c.err::jsonb ->> 'message', 'reason', c.why)
+              WHEN 'cancelled' THEN jsonb_build_object('reason', c.why)
+              ELSE jsonb_build_object('error', c.err::jsonb ->> 'message', 'runAt', c.run_at)
+            END
+          FROM changed c WHERE p_events)
+        SELECT array_agg(c.id), array_agg(DISTINCT c.queue) FILTER (WHERE c.state IN ('waiting', 'scheduled'))
+        INTO v_ids, v_queues FROM changed c;
+        IF v_queues IS NOT NULL THEN PERFORM pg_notify(p_channel, ${s}.jobs_payload(v_queues)); END IF;
+        RETURN QUERY SELECT unnest(v_ids);
+      END
+      $fn$;
+
+      -- Only a job that had started writes an event ('released', or 'cancelled' when its cancel was
+      -- requested); a held job going back was never visible as running. attempt: the attempt given back.
+      CREATE FUNCTION ${s}.release_jobs(p_ids text[], p_tokens bigint[], p_run_at bigint[], p_reason text[],
+        p_next text[], p_channel text, p_events boolean)
+      RETURNS SETOF text LANGUAGE plpgsql ${probes} AS $fn$
+      DECLARE
+        v_now    bigint := ${NOW_MS};
+        v_ids    text[];
+        v_queues text[];
+      BEGIN
+        WITH u AS (SELECT * FROM unnest(p_ids, p_tokens, p_run_at, p_reason, p_next)
+                     AS u(id, token, run_at, reason, next)),
+        changed AS (
+          UPDATE ${s}.jobs j SET attempt = greatest(j.attempt - 1, 0), lease_expires_at = NULL,
+            state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE u.next END,
+            run_at = CASE WHEN j.cancel_requested THEN j.run_at ELSE COALESCE(u.run_at, j.run_at) END,
+            finished_at = CASE WHEN j.cancel_requested THEN v_now ELSE j.finished_at END,
+            reason = CASE WHEN j.cancel_requested THEN 'cancelled by operator while active' ELSE u.reason END
+          FROM u WHERE ${held}
+          RETURNING j.id, j.queue, j.state, j.task, j.attempt, j.started_at, j.reason, u.run_at AS asked_run_at),
+        ev AS (
+          ${events}
+          SELECT v_now, CASE WHEN c.state = 'cancelled' THEN 'cancelled' ELSE 'released' END,
+            c.queue, c.id, c.task, c.attempt + 1,
+            CASE WHEN c.state = 'cancelled' THEN jsonb_build_object('reason', c.reason)
+                 ELSE jsonb_build_object('reason', c.reason, 'runAt', c.asked_run_at) END
+          FROM changed c WHERE p_events AND c.started_at IS NOT NULL)
+        SELECT array_agg(c.id), array_agg(DISTINCT c.queue) FILTER (WHERE c.state <> 'cancelled')
+        INTO v_ids, v_queues FROM changed c;
+        IF v_queues IS NOT NULL THEN PERFORM pg_notify(p_channel, ${s}.jobs_payload(v_queues)); END IF;
+        RETURN QUERY SELECT unnest(v_ids);
+      END
+      $fn$;
+
+      -- p_events: per item, the progress as JSON text for its event, or NULL for none (events off, or the
+      -- task turned progress events off).
+      CREATE FUNCTION ${s}.job_progress(p_ids text[], p_tokens bigint[], p_progress text[], p_events text[])
+      RETURNS SETOF text LANGUAGE sql ${probes} AS $fn$
+        WITH changed AS (
+          UPDATE ${s}.jobs j SET progress = u.progress
+          FROM unnest(p_ids, p_tokens, p_progress, p_events) AS u(id, token, progress, event)
+          WHERE ${held}
+          RETURNING j.id, j.queue, j.task, j.attempt, u.event),
+        ev AS (
+          ${events}
+          SELECT ${NOW_MS}, 'progress', c.queue, c.id, c.task, c.attempt, jsonb_build_object('progress', c.event::jsonb)
+          FROM changed c WHERE c.event IS NOT NULL)
+        SELECT id FROM changed
+      $fn$;
+    `;
+    },
+  },
 ];
 
 /** Latest schema version this build knows. */

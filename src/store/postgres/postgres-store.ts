@@ -13,9 +13,11 @@
  *   signals.ts turns notifications into signals. See docs/postgres.md.
  * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { ClosedError, SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
-import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
   asSeen,
@@ -81,7 +83,15 @@ import { postgresHazards } from "./hazards.js";
 import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
 import { type JobRow, num, numOrNull, rowToJob, rowToWorker, type WorkerRow } from "./rows.js";
 import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./signals.js";
-import { filterSql, INSERT_ARRAYS, NOW_MS, notifyJobsFrom, quoteSchema, statements } from "./sql.js";
+import {
+  eventInsert,
+  filterSql,
+  INSERT_ARRAYS,
+  NOW_MS,
+  notifyJobsFrom,
+  quoteSchema,
+  statements,
+} from "./sql.js";
 
 /** Anything that runs a parameterised query: pg.Client, pg.PoolClient, or an ORM's connection. */
 export interface Queryable {
@@ -159,6 +169,35 @@ function dedupesByKey(job: NewJob): boolean {
   return job.uniqueKey !== null && job.uniqueStates.length > 0;
 }
 
+/** An event id as readEvents accepts it: what this engine hands out (a bigint in decimal). */
+const EVENT_ID = /^\d{1,18}$/;
+
+/** How long readEvents / lastEventId wait for their own horizon mark to settle (read-your-writes). */
+const OWN_MARK_WAIT_MS = 100;
+/** Pause between two looks at the snapshot's xmin while waiting. */
+const MARK_POLL_MS = 3;
+/** Horizon marks kept while they settle; the oldest go first (a newer one settles no earlier). */
+const MAX_MARKS = 32;
+
+/** A horizon mark (see `eventHorizon`): ids up to `lastId` are settled once a snapshot's xmin reaches `nextXid`. */
+interface EventMark {
+  lastId: number;
+  nextXid: number;
+}
+
+interface EventRow {
+  reset: boolean;
+  pruned_id: number | string;
+  id: number | string | null;
+  at: number | string;
+  type: FleetEventType;
+  queue: string;
+  job_id: string | null;
+  task: string | null;
+  attempt: number | null;
+  data: Record<string, Json> | null;
+}
+
 interface RecoverCandidate {
   id: string;
   queue: string;
@@ -188,6 +227,14 @@ export class PostgresStore implements Store {
   private closed = false;
   /** This process's connection to the server (lost / back) and the expired-lease recovery rule after outages. */
   private readonly gate: RecoveryGate;
+  /** Whether transitions write fleet events (StoreOptions.events). */
+  private readonly eventsOn: boolean;
+  /** Horizon marks not yet settled, oldest first (`eventHorizon`). */
+  private marks: EventMark[] = [];
+  /** The highest snapshot xmin seen: every xid below it had ended when it was seen. */
+  private xminSeen = 0;
+  /** The newest settled horizon: every event id up to it is committed or rolled back for good. */
+  private settledId = 0;
 
   constructor(
     url: string,
@@ -196,7 +243,8 @@ export class PostgresStore implements Store {
     this.config = parsePostgresUrl(url);
     this.gate = new RecoveryGate(options.logger, { engine: "postgres", location: this.config.location });
     this.s = quoteSchema(this.config.schema);
-    this.sql = statements(this.s);
+    this.eventsOn = (options.events ?? DEFAULT_EVENT_RETENTION).enabled;
+    this.sql = statements(this.s, this.eventsOn);
     this.prepared = new Map(
       Object.entries(this.sql).flatMap(([key, text]) =>
         typeof text === "string" ? [[text, `sluice_${key}`]] : [],
@@ -540,6 +588,11 @@ export class PostgresStore implements Store {
       requests.map((r) => r.id),
       requests.map((r) => r.token),
       requests.map((r) => r.progress),
+      // The event's copy of the progress (jsonb), or null for no event. jsonb refuses \u0000 in strings:
+      // the event gets U+FFFD there rather than failing the progress write.
+      requests.map((r) =>
+        this.eventsOn && r.event !== false ? r.progress.replaceAll("\\u0000", "\\ufffd") : null,
+      ),
     ]);
     const applied = new Set(rows.map((row) => row.id));
     return requests.map((r) => applied.has(r.id));
@@ -663,6 +716,8 @@ export class PostgresStore implements Store {
   async prune(options: {
     limit: number;
     workersSilentSince: number;
+    eventsBefore?: number;
+    maxEvents?: number;
   }): Promise<{ jobs: number; workers: number; events: number }> {
     const byAge = await this.query<{ n: number }>("prune completed jobs", this.sql.pruneByAge, [
       options.limit,
@@ -680,7 +735,16 @@ export class PostgresStore implements Store {
     await this.query("prune the stats roll-up", `DELETE FROM ${this.s}.queue_stats WHERE hour < $1`, [
       Date.now() - STATS_RETENTION_MS,
     ]);
-    return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0), events: 0 };
+    let events = 0;
+    if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
+      const gone = await this.query<{ n: number }>("prune events", this.sql.pruneEvents, [
+        options.limit,
+        options.eventsBefore ?? null,
+        options.maxEvents ?? null,
+      ]);
+      events = num(gone[0]?.n ?? 0);
+    }
+    return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0), events };
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -782,7 +846,7 @@ export class PostgresStore implements Store {
   async listJobs(request: ListRequest): Promise<JobPage> {
     const order = request.order ?? "desc";
     const params: unknown[] = [];
-    const where = filterSql(request.filter, params);
+    const where = filterSql(request.filter, params, this.s);
     if (request.cursor) {
       const cursor = Number(request.cursor);
       if (!Number.isSafeInteger(cursor)) {
@@ -829,7 +893,7 @@ export class PostgresStore implements Store {
 
   async retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     const params: unknown[] = [];
-    const where = filterSql(filter, params);
+    const where = filterSql(filter, params, this.s);
     params.push(options.limit, this.config.schema);
     const rows = await this.query<{ id: string }>(
       "retry jobs",
@@ -841,8 +905,8 @@ export class PostgresStore implements Store {
          UPDATE ${this.s}.jobs j SET state = 'waiting', attempt = 0, run_at = ${NOW_MS}, finished_at = NULL,
            cancel_requested = false, lease_expires_at = NULL, keep_until = NULL, reason = ${sqlString(RETRIED_REASON)}
          FROM picked WHERE j.seq = picked.seq AND j.state IN (${sqlStateList(RETRYABLE_STATES)})
-         RETURNING j.id, j.queue, j.seq
-       )
+         RETURNING j.id, j.queue, j.seq, j.task
+       )${this.eventsCte("'retried', queue, id, task, NULL::int, NULL::jsonb", "changed")}
        SELECT id, ${notifyJobsFrom("changed", "true", `$${params.length}`)} AS notified FROM changed ORDER BY seq`,
       params,
     );
@@ -851,7 +915,7 @@ export class PostgresStore implements Store {
 
   async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
     const params: unknown[] = [];
-    const where = filterSql(filter, params);
+    const where = filterSql(filter, params, this.s);
     params.push(options.limit, CANCEL_PAYLOAD, this.config.schema);
     const n = params.length;
     // Active jobs already flagged are not picked again, so a caller looping "until count is 0" stops.
@@ -875,8 +939,11 @@ export class PostgresStore implements Store {
          FROM picked
          WHERE j.seq = picked.seq
            AND (j.state IN (${sqlStateList(CANCEL_AT_ONCE_STATES)}) OR (j.state = 'active' AND NOT j.cancel_requested))
-         RETURNING j.id, j.state, j.seq
-       )
+         RETURNING j.id, j.state, j.seq, j.queue, j.task, j.attempt
+       )${this.eventsCte(
+         `'cancelled', queue, id, task, attempt, jsonb_build_object('reason', ${sqlString(CANCELLED_REASON)})`,
+         "changed WHERE state = 'cancelled'",
+       )}
        SELECT id, state,
          (SELECT pg_notify($${n}, $${n - 1}) FROM changed WHERE state = 'active' HAVING count(*) > 0) AS notified
        FROM changed ORDER BY seq`,
@@ -889,17 +956,20 @@ export class PostgresStore implements Store {
 
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     const params: unknown[] = [];
-    const where = filterSql(filter, params);
+    const where = filterSql(filter, params, this.s);
     params.push(options.limit);
     // REMOVABLE_STATES is every state but active: written as the predicate of jobs_queue_state says it
     // (test/unit/states.test.ts checks the two agree).
     const rows = await this.query<{ id: string; seq: number }>(
       "delete jobs",
-      `DELETE FROM ${this.s}.jobs WHERE seq IN (
-         SELECT seq FROM ${this.s}.jobs WHERE (state <> 'active' OR started_at IS NULL) ${where.map((w) => `AND ${w}`).join(" ")}
-         ORDER BY seq LIMIT $${params.length} FOR UPDATE
-       ) AND (state <> 'active' OR started_at IS NULL)
-       RETURNING id, seq`,
+      `WITH gone AS (
+         DELETE FROM ${this.s}.jobs WHERE seq IN (
+           SELECT seq FROM ${this.s}.jobs WHERE (state <> 'active' OR started_at IS NULL) ${where.map((w) => `AND ${w}`).join(" ")}
+           ORDER BY seq LIMIT $${params.length} FOR UPDATE
+         ) AND (state <> 'active' OR started_at IS NULL)
+         RETURNING id, seq, queue, task
+       )${this.eventsCte("'deleted', queue, id, task, NULL::int, NULL::jsonb", "gone")}
+       SELECT id, seq FROM gone`,
       params,
     );
     rows.sort((a, b) => num(a.seq) - num(b.seq));
@@ -908,7 +978,7 @@ export class PostgresStore implements Store {
 
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
     const params: unknown[] = [];
-    const where = filterSql(filter, params);
+    const where = filterSql(filter, params, this.s);
     params.push(toQueue, options.limit, this.config.schema);
     const n = params.length;
     // A held job (claimed ahead, not started) moves as the waiting job it is; its claim is undone.
@@ -918,7 +988,7 @@ export class PostgresStore implements Store {
     const rows = await this.query<{ id: string }>(
       "move jobs",
       `WITH picked AS (
-         SELECT seq FROM ${this.s}.jobs
+         SELECT seq, queue AS from_queue FROM ${this.s}.jobs
          WHERE ${movable} AND queue <> $${n - 2} ${where.map((w) => `AND ${w}`).join(" ")}
          ORDER BY seq LIMIT $${n - 1} FOR UPDATE
        ), changed AS (
@@ -927,8 +997,8 @@ export class PostgresStore implements Store {
            lease_expires_at = CASE WHEN ${held} THEN NULL ELSE j.lease_expires_at END,
            state = CASE WHEN ${held} THEN 'waiting' ELSE j.state END
          FROM picked WHERE j.seq = picked.seq AND j.queue <> $${n - 2} AND ${seenStateSql(MOVABLE_STATES, "j.")}
-         RETURNING j.id, j.queue, j.seq, j.state
-       )
+         RETURNING j.id, j.queue, j.seq, j.state, j.task, picked.from_queue
+       )${this.eventsCte("'moved', queue, id, task, NULL::int, jsonb_build_object('from', from_queue)", "changed")}
        SELECT id, ${notifyJobsFrom("changed", "state IN ('waiting', 'scheduled')", `$${n}`)} AS notified
        FROM changed ORDER BY seq`,
       params,
@@ -938,7 +1008,7 @@ export class PostgresStore implements Store {
 
   async reprioritize(filter: JobFilter, priority: number, options: BulkOptions): Promise<BulkResult> {
     const params: unknown[] = [];
-    const where = filterSql(filter, params);
+    const where = filterSql(filter, params, this.s);
     params.push(REPRIORITIZABLE_STATES, priority, options.limit);
     const n = params.length;
     const rows = await this.query<{ id: string }>(
@@ -962,11 +1032,15 @@ export class PostgresStore implements Store {
     await this.query(
       "pause the queue",
       // A rate limit (until) never lifts an operator's pause and only ever extends an earlier limit.
-      `INSERT INTO ${this.s}.queues AS q (name, paused, paused_until) VALUES ($1, $2, $3)
-       ON CONFLICT (name) DO UPDATE SET
-         paused = q.paused OR EXCLUDED.paused,
-         paused_until = CASE WHEN EXCLUDED.paused_until IS NULL THEN q.paused_until
-                             ELSE greatest(q.paused_until, EXCLUDED.paused_until) END`,
+      `WITH paused AS (
+         INSERT INTO ${this.s}.queues AS q (name, paused, paused_until) VALUES ($1, $2, $3::bigint)
+         ON CONFLICT (name) DO UPDATE SET
+           paused = q.paused OR EXCLUDED.paused,
+           paused_until = CASE WHEN EXCLUDED.paused_until IS NULL THEN q.paused_until
+                               ELSE greatest(q.paused_until, EXCLUDED.paused_until) END
+         RETURNING name
+       )${this.eventsCte("'paused', name, NULL, NULL, NULL::int, jsonb_build_object('until', $3::bigint)", "paused")}
+       SELECT count(*) AS n FROM paused`,
       [queue, until === null, until],
     );
     // Workers holding jobs of the queue claimed ahead give them back (they learn which from extendLeases).
@@ -978,7 +1052,10 @@ export class PostgresStore implements Store {
   async resumeQueue(queue: string): Promise<void> {
     await this.query(
       "resume the queue",
-      `WITH resumed AS (UPDATE ${this.s}.queues SET paused = false, paused_until = NULL WHERE name = $1 RETURNING name)
+      `WITH resumed AS (UPDATE ${this.s}.queues SET paused = false, paused_until = NULL WHERE name = $1 RETURNING name)${this.eventsCte(
+        "'resumed', name, NULL, NULL, NULL::int, NULL::jsonb",
+        "resumed",
+      )}
        SELECT pg_notify($2, $3), (SELECT count(*) FROM resumed) AS n`,
       [queue, this.config.schema, jobsPayload([queue])],
     );
@@ -1058,13 +1135,121 @@ export class PostgresStore implements Store {
     ]);
   }
 
-  // TODO(events): written by the engine's transitions; stubbed until the engine implements them.
-  async readEvents(_request: ReadEventsRequest): Promise<EventsPage> {
-    throw new Error("readEvents: not implemented for this engine yet");
+  // ── fleet events ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * `, ev AS (INSERT INTO events …)` over the rows of CTE `from` (a table name, optionally with a WHERE), or
+   * nothing when events are off. `values`: type, queue, job_id, task, attempt, data (`at` is the database
+   * clock). The CTE reads the RETURNING rows of the transition's own change, see `eventInsert`.
+   */
+  private eventsCte(values: string, from: string): string {
+    return this.eventsOn ? `, ev AS (${eventInsert(this.s, `${NOW_MS}, ${values}`, from)})` : "";
+  }
+
+  /**
+   * The settled event horizon: an id H such that every event id <= H belongs to a transaction that has
+   * committed or rolled back for good, so `id > after AND id <= H` never skips an event that a later read
+   * could return (the no-gap guarantee), whatever order concurrent transactions commit in.
+   *
+   * Why a horizon: ids come from a sequence when the INSERT runs, not when its transaction commits, so
+   * transaction A can take id 7, B take id 8 and commit, and A commit a moment later. A reader going by
+   * "the newest id I saw" would read 8, move its cursor past 7 and never see A's event (the classic outbox
+   * gap). Waiting for 7 instead is what the horizon does.
+   *
+   * How (event_mark in migration 10, one round trip): (1) L = the sequence's last value. Sequences are
+   * outside MVCC, so L covers ids of transactions still in progress. (2) N = the next xid to be assigned,
+   * read after (1). Every event insert reads the RETURNING rows of its transition's row change, so its
+   * transaction had an xid before nextval() ran: every id <= L belongs to a transaction whose xid < N.
+   * (3) Any later snapshot whose xmin >= N therefore shows that all those transactions have ended: a
+   * running xid below N is either listed in the snapshot (then xmin <= it) or above the snapshot's xmax
+   * (then xmin <= xmax <= it). From then on, L is settled. (pg_current_snapshot()'s xmax is not N: it is
+   * latestCompletedXid + 1, and a running xid above it is left out of the snapshot, so "xmin reached the
+   * earlier xmax" proves nothing about it.)
+   *
+   * Marks are kept (bounded) so a later call can use the newest one that settled meanwhile. For
+   * read-your-writes a call waits up to OWN_MARK_WAIT_MS, looking at the xmin every few ms, for its own
+   * mark (which covers everything the caller committed before the call); after that it falls back to the
+   * newest settled mark. A write transaction that stays open (an application transaction with a
+   * transactional enqueue, or ANY transaction holding an xid on the server, in any database: xmin is
+   * server-wide) holds the horizon back while it is open: events after it are delayed, never lost; they
+   * are read once it ends. Ids of rolled-back transactions are gaps that nobody waits for.
+   */
+  private async eventHorizon(): Promise<{ settled: number; lastId: number }> {
+    const [row] = await this.query<{ last_id: number; next_xid: number; snapshot_xmin: number }>(
+      "read the event horizon",
+      this.sql.eventMark,
+    );
+    if (!row)
+      throw new StoreUnavailableError(`PostgreSQL at ${this.config.location} returned no event horizon`);
+    const mark: EventMark = { lastId: num(row.last_id), nextXid: num(row.next_xid) };
+    this.marks.push(mark);
+    if (this.marks.length > MAX_MARKS) this.marks.shift();
+    this.settleMarks(num(row.snapshot_xmin));
+    const deadline = Date.now() + OWN_MARK_WAIT_MS;
+    while (mark.nextXid > this.xminSeen && Date.now() < deadline) {
+      await sleep(MARK_POLL_MS);
+      const [now] = await this.query<{ xmin: number }>("read the event horizon", this.sql.snapshotXmin);
+      this.settleMarks(num(now?.xmin ?? 0));
+    }
+    if (mark.nextXid <= this.xminSeen) this.settledId = Math.max(this.settledId, mark.lastId);
+    return { settled: this.settledId, lastId: mark.lastId };
+  }
+
+  /** Takes note of a snapshot's xmin: marks whose transactions have all ended settle. */
+  private settleMarks(xmin: number): void {
+    this.xminSeen = Math.max(this.xminSeen, xmin);
+    this.marks = this.marks.filter((mark) => {
+      if (mark.nextXid > this.xminSeen) return true;
+      this.settledId = Math.max(this.settledId, mark.lastId);
+      return false;
+    });
+  }
+
+  async readEvents(request: ReadEventsRequest): Promise<EventsPage> {
+    const after = request.after;
+    if (after !== null && (typeof after !== "string" || !EVENT_ID.test(after))) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `after "${String(after)}" is not an event id of this store: pass the id or cursor of an event read earlier (a decimal number of at most 18 digits, as PostgreSQL hands them out), or null to read from the oldest event kept`,
+        { field: "after" },
+      );
+    }
+    const { settled, lastId } = await this.eventHorizon();
+    const rows = await this.query<EventRow>("read events", this.sql.readEvents, [
+      after,
+      lastId,
+      settled,
+      request.queue ?? null,
+      request.jobId ?? null,
+      Math.max(0, request.limit),
+    ]);
+    const reset = rows[0]?.reset ?? false;
+    const events: FleetEvent[] = [];
+    for (const row of rows) {
+      if (row.id === null) continue;
+      events.push({
+        id: String(row.id),
+        type: row.type,
+        at: num(row.at),
+        queue: row.queue,
+        jobId: row.job_id,
+        task: row.task,
+        attempt: row.attempt,
+        data: row.data,
+      });
+    }
+    // The read covered (from, settled]: up to the last event when the page is full, else the whole range.
+    const from = reset || after === null ? 0 : Number(after);
+    let covered = events.length > 0 && events.length >= request.limit ? Number(events.at(-1)?.id) : settled;
+    // After a reset the reader goes on past what was pruned, even if the horizon has not reached it yet.
+    if (reset) covered = Math.max(covered, num(rows[0]?.pruned_id ?? 0));
+    if (covered <= from) return { events, cursor: reset ? String(from) : after, reset };
+    return { events, cursor: String(covered), reset };
   }
 
   async lastEventId(): Promise<string | null> {
-    throw new Error("lastEventId: not implemented for this engine yet");
+    const { settled } = await this.eventHorizon();
+    return settled > 0 ? String(settled) : null;
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {

@@ -27,8 +27,8 @@ export function notifyJobsFrom(changed: string, where: string, channel: string):
            HAVING count(*) > 0)`;
 }
 
-/** WHERE clauses for an admin filter; placeholders continue from `params.length`. */
-export function filterSql(filter: JobFilter, params: unknown[]): string[] {
+/** WHERE clauses for an admin filter on schema `schema` (quoted); placeholders continue from `params.length`. */
+export function filterSql(filter: JobFilter, params: unknown[], schema: string): string[] {
   const where: string[] = [];
   const add = (value: unknown): string => {
     params.push(value);
@@ -41,6 +41,16 @@ export function filterSql(filter: JobFilter, params: unknown[]): string[] {
   if (filter.task !== undefined) where.push(`task = ${add(filter.task)}`);
   if (filter.createdBefore !== undefined) where.push(`created_at < ${add(filter.createdBefore)}`);
   if (filter.tag !== undefined) where.push(`tags ? ${add(filter.tag)}`);
+  // Literal prefix: no LIKE, so %, _ and \\ in it are plain characters.
+  if (filter.idPrefix !== undefined) where.push(`starts_with(id, ${add(filter.idPrefix)}::text)`);
+  if (filter.payloadField !== undefined) {
+    // The path is a text[] parameter (segments are data, never path syntax); the value is compared as jsonb,
+    // so 7 and "7" differ and null matches a JSON null only (a missing key gives SQL NULL). A payload that
+    // is not valid JSON matches nothing instead of failing the statement (json_or_null, migration 10).
+    const path = add(filter.payloadField.path);
+    const equals = add(JSON.stringify(filter.payloadField.equals));
+    where.push(`${schema}.json_or_null(payload) #> ${path}::text[] = ${equals}::jsonb`);
+  }
   return where;
 }
 
@@ -64,8 +74,17 @@ export const INSERT_ARRAYS = [
   ["parent_id", "text"],
 ] as const;
 
-/** The store's fixed statements for schema `s` (quoted), built once per store. */
-export function statements(s: string) {
+/**
+ * `INSERT INTO events …` of one event per row of `from`; `values` lists (at, type, queue, job_id, task,
+ * attempt, data). Used only in data-modifying CTEs over the RETURNING rows of the transition itself, so the
+ * event commits with it, and the transaction has its xid before the event takes its id (readEvents).
+ */
+export function eventInsert(s: string, values: string, from: string): string {
+  return `INSERT INTO ${s}.events (at, type, queue, job_id, task, attempt, data) SELECT ${values} FROM ${from}`;
+}
+
+/** The store's fixed statements for schema `s` (quoted), built once per store; `events`: write fleet events. */
+export function statements(s: string, events: boolean) {
   const insertColumns = INSERT_ARRAYS.map(([name]) => name).join(", ");
   const unnestArgs = INSERT_ARRAYS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ");
   const insertSql = (
@@ -78,9 +97,18 @@ export function statements(s: string) {
     FROM unnest(${unnestArgs}) WITH ORDINALITY AS u(${insertColumns}, ord)
     ORDER BY u.ord
     ${onConflict}
-    RETURNING id, state`;
-  const insert = insertSql("");
-  const insertIdempotent = insertSql("ON CONFLICT (id) DO NOTHING");
+    RETURNING id, state${events ? ", queue, task" : ""}`;
+  // With events: the insert is a CTE and an 'enqueued' event is written per row it created (an existing id
+  // skipped by ON CONFLICT returns no row, hence no event). data is one of two constants (no per-row build).
+  const enqueued = events
+    ? `, ev AS (${eventInsert(s, `${NOW_MS}, 'enqueued', queue, id, task, NULL::int, CASE state WHEN 'waiting' THEN '{"state":"waiting"}'::jsonb ELSE '{"state":"scheduled"}'::jsonb END`, "ins")})`
+    : "";
+  const insertStatement = (onConflict: string) =>
+    events
+      ? `WITH ins AS (${insertSql(onConflict)})${enqueued} SELECT id, state FROM ins`
+      : insertSql(onConflict);
+  const insert = insertStatement("");
+  const insertIdempotent = insertStatement("ON CONFLICT (id) DO NOTHING");
   const n = INSERT_ARRAYS.length;
   // The fencing condition of recovery's writes (the hot lease-keyed writes are the functions of migration 6).
   // Two planner guards: `id = ANY ($1)` lets it probe the unique id index once per item; and the state test
@@ -97,9 +125,9 @@ export function statements(s: string) {
     insert,
     insertIdempotent,
     // One statement: the rows and the NOTIFY commit together (the notify runs once, only if rows were created).
-    insertNotify: `WITH ins AS (${insert})
+    insertNotify: `WITH ins AS (${insertSql("")})${enqueued}
       SELECT id, state, (SELECT pg_notify($${n + 1}, $${n + 2})) AS notified FROM ins`,
-    insertIdempotentNotify: `WITH ins AS (${insertIdempotent})
+    insertIdempotentNotify: `WITH ins AS (${insertSql("ON CONFLICT (id) DO NOTHING")})${enqueued}
       SELECT id, state, (SELECT pg_notify($${n + 1}, $${n + 2})) AS notified FROM ins`,
     lockUniqueKeys: `SELECT pg_advisory_xact_lock(h) FROM (
         SELECT hashtextextended('sluice.unique:' || $1 || ':' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY 1
@@ -113,16 +141,18 @@ export function statements(s: string) {
         AND (unique_until IS NULL OR unique_until > ${NOW_MS})
       ORDER BY seq DESC LIMIT 1`,
     statesById: `SELECT id, state FROM ${s}.jobs WHERE id = ANY ($1::text[])`,
-    claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint, $5::int)`,
-    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[]) AS j`,
-    // Lease-keyed batch writes: functions of migration 6 (planned as index probes, see there).
-    complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[]) AS j`,
+    claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint, $5::int, ${events})`,
+    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[], ${events}) AS j`,
+    // Lease-keyed batch writes: functions of migration 6, with events since migration 10 (planned as index
+    // probes, see migration 6).
+    complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[], ${events}) AS j`,
     fail: `SELECT j AS id FROM ${s}.fail_jobs($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-      $6::text[], $7::text) AS j`,
+      $6::text[], $7::text, ${events}) AS j`,
     release: `SELECT j AS id FROM ${s}.release_jobs($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-      $6::text) AS j`,
+      $6::text, ${events}) AS j`,
     extend: `SELECT id, token, cancel_requested, paused FROM ${s}.extend_leases($1::text[], $2::bigint[], $3::bigint)`,
-    progress: `SELECT j AS id FROM ${s}.job_progress($1::text[], $2::bigint[], $3::text[]) AS j`,
+    // $4: per item, the progress for its event or NULL (the caller passes all NULL when events are off).
+    progress: `SELECT j AS id FROM ${s}.job_progress($1::text[], $2::bigint[], $3::text[], $4::text[]) AS j`,
     // Lines of jobs that no longer exist are dropped (the job was deleted while its handler ran).
     appendLogs: `INSERT INTO ${s}.job_logs (job_id, at, attempt, message)
       SELECT u.id, u.at, u.attempt, u.message
@@ -140,7 +170,11 @@ export function statements(s: string) {
           finished_at = CASE WHEN u.next = 'waiting' THEN NULL ELSE ${NOW_MS} END,
           lease_expires_at = NULL, reason = u.reason, errors = j.errors || jsonb_build_array(u.error::jsonb)
         FROM u WHERE ${leaseMatch}
-        RETURNING j.id, j.queue, j.state)
+        RETURNING j.id, j.queue, j.state, j.task, j.attempt, j.reason)${
+          events
+            ? `, ev AS (${eventInsert(s, `${NOW_MS}, 'recovered', queue, id, task, attempt, jsonb_build_object('to', state, 'reason', reason)`, "changed")})`
+            : ""
+        }
       SELECT id, ${notifyJobsFrom("changed", "state = 'waiting'", "$6")} AS notified FROM changed`,
     pruneByAge: `WITH gone AS (
         DELETE FROM ${s}.jobs WHERE seq IN (
@@ -169,6 +203,36 @@ export function statements(s: string) {
         dead = q.dead + EXCLUDED.dead,
         durations = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
                           FROM unnest(q.durations, EXCLUDED.durations) AS t(a, b))`,
+    // ── fleet events (readEvents / lastEventId / prune, postgres-store.ts) ──
+    eventMark: `SELECT last_id, next_xid, snapshot_xmin FROM ${s}.event_mark()`,
+    snapshotXmin: "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin",
+    // One statement, so the pruned id and the events come from one snapshot (a prune committing between
+    // two statements could otherwise delete events after `after` without the reader being told).
+    // $1 after (null: from the oldest), $2 the sequence's last value, $3 the settled horizon, $4 queue,
+    // $5 job id, $6 limit. Reset: $1 older than the newest pruned id, or newer than any id handed out.
+    readEvents: `WITH a AS (
+        SELECT st.pruned_id, ($1::bigint IS NOT NULL AND ($1::bigint < st.pruned_id OR $1::bigint > $2::bigint)) AS reset
+        FROM ${s}.event_state st)
+      SELECT a.reset, a.pruned_id, e.id, e.at, e.type, e.queue, e.job_id, e.task, e.attempt, e.data
+      FROM a LEFT JOIN LATERAL (
+        SELECT * FROM ${s}.events e
+        WHERE e.id > CASE WHEN a.reset OR $1::bigint IS NULL THEN 0 ELSE $1::bigint END AND e.id <= $3::bigint
+          AND ($4::text IS NULL OR e.queue = $4::text) AND ($5::text IS NULL OR e.job_id = $5::text)
+        ORDER BY e.id LIMIT $6) e ON true
+      ORDER BY e.id`,
+    // Oldest first, at most $1 rows: older than $2 (ms), or beyond the newest $3. The newest id deleted is
+    // recorded in the same statement (event_state), so readers learn about the loss exactly when it commits.
+    pruneEvents: `WITH gone AS (
+        DELETE FROM ${s}.events WHERE id IN (
+          SELECT id FROM ${s}.events
+          WHERE ($2::bigint IS NOT NULL AND at < $2::bigint)
+             OR ($3::int IS NOT NULL AND id <= (SELECT id FROM ${s}.events ORDER BY id DESC OFFSET $3::int LIMIT 1))
+          ORDER BY id LIMIT $1)
+        RETURNING id),
+      noted AS (
+        UPDATE ${s}.event_state SET pruned_id = greatest(pruned_id, (SELECT max(id) FROM gone))
+        WHERE EXISTS (SELECT 1 FROM gone))
+      SELECT count(*)::int AS n FROM gone`,
     pruneWorkers: `WITH gone AS (DELETE FROM ${s}.workers WHERE last_heartbeat_at < $1 RETURNING 1)
       SELECT count(*)::int AS n FROM gone`,
     tryLead: `INSERT INTO ${s}.leaders (name, owner, expires_at) VALUES ($1, $2, ${NOW_MS} + $3::bigint)
