@@ -5,7 +5,6 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { type EventStreamOptions, openEventStream } from "../../src/http/event-stream.js";
 import { Sluice, SluiceError, silentLogger } from "../../src/index.js";
@@ -97,27 +96,43 @@ describe.each(ENGINE_NAMES)("SSE event stream on %s", (engine) => {
   });
 
   it("disconnects a client that stops reading, instead of buffering for it", async () => {
-    const served = await setup({ maxBufferedBytes: 4_096, slowClientMs: 200, heartbeatMs: 60_000 });
-    const { port } = new URL(served.url);
-    // A raw client that sends its request and never reads a byte.
-    const socket = connect(Number(port), "127.0.0.1");
-    cleanups.push(async () => void socket.destroy());
-    socket.pause();
-    socket.write(`GET /?queue=flood HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
-    // Far more events than the socket buffers hold.
-    for (let i = 0; i < 20; i++) {
-      await served.sluice.enqueueMany(
-        "flood",
-        Array.from({ length: 2_000 }, () => ({
-          payload: { filler: "x".repeat(200) },
-          options: { queue: "flood" },
-        })),
-      );
-    }
-    await until("the server to drop the slow client", () => served.closed >= 1, 30_000);
-    // A reader that keeps up is unaffected: it gets events written after the slow one was dropped.
+    const served = await setup({});
+    // The stream as a server hands it to the socket: a client that reads nothing leaves it unpulled.
+    const slow = await openEventStream(
+      served.sluice,
+      { queue: "flood", after: (await served.sluice.eventCursor()) ?? "0" },
+      { maxBufferedBytes: 4_096, slowClientMs: 200, heartbeatMs: 60_000 },
+    );
+    const reader = (slow.body as ReadableStream<Uint8Array>).getReader();
+    await served.sluice.enqueueMany(
+      "flood",
+      Array.from({ length: 300 }, () => ({ payload: {}, options: { queue: "flood" } })),
+    );
+    // Some events fit in the buffer; then the stream is cut, not grown.
+    let bytes = 0;
+    const failure = await until(
+      "the stream to be cut",
+      async () => {
+        try {
+          const chunk = await reader.read();
+          if (chunk.done) return new Error("ended");
+          bytes += chunk.value.byteLength;
+          return null;
+        } catch (error) {
+          return error as Error;
+        }
+      },
+      30_000,
+      // Reads far apart: slower than the client cut-off, so the buffer stays full between them.
+      400,
+    );
+    expect(failure.message).toMatch(/slow client/);
+    // What it could read was bounded by the buffer, far less than the 300 events written.
+    expect(bytes).toBeLessThan(300 * 150);
+    // A reader that keeps up is unaffected.
     const sse = await connectSse(`${served.url}/?queue=flood`);
     cleanups.push(async () => sse.close());
+    await until("the live stream to be open", () => sse.comments >= 1);
     await served.sluice.enqueue("flood", {}, { queue: "flood" });
     expect((await sse.next()).event).toBe("enqueued");
   });
