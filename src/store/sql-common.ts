@@ -35,6 +35,23 @@ export function seenStateSql(states: readonly JobState[], alias = ""): string {
   return `(${parts.join(" OR ")})`;
 }
 
+/**
+ * {@link seenStateSql} split into disjoint conditions that each name one stored state, for listings: a
+ * page is the UNION ALL of one index range scan per condition (`(queue, state, seq)`), each ordered by
+ * `seq` and limited, instead of an OR that no index can serve in `seq` order (a whole-table sort over a
+ * million rows).
+ */
+export function seenStateBranches(states: readonly JobState[], alias = ""): string[] {
+  const branches: string[] = [];
+  for (const state of new Set(states)) {
+    if (state === "waiting") branches.push(`${alias}state = 'waiting'`, heldSql(alias));
+    else if (state === "active")
+      branches.push(`(${alias}state = 'active' AND ${alias}started_at IS NOT NULL)`);
+    else branches.push(`${alias}state = ${sqlString(state)}`);
+  }
+  return branches;
+}
+
 /** Retention as the two columns `keep_mode` / `keep_value`. */
 export function retentionColumns(retention: Retention): { mode: string; value: number | null } {
   if (retention === true) return { mode: "all", value: null };

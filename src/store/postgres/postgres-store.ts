@@ -71,6 +71,7 @@ import {
   type ScheduleRow,
   scheduleUpsertSet,
   scheduleValues,
+  seenStateBranches,
   seenStateSql,
   sqlStateList,
   sqlString,
@@ -846,7 +847,9 @@ export class PostgresStore implements Store {
   async listJobs(request: ListRequest): Promise<JobPage> {
     const order = request.order ?? "desc";
     const params: unknown[] = [];
-    const where = filterSql(request.filter, params, this.s);
+    const { states, ...rest } = request.filter;
+    if (states && states.length === 0) return { jobs: [], nextCursor: null };
+    const where = filterSql(rest, params, this.s);
     if (request.cursor) {
       const cursor = Number(request.cursor);
       if (!Number.isSafeInteger(cursor)) {
@@ -860,12 +863,18 @@ export class PostgresStore implements Store {
       where.push(order === "desc" ? `seq < $${params.length}` : `seq > $${params.length}`);
     }
     params.push(request.limit + 1);
-    const rows = await this.query<JobRow>(
-      "list jobs",
-      `SELECT * FROM ${this.s}.jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-       ORDER BY seq ${order === "desc" ? "DESC" : "ASC"} LIMIT $${params.length}`,
-      params,
-    );
+    const direction = order === "desc" ? "DESC" : "ASC";
+    const limit = `$${params.length}`;
+    const select = (conditions: string[]) =>
+      `SELECT * FROM ${this.s}.jobs ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
+       ORDER BY seq ${direction} LIMIT ${limit}`;
+    // One index range scan per stored state, merged: see seenStateBranches.
+    const sql = states
+      ? `SELECT * FROM (${seenStateBranches(states)
+          .map((branch) => `(${select([...where, branch])})`)
+          .join(" UNION ALL ")}) page ORDER BY seq ${direction} LIMIT ${limit}`
+      : select(where);
+    const rows = await this.query<JobRow>("list jobs", sql, params);
     const more = rows.length > request.limit;
     const page = more ? rows.slice(0, request.limit) : rows;
     const last = page[page.length - 1];
