@@ -42,7 +42,24 @@ function luaStateSet(states: readonly JobState[]): string {
 /** Events past the cap a write tolerates before it trims (the cap is approximate by this much, per write). */
 export const EVENTS_SLACK = 100;
 /** Most events one write trims (a lowered cap is reached over several writes, never in one long script). */
-const EVENTS_TRIM_MOST = 1_000;
+const EVENTS_TRIM_MOST = 10_000;
+
+/**
+ * Deletes the oldest entries of the events stream beyond `keep`, at most `most`, exactly; returns how many.
+ * The last one goes by XDEL, which records its id as the stream's max-deleted-entry-id (XTRIM does not on
+ * Redis 7.0): `readEvents` resets a reader whose `after` is older.
+ */
+const TRIM_EVENTS = `
+local function trim_events(key, len, keep, most)
+  local n = math.min(len - keep, most)
+  if n <= 0 then return 0 end
+  if n > 1 then redis.call('XTRIM', key, 'MAXLEN', '=', len - n + 1) end
+  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+  if #first == 0 then return n - 1 end
+  redis.call('XDEL', key, first[1][1])
+  return n
+end
+`;
 
 /** Helpers shared by every queue script. */
 const PRELUDE = `
@@ -205,32 +222,23 @@ end
  * the same fields in the same order (the stream then stores the names once per node): t type, q queue,
  * j job id, k task, a attempt, d data JSON ('' = null). The event's time is its id's ms.
  *
- * Bounding: the first event of a script checks the length; past the cap by EVENTS_SLACK it trims exactly the
- * oldest surplus (at most EVENTS_TRIM_MOST per call) and records the newest id trimmed as the stream's
- * max-deleted-entry-id (XSETID): XTRIM / XADD MAXLEN do not record it on Redis 7.0, and readers need it to
- * know they lost events (reset). Amortised, a trim costs a fraction of an XADD per event.
+ * Bounding: the first event of a script, and every 100th after it, checks the length; past the cap by
+ * EVENTS_SLACK it trims exactly the oldest surplus (at most EVENTS_TRIM_MOST at once). The newest id trimmed
+ * must become the stream's max-deleted-entry-id (readers need it to know they lost events: reset), which
+ * XTRIM / XADD MAXLEN do not record on Redis 7.0 but XDEL does: so XTRIM leaves the last one and XDEL
+ * deletes it. No entry is read but that one, so a trim costs a fraction of an XADD per event.
  */
 const EVENTS = `
 local EVENTS, EV_MAX = KEYS[2], tonumber(ARGV[3])
-local ev_checked = false
--- Deletes the oldest entries beyond 'keep' (at most 'most'), recording the newest deleted id. last = the id
--- of the stream's newest entry. Returns how many were deleted.
-local function trim_events(key, len, keep, most, last)
-  local n = math.min(len - keep, most)
-  if n <= 0 then return 0 end
-  local old = redis.call('XRANGE', key, '-', '+', 'COUNT', n)
-  if #old == 0 then return 0 end
-  local deleted = redis.call('XTRIM', key, 'MAXLEN', '=', len - #old)
-  redis.call('XSETID', key, last, 'MAXDELETEDID', old[#old][1])
-  return deleted
-end
+local ev_count = 0
+${TRIM_EVENTS}
 local function emit(kind, queue, id, task, attempt, data)
   if not EV_MAX then return end
-  local eid = redis.call('XADD', EVENTS, '*', 't', kind, 'q', queue, 'j', id or '', 'k', task or '', 'a', attempt or '', 'd', data or '')
-  if not ev_checked then
-    ev_checked = true
+  redis.call('XADD', EVENTS, '*', 't', kind, 'q', queue, 'j', id or '', 'k', task or '', 'a', attempt or '', 'd', data or '')
+  ev_count = ev_count + 1
+  if ev_count % 100 == 1 then
     local len = redis.call('XLEN', EVENTS)
-    if len > EV_MAX + ${EVENTS_SLACK} then trim_events(EVENTS, len, EV_MAX, ${EVENTS_TRIM_MOST}, eid) end
+    if len > EV_MAX + ${EVENTS_SLACK} then trim_events(EVENTS, len, EV_MAX, ${EVENTS_TRIM_MOST}) end
   end
 end
 `;
@@ -1163,33 +1171,20 @@ return { out, cursor, reset and 1 or 0 }
  * ('' = no age limit), [2] = keep at most this many ('' = no count limit), [3] = most to delete. Records the
  * newest id deleted (max-deleted-entry-id) for readers' reset. Returns how many were deleted.
  */
-const PRUNE_EVENTS = `
+const PRUNE_EVENTS = `${TRIM_EVENTS}
 local key, left = KEYS[1], tonumber(ARGV[3])
-if redis.call('EXISTS', key) == 0 then return 0 end
-local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-if #newest == 0 then return 0 end
-local last = newest[1][1]
+local len = redis.call('XLEN', key)
+if len == 0 then return 0 end
 local deleted = 0
 local before = tonumber(ARGV[1])
 if before and before > 0 and left > 0 then
+  -- How many are older than the cutoff: counted up to 'left' (the ids only matter, this is maintenance).
   local old = redis.call('XRANGE', key, '-', '(' .. string.format('%.0f', before) .. '-0', 'COUNT', left)
-  if #old > 0 then
-    local len = redis.call('XLEN', key)
-    deleted = deleted + redis.call('XTRIM', key, 'MAXLEN', '=', len - #old)
-    redis.call('XSETID', key, last, 'MAXDELETEDID', old[#old][1])
-    left = left - #old
-  end
+  local n = trim_events(key, len, len - #old, left)
+  deleted, left, len = deleted + n, left - n, len - n
 end
 local keep = tonumber(ARGV[2])
-if keep and left > 0 then
-  local len = redis.call('XLEN', key)
-  local n = math.min(len - keep, left)
-  if n > 0 then
-    local old = redis.call('XRANGE', key, '-', '+', 'COUNT', n)
-    deleted = deleted + redis.call('XTRIM', key, 'MAXLEN', '=', len - #old)
-    redis.call('XSETID', key, last, 'MAXDELETEDID', old[#old][1])
-  end
-end
+if keep and left > 0 then deleted = deleted + trim_events(key, len, keep, left) end
 return deleted
 `;
 
