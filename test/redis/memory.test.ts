@@ -18,6 +18,8 @@ const JOBS = 10_000;
  * each in the waiting ZSET, the seq index and the id → queue index.
  */
 const OVERHEAD_BUDGET = 1_250;
+/** Bytes per fleet event at most (measured: ~106 B with a 26-character job id and a 14-character task name). */
+const EVENT_BUDGET = 150;
 
 describe("redis memory", () => {
   it("stores a waiting job with a 1 KiB payload compactly and frees completed jobs per retention", async () => {
@@ -29,10 +31,15 @@ describe("redis memory", () => {
     await store.open();
     cleanups.push(() => store.close());
     // Client query / reply buffers (a 1 MB enqueue, a 500-job claim reply) are kept or freed by the server's
-    // cron on its own schedule: not job memory, so they are left out.
+    // cron on its own schedule: not job memory, so they are left out. So is the fleet events stream (bounded
+    // by its own cap, measured below).
+    const eventBytes = async () =>
+      Number((await client.memory("USAGE", store.keys.events, "SAMPLES", 0)) ?? 0);
     const used = async () => {
       const info = parseInfo(await client.info("memory"));
-      return Number(info.get("used_memory")) - Number(info.get("mem_clients_normal") ?? 0);
+      return (
+        Number(info.get("used_memory")) - Number(info.get("mem_clients_normal") ?? 0) - (await eventBytes())
+      );
     };
 
     // A first job creates the per-queue structures, so the delta below is per job only.
@@ -100,5 +107,13 @@ describe("redis memory", () => {
     // index (ids, seq index) may linger for a while. Any per-job leftover (>= ~50 B) over 10,000 jobs is more
     // than the budget.
     expect(secondCycle - firstCycle).toBeLessThan(400_000);
+
+    // Fleet events: three per job (enqueued, active, completed), the same fields in every entry so the
+    // stream stores their names once per node.
+    const events = await client.xlen(store.keys.events);
+    expect(events).toBe(3 * (2 * JOBS + 1));
+    const perEvent = (await eventBytes()) / events;
+    console.log(`[redis memory] ${Math.round(perEvent)} bytes per fleet event`);
+    expect(perEvent).toBeLessThan(EVENT_BUDGET);
   });
 });

@@ -43,6 +43,11 @@ export class Keys {
    * (`<qp>schn`, `<qp>scht`), next to the jobs it enqueues, so a firing is one script in one slot.
    */
   readonly schedules: string;
+  /**
+   * STREAM of fleet events (lua.ts, EVENTS): written by every queue script that makes a transition, so it
+   * is the one key those scripts touch outside their queue's slot (docs/redis.md, "Limits").
+   */
+  readonly events: string;
 
   constructor(readonly prefix: string) {
     this.global = `{${prefix}}`;
@@ -54,6 +59,7 @@ export class Keys {
     this.workerStalls = `${this.global}:wstall`;
     this.channel = `${this.global}:signal`;
     this.schedules = `${this.global}:schedules`;
+    this.events = `${this.global}:events`;
   }
 
   /** Leader lock key. */

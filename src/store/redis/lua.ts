@@ -39,6 +39,28 @@ function luaStateSet(states: readonly JobState[]): string {
   return `{ ${states.map((state) => `${state} = true`).join(", ")} }`;
 }
 
+/** Events past the cap a write tolerates before it trims (the cap is approximate by this much, per write). */
+export const EVENTS_SLACK = 100;
+/** Most events one write trims (a lowered cap is reached over several writes, never in one long script). */
+const EVENTS_TRIM_MOST = 10_000;
+
+/**
+ * Deletes the oldest entries of the events stream beyond `keep`, at most `most`, exactly; returns how many.
+ * The last one goes by XDEL, which records its id as the stream's max-deleted-entry-id (XTRIM does not on
+ * Redis 7.0): `readEvents` resets a reader whose `after` is older.
+ */
+const TRIM_EVENTS = `
+local function trim_events(key, len, keep, most)
+  local n = math.min(len - keep, most)
+  if n <= 0 then return 0 end
+  if n > 1 then redis.call('XTRIM', key, 'MAXLEN', '=', len - n + 1) end
+  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+  if #first == 0 then return n - 1 end
+  redis.call('XDEL', key, first[1][1])
+  return n
+end
+`;
+
 /** Helpers shared by every queue script. */
 const PRELUDE = `
 local qp = string.sub(KEYS[1], 1, -2)
@@ -134,8 +156,33 @@ end
 -- Optional string arguments arrive as '-' (absent) or '=' .. value.
 local function opt(v) if string.sub(v, 1, 1) == '=' then return string.sub(v, 2) end return nil end
 
--- Filter check for listing and bulk actions. states = set (table) or nil for any.
-local function matches(id, states, task, tag, before)
+-- payloadField filter, from its argument: opt JSON '[path, equals]' (cjson keeps JSON null as cjson.null, so
+-- equals = null is a value, not a missing one). nil = no filter.
+local function field_filter(v)
+  v = opt(v)
+  if not v then return nil end
+  local pf = cjson.decode(v)
+  return { path = pf[1], equals = pf[2] }
+end
+-- The payload at pf.path equals pf.equals, same JSON type (7 ~= '7'; null only matches JSON null). Path
+-- segments are object keys taken as data; an array is never entered (its keys are numbers, not strings).
+local function payload_matches(id, pf)
+  local text = redis.call('HGET', jkey(id), 'p') or redis.call('GET', qp .. 'p:' .. id)
+  if not text then return false end
+  local ok, v = pcall(cjson.decode, text)
+  if not ok then return false end
+  for _, key in ipairs(pf.path) do
+    if type(v) ~= 'table' then return false end
+    v = v[key]
+    if v == nil then return false end
+  end
+  return type(v) == type(pf.equals) and v == pf.equals
+end
+
+-- Filter check for listing and bulk actions. states = set (table) or nil for any; prefix = literal id
+-- prefix; pf = field_filter(...).
+local function matches(id, states, task, tag, before, prefix, pf)
+  if prefix and string.sub(id, 1, #prefix) ~= prefix then return nil end
   local f = redis.call('HMGET', jkey(id), 's', 't', 'tg', 'ca', 'sq', 'sa')
   if not f[1] then return nil end
   if states and not states[seen_state(f[1], f[6])] then return nil end
@@ -147,6 +194,7 @@ local function matches(id, states, task, tag, before)
     for _, t in ipairs(cjson.decode(f[3])) do if t == tag then found = true break end end
     if not found then return nil end
   end
+  if pf and not payload_matches(id, pf) then return nil end
   return f
 end
 
@@ -166,21 +214,52 @@ local function job_reply(id)
 end
 `;
 
+/**
+ * Fleet events (core/fleet-events.ts), for the scripts that write them (`eventScript`): KEYS[2] = the events
+ * stream, ARGV[3] = the most entries it keeps ('' = events off: nothing is written), so their own arguments
+ * start at ARGV[4]. One entry per event, written by XADD in the transition's own script: an event exists
+ * exactly when its transition did, and stream ids (server ms - seq) grow in commit order. Every entry has
+ * the same fields in the same order (the stream then stores the names once per node): t type, q queue,
+ * j job id, k task, a attempt, d data JSON ('' = null). The event's time is its id's ms.
+ *
+ * Bounding: the first event of a script, and every 100th after it, checks the length; past the cap by
+ * EVENTS_SLACK it trims exactly the oldest surplus (at most EVENTS_TRIM_MOST at once). The newest id trimmed
+ * must become the stream's max-deleted-entry-id (readers need it to know they lost events: reset), which
+ * XTRIM / XADD MAXLEN do not record on Redis 7.0 but XDEL does: so XTRIM leaves the last one and XDEL
+ * deletes it. No entry is read but that one, so a trim costs a fraction of an XADD per event.
+ */
+const EVENTS = `
+local EVENTS, EV_MAX = KEYS[2], tonumber(ARGV[3])
+local ev_count = 0
+${TRIM_EVENTS}
+local function emit(kind, queue, id, task, attempt, data)
+  if not EV_MAX then return end
+  redis.call('XADD', EVENTS, '*', 't', kind, 'q', queue, 'j', id or '', 'k', task or '', 'a', attempt or '', 'd', data or '')
+  ev_count = ev_count + 1
+  if ev_count % 100 == 1 then
+    local len = redis.call('XLEN', EVENTS)
+    if len > EV_MAX + ${EVENTS_SLACK} then trim_events(EVENTS, len, EV_MAX, ${EVENTS_TRIM_MOST}) end
+  end
+end
+`;
+
 const ENQUEUE = `
--- ARGV[3] = job count n, ARGV[4] = shape count k, then k shapes of 13 fields: idempotent, task, priority,
+-- ARGV[4] = job count n, ARGV[5] = shape count k, then k shapes of 13 fields: idempotent, task, priority,
 -- runAt, maxAttempts, backoff, timeoutMs, uniqueKey, uniqueStates (',a,b,'), uniqueUntil, tags, retention,
 -- parentId ('' = none); then n jobs of 3: id, payload, shape index (0-based). Jobs of a batch mostly share
 -- every field but id and payload, so each distinct shape is sent and prepared once (codec.ts).
 -- Returns per job '1' .. state (created) or '0' .. state .. ':' .. id of the existing job returned.
--- KEYS[2] = the global id index, KEYS[3] = the queue registry: written here (entries of created jobs only)
+-- KEYS[3] = the global id index, KEYS[4] = the queue registry: written here (entries of created jobs only)
 -- so a single-queue enqueue is one call. (On Cluster these two writes would go as separate commands.)
+-- Each created job writes its 'enqueued' event (KEYS[2]); a job returned instead (idempotent id, unique
+-- key) writes none.
 local now = now_ms()
-local n, k = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n, k = tonumber(ARGV[4]), tonumber(ARGV[5])
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local created_at = fmt(now)
 local shapes = {}
 for j = 0, k - 1 do
-  local b = 5 + j * 13
+  local b = 6 + j * 13
   local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi = unpack(ARGV, b, b + 12)
   local state = 'waiting'
   if tonumber(ra) > now then state = 'scheduled' end
@@ -195,7 +274,8 @@ for j = 0, k - 1 do
   local fp = { unpack(f) }
   fp[#fp + 1] = 'p'; fp[#fp + 1] = ''
   shapes[j] = {
-    idem = idem == '1', uk = uk, us = us, state = state, ra = ra, f = f, fp = fp,
+    idem = idem == '1', uk = uk, us = us, state = state, ra = ra, f = f, fp = fp, task = task,
+    edata = '{"state":"' .. state .. '"}',
     -- wmember's first two parts (priority, runAt); the seq part is added per job.
     wpre = string.format('%07.0f%014.0f', tonumber(pr) + 1000000, math.max(tonumber(ra), 0)),
   }
@@ -203,7 +283,7 @@ end
 local out = {}
 local created = false
 local all, waiting, scheduled, ids = {}, {}, {}, {}
-local jb = 5 + k * 13
+local jb = 6 + k * 13
 for i = 0, n - 1 do
   local b = jb + i * 3
   local id, payload, sh = ARGV[b], ARGV[b + 1], shapes[tonumber(ARGV[b + 2])]
@@ -254,12 +334,13 @@ for i = 0, n - 1 do
     -- Written at once (not batched) so a later job of this batch with the same key sees it.
     if sh.uk ~= '' then redis.call('HSET', qp .. 'u', sh.uk, id) end
     out[#out + 1] = '1' .. sh.state
+    emit('enqueued', QUEUE, id, sh.task, nil, sh.edata)
     created = true
   end
 end
 if created then
-  many('HSET', KEYS[2], ids)
-  redis.call('SADD', KEYS[3], QUEUE)
+  many('HSET', KEYS[3], ids)
+  redis.call('SADD', KEYS[4], QUEUE)
   many('ZADD', qp .. 'all', all)
   many('ZADD', qp .. 'w', waiting)
   many('ZADD', qp .. 's', scheduled)
@@ -277,7 +358,7 @@ return out
  */
 const FIRE = `
 do
-  local tail = 5 + tonumber(ARGV[4]) * 13 + tonumber(ARGV[3]) * 3
+  local tail = 6 + tonumber(ARGV[5]) * 13 + tonumber(ARGV[4]) * 3
   local name = ARGV[tail]
   if redis.call('HGET', qp .. 'schn', name) ~= ARGV[tail + 1] then return false end
   if ARGV[tail + 2] == '' then
@@ -290,13 +371,14 @@ end
 ${ENQUEUE}`;
 
 const CLAIM = `
--- ARGV[3] = limit, [4] = workerId, [5] = leaseMs, [6] = most scheduled jobs to promote per call, [7] = how
--- many of the jobs taken start at once ('sa' set); the rest are held ahead (no 'sa', in <qp>h).
+-- ARGV[4] = limit, [5] = workerId, [6] = leaseMs, [7] = most scheduled jobs to promote per call, [8] = how
+-- many of the jobs taken start at once ('sa' set, an 'active' event); the rest are held ahead (no 'sa', in
+-- <qp>h, no event until start() starts them).
 -- Returns JSON: [[id, [flat hash fields], payload | false (when the payload is the hash field p)], ...]
 local now = now_ms()
 local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
 if m[1] == '1' or (m[2] and tonumber(m[2]) > now) then return '[]' end
-local due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[6]))
+local due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[7]))
 if #due > 0 then
   for _, id in ipairs(due) do
     local f = redis.call('HMGET', jkey(id), 'pr', 'ra', 'sq')
@@ -307,24 +389,27 @@ if #due > 0 then
   end
   redis.call('ZREM', qp .. 's', unpack(due))
 end
-local members = redis.call('ZRANGE', qp .. 'w', 0, tonumber(ARGV[3]) - 1)
+local members = redis.call('ZRANGE', qp .. 'w', 0, tonumber(ARGV[4]) - 1)
 if #members == 0 then return '[]' end
 many('ZREM', qp .. 'w', members)
-local exp = fmt(now + tonumber(ARGV[5]))
+local exp = fmt(now + tonumber(ARGV[6]))
 local started = fmt(now)
-local worker = ARGV[4]
+local worker = ARGV[5]
+local wdata = '{"workerId":' .. cjson.encode(worker) .. '}'
 local out, active, heldIds = {}, {}, {}
-local starting = tonumber(ARGV[7])
+local starting = tonumber(ARGV[8])
 for _, member in ipairs(members) do
   local id = wid(member)
   local h = jkey(id)
   -- No field-by-field work in Lua: read the counters, write the lease, then return the hash as stored.
   -- 's' tells whether the hash exists, without a separate EXISTS call (a fresh job has no 'lt' yet).
-  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's')
+  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's', 't')
   local lt = f[1]
   if f[5] then
     if #out < starting then
-      redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
+      local attempt = fmt(tonumber(f[2] or '0') + 1)
+      redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', attempt)
+      emit('active', QUEUE, id, f[6], attempt, wdata)
     else
       redis.call('HSET', h, 's', 'active', 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
       redis.call('HDEL', h, 'sa')
@@ -354,17 +439,19 @@ end
 `;
 
 const COMPLETE = `
--- ARGV[3..] = triples id, token, result ('' = null). Returns { applied flags, deleted ids }.
+-- ARGV[4..] = triples id, token, result ('' = null). Returns { applied flags, deleted ids }. Each completion
+-- writes a 'completed' event (never the result).
 local now = now_ms()
 local at = fmt(now)
 local out, deleted = {}, {}
 local active, all, dels, done, byAge, byCount = {}, {}, {}, {}, {}, {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local id, res = ARGV[i], ARGV[i + 2]
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk')
+  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk', 't', 'a')
   if f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
     active[#active + 1] = id
+    emit('completed', QUEUE, id, f[5], f[6], nil)
     local rt = f[3] or 't'
     if rt == 'f' then
       -- Retention false: delete now. An active job is in no other index than 'a' and 'all'.
@@ -398,15 +485,17 @@ many('ZADD', qp .. 'n', byCount)
 return { out, deleted }
 `;
 
-const FAIL = `${HELD}
--- ARGV[3..] = groups of 5: id, token, error JSON, next state, runAt (scheduled) or reason (dead/cancelled).
+const FAIL = `
+-- ARGV[4..] = groups of 6: id, token, error JSON, next state, runAt (scheduled) or reason (dead/cancelled),
+-- the error's message (for the event: 'retrying', 'dead' or 'cancelled').
 local now = now_ms()
 local out = {}
 local wake = false
-for i = 3, #ARGV, 5 do
+for i = 4, #ARGV, 6 do
   local id, nxt, arg = ARGV[i], ARGV[i + 3], ARGV[i + 4]
   local h = jkey(id)
-  if held(h, ARGV[i + 1]) then
+  local g = redis.call('HMGET', h, 's', 'lt', 't', 'a')
+  if g[1] == 'active' and (g[2] or '0') == ARGV[i + 1] then
     redis.call('ZREM', qp .. 'a', id)
     redis.call('ZREM', qp .. 'h', id)
     redis.call('HDEL', h, 'le')
@@ -418,9 +507,15 @@ for i = 3, #ARGV, 5 do
       redis.call('HDEL', h, 'rs', 'fa')
       local f = redis.call('HMGET', h, 'pr', 'sq')
       index(id, nxt, ra, f[1], ra, f[2])
+      emit('retrying', QUEUE, id, g[3], g[4], '{"error":' .. cjson.encode(ARGV[i + 5]) .. ',"runAt":' .. ra .. '}')
     else
       redis.call('HSET', h, 's', nxt, 'fa', fmt(now), 'rs', arg)
       index(id, nxt, fmt(now))
+      if nxt == 'dead' then
+        emit('dead', QUEUE, id, g[3], g[4], '{"error":' .. cjson.encode(ARGV[i + 5]) .. ',"reason":' .. cjson.encode(arg) .. '}')
+      else
+        emit(nxt, QUEUE, id, g[3], g[4], '{"reason":' .. cjson.encode(arg) .. '}')
+      end
     end
     out[#out + 1] = 1
   else
@@ -432,23 +527,26 @@ return out
 `;
 
 const RELEASE = `${HELD}
--- ARGV[3..] = groups of 4: id, token, runAt ('' = keep), reason. The attempt is given back. A job whose
--- cancel was requested while it ran is cancelled instead of going back (it must not run again).
+-- ARGV[4..] = groups of 4: id, token, runAt ('' = keep), reason. The attempt is given back. A job whose
+-- cancel was requested while it ran is cancelled instead of going back (it must not run again). Events:
+-- 'cancelled', or 'released' for a job that had started (a held job going back is invisible to users).
 local now = now_ms()
 local out = {}
 local wake = false
-for i = 3, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local id, runAt = ARGV[i], ARGV[i + 2]
   local h = jkey(id)
   if held(h, ARGV[i + 1]) then
-    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr')
+    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr', 'sa', 't')
     local attempt = fmt(math.max(tonumber(f[4] or '0') - 1, 0))
     redis.call('ZREM', qp .. 'a', id)
     redis.call('ZREM', qp .. 'h', id)
     redis.call('HDEL', h, 'le')
     if f[5] == '1' then
-      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', ${luaString(CANCELLED_WHILE_ACTIVE_REASON)}, 'a', attempt)
+      local reason = ${luaString(CANCELLED_WHILE_ACTIVE_REASON)}
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', reason, 'a', attempt)
       index(id, 'cancelled', fmt(now))
+      emit('cancelled', QUEUE, id, f[7], f[4], '{"reason":' .. cjson.encode(reason) .. '}')
     else
       local ra = f[2]
       if runAt ~= '' then ra = runAt end
@@ -456,6 +554,11 @@ for i = 3, #ARGV, 4 do
       if runAt ~= '' and tonumber(runAt) > now then state = 'scheduled' else wake = true end
       redis.call('HSET', h, 's', state, 'ra', ra, 'rs', ARGV[i + 3], 'a', attempt)
       index(id, state, ra, f[1], ra, f[3])
+      if f[6] then
+        local at = 'null'
+        if runAt ~= '' then at = runAt end
+        emit('released', QUEUE, id, f[7], f[4], '{"reason":' .. cjson.encode(ARGV[i + 3]) .. ',"runAt":' .. at .. '}')
+      end
     end
     out[#out + 1] = 1
   else
@@ -498,17 +601,22 @@ return { lost, cancel, paused }
 `;
 
 const START = `${HELD}
--- ARGV[3..] = pairs id, token. Starts held jobs: 'sa' set, out of <qp>h, when the lease is still held and
--- the queue is not paused (a claim would skip it). Returns per item 1 (started) or 0 (refused).
+-- ARGV[4..] = pairs id, token. Starts held jobs: 'sa' set (and their 'active' event), out of <qp>h, when the
+-- lease is still held and the queue is not paused (a claim would skip it). Returns per item 1 (started) or 0
+-- (refused).
 local now = now_ms()
 local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
 local paused = m[1] == '1' or (m[2] and tonumber(m[2]) > now)
 local out = {}
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local h = jkey(id)
   if not paused and held(h, ARGV[i + 1]) then
-    if not redis.call('HGET', h, 'sa') then redis.call('HSET', h, 'sa', fmt(now)) end
+    local f = redis.call('HMGET', h, 'sa', 't', 'a', 'w')
+    if not f[1] then
+      redis.call('HSET', h, 'sa', fmt(now))
+      emit('active', QUEUE, id, f[2], f[3], '{"workerId":' .. cjson.encode(f[4] or '') .. '}')
+    end
     redis.call('ZREM', qp .. 'h', id)
     out[#out + 1] = 1
   else
@@ -518,13 +626,16 @@ end
 return out
 `;
 
-const PROGRESS = `${HELD}
--- ARGV[3..] = triples id, token, progress JSON.
+const PROGRESS = `
+-- ARGV[4..] = groups of 4: id, token, progress JSON, '1' = write a 'progress' event ('0': the task turned
+-- them off).
 local out = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   local h = jkey(ARGV[i])
-  if held(h, ARGV[i + 1]) then
+  local f = redis.call('HMGET', h, 's', 'lt', 't', 'a')
+  if f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
     redis.call('HSET', h, 'pg', ARGV[i + 2])
+    if ARGV[i + 3] == '1' then emit('progress', QUEUE, ARGV[i], f[3], f[4], '{"progress":' .. ARGV[i + 2] .. '}') end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -548,15 +659,16 @@ return 0
 `;
 
 const RECOVER = `
--- ARGV[3] = 'expired' | 'before', [4] = cutoff (before), [5] = dry run '1', [6] = limit,
--- [7] reason prefix, [8] reason suffix, [9] reason when the worker is unknown.
+-- ARGV[4] = 'expired' | 'before', [5] = cutoff (before), [6] = dry run '1', [7] = limit,
+-- [8] reason prefix, [9] reason suffix, [10] reason when the worker is unknown. Each job recovered (not on a
+-- dry run) writes a 'recovered' event.
 local now = now_ms()
-local limit = tonumber(ARGV[6])
+local limit = tonumber(ARGV[7])
 local ids = {}
-if ARGV[3] == 'expired' then
+if ARGV[4] == 'expired' then
   ids = redis.call('ZRANGEBYSCORE', qp .. 'a', '-inf', '(' .. fmt(now), 'LIMIT', 0, limit)
 else
-  local cutoff = tonumber(ARGV[4])
+  local cutoff = tonumber(ARGV[5])
   local cands = {}
   for _, id in ipairs(redis.call('ZRANGE', qp .. 'a', 0, -1)) do
     -- A held job (claimed ahead, no 'sa') has not started: only its lease expiry recovers it.
@@ -572,13 +684,14 @@ for _, id in ipairs(ids) do
   local h = jkey(id)
   local f = redis.call('HMGET', h, 's', 't', 'w', 'a', 'ma', 'cr', 'pr', 'ra', 'sq')
   if f[1] == 'active' then
-    local reason = ARGV[9]
-    if f[3] then reason = ARGV[7] .. f[3] .. ARGV[8] end
+    local reason = ARGV[10]
+    if f[3] then reason = ARGV[8] .. f[3] .. ARGV[9] end
     local attempt, max = tonumber(f[4] or '0'), tonumber(f[5])
     -- recoveryTarget's decision (core/states.ts); test/redis/store.test.ts holds the two together.
     local to = 'waiting'
     if f[6] == '1' then to = 'cancelled' elseif attempt >= max then to = 'dead' end
-    if ARGV[5] ~= '1' then
+    if ARGV[6] ~= '1' then
+      emit('recovered', QUEUE, id, f[2], fmt(attempt), '{"to":"' .. to .. '","reason":' .. cjson.encode(reason) .. '}')
       local err = { attempt = attempt, outcome = 'lease-expired', name = 'LeaseExpiredError', message = reason, at = now }
       if f[3] then err.workerId = f[3] end
       push_error(h, cjson.encode(err))
@@ -603,28 +716,33 @@ return out
 `;
 
 const BULK = `
--- ARGV[3] = 'retry' | 'cancel' | 'remove' | 'move' | 'reprioritize', [4] = limit, [5] = states csv (already
--- intersected with the states the action allows), [6] = task opt, [7] = tag opt, [8] = createdBefore opt,
--- [9] = action argument (move: target queue name; reprioritize: priority; else ''), [10..] = ids (when
--- given, only these are considered). Returns { changed ids, cancel-requested ids }.
--- 'move' is the one script that touches two queue slots (and the global id index): KEYS[2] = the target
--- queue's meta hash, KEYS[3] = the id index. Fine on a single server; on Cluster it needs a copy protocol.
+-- ARGV[4] = 'retry' | 'cancel' | 'remove' | 'move' | 'reprioritize', [5] = limit, [6] = states csv (already
+-- intersected with the states the action allows), [7] = task opt, [8] = tag opt, [9] = createdBefore opt,
+-- [10] = idPrefix opt, [11] = payloadField opt ('=' .. JSON [path, equals]), [12] = action argument (move:
+-- target queue name; reprioritize: priority; else ''), [13..] = ids (when given, only these are
+-- considered). Returns { changed ids, cancel-requested ids }. Events: 'retried', 'deleted', 'moved' (under
+-- the target queue), 'cancelled' for jobs cancelled at once (a flagged active job writes its event when it
+-- ends); reprioritize writes none.
+-- 'move' is the one script that touches two queue slots (and the global id index): KEYS[3] = the target
+-- queue's meta hash, KEYS[4] = the id index. Fine on a single server; on Cluster it needs a copy protocol.
 -- The states each action changes (core/states.ts); remove takes every state but active.
 local RETRYABLE = ${luaStateSet(RETRYABLE_STATES)}
 local CANCEL_AT_ONCE = ${luaStateSet(CANCEL_AT_ONCE_STATES)}
 local MOVABLE = ${luaStateSet(MOVABLE_STATES)}
 local REPRIORITIZABLE = ${luaStateSet(REPRIORITIZABLE_STATES)}
 local now = now_ms()
-local action, limit = ARGV[3], tonumber(ARGV[4])
-local arg = ARGV[9]
-local states = state_set(ARGV[5])
-local task, tag, before = opt(ARGV[6]), opt(ARGV[7]), opt(ARGV[8])
+local action, limit = ARGV[4], tonumber(ARGV[5])
+local arg = ARGV[12]
+local states = state_set(ARGV[6])
+local task, tag, before = opt(ARGV[7]), opt(ARGV[8]), opt(ARGV[9])
 if before then before = tonumber(before) end
+local prefix, pf = opt(ARGV[10]), field_filter(ARGV[11])
+local from = '{"from":' .. cjson.encode(QUEUE) .. '}'
 local picked = {}
 local taken = {}
 local function consider(id)
   if #picked >= limit or taken[id] then return end
-  local f = matches(id, states, task, tag, before)
+  local f = matches(id, states, task, tag, before, prefix, pf)
   -- Jobs already at the wanted priority are not picked, so batches that still match make progress.
   if f and action == 'reprioritize' and tonumber(redis.call('HGET', jkey(id), 'pr')) == tonumber(arg) then f = nil end
   -- Likewise active jobs whose cancel is already requested.
@@ -634,8 +752,8 @@ local function consider(id)
     taken[id] = true
   end
 end
-if #ARGV >= 10 then
-  for i = 10, #ARGV do consider(ARGV[i]) end
+if #ARGV >= 13 then
+  for i = 13, #ARGV do consider(ARGV[i]) end
 else
   -- Oldest first within each state; the whole set is scanned only when the filter rejects most of it.
   for _, s in ipairs({ 'scheduled', 'waiting', 'blocked', 'active', 'dead', 'cancelled', 'completed' }) do
@@ -660,7 +778,7 @@ end
 local changed, requested = {}, {}
 for _, id in ipairs(picked) do
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'cr', 'sa')
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'cr', 'sa', 't')
   local s = f[1]
   -- A held job was picked as the waiting job it is: undo its claim, then act on it (reprioritize leaves
   -- it to its holder, as it does a running job).
@@ -669,7 +787,10 @@ for _, id in ipairs(picked) do
     s = 'waiting'
   end
   if action == 'remove' then
-    if s ~= 'active' and delete_job(id) then changed[#changed + 1] = id end
+    if s ~= 'active' and delete_job(id) then
+      changed[#changed + 1] = id
+      emit('deleted', QUEUE, id, f[7], nil, nil)
+    end
   elseif action == 'retry' then
     if RETRYABLE[s] then
       unindex(id, s, f[2], f[3], f[4])
@@ -679,10 +800,11 @@ for _, id in ipairs(picked) do
       redis.call('HDEL', h, 'fa', 'cr')
       index(id, 'waiting', 0, f[2], now, f[4])
       changed[#changed + 1] = id
+      emit('retried', QUEUE, id, f[7], nil, nil)
     end
   elseif action == 'move' then
     if MOVABLE[s] then
-      local dqp = string.sub(KEYS[2], 1, -2)
+      local dqp = string.sub(KEYS[3], 1, -2)
       local score = nil
       if s ~= 'waiting' then score = redis.call('ZSCORE', qp .. SET[s], id) end
       unindex(id, s, f[2], f[3], f[4])
@@ -702,10 +824,11 @@ for _, id in ipairs(picked) do
         redis.call('ZADD', dqp .. SET[s], score or f[4], id)
       end
       redis.call('ZADD', dqp .. 'all', f[4], id)
-      local dseq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
-      if tonumber(f[4]) > dseq then redis.call('HSET', KEYS[2], 'seq', f[4]) end
-      redis.call('HSET', KEYS[3], id, arg)
+      local dseq = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
+      if tonumber(f[4]) > dseq then redis.call('HSET', KEYS[3], 'seq', f[4]) end
+      redis.call('HSET', KEYS[4], id, arg)
       changed[#changed + 1] = id
+      emit('moved', arg, id, f[7], nil, from)
     end
   elseif action == 'reprioritize' then
     if REPRIORITIZABLE[s] and tonumber(f[2]) ~= tonumber(arg) then
@@ -719,9 +842,11 @@ for _, id in ipairs(picked) do
   elseif action == 'cancel' then
     if CANCEL_AT_ONCE[s] then
       unindex(id, s, f[2], f[3], f[4])
-      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', ${luaString(CANCELLED_REASON)})
+      local reason = ${luaString(CANCELLED_REASON)}
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', reason)
       index(id, 'cancelled', fmt(now))
       changed[#changed + 1] = id
+      emit('cancelled', QUEUE, id, f[7], nil, '{"reason":' .. cjson.encode(reason) .. '}')
     elseif s == 'active' and f[5] ~= '1' then
       redis.call('HSET', h, 'cr', '1')
       requested[#requested + 1] = id
@@ -736,7 +861,8 @@ return { changed, requested }
 
 const LIST = `
 -- ARGV[3] = limit, [4] = 'asc' | 'desc', [5] = cursor seq ('' = start), [6] = cursor id, [7] = states csv
--- ('' = any), [8] = task opt, [9] = tag opt, [10] = createdBefore opt, [11] = most entries to scan.
+-- ('' = any), [8] = task opt, [9] = tag opt, [10] = createdBefore opt, [11] = most entries to scan,
+-- [12] = idPrefix opt, [13] = payloadField opt ('=' .. JSON [path, equals]).
 -- Returns { flat id, seq pairs of matches in order, done '1'|'0', frontier seq, frontier id }: every match
 -- up to the frontier is in the reply; done means nothing matches beyond it.
 local limit = tonumber(ARGV[3])
@@ -746,6 +872,7 @@ local states = state_set(ARGV[7])
 local task, tag, before = opt(ARGV[8]), opt(ARGV[9]), opt(ARGV[10])
 if before then before = tonumber(before) end
 local budget = tonumber(ARGV[11])
+local prefix, pf = opt(ARGV[12]), field_filter(ARGV[13])
 local function after(s, id)
   if not cs then return true end
   if desc then return s < cs or (s == cs and id < cid) end
@@ -766,7 +893,7 @@ if small then
   local function take(id)
     if seen[id] then return end
     seen[id] = true
-    local f = matches(id, states, task, tag, before)
+    local f = matches(id, states, task, tag, before, prefix, pf)
     if f and after(tonumber(f[5]), id) then cands[#cands + 1] = { id, tonumber(f[5]) } end
   end
   for s in pairs(states) do
@@ -813,7 +940,7 @@ while true do
     if after(s, id) then
       scanned = scanned + 1
       ls, li = s, id
-      if matches(id, states, task, tag, before) then
+      if matches(id, states, task, tag, before, prefix, pf) then
         out[#out + 1] = id
         out[#out + 1] = fmt(s)
         found = found + 1
@@ -873,16 +1000,19 @@ return out
 `;
 
 const PAUSE = `
--- ARGV[3] = '' (pause until resumed) or epoch ms (a rate limit: paused until then). A rate limit never
--- lifts an operator's pause, and only ever extends an earlier rate limit.
-if ARGV[3] == '' then
+-- ARGV[4] = '' (pause until resumed) or epoch ms (a rate limit: paused until then). A rate limit never
+-- lifts an operator's pause, and only ever extends an earlier rate limit. Every call writes a 'paused' event.
+if ARGV[4] == '' then
   redis.call('HSET', KEYS[1], 'paused', '1')
   -- Workers holding jobs of the queue claimed ahead give them back (they learn which from the extend).
   redis.call('PUBLISH', ARGV[1], 'c')
 else
   local cur = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
-  if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[1], 'until', ARGV[3]) end
+  if tonumber(ARGV[4]) > cur then redis.call('HSET', KEYS[1], 'until', ARGV[4]) end
 end
+local until_ms = 'null'
+if ARGV[4] ~= '' then until_ms = ARGV[4] end
+emit('paused', QUEUE, nil, nil, nil, '{"until":' .. until_ms .. '}')
 return 0
 `;
 
@@ -959,6 +1089,105 @@ end
 return out
 `;
 
+/** Stream ids are compared as numbers: both parts have at most 15 digits (the store checks `after`). */
+const STREAM_IDS = `
+local function sid(id)
+  local ms, sq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(sq)
+end
+local function sid_less(a, b)
+  local am, as = sid(a)
+  local bm, bs = sid(b)
+  return am < bm or (am == bm and as < bs)
+end
+`;
+
+/**
+ * Reads fleet events. KEYS[1] = the events stream; ARGV[1] = after ('' = from the oldest retained), [2] =
+ * limit, [3] = queue ('' = any), [4] = job id ('' = any), [5] = most entries to scan when filtered.
+ * Returns { entries matched ([id, fields] as XRANGE gives them), cursor ('' = null), reset 1|0 }. One
+ * script, so the reset check and the read see the same stream.
+ */
+const READ_EVENTS = `${STREAM_IDS}
+local key, after, limit = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local queue, job, budget = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local reset = false
+local last = '0-0'
+if after ~= '' then
+  -- Lost events: the newest trimmed id (recorded by every trim, see EVENTS in lua.ts) is past 'after', or
+  -- 'after' is past the newest id this stream ever assigned (wiped, or another store's id).
+  local maxdel = '0-0'
+  if redis.call('EXISTS', key) == 1 then
+    local info = redis.call('XINFO', 'STREAM', key)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then last = info[i + 1]
+      elseif info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
+    end
+  end
+  reset = sid_less(after, maxdel) or sid_less(last, after)
+end
+local start = '-'
+if after ~= '' and not reset then start = '(' .. after end
+local filtered = queue ~= '' or job ~= ''
+local out, cursor, scanned = {}, nil, 0
+while true do
+  local count = limit - #out
+  if filtered then count = math.min(500, budget - scanned) end
+  if count <= 0 then break end
+  local chunk = redis.call('XRANGE', key, start, '+', 'COUNT', count)
+  for _, e in ipairs(chunk) do
+    scanned = scanned + 1
+    cursor = e[1]
+    local keep = true
+    if filtered then
+      local f = e[2]
+      local q, j = nil, nil
+      for i = 1, #f, 2 do
+        if f[i] == 'q' then q = f[i + 1] elseif f[i] == 'j' then j = f[i + 1] end
+      end
+      keep = (queue == '' or q == queue) and (job == '' or j == job)
+    end
+    if keep then
+      out[#out + 1] = e
+      if #out >= limit then return { out, cursor, reset and 1 or 0 } end
+    end
+  end
+  if #chunk < count or not filtered then break end
+  start = '(' .. cursor
+end
+if not cursor then
+  -- Nothing scanned: the cursor stays (caught up); after a reset, an empty stream's newest id (or null).
+  cursor = after
+  if reset then
+    cursor = ''
+    if last ~= '0-0' then cursor = last end
+  end
+end
+return { out, cursor, reset and 1 or 0 }
+`;
+
+/**
+ * Prunes fleet events exactly. KEYS[1] = the events stream; ARGV[1] = delete events older than this epoch ms
+ * ('' = no age limit), [2] = keep at most this many ('' = no count limit), [3] = most to delete. Records the
+ * newest id deleted (max-deleted-entry-id) for readers' reset. Returns how many were deleted.
+ */
+const PRUNE_EVENTS = `${TRIM_EVENTS}
+local key, left = KEYS[1], tonumber(ARGV[3])
+local len = redis.call('XLEN', key)
+if len == 0 then return 0 end
+local deleted = 0
+local before = tonumber(ARGV[1])
+if before and before > 0 and left > 0 then
+  -- How many are older than the cutoff: counted up to 'left' (the ids only matter, this is maintenance).
+  local old = redis.call('XRANGE', key, '-', '(' .. string.format('%.0f', before) .. '-0', 'COUNT', left)
+  local n = trim_events(key, len, len - #old, left)
+  deleted, left, len = deleted + n, left - n, len - n
+end
+local keep = tonumber(ARGV[2])
+if keep and left > 0 then deleted = deleted + trim_events(key, len, keep, left) end
+return deleted
+`;
+
 /** Global-slot scripts: leader lock. KEYS[1] = lock key. */
 const LEAD = `
 local cur = redis.call('GET', KEYS[1])
@@ -1016,32 +1245,41 @@ export interface ScriptSource {
 }
 
 const queueScript = (body: string): ScriptSource => ({ lua: PRELUDE + body, keys: 1 });
+/** A queue script that writes fleet events: KEYS[2] = the events stream, ARGV[3] = its cap (EVENTS). */
+const eventScript = (body: string): ScriptSource => ({ lua: PRELUDE + EVENTS + body, keys: 2 });
 
 /** Every script of the engine, by name. */
 export const SCRIPTS = {
-  enqueue: queueScript(ENQUEUE),
-  fire: queueScript(FIRE),
-  claim: queueScript(CLAIM),
-  start: queueScript(START),
-  complete: queueScript(COMPLETE),
-  fail: queueScript(FAIL),
-  release: queueScript(RELEASE),
+  enqueue: eventScript(ENQUEUE),
+  fire: eventScript(FIRE),
+  claim: eventScript(CLAIM),
+  start: eventScript(START),
+  complete: eventScript(COMPLETE),
+  fail: eventScript(FAIL),
+  release: eventScript(RELEASE),
   extend: queueScript(EXTEND),
-  progress: queueScript(PROGRESS),
+  progress: eventScript(PROGRESS),
   logs: queueScript(LOGS),
   annotate: queueScript(ANNOTATE),
-  recover: queueScript(RECOVER),
-  bulk: queueScript(BULK),
+  recover: eventScript(RECOVER),
+  bulk: eventScript(BULK),
   list: queueScript(LIST),
   get: queueScript(GET),
   stats: queueScript(STATS),
   prune: queueScript(PRUNE),
-  pause: queueScript(PAUSE),
+  pause: eventScript(PAUSE),
   addHourlyStats: queueScript(ADD_STATS),
   readHourlyStats: queueScript(READ_STATS),
+  readEvents: { lua: READ_EVENTS, keys: 1 },
+  pruneEvents: { lua: PRUNE_EVENTS, keys: 1 },
   lead: { lua: LEAD, keys: 1 },
   beat: { lua: BEAT, keys: 3 },
   resign: { lua: RESIGN, keys: 1 },
 } satisfies Record<string, ScriptSource>;
 
 export type ScriptName = keyof typeof SCRIPTS;
+
+/** Scripts that write fleet events (called with the events stream and cap, see EVENTS). */
+export const EVENT_SCRIPTS: ReadonlySet<ScriptName> = new Set(
+  (Object.keys(SCRIPTS) as ScriptName[]).filter((name) => SCRIPTS[name].keys === 2),
+);

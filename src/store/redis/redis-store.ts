@@ -11,8 +11,9 @@
  * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
  */
 import type { Redis } from "ioredis";
-import { SluiceError } from "../../core/errors.js";
-import type { JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import { SluiceError, ValidationError } from "../../core/errors.js";
+import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import {
   asSeen,
   CANCELLABLE_STATES,
@@ -74,6 +75,7 @@ import { redisEngine } from "./engine.js";
 import { readHazards } from "./hazards.js";
 import { Keys, STATE_SUFFIX } from "./keys.js";
 import { decodeCursor, encodeCursor, mergePages, type QueuePage } from "./listing.js";
+import { EVENT_SCRIPTS } from "./lua.js";
 import { migrationStatus } from "./migrations.js";
 import { Subscriber } from "./signals.js";
 
@@ -85,6 +87,13 @@ const ENQUEUE_CHUNK = 2_000;
 const LOG_LINES_KEPT = 1_000;
 /** Entries one listing script call may walk before handing back a cursor. */
 const LIST_SCAN_BUDGET = 2_000;
+/** Events one filtered `readEvents` call may scan before handing back its cursor. */
+const EVENT_SCAN_BUDGET = 2_000;
+/**
+ * An event id as this engine writes it: a stream id, `<ms>-<seq>`. At most 15 digits each, so Lua compares
+ * them exactly as numbers (and no id the server could reject reaches a script).
+ */
+const EVENT_ID = /^\d{1,15}-\d{1,15}$/;
 
 /** A schedule's definition as kept in the global hash (its clock lives in its queue's slot). */
 type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt">;
@@ -109,6 +118,8 @@ export class RedisStore implements Store {
   private readonly leased = new Map<string, { queue: string; drop: boolean; token: number }>();
   /** This process's command connection (lost / back) and the expired-lease recovery rule after outages. */
   private readonly gate: RecoveryGate;
+  /** ARGV[3] of the scripts that write events: the stream's cap, or '' when events are off (lua.ts EVENTS). */
+  private readonly eventCap: string;
 
   constructor(
     url: string,
@@ -119,6 +130,8 @@ export class RedisStore implements Store {
     this.keys = new Keys(parsed.prefix);
     this.location = redactUrl(url);
     this.gate = new RecoveryGate(options.logger, { engine: "redis", location: this.location });
+    const events = options.events ?? DEFAULT_EVENT_RETENTION;
+    this.eventCap = events.enabled ? String(Math.max(0, Math.floor(events.maxEvents))) : "";
   }
 
   // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
@@ -422,7 +435,7 @@ export class RedisStore implements Store {
         const next = r.next;
         const arg =
           next.state === "scheduled" ? String(Math.round(next.runAt)) : "reason" in next ? next.reason : "";
-        return [r.id, r.token, JSON.stringify(r.error), next.state, arg];
+        return [r.id, r.token, JSON.stringify(r.error), next.state, arg, r.error.message];
       },
       flags,
     );
@@ -460,7 +473,12 @@ export class RedisStore implements Store {
   }
 
   async saveProgress(requests: readonly ProgressRequest[]): Promise<boolean[]> {
-    return this.perQueue(requests, "progress", (r) => [r.id, r.token, r.progress], flags);
+    return this.perQueue(
+      requests,
+      "progress",
+      (r) => [r.id, r.token, r.progress, r.event === false ? "0" : "1"],
+      flags,
+    );
   }
 
   async appendLogs(lines: readonly LogRequest[]): Promise<void> {
@@ -596,6 +614,8 @@ export class RedisStore implements Store {
   async prune(options: {
     limit: number;
     workersSilentSince: number;
+    eventsBefore?: number;
+    maxEvents?: number;
   }): Promise<{ jobs: number; workers: number; events: number }> {
     let jobs = 0;
     for (const queue of await this.queueNames()) {
@@ -612,7 +632,22 @@ export class RedisStore implements Store {
       c.zrangebyscore(this.keys.workerBeats, "-inf", `(${options.workersSilentSince}`),
     );
     if (silent.length > 0) await this.dropWorkers(silent);
-    return { jobs, workers: silent.length, events: 0 };
+    let events = 0;
+    if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
+      events = await this.script<number>(
+        {
+          name: "pruneEvents",
+          keys: [this.keys.events],
+          args: [
+            options.eventsBefore === undefined ? "" : Math.floor(options.eventsBefore),
+            options.maxEvents === undefined ? "" : Math.max(0, Math.floor(options.maxEvents)),
+            Math.max(0, Math.floor(options.limit)),
+          ],
+        },
+        "prune events",
+      );
+    }
+    return { jobs, workers: silent.length, events };
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -759,6 +794,8 @@ export class RedisStore implements Store {
           opt(filter.tag),
           opt(filter.createdBefore),
           LIST_SCAN_BUDGET,
+          opt(filter.idPrefix),
+          payloadFieldArg(filter),
         ]),
         "list jobs",
       );
@@ -865,7 +902,14 @@ export class RedisStore implements Store {
     const requested: string[] = [];
     const states = (filter.states ? allowed.filter((s) => filter.states!.includes(s)) : allowed).join(",");
     if (states === "" || limit <= 0) return { changed, requested };
-    const rest = [opt(filter.task), opt(filter.tag), opt(filter.createdBefore), arg];
+    const rest = [
+      opt(filter.task),
+      opt(filter.tag),
+      opt(filter.createdBefore),
+      opt(filter.idPrefix),
+      payloadFieldArg(filter),
+      arg,
+    ];
     let targets: [string, string[]][];
     if (filter.ids) {
       const index = await this.indexOf(filter.ids);
@@ -902,9 +946,13 @@ export class RedisStore implements Store {
 
   async resumeQueue(queue: string): Promise<void> {
     const meta = `${this.keys.queue(queue)}m`;
-    await this.call("resume queue", (c) =>
-      c.multi().hset(meta, "paused", "0").hdel(meta, "until").publish(this.keys.channel, `j${queue}`).exec(),
-    );
+    await this.call("resume queue", (c) => {
+      const tx = c.multi().hset(meta, "paused", "0").hdel(meta, "until");
+      // Its event in the same MULTI (the fields of lua.ts EVENTS; the next script write trims the stream).
+      if (this.eventCap !== "")
+        tx.xadd(this.keys.events, "*", "t", "resumed", "q", queue, "j", "", "k", "", "a", "", "d", "");
+      return tx.publish(this.keys.channel, `j${queue}`).exec();
+    });
   }
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
@@ -1015,13 +1063,41 @@ export class RedisStore implements Store {
     );
   }
 
-  // TODO(events): written by the engine's transitions; stubbed until the engine implements them.
-  async readEvents(_request: ReadEventsRequest): Promise<EventsPage> {
-    throw new Error("readEvents: not implemented for this engine yet");
+  // ── fleet-wide events ──────────────────────────────────────────────────────────────────────────
+
+  async readEvents(request: ReadEventsRequest): Promise<EventsPage> {
+    const after = request.after;
+    if (after !== null && !EVENT_ID.test(after)) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `event id ${JSON.stringify(after)} is not one this store wrote: Redis event ids look like ` +
+          '"1733000000000-0" (milliseconds, a dash, a sequence number; at most 15 digits each), or pass null to ' +
+          "read from the oldest event kept",
+        { field: "after" },
+      );
+    }
+    const [entries, cursor, reset] = await this.script<[EventEntry[], string, number]>(
+      {
+        name: "readEvents",
+        keys: [this.keys.events],
+        args: [
+          after ?? "",
+          Math.max(1, Math.floor(request.limit)),
+          request.queue ?? "",
+          request.jobId ?? "",
+          EVENT_SCAN_BUDGET,
+        ],
+      },
+      "read events",
+    );
+    return { events: entries.map(decodeEvent), cursor: cursor === "" ? null : cursor, reset: reset === 1 };
   }
 
   async lastEventId(): Promise<string | null> {
-    throw new Error("lastEventId: not implemented for this engine yet");
+    const newest = await this.call("read the last event id", (c) =>
+      c.xrevrange(this.keys.events, "+", "-", "COUNT", 1),
+    );
+    return newest[0]?.[0] ?? null;
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {
@@ -1068,7 +1144,15 @@ export class RedisStore implements Store {
   }
 
   private queueCall(name: ScriptCall["name"], queue: string, args: (string | number)[]): ScriptCall {
-    return { name, keys: [`${this.keys.queue(queue)}m`], args: [this.keys.channel, queue, ...args] };
+    const meta = `${this.keys.queue(queue)}m`;
+    // Scripts that write events also get the stream (KEYS[2]) and its cap (ARGV[3]); see lua.ts EVENTS.
+    if (EVENT_SCRIPTS.has(name))
+      return {
+        name,
+        keys: [meta, this.keys.events],
+        args: [this.keys.channel, queue, this.eventCap, ...args],
+      };
+    return { name, keys: [meta], args: [this.keys.channel, queue, ...args] };
   }
 
   /** One EVALSHA (reloading the cache once if the server lost it). */
@@ -1252,5 +1336,41 @@ function jobMatches(job: JobRecord, filter: JobFilter): boolean {
   if (filter.task !== undefined && job.task !== filter.task) return false;
   if (filter.createdBefore !== undefined && job.createdAt >= filter.createdBefore) return false;
   if (filter.tag !== undefined && !job.tags.includes(filter.tag)) return false;
+  if (filter.idPrefix !== undefined && !job.id.startsWith(filter.idPrefix)) return false;
+  if (filter.payloadField !== undefined) {
+    let value: Json | undefined = job.payload;
+    for (const key of filter.payloadField.path) {
+      if (value === null || typeof value !== "object" || Array.isArray(value) || !Object.hasOwn(value, key))
+        return false;
+      value = (value as { [key: string]: Json })[key];
+    }
+    if (value !== filter.payloadField.equals) return false;
+  }
   return true;
+}
+
+/** The payloadField filter as a script argument: '=' .. JSON [path, equals], or '-' for none (lua.ts). */
+function payloadFieldArg(filter: JobFilter): string {
+  const field = filter.payloadField;
+  return field === undefined ? "-" : `=${JSON.stringify([field.path, field.equals])}`;
+}
+
+/** One stream entry as the readEvents script returns it: id, then flat field / value pairs. */
+type EventEntry = [string, string[]];
+
+/** A stream entry as a fleet event (fields: lua.ts EVENTS); its time is its id's ms. */
+function decodeEvent([id, flat]: EventEntry): FleetEvent {
+  const f: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
+  const data = f.d ? (JSON.parse(f.d) as Record<string, Json>) : null;
+  return {
+    id,
+    type: f.t as FleetEventType,
+    at: Number(id.slice(0, id.indexOf("-"))),
+    queue: f.q ?? "",
+    jobId: f.j ? f.j : null,
+    task: f.k ? f.k : null,
+    attempt: f.a ? Number(f.a) : null,
+    data,
+  };
 }
