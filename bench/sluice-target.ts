@@ -3,6 +3,8 @@
  * `?schema=` on PostgreSQL, `?prefix=` on Redis), so `TargetOptions.namespace` is not used; the bench
  * process removes that store in its cleanup (bench/engines.ts), never a worker child.
  *
+ * `BENCH_EVENTS=off` turns fleet-wide events off (docs/benchmarks.md, "Cost of fleet-wide events").
+ *
  * The bench worker runs with `maintenance: false` (no lease recovery or retention passes), as the peers'
  * workers run without their recovery loops (see bench/peers/*): no job is ever lost in a benchmark.
  */
@@ -20,7 +22,9 @@ function nameOf(url: string): string {
 }
 
 export async function createSluiceTarget(url: string, name = nameOf(url)): Promise<BenchTarget> {
-  const sluice = new Sluice({ url, logger: silentLogger() });
+  // BENCH_EVENTS=off: no fleet-wide events (the A/B that measures what writing them costs).
+  const events = process.env.BENCH_EVENTS === "off" ? { events: false as const } : {};
+  const sluice = new Sluice({ url, logger: silentLogger(), ...events });
   let onJob: (p: BenchPayload) => void = () => {};
   // Completed no-op jobs are deleted at once, as the peers are configured (removeOnComplete etc.).
   const task = sluice.task<BenchPayload>("noop", {
