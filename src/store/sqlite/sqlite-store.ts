@@ -361,11 +361,9 @@ export class SqliteStore implements Store {
        ON CONFLICT (id) DO NOTHING`,
     );
     const byId = prepare("SELECT id, state FROM jobs WHERE id = ?");
-    // Every job this batch creates gets a seq above the highest one now (AUTOINCREMENT, one writer).
-    const seqBefore = this.eventsOn
-      ? (prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM jobs").get() as { seq: number }).seq
-      : 0;
-    let created = false;
+    // The seq of the first job this batch creates: every later one is higher, and no job stored before it
+    // is (AUTOINCREMENT, one writer at a time).
+    let firstCreated: number | bigint | null = null;
     const out: EnqueueResult[] = [];
     for (const job of jobs) {
       if (job.uniqueKey !== null) {
@@ -397,7 +395,7 @@ export class SqliteStore implements Store {
         job.parentId,
       );
       if (info.changes === 1) {
-        created = true;
+        firstCreated ??= info.lastInsertRowid;
         out.push({ id: job.id, state, created: true });
       } else {
         // Same id already stored: idempotent enqueue returns it. A generated id never collides.
@@ -406,11 +404,11 @@ export class SqliteStore implements Store {
       }
     }
     // One statement for the batch's `enqueued` events, in enqueue order (jobs returned as existing: none).
-    if (created && this.eventsOn) {
+    if (firstCreated !== null && this.eventsOn) {
       prepare(
         `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
-         SELECT ?, 'enqueued', queue, id, task, NULL, json_object('state', state) FROM jobs WHERE seq > ? ORDER BY seq`,
-      ).run(now, seqBefore);
+         SELECT ?, 'enqueued', queue, id, task, NULL, json_object('state', state) FROM jobs WHERE seq >= ? ORDER BY seq`,
+      ).run(now, firstCreated);
     }
     return out;
   }
