@@ -859,34 +859,32 @@ export class SqliteStore implements Store {
 
   /**
    * Deletes the oldest events: those before `before` (epoch ms) and those beyond the newest `max`, at most
-   * `limit`, always a run of the oldest ids (so the retained events stay one contiguous range and the
-   * newest pruned id tells a reader exactly whether it lost any). Cost grows with what is deleted, not with
-   * what is kept: the scans walk the id order from the oldest and stop at the first event kept.
+   * `limit`, always a run of the oldest ids. Only this ever deletes events and every insert that commits
+   * keeps its rows, so the retained ids are one contiguous range: the count is `newest - oldest + 1`
+   * (exact, read from the rowid b-tree's two ends) and the newest pruned id tells a reader exactly whether
+   * it lost any. The age scan reads at most `limit` rows from the oldest, so a call costs what it deletes,
+   * not what is kept (it runs in the write lock).
    */
   private pruneEvents(limit: number, before: number | undefined, max: number | undefined): number {
     if (limit <= 0 || (before === undefined && max === undefined)) return 0;
+    const ends = this.stmt("SELECT MIN(id) AS oldest, MAX(id) AS newest FROM events").get() as {
+      oldest: number | null;
+      newest: number | null;
+    };
+    if (ends.oldest === null || ends.newest === null) return 0;
     let upto = 0; // delete ids <= upto
+    if (max !== undefined) upto = ends.newest - Math.max(0, max);
     if (before !== undefined) {
-      const kept = this.stmt("SELECT id FROM events WHERE at >= ? ORDER BY id LIMIT 1").get(before) as
-        | { id: number }
-        | undefined;
-      const newest = (this.stmt("SELECT MAX(id) AS id FROM events").get() as { id: number | null }).id ?? 0;
-      upto = kept ? kept.id - 1 : newest;
+      // The first event not older than `before` among the next `limit`; none: all of them are older.
+      const kept = (
+        this.stmt(
+          "SELECT MIN(id) AS id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at >= ?",
+        ).get(limit, before) as { id: number | null }
+      ).id;
+      upto = Math.max(upto, kept === null ? ends.newest : kept - 1);
     }
-    if (max !== undefined) {
-      const row = this.stmt("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?").get(
-        Math.max(0, max),
-      ) as { id: number } | undefined;
-      if (row) upto = Math.max(upto, row.id);
-    }
-    if (upto <= 0) return 0;
-    const last = (
-      this.stmt("SELECT MAX(id) AS id FROM (SELECT id FROM events WHERE id <= ? ORDER BY id LIMIT ?)").get(
-        upto,
-        limit,
-      ) as { id: number | null }
-    ).id;
-    if (last === null) return 0;
+    const last = Math.min(upto, ends.oldest + limit - 1);
+    if (last < ends.oldest) return 0;
     const deleted = this.stmt("DELETE FROM events WHERE id <= ?").run(last).changes;
     this.stmt("UPDATE events_meta SET pruned_upto = MAX(pruned_upto, ?) WHERE one = 1").run(last);
     return deleted;
