@@ -578,7 +578,7 @@ export class SqliteStore implements Store {
           else if (next.state === "cancelled")
             this.eventStmt("cancelled", "json_object('reason', ?)").run(...at, reason);
           else
-            this.eventStmt("retrying", "json_object('error', ?, 'runAt', ?)").run(
+            this.eventStmt("retrying", "json_object('error', ?, 'runAt', CAST(? AS INTEGER))").run(
               ...at,
               r.error.message,
               runAt,
@@ -625,7 +625,7 @@ export class SqliteStore implements Store {
               job.reason,
             );
           } else if (job.started_at !== null) {
-            this.eventStmt("released", "json_object('reason', ?, 'runAt', ?)").run(
+            this.eventStmt("released", "json_object('reason', ?, 'runAt', CAST(? AS INTEGER))").run(
               now,
               job.queue,
               r.id,
@@ -1193,7 +1193,7 @@ export class SqliteStore implements Store {
       if (this.eventsOn) {
         this.stmt(
           `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
-           VALUES (?, 'paused', ?, NULL, NULL, NULL, json_object('until', ?))`,
+           VALUES (?, 'paused', ?, NULL, NULL, NULL, json_object('until', CAST(? AS INTEGER)))`,
         ).run(Date.now(), queue, until);
       }
     });
@@ -1325,7 +1325,7 @@ export class SqliteStore implements Store {
           const from = requested === null || reset ? pruned : Number(requested);
           const newest = meta.newest ?? 0;
           const unchanged = reset ? String(pruned) : after;
-          if (newest <= from) return { events: [], cursor: unchanged, reset };
+          if (newest <= from || request.limit <= 0) return { events: [], cursor: unchanged, reset };
           const upto = Math.min(newest, from + EVENT_SCAN_WINDOW);
           const where = ["id > ?", "id <= ?"];
           const params: unknown[] = [from, upto];
