@@ -463,10 +463,13 @@ export class SqliteStore implements Store {
         const taken = take.all(startedAt, request.workerId, now + request.leaseMs, queue, limit) as JobRow[];
         taken.sort(byClaimOrder);
         // Jobs that start now are `active`; those held ahead say so when start() starts them.
-        if (startedAt !== null && this.eventsOn) {
-          const active = this.eventStmt("active", "json_object('workerId', ?)");
-          for (const row of taken)
-            active.run(now, row.queue, row.id, row.task, row.attempt, request.workerId);
+        // One statement for the batch (a statement per row costs more, and holds the write lock longer).
+        if (startedAt !== null && this.eventsOn && taken.length > 0) {
+          this.stmt(
+            `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+             SELECT ?, 'active', queue, id, task, attempt, json_object('workerId', worker_id) FROM jobs
+             WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY priority, run_at, seq`,
+          ).run(now, JSON.stringify(taken.map((row) => row.seq)));
         }
         out.push(...taken);
       };
@@ -529,15 +532,24 @@ export class SqliteStore implements Store {
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
          RETURNING queue, task, attempt`,
       );
-      const completed = this.eventsOn ? this.eventStmt("completed", "NULL") : null;
-      return requests.map((r) => {
+      const events: (string | number)[][] = [];
+      const applied = requests.map((r) => {
         const job = (drop.get(r.id, r.token) ?? done.get(r.result, now, now, r.id, r.token)) as
           | EventJob
           | undefined;
         if (!job) return false;
-        completed?.run(now, job.queue, r.id, job.task, job.attempt);
+        if (this.eventsOn) events.push([job.queue, r.id, job.task, job.attempt]);
         return true;
       });
+      // One statement for the batch's events (retention may have deleted the rows: from RETURNING).
+      if (events.length > 0) {
+        this.stmt(
+          `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+           SELECT ?, 'completed', value ->> 0, value ->> 1, value ->> 2, value ->> 3, NULL FROM json_each(?)
+           ORDER BY key`,
+        ).run(now, JSON.stringify(events));
+      }
+      return applied;
     });
   }
 
