@@ -107,12 +107,12 @@ export function eventTests(ctx: ConformanceContext): void {
       const claimed = await store.claim({ queues: [queue], limit: 2, workerId: "w1", leaseMs: 30_000 });
       const token = (id: string) => claimed.find((j) => j.id === id)?.leaseToken as number;
       const error = { attempt: 1, outcome: "error" as const, message: "boom", name: "Error", at: Date.now() };
-      // a: fails and will retry; b: goes back without charging its attempt. a's retry is due at its own
-      // first run time, so the claim below takes a before b (priority, runAt, seq) however long this takes.
+      // a: fails and will retry, due at its own first run time; b: goes back without charging its attempt,
+      // to run in a minute. So the claim below takes a, however long this takes.
       await store.fail([
         { id: a.id, token: token(a.id), error, next: { state: "scheduled", runAt: a.runAt } },
       ]);
-      await store.release([{ id: b.id, token: token(b.id), reason: "shutdown" }]);
+      await store.release([{ id: b.id, token: token(b.id), reason: "shutdown", runAt: Date.now() + 60_000 }]);
       // c: cancelled while waiting; d: moved to another queue.
       await sluice.admin.cancel(c.id);
       await sluice.admin.move({ ids: [d.id] }, other);

@@ -161,6 +161,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE workers ADD COLUMN stalls TEXT;
     `,
   },
+  {
+    version: 6,
+    description: "fleet-wide events",
+    sql: `
+      -- One row per job transition (core/fleet-events.ts), written in the transition's own transaction.
+      -- AUTOINCREMENT: an id is never reused after a prune. SQLite has one writer at a time, so ids grow in
+      -- commit order and a reader that resumes after the last id it saw misses nothing. No other index:
+      -- readers scan by id, maintenance prunes the oldest ids.
+      CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        type    TEXT    NOT NULL,
+        queue   TEXT    NOT NULL,
+        job_id  TEXT,
+        task    TEXT,
+        attempt INTEGER,
+        data    TEXT
+      );
+      -- The newest event id pruned (0: none yet): a reader asking for an older one lost events (reset).
+      CREATE TABLE events_meta (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        pruned_upto INTEGER NOT NULL
+      );
+      INSERT INTO events_meta (one, pruned_upto) VALUES (1, 0);
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -20,7 +20,8 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
-import type { AttemptError, JobLogLine, JobRecord, JobState } from "../../core/job.js";
+import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
   asSeen,
@@ -93,6 +94,30 @@ type Statement = Database.Statement<unknown[], unknown>;
 
 const ACTIVE_ONLY = "state = 'active'";
 
+/** What an event id looks like here: the decimal rowid of the `events` table. */
+const EVENT_ID = /^\d{1,18}$/;
+/** Most event ids one readEvents call scans past (a filtered reader far behind moves on in steps). */
+const EVENT_SCAN_WINDOW = 10_000;
+
+/** The columns of a job an event names, as UPDATE / DELETE … RETURNING gives them. */
+interface EventJob {
+  queue: string;
+  task: string;
+  attempt: number;
+}
+
+/** An `events` row. */
+interface EventRow {
+  id: number;
+  at: number;
+  type: string;
+  queue: string;
+  job_id: string | null;
+  task: string | null;
+  attempt: number | null;
+  data: string | null;
+}
+
 export class SqliteStore implements Store {
   readonly engine = "sqlite" as const;
   readonly traits: StoreTraits = sqliteEngine.traits;
@@ -104,12 +129,15 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Statement>();
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
+  /** Whether transitions write fleet-wide events (StoreOptions.events.enabled). */
+  private readonly eventsOn: boolean;
 
   constructor(
     url: string,
     private readonly options: StoreOptions,
   ) {
     this.config = parseSqliteUrl(url);
+    this.eventsOn = (options.events ?? DEFAULT_EVENT_RETENTION).enabled;
   }
 
   // ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
@@ -333,6 +361,9 @@ export class SqliteStore implements Store {
        ON CONFLICT (id) DO NOTHING`,
     );
     const byId = prepare("SELECT id, state FROM jobs WHERE id = ?");
+    // The seq of the first job this batch creates: every later one is higher, and no job stored before it
+    // is (AUTOINCREMENT, one writer at a time).
+    let firstCreated: number | bigint | null = null;
     const out: EnqueueResult[] = [];
     for (const job of jobs) {
       if (job.uniqueKey !== null) {
@@ -364,12 +395,20 @@ export class SqliteStore implements Store {
         job.parentId,
       );
       if (info.changes === 1) {
+        firstCreated ??= info.lastInsertRowid;
         out.push({ id: job.id, state, created: true });
       } else {
         // Same id already stored: idempotent enqueue returns it. A generated id never collides.
         const existing = byId.get(job.id) as { id: string; state: JobState };
         out.push({ id: existing.id, state: existing.state, created: false });
       }
+    }
+    // One statement for the batch's `enqueued` events, in enqueue order (jobs returned as existing: none).
+    if (firstCreated !== null && this.eventsOn) {
+      prepare(
+        `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+         SELECT ?, 'enqueued', queue, id, task, NULL, json_object('state', state) FROM jobs WHERE seq >= ? ORDER BY seq`,
+      ).run(now, firstCreated);
     }
     return out;
   }
@@ -423,6 +462,15 @@ export class SqliteStore implements Store {
         if (limit <= 0) return;
         const taken = take.all(startedAt, request.workerId, now + request.leaseMs, queue, limit) as JobRow[];
         taken.sort(byClaimOrder);
+        // Jobs that start now are `active`; those held ahead say so when start() starts them.
+        // One statement for the batch (a statement per row costs more, and holds the write lock longer).
+        if (startedAt !== null && this.eventsOn && taken.length > 0) {
+          this.stmt(
+            `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+             SELECT ?, 'active', queue, id, task, attempt, json_object('workerId', worker_id) FROM jobs
+             WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY priority, run_at, seq`,
+          ).run(now, JSON.stringify(taken.map((row) => row.seq)));
+        }
         out.push(...taken);
       };
       for (const queue of request.queues) {
@@ -450,13 +498,20 @@ export class SqliteStore implements Store {
     return this.write(() => {
       const now = Date.now();
       const blocked = this.blockedQueues(now);
-      const held = this.stmt(`SELECT queue FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`);
-      const mark = this.stmt("UPDATE jobs SET started_at = COALESCE(started_at, ?) WHERE id = ?");
+      const held = this.stmt(
+        `SELECT queue, task, attempt, worker_id, started_at FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+      );
+      const mark = this.stmt("UPDATE jobs SET started_at = ? WHERE id = ? AND started_at IS NULL");
+      const active = this.eventsOn ? this.eventStmt("active", "json_object('workerId', ?)") : null;
       return leases.map((l) => {
-        const row = held.get(l.id, l.token) as { queue: string } | undefined;
+        const row = held.get(l.id, l.token) as
+          | (EventJob & { worker_id: string | null; started_at: number | null })
+          | undefined;
         // A job of a paused queue is not started (a claim would have skipped it): the worker gives it back.
         if (!row || blocked.has(row.queue)) return false;
-        mark.run(now, l.id);
+        if (mark.run(now, l.id).changes === 1) {
+          active?.run(now, row.queue, l.id, row.task, row.attempt, row.worker_id);
+        }
         return true;
       });
     });
@@ -468,17 +523,33 @@ export class SqliteStore implements Store {
       const now = Date.now();
       // Jobs kept for no time at all (retention: false) are deleted in one statement; the others are updated.
       const drop = this.stmt(
-        `DELETE FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY} AND keep_mode = 'none'`,
+        `DELETE FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY} AND keep_mode = 'none'
+         RETURNING queue, task, attempt`,
       );
       const done = this.stmt(
         `UPDATE jobs SET state = 'completed', result = ?, finished_at = ?, lease_expires_at = NULL,
            keep_until = CASE keep_mode WHEN 'age' THEN ? + keep_value ELSE NULL END
-         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
+         RETURNING queue, task, attempt`,
       );
-      return requests.map(
-        (r) =>
-          drop.run(r.id, r.token).changes === 1 || done.run(r.result, now, now, r.id, r.token).changes === 1,
-      );
+      const events: (string | number)[][] = [];
+      const applied = requests.map((r) => {
+        const job = (drop.get(r.id, r.token) ?? done.get(r.result, now, now, r.id, r.token)) as
+          | EventJob
+          | undefined;
+        if (!job) return false;
+        if (this.eventsOn) events.push([job.queue, r.id, job.task, job.attempt]);
+        return true;
+      });
+      // One statement for the batch's events (retention may have deleted the rows: from RETURNING).
+      if (events.length > 0) {
+        this.stmt(
+          `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+           SELECT ?, 'completed', value ->> 0, value ->> 1, value ->> 2, value ->> 3, NULL FROM json_each(?)
+           ORDER BY key`,
+        ).run(now, JSON.stringify(events));
+      }
+      return applied;
     });
   }
 
@@ -490,18 +561,43 @@ export class SqliteStore implements Store {
       const update = this.stmt(
         `UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), finished_at = ?, lease_expires_at = NULL,
            errors = json_insert(errors, '$[#]', json(?)), reason = ?
-         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
+         RETURNING queue, task, attempt`,
       );
       return requests.map((r) => {
         const next = r.next;
         const runAt = next.state === "scheduled" ? next.runAt : next.state === "waiting" ? now : null;
         const final = next.state === "dead" || next.state === "cancelled";
         const reason = final ? next.reason : null;
-        const ok =
-          update.run(next.state, runAt, final ? now : null, JSON.stringify(r.error), reason, r.id, r.token)
-            .changes === 1;
-        if (ok && next.state === "waiting") wake = true;
-        return ok;
+        const job = update.get(
+          next.state,
+          runAt,
+          final ? now : null,
+          JSON.stringify(r.error),
+          reason,
+          r.id,
+          r.token,
+        ) as EventJob | undefined;
+        if (!job) return false;
+        if (this.eventsOn) {
+          const at = [now, job.queue, r.id, job.task, job.attempt] as const;
+          if (next.state === "dead")
+            this.eventStmt("dead", "json_object('error', ?, 'reason', ?)").run(
+              ...at,
+              r.error.message,
+              reason,
+            );
+          else if (next.state === "cancelled")
+            this.eventStmt("cancelled", "json_object('reason', ?)").run(...at, reason);
+          else
+            this.eventStmt("retrying", "json_object('error', ?, 'runAt', CAST(? AS INTEGER))").run(
+              ...at,
+              r.error.message,
+              runAt,
+            );
+        }
+        if (next.state === "waiting") wake = true;
+        return true;
       });
     });
     if (wake) this.notify({ type: "jobs", queues: null });
@@ -519,11 +615,40 @@ export class SqliteStore implements Store {
            run_at = CASE WHEN cancel_requested = 1 THEN run_at ELSE COALESCE(?, run_at) END,
            finished_at = CASE WHEN cancel_requested = 1 THEN ? ELSE finished_at END,
            reason = CASE WHEN cancel_requested = 1 THEN ${sqlString(CANCELLED_WHILE_ACTIVE_REASON)} ELSE ? END
-         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
+         RETURNING queue, task, attempt + 1 AS attempt, state, started_at, reason`,
       );
       return requests.map((r) => {
         const state: JobState = r.runAt !== undefined && r.runAt > now ? "scheduled" : "waiting";
-        return update.run(state, r.runAt ?? null, now, r.reason, r.id, r.token).changes === 1;
+        const job = update.get(state, r.runAt ?? null, now, r.reason, r.id, r.token) as
+          | (EventJob & { state: JobState; started_at: number | null; reason: string | null })
+          | undefined;
+        if (!job) return false;
+        if (this.eventsOn) {
+          // The event names the attempt that was running (the release gave it back). A held job that never
+          // started goes back unseen: users saw it waiting all along.
+          if (job.state === "cancelled") {
+            this.eventStmt("cancelled", "json_object('reason', ?)").run(
+              now,
+              job.queue,
+              r.id,
+              job.task,
+              job.attempt,
+              job.reason,
+            );
+          } else if (job.started_at !== null) {
+            this.eventStmt("released", "json_object('reason', ?, 'runAt', CAST(? AS INTEGER))").run(
+              now,
+              job.queue,
+              r.id,
+              job.task,
+              job.attempt,
+              r.reason,
+              r.runAt ?? null,
+            );
+          }
+        }
+        return true;
       });
     });
     if (applied.some(Boolean)) this.notify({ type: "jobs", queues: null });
@@ -559,9 +684,25 @@ export class SqliteStore implements Store {
     if (requests.length === 0) return [];
     return this.write(() => {
       const update = this.stmt(
-        `UPDATE jobs SET progress = ? WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+        `UPDATE jobs SET progress = ? WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
+         RETURNING queue, task, attempt`,
       );
-      return requests.map((r) => update.run(r.progress, r.id, r.token).changes === 1);
+      const now = Date.now();
+      return requests.map((r) => {
+        const job = update.get(r.progress, r.id, r.token) as EventJob | undefined;
+        if (!job) return false;
+        if (this.eventsOn && r.event !== false) {
+          this.eventStmt("progress", "json_object('progress', json(?))").run(
+            now,
+            job.queue,
+            r.id,
+            job.task,
+            job.attempt,
+            r.progress,
+          );
+        }
+        return true;
+      });
     });
   }
 
@@ -670,6 +811,17 @@ export class SqliteStore implements Store {
           const finished = to === "waiting" ? null : now;
           if (update.run(to, finished, reason, JSON.stringify(error), job.id, job.lease_token).changes !== 1)
             continue;
+          if (this.eventsOn) {
+            this.eventStmt("recovered", "json_object('to', ?, 'reason', ?)").run(
+              now,
+              job.queue,
+              job.id,
+              job.task,
+              job.attempt,
+              to,
+              reason,
+            );
+          }
         }
         out.push({
           id: job.id,
@@ -692,6 +844,8 @@ export class SqliteStore implements Store {
   async prune(options: {
     limit: number;
     workersSilentSince: number;
+    eventsBefore?: number;
+    maxEvents?: number;
   }): Promise<{ jobs: number; workers: number; events: number }> {
     return this.write(() => {
       const now = Date.now();
@@ -710,8 +864,42 @@ export class SqliteStore implements Store {
         options.workersSilentSince,
       ).changes;
       this.stmt("DELETE FROM queue_stats WHERE hour < ?").run(now - STATS_RETENTION_MS);
-      return { jobs, workers, events: 0 };
+      const events = this.pruneEvents(options.limit, options.eventsBefore, options.maxEvents);
+      return { jobs, workers, events };
     });
+  }
+
+  /**
+   * Deletes the oldest events: those before `before` (epoch ms) and those beyond the newest `max`, at most
+   * `limit`, always a run of the oldest ids. Only this ever deletes events and every insert that commits
+   * keeps its rows, so the retained ids are one contiguous range: the count is `newest - oldest + 1`
+   * (exact, read from the rowid b-tree's two ends) and the newest pruned id tells a reader exactly whether
+   * it lost any. The age scan reads at most `limit` rows from the oldest, so a call costs what it deletes,
+   * not what is kept (it runs in the write lock).
+   */
+  private pruneEvents(limit: number, before: number | undefined, max: number | undefined): number {
+    if (limit <= 0 || (before === undefined && max === undefined)) return 0;
+    const ends = this.stmt("SELECT MIN(id) AS oldest, MAX(id) AS newest FROM events").get() as {
+      oldest: number | null;
+      newest: number | null;
+    };
+    if (ends.oldest === null || ends.newest === null) return 0;
+    let upto = 0; // delete ids <= upto
+    if (max !== undefined) upto = ends.newest - Math.max(0, max);
+    if (before !== undefined) {
+      // The first event not older than `before` among the next `limit`; none: all of them are older.
+      const kept = (
+        this.stmt(
+          "SELECT MIN(id) AS id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at >= ?",
+        ).get(limit, before) as { id: number | null }
+      ).id;
+      upto = Math.max(upto, kept === null ? ends.newest : kept - 1);
+    }
+    const last = Math.min(upto, ends.oldest + limit - 1);
+    if (last < ends.oldest) return 0;
+    const deleted = this.stmt("DELETE FROM events WHERE id <= ?").run(last).changes;
+    this.stmt("UPDATE events_meta SET pruned_upto = MAX(pruned_upto, ?) WHERE one = 1").run(last);
+    return deleted;
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -896,10 +1084,16 @@ export class SqliteStore implements Store {
       const update = this.stmt(
         `UPDATE jobs SET state = 'waiting', attempt = 0, run_at = ?, finished_at = NULL, cancel_requested = 0,
            keep_until = NULL, reason = ${sqlString(RETRIED_REASON)}
-         WHERE id = ? AND state IN (${sqlStateList(RETRYABLE_STATES)})`,
+         WHERE id = ? AND state IN (${sqlStateList(RETRYABLE_STATES)})
+         RETURNING queue, task`,
       );
       const now = Date.now();
-      const changed = ids.filter((id) => update.run(now, id).changes === 1);
+      const retried = this.eventsOn ? this.eventStmt("retried", "NULL") : null;
+      const changed = ids.filter((id) => {
+        const job = update.get(now, id) as EventJob | undefined;
+        if (job) retried?.run(now, job.queue, id, job.task, null);
+        return job !== undefined;
+      });
       return { count: changed.length, ids: changed };
     });
     if (result.count > 0) this.notify({ type: "jobs", queues: null });
@@ -917,16 +1111,21 @@ export class SqliteStore implements Store {
       const cancelNow = this.stmt(
         `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ${sqlString(CANCELLED_REASON)},
            attempt = CASE WHEN ${heldSql()} THEN MAX(attempt - 1, 0) ELSE attempt END, lease_expires_at = NULL
-         WHERE id = ? AND ${seenStateSql(CANCEL_AT_ONCE_STATES)}`,
+         WHERE id = ? AND ${seenStateSql(CANCEL_AT_ONCE_STATES)}
+         RETURNING queue, task, reason`,
       );
+      const cancelledEvent = this.eventsOn ? this.eventStmt("cancelled", "json_object('reason', ?)") : null;
       const request = this.stmt(
         "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'active' AND cancel_requested = 0",
       );
       const cancelled: string[] = [];
       const requested: string[] = [];
       for (const id of ids) {
-        if (cancelNow.run(now, id).changes === 1) cancelled.push(id);
-        else if (request.run(id).changes === 1) requested.push(id);
+        const job = cancelNow.get(now, id) as (EventJob & { reason: string }) | undefined;
+        if (job) {
+          cancelledEvent?.run(now, job.queue, id, job.task, null, job.reason);
+          cancelled.push(id);
+        } else if (request.run(id).changes === 1) requested.push(id);
       }
       return { count: cancelled.length, ids: cancelled, requested };
     });
@@ -937,8 +1136,16 @@ export class SqliteStore implements Store {
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
     return this.write(() => {
       const ids = this.selectIds(filter, REMOVABLE_STATES, options.limit);
-      const drop = this.stmt(`DELETE FROM jobs WHERE id = ? AND (state != 'active' OR ${heldSql()})`);
-      const changed = ids.filter((id) => drop.run(id).changes === 1);
+      const drop = this.stmt(
+        `DELETE FROM jobs WHERE id = ? AND (state != 'active' OR ${heldSql()}) RETURNING queue, task`,
+      );
+      const now = Date.now();
+      const deleted = this.eventsOn ? this.eventStmt("deleted", "NULL") : null;
+      const changed = ids.filter((id) => {
+        const job = drop.get(id) as EventJob | undefined;
+        if (job) deleted?.run(now, job.queue, id, job.task, null);
+        return job !== undefined;
+      });
       return { count: changed.length, ids: changed };
     });
   }
@@ -954,7 +1161,20 @@ export class SqliteStore implements Store {
            state = CASE WHEN ${heldSql()} THEN 'waiting' ELSE state END
          WHERE id = ? AND queue != ? AND ${seenStateSql(MOVABLE_STATES)}`,
       );
-      const changed = ids.filter((id) => update.run(toQueue, id, toQueue).changes === 1);
+      // The event needs the queue the job leaves, which RETURNING cannot give after the update: it is
+      // written first, under the update's own guard, and the update runs only when it was.
+      const moved = this.eventsOn
+        ? this.stmt(
+            `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+             SELECT ?, 'moved', ?, id, task, NULL, json_object('from', queue) FROM jobs
+             WHERE id = ? AND queue != ? AND ${seenStateSql(MOVABLE_STATES)}`,
+          )
+        : null;
+      const now = Date.now();
+      const changed = ids.filter((id) => {
+        if (moved && moved.run(now, toQueue, id, toQueue).changes !== 1) return false;
+        return update.run(toQueue, id, toQueue).changes === 1;
+      });
       return { count: changed.length, ids: changed };
     });
     if (result.count > 0) this.notify({ type: "jobs", queues: [toQueue] });
@@ -973,7 +1193,7 @@ export class SqliteStore implements Store {
   }
 
   async pauseQueue(queue: string, until: number | null): Promise<void> {
-    await this.write(() =>
+    await this.write(() => {
       // A rate limit (until) never lifts an operator's pause and only ever extends an earlier limit.
       this.stmt(
         `INSERT INTO queues (name, paused, paused_until) VALUES (?, ?, ?)
@@ -981,16 +1201,28 @@ export class SqliteStore implements Store {
            paused = MAX(queues.paused, excluded.paused),
            paused_until = CASE WHEN excluded.paused_until IS NULL THEN queues.paused_until
                                ELSE MAX(COALESCE(queues.paused_until, 0), excluded.paused_until) END`,
-      ).run(queue, until === null ? 1 : 0, until),
-    );
+      ).run(queue, until === null ? 1 : 0, until);
+      if (this.eventsOn) {
+        this.stmt(
+          `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+           VALUES (?, 'paused', ?, NULL, NULL, NULL, json_object('until', CAST(? AS INTEGER)))`,
+        ).run(Date.now(), queue, until);
+      }
+    });
     // Workers holding jobs of the queue claimed ahead give them back (they learn which from extendLeases).
     if (until === null) this.notify({ type: "cancel" });
   }
 
   async resumeQueue(queue: string): Promise<void> {
-    await this.write(() =>
-      this.stmt("UPDATE queues SET paused = 0, paused_until = NULL WHERE name = ?").run(queue),
-    );
+    await this.write(() => {
+      this.stmt("UPDATE queues SET paused = 0, paused_until = NULL WHERE name = ?").run(queue);
+      if (this.eventsOn) {
+        this.stmt(
+          `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
+           VALUES (?, 'resumed', ?, NULL, NULL, NULL, NULL)`,
+        ).run(Date.now(), queue);
+      }
+    });
     this.notify({ type: "jobs", queues: [queue] });
   }
 
@@ -1074,13 +1306,66 @@ export class SqliteStore implements Store {
     });
   }
 
-  // TODO(events): written by the engine's transitions; stubbed until the engine implements them.
-  async readEvents(_request: ReadEventsRequest): Promise<EventsPage> {
-    throw new Error("readEvents: not implemented for this engine yet");
+  /**
+   * Events after `after`, in id order. One read transaction (a WAL snapshot): every event committed before
+   * it has an id at most the newest one it sees, and every later commit gets a higher id (one writer at a
+   * time, AUTOINCREMENT), so the cursor never passes an event a later read could still return.
+   */
+  async readEvents(request: ReadEventsRequest): Promise<EventsPage> {
+    const { after } = request;
+    if (after !== null && !EVENT_ID.test(after)) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `event id "${after}" is not one this store returned: SQLite event ids are decimal integers ("0" or ` +
+          "more, at most 18 digits); pass the cursor or an event id it returned, or null to read from the oldest",
+        { field: "after" },
+      );
+    }
+    return this.read(
+      () =>
+        this.runInTransaction()(() => {
+          const meta = this.stmt(
+            `SELECT (SELECT pruned_upto FROM events_meta WHERE one = 1) AS pruned,
+               (SELECT seq FROM sqlite_sequence WHERE name = 'events') AS assigned,
+               (SELECT MAX(id) FROM events) AS newest`,
+          ).get() as { pruned: number | null; assigned: number | null; newest: number | null };
+          const pruned = meta.pruned ?? 0;
+          const requested = after === null ? null : BigInt(after);
+          // Older than what retention kept, or beyond anything this store assigned (wiped or replaced).
+          const reset =
+            requested !== null && (requested < BigInt(pruned) || requested > BigInt(meta.assigned ?? 0));
+          const from = requested === null || reset ? pruned : Number(requested);
+          const newest = meta.newest ?? 0;
+          const unchanged = reset ? String(pruned) : after;
+          if (newest <= from || request.limit <= 0) return { events: [], cursor: unchanged, reset };
+          const upto = Math.min(newest, from + EVENT_SCAN_WINDOW);
+          const where = ["id > ?", "id <= ?"];
+          const params: unknown[] = [from, upto];
+          if (request.queue !== undefined) {
+            where.push("queue = ?");
+            params.push(request.queue);
+          }
+          if (request.jobId !== undefined) {
+            where.push("job_id = ?");
+            params.push(request.jobId);
+          }
+          const rows = this.stmt(
+            `SELECT id, at, type, queue, job_id, task, attempt, data FROM events
+             WHERE ${where.join(" AND ")} ORDER BY id LIMIT ?`,
+          ).all(...params, request.limit) as EventRow[];
+          const last = rows[rows.length - 1];
+          // A full page covers up to its last event; a short one covers the whole range it scanned.
+          const cursor = String(last && rows.length >= request.limit ? last.id : upto);
+          return { events: rows.map(rowToEvent), cursor, reset };
+        }) as EventsPage,
+    );
   }
 
   async lastEventId(): Promise<string | null> {
-    throw new Error("lastEventId: not implemented for this engine yet");
+    return this.read(() => {
+      const row = this.stmt("SELECT MAX(id) AS id FROM events").get() as { id: number | null };
+      return row.id === null ? null : String(row.id);
+    });
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {
@@ -1141,6 +1426,16 @@ export class SqliteStore implements Store {
   private runInTransaction(): Database.Transaction<(fn: () => unknown) => unknown> {
     this.transactionRunner ??= this.conn().transaction((fn: () => unknown) => fn());
     return this.transactionRunner;
+  }
+
+  /**
+   * The insert of one job event of `type`; parameters: at, queue, job id, task, attempt, then those of
+   * `data` (an SQL expression, json_object(…) so no JSON is built in JS on the hot path).
+   */
+  private eventStmt(type: FleetEventType, data: string): Statement {
+    return this.stmt(
+      `INSERT INTO events (at, type, queue, job_id, task, attempt, data) VALUES (?, '${type}', ?, ?, ?, ?, ${data})`,
+    );
   }
 
   private stmt(sql: string): Statement {
@@ -1226,6 +1521,19 @@ export class SqliteStore implements Store {
   }
 }
 
+function rowToEvent(row: EventRow): FleetEvent {
+  return {
+    id: String(row.id),
+    type: row.type as FleetEventType,
+    at: row.at,
+    queue: row.queue,
+    jobId: row.job_id,
+    task: row.task,
+    attempt: row.attempt,
+    data: row.data === null ? null : (JSON.parse(row.data) as Record<string, Json>),
+  };
+}
+
 /** The file's real path (symlinks resolved), or the absolute path when it cannot be resolved. */
 function realPath(path: string): string {
   try {
@@ -1272,5 +1580,49 @@ function filterSql(filter: JobFilter): { where: string[]; params: unknown[] } {
     where.push("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)");
     params.push(filter.tag);
   }
+  if (filter.idPrefix !== undefined) {
+    // substr, not LIKE / GLOB: every character of the prefix is literal.
+    where.push("substr(id, 1, length(?)) = ?");
+    params.push(filter.idPrefix, filter.idPrefix);
+  }
+  if (filter.payloadField !== undefined) {
+    const field = payloadFieldSql(filter.payloadField.path, filter.payloadField.equals);
+    where.push(field.sql);
+    params.push(...field.params);
+  }
   return { where, params };
+}
+
+/**
+ * "The payload has `equals` at `path`": a walk down the payload's objects with json_each, one level per
+ * key, each key a bound parameter compared as text. No JSON path is built from the keys (SQLite's path
+ * syntax cannot quote every key: `"` inside a quoted label has no escape), so any key is data. Only
+ * objects are descended into (an array's indexes are integers and never equal a text key), and the value
+ * must have the scalar's JSON type: 7 does not match "7", null matches JSON null and not a missing key.
+ */
+function payloadFieldSql(
+  path: readonly string[],
+  equals: string | number | boolean | null,
+): { sql: string; params: unknown[] } {
+  if (path.length === 0) return { sql: "0", params: [] };
+  const params: unknown[] = [];
+  const from: string[] = [];
+  const where: string[] = [];
+  path.forEach((key, i) => {
+    const source = i === 0 ? "jobs.payload" : `CASE WHEN p${i - 1}.type = 'object' THEN p${i - 1}.value END`;
+    from.push(`json_each(${source}) AS p${i}`);
+    where.push(`p${i}.key = ?`);
+    params.push(key);
+  });
+  const leaf = `p${path.length - 1}`;
+  if (equals === null) where.push(`${leaf}.type = 'null'`);
+  else if (typeof equals === "boolean") where.push(`${leaf}.type = '${equals ? "true" : "false"}'`);
+  else if (typeof equals === "number") {
+    where.push(`${leaf}.type IN ('integer', 'real') AND ${leaf}.atom = ?`);
+    params.push(equals);
+  } else {
+    where.push(`${leaf}.type = 'text' AND ${leaf}.atom = ?`);
+    params.push(equals);
+  }
+  return { sql: `EXISTS (SELECT 1 FROM ${from.join(", ")} WHERE ${where.join(" AND ")})`, params };
 }
