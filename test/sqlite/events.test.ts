@@ -116,13 +116,15 @@ describe("sqlite fleet-wide events", () => {
     expect((await store.prune({ limit: 3, workersSilentSince: 0, maxEvents: 4 })).events).toBe(3);
     expect((await store.prune({ limit: 100, workersSilentSince: 0, maxEvents: 4 })).events).toBe(3);
     expect((await store.readEvents({ after: null, limit: 100 })).events).toHaveLength(4);
-    expect((await store.prune({ limit: 100, workersSilentSince: 0, maxEvents: 0 })).events).toBe(4);
-    expect(await store.lastEventId()).toBeNull();
-    // Ids are never reused after the table emptied: the next one is past every pruned id.
+    // Even asked to keep none, prune keeps the newest: new ids are the largest + 1, so ids stay unique.
+    expect((await store.prune({ limit: 100, workersSilentSince: 0, maxEvents: 0 })).events).toBe(3);
+    expect(await store.lastEventId()).toBe("10");
     await store.enqueue([newJob({ queue: "q" })]);
     const read = await store.readEvents({ after: "10", limit: 10 });
     expect(read).toMatchObject({ reset: false, cursor: "11" });
     expect(read.events.map((e) => e.id)).toEqual(["11"]);
+    // A reader that saw a pruned id is told so.
+    expect((await store.readEvents({ after: "8", limit: 10 })).reset).toBe(true);
   });
 
   it("writes `released` only for a job that had started, with its run time; a held job goes back unseen", async () => {

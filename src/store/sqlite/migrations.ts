@@ -166,11 +166,12 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "fleet-wide events",
     sql: `
       -- One row per job transition (core/fleet-events.ts), written in the transition's own transaction.
-      -- AUTOINCREMENT: an id is never reused after a prune. SQLite has one writer at a time, so ids grow in
-      -- commit order and a reader that resumes after the last id it saw misses nothing. No other index:
-      -- readers scan by id, maintenance prunes the oldest ids.
+      -- A plain rowid (no AUTOINCREMENT, whose sqlite_sequence page would be one more page written by every
+      -- commit): a new id is the largest + 1, and prune never deletes the newest event, so an id is never
+      -- reused. SQLite has one writer at a time, so ids grow in commit order and a reader that resumes after
+      -- the last id it saw misses nothing. No other index: readers scan by id, maintenance prunes the oldest.
       CREATE TABLE events (
-        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        id      INTEGER PRIMARY KEY,
         at      INTEGER NOT NULL,
         type    TEXT    NOT NULL,
         queue   TEXT    NOT NULL,

@@ -895,7 +895,8 @@ export class SqliteStore implements Store {
       ).id;
       upto = Math.max(upto, kept === null ? ends.newest : kept - 1);
     }
-    const last = Math.min(upto, ends.oldest + limit - 1);
+    // Never the newest: new ids are the largest + 1 (no AUTOINCREMENT), so keeping it keeps ids unique.
+    const last = Math.min(upto, ends.oldest + limit - 1, ends.newest - 1);
     if (last < ends.oldest) return 0;
     const deleted = this.stmt("DELETE FROM events WHERE id <= ?").run(last).changes;
     this.stmt("UPDATE events_meta SET pruned_upto = MAX(pruned_upto, ?) WHERE one = 1").run(last);
@@ -1309,7 +1310,8 @@ export class SqliteStore implements Store {
   /**
    * Events after `after`, in id order. One read transaction (a WAL snapshot): every event committed before
    * it has an id at most the newest one it sees, and every later commit gets a higher id (one writer at a
-   * time, AUTOINCREMENT), so the cursor never passes an event a later read could still return.
+   * time; the newest id is never pruned, so ids are never reused), so the cursor never passes an event a
+   * later read could still return.
    */
   async readEvents(request: ReadEventsRequest): Promise<EventsPage> {
     const { after } = request;
@@ -1326,14 +1328,13 @@ export class SqliteStore implements Store {
         this.runInTransaction()(() => {
           const meta = this.stmt(
             `SELECT (SELECT pruned_upto FROM events_meta WHERE one = 1) AS pruned,
-               (SELECT seq FROM sqlite_sequence WHERE name = 'events') AS assigned,
                (SELECT MAX(id) FROM events) AS newest`,
-          ).get() as { pruned: number | null; assigned: number | null; newest: number | null };
+          ).get() as { pruned: number | null; newest: number | null };
           const pruned = meta.pruned ?? 0;
           const requested = after === null ? null : BigInt(after);
           // Older than what retention kept, or beyond anything this store assigned (wiped or replaced).
           const reset =
-            requested !== null && (requested < BigInt(pruned) || requested > BigInt(meta.assigned ?? 0));
+            requested !== null && (requested < BigInt(pruned) || requested > BigInt(meta.newest ?? 0));
           const from = requested === null || reset ? pruned : Number(requested);
           const newest = meta.newest ?? 0;
           const unchanged = reset ? String(pruned) : after;
