@@ -152,10 +152,7 @@ export const OPENAPI_DOCUMENT = {
     },
     "/events": {
       get: {
-        summary:
-          "Fleet-wide job events as Server-Sent Events (id: event id, event: type, data: the event as JSON). " +
-          "Resumes after Last-Event-ID (or ?after=) without gaps; `event: reset` when events were lost; " +
-          "a comment line every 15 s; a client whose buffer stays full is disconnected",
+        summary: "Fleet-wide job events as Server-Sent Events, resumable with Last-Event-ID (docs/events.md)",
         "x-sluice-role": "read",
         parameters: [
           queryParam("queue", "only events of this queue"),

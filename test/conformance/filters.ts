@@ -67,5 +67,46 @@ export function filterTests(ctx: ConformanceContext): void {
       expect(removed.count).toBe(2);
       expect(await ids(store, { queue })).toEqual([id(1), id(3), id(4)]);
     });
+
+    it("lists several states in one order, page by page (held jobs as waiting)", async () => {
+      const sluice = ctx.sluice();
+      const store = await sluice.store();
+      const queue = ctx.queue();
+      const jobs = Array.from({ length: 7 }, () => newJob({ queue }));
+      await store.enqueue(jobs);
+      const id = (i: number) => jobs[i]?.id as string;
+      await sluice.admin.cancel({ ids: [id(1), id(4)] });
+      // 0 is claimed and held (not started: listed as waiting); 2 runs (active).
+      const claimed = await store.claim({
+        queues: [queue],
+        limit: 2,
+        workerId: "w",
+        leaseMs: 60_000,
+        start: 0,
+      });
+      expect(claimed.map((j) => j.id)).toEqual([id(0), id(2)]);
+      expect(await store.start([{ id: id(2), token: claimed[1]?.leaseToken as number }])).toEqual([true]);
+      const pages: string[][] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await store.listJobs({
+          filter: { queue, states: ["waiting", "cancelled"] },
+          limit: 2,
+          cursor,
+        });
+        pages.push(page.jobs.map((j) => j.id));
+        cursor = page.nextCursor;
+      } while (cursor !== null && pages.length < 10);
+      expect(pages.flat()).toEqual([6, 5, 4, 3, 1, 0].map(id));
+      expect(pages.every((p) => p.length <= 2)).toBe(true);
+      const active = await store.listJobs({ filter: { queue, states: ["active"] }, limit: 10 });
+      expect(active.jobs.map((j) => j.id)).toEqual([id(2)]);
+      const ascending = await store.listJobs({
+        filter: { queue, states: ["cancelled", "active"] },
+        limit: 10,
+        order: "asc",
+      });
+      expect(ascending.jobs.map((j) => j.id)).toEqual([1, 2, 4].map(id));
+    });
   });
 }

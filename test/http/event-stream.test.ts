@@ -100,7 +100,7 @@ describe.each(ENGINE_NAMES)("SSE event stream on %s", (engine) => {
     // The stream as a server hands it to the socket: a client that reads nothing leaves it unpulled.
     const slow = await openEventStream(
       served.sluice,
-      { queue: "flood", after: (await served.sluice.eventCursor()) ?? "0" },
+      { queue: "flood", after: await served.sluice.eventCursor() },
       { maxBufferedBytes: 4_096, slowClientMs: 200, heartbeatMs: 60_000 },
     );
     const reader = (slow.body as ReadableStream<Uint8Array>).getReader();

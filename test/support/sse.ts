@@ -54,10 +54,16 @@ export async function connectSse(url: string, headers: Record<string, string> = 
           const message: SseMessage = { id: null, event: "message", data: "" };
           let fields = 0;
           for (const line of block.split("\n")) {
-            if (line.startsWith(":")) connection.comments++;
-            else if (line.startsWith("id: ")) (message.id = line.slice(4)), fields++;
-            else if (line.startsWith("event: ")) (message.event = line.slice(7)), fields++;
-            else if (line.startsWith("data: ")) (message.data += line.slice(6)), fields++;
+            if (line.startsWith(":")) {
+              connection.comments++;
+              continue;
+            }
+            const [field, value] = [line.slice(0, line.indexOf(": ")), line.slice(line.indexOf(": ") + 2)];
+            if (field === "id") message.id = value;
+            else if (field === "event") message.event = value;
+            else if (field === "data") message.data += value;
+            else continue;
+            fields++;
           }
           if (fields === 0) continue;
           const waiter = waiters.shift();

@@ -154,7 +154,8 @@ describe("each surface and engine uses the shared lists", () => {
     ["SQLite retry", method(sqlite, "retry"), L(RETRYABLE_STATES, RETRYABLE_STATES)],
     ["SQLite cancel", method(sqlite, "cancel"), L(CANCELLABLE_STATES, CANCEL_AT_ONCE_STATES)],
     ["SQLite remove", method(sqlite, "remove"), L(REMOVABLE_STATES, REMOVABLE_STATES)],
-    ["SQLite move", method(sqlite, "move"), L(MOVABLE_STATES, MOVABLE_STATES)],
+    // The third: the `moved` event, written first under the update's own guard.
+    ["SQLite move", method(sqlite, "move"), L(MOVABLE_STATES, MOVABLE_STATES, MOVABLE_STATES)],
     [
       "SQLite reprioritize",
       method(sqlite, "reprioritize"),
@@ -231,7 +232,8 @@ describe("each engine stores the shared reasons", () => {
     ["SQLite cancel", method(sqlite, "cancel"), [CANCELLED_REASON]],
     ["SQLite release", method(sqlite, "release"), [CANCELLED_WHILE_ACTIVE_REASON]],
     ["PostgreSQL retry", method(postgres, "retry"), [RETRIED_REASON]],
-    ["PostgreSQL cancel", method(postgres, "cancel"), [CANCELLED_REASON]],
+    // Twice: the stored reason and the `cancelled` event's.
+    ["PostgreSQL cancel", method(postgres, "cancel"), [CANCELLED_REASON, CANCELLED_REASON]],
     // A shipped migration stays literal (changing its text would not change a migrated database).
     ["PostgreSQL release_jobs (migration 6)", releaseFunction, [CANCELLED_WHILE_ACTIVE_REASON]],
     ["Lua bulk retry", bulk.retry ?? "", [RETRIED_REASON]],

@@ -77,6 +77,7 @@ import {
   type ScheduleRow,
   scheduleUpsertSet,
   scheduleValues,
+  seenStateBranches,
   seenStateSql,
   sqlStateList,
   sqlString,
@@ -1036,7 +1037,9 @@ export class SqliteStore implements Store {
   async listJobs(request: ListRequest): Promise<JobPage> {
     return this.read(() => {
       const order = request.order ?? "desc";
-      const { where, params } = filterSql(request.filter);
+      const { states, ...rest } = request.filter;
+      if (states && states.length === 0) return { jobs: [], nextCursor: null };
+      const { where, params } = filterSql(rest);
       if (request.cursor) {
         const cursor = Number(request.cursor);
         if (!Number.isSafeInteger(cursor)) {
@@ -1049,9 +1052,19 @@ export class SqliteStore implements Store {
         where.push(order === "desc" ? "seq < ?" : "seq > ?");
         params.push(cursor);
       }
-      const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY seq ${order === "desc" ? "DESC" : "ASC"} LIMIT ?`;
-      const rows = this.stmt(sql).all(...params, request.limit + 1) as JobRow[];
+      const direction = order === "desc" ? "DESC" : "ASC";
+      const select = (conditions: string[]) =>
+        `SELECT * FROM jobs ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
+         ORDER BY seq ${direction} LIMIT ?`;
+      const take = request.limit + 1;
+      // One index range scan per stored state, merged (sql-common.ts seenStateBranches).
+      const branches = states ? seenStateBranches(states) : null;
+      const sql = branches
+        ? `SELECT * FROM (${branches.map((b) => `SELECT * FROM (${select([...where, b])})`).join(" UNION ALL ")})
+           ORDER BY seq ${direction} LIMIT ?`
+        : select(where);
+      const args = branches ? [...branches.flatMap(() => [...params, take]), take] : [...params, take];
+      const rows = this.stmt(sql).all(...args) as JobRow[];
       const more = rows.length > request.limit;
       const page = more ? rows.slice(0, request.limit) : rows;
       const last = page[page.length - 1];
