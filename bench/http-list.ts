@@ -5,12 +5,12 @@
  * jobs are written with the store's enqueue in batches of 5,000, spread over 10 queues. Prints a table;
  * asserts nothing.
  */
-import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import { createHttpApi } from "../src/http/index.js";
 import { type NewJob, Sluice, silentLogger } from "../src/index.js";
+import { newJob } from "../test/support/new-job.js";
 import { type BenchEngine, engineUrl } from "./engines.js";
 
 const TOTAL = Number(process.env.BENCH_JOBS ?? 1_000_000);
@@ -30,24 +30,14 @@ async function fill(sluice: Sluice): Promise<void> {
   for (let done = 0; done < TOTAL; done += 5_000) {
     const batch: NewJob[] = [];
     for (let i = done; i < Math.min(done + 5_000, TOTAL); i++) {
-      batch.push({
-        id: randomUUID(),
-        idempotent: false,
-        task: "bench",
-        queue: `q${i % QUEUES}`,
-        payload: JSON.stringify({ n: i, docId: `d${i}` }),
-        priority: 0,
-        runAt: now,
-        maxAttempts: 3,
-        backoff: null,
-        timeoutMs: null,
-        uniqueKey: null,
-        uniqueStates: [],
-        uniqueUntil: null,
-        tags: [],
-        retention: true,
-        parentId: null,
-      });
+      batch.push(
+        newJob({
+          task: "bench",
+          queue: `q${i % QUEUES}`,
+          payload: JSON.stringify({ n: i, docId: `d${i}` }),
+          runAt: now,
+        }),
+      );
     }
     await store.enqueue(batch);
     if ((done / 5_000) % 20 === 0) process.stderr.write(`\r  enqueued ${done + batch.length}/${TOTAL}`);
