@@ -456,6 +456,7 @@ export class SqliteStore implements Store {
                        ORDER BY priority, run_at, seq LIMIT ?)
          RETURNING *`,
       );
+      const active = this.eventStmt("active", "?");
       const out: JobRow[] = [];
       // The first `start` jobs start now; the rest are held ahead (started_at NULL) until start().
       const starting = request.start ?? request.limit;
@@ -463,14 +464,11 @@ export class SqliteStore implements Store {
         if (limit <= 0) return;
         const taken = take.all(startedAt, request.workerId, now + request.leaseMs, queue, limit) as JobRow[];
         taken.sort(byClaimOrder);
-        // Jobs that start now are `active`; those held ahead say so when start() starts them.
-        // One statement for the batch (a statement per row costs more, and holds the write lock longer).
-        if (startedAt !== null && this.eventsOn && taken.length > 0) {
-          this.stmt(
-            `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
-             SELECT ?, 'active', queue, id, task, attempt, json_object('workerId', worker_id) FROM jobs
-             WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY priority, run_at, seq`,
-          ).run(now, JSON.stringify(taken.map((row) => row.seq)));
+        // Jobs that start now are `active`; those held ahead say so when start() starts them. One prepared
+        // insert per row, from the rows the claim returned (no second lookup of the jobs).
+        if (startedAt !== null && this.eventsOn) {
+          const data = JSON.stringify({ workerId: request.workerId });
+          for (const row of taken) active.run(now, row.queue, row.id, row.task, row.attempt, data);
         }
         out.push(...taken);
       };
@@ -533,24 +531,16 @@ export class SqliteStore implements Store {
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
          RETURNING queue, task, attempt`,
       );
-      const events: (string | number)[][] = [];
-      const applied = requests.map((r) => {
+      // From RETURNING: retention may have deleted the row.
+      const completed = this.eventsOn ? this.eventStmt("completed", "NULL") : null;
+      return requests.map((r) => {
         const job = (drop.get(r.id, r.token) ?? done.get(r.result, now, now, r.id, r.token)) as
           | EventJob
           | undefined;
         if (!job) return false;
-        if (this.eventsOn) events.push([job.queue, r.id, job.task, job.attempt]);
+        completed?.run(now, job.queue, r.id, job.task, job.attempt);
         return true;
       });
-      // One statement for the batch's events (retention may have deleted the rows: from RETURNING).
-      if (events.length > 0) {
-        this.stmt(
-          `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
-           SELECT ?, 'completed', value ->> 0, value ->> 1, value ->> 2, value ->> 3, NULL FROM json_each(?)
-           ORDER BY key`,
-        ).run(now, JSON.stringify(events));
-      }
-      return applied;
     });
   }
 
