@@ -511,11 +511,14 @@ export const MIGRATIONS: readonly Migration[] = [
       -- transaction may commit after a later id's: they read up to a horizon every id below which is
       -- settled (postgres-store.ts, docs/postgres.md). Append at the tail, delete at the head by prune:
       -- never updated, so fillfactor 100 (no room left for HOT updates), and vacuumed after 2% dead rows so
-      -- pruned pages are reused. Only the primary key: readers scan an id range and filter queue / job in
-      -- that range (retention bounds it), and every extra index would cost every transition.
+      -- pruned pages are reused. No b-tree at all, not even a primary key: every transition appends to the
+      -- index's rightmost leaf, and with two worker processes that hot leaf (its locks and WAL) cost a
+      -- quarter of the throughput (bench/events-cost.ts and the 2 × 50 row of npm run bench). A BRIN index
+      -- costs nothing on insert (new pages stay unsummarized until autovacuum) and still lets readers and
+      -- prune skip to an id range; ids are unique because only the sequence assigns them.
       CREATE SEQUENCE ${s}.events_id_seq AS bigint CACHE 1;
       CREATE TABLE ${s}.events (
-        id      bigint  PRIMARY KEY DEFAULT nextval('${s}.events_id_seq'),
+        id      bigint  NOT NULL DEFAULT nextval('${s}.events_id_seq'),
         at      bigint  NOT NULL,
         type    text    NOT NULL,
         queue   text    NOT NULL,
@@ -525,6 +528,17 @@ export const MIGRATIONS: readonly Migration[] = [
         data    jsonb
       ) WITH (fillfactor = 100, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);
       ALTER SEQUENCE ${s}.events_id_seq OWNED BY ${s}.events.id;
+      CREATE INDEX events_id ON ${s}.events USING brin (id) WITH (pages_per_range = 16, autosummarize = on);
+      -- Readers summarize the pages appended since (readEvents, at most a few times a second): a BRIN index
+      -- leaves new pages unsummarized until autovacuum, and a read scans every unsummarized page. One
+      -- summarizer at a time per store (the others skip: they will read what it summarized).
+      CREATE FUNCTION ${s}.summarize_events() RETURNS void LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF pg_try_advisory_xact_lock(hashtext('${s}.events_id')) THEN
+          PERFORM brin_summarize_new_values('${s}.events_id'::regclass);
+        END IF;
+      END
+      $fn$;
 
       -- The newest event id prune deleted (0: none), durable, so a reader whose id is older learns that it
       -- lost events (reset). One row, written by prune in the transaction that deletes.
@@ -533,6 +547,28 @@ export const MIGRATIONS: readonly Migration[] = [
         pruned_id bigint  NOT NULL DEFAULT 0
       );
       INSERT INTO ${s}.event_state DEFAULT VALUES;
+
+      -- One read of events (postgres-store.ts readEvents), in a function only for its settings: with no
+      -- statistics (a young table) or stale ones the planner picks a sequential scan of every retained event
+      -- over the BRIN bitmap scan of the few pages in range, and parallel workers cost more than such a
+      -- read (nor JIT: disabling the sequential scan inflates the cost estimates past its threshold). $1 after (null: from the oldest), $2 the sequence's last value, $3 the settled horizon, $4
+      -- queue, $5 job id, $6 limit. Reset: $1 older than the newest pruned id, or newer than any id handed
+      -- out (one statement with the read, so a prune cannot slip between them).
+      CREATE FUNCTION ${s}.read_events(bigint, bigint, bigint, text, text, integer)
+      RETURNS TABLE (reset boolean, pruned_id bigint, id bigint, at bigint, type text, queue text,
+        job_id text, task text, attempt integer, data jsonb)
+      LANGUAGE sql STABLE SET enable_seqscan = off SET max_parallel_workers_per_gather = 0 SET jit = off AS $fn$
+      WITH a AS (
+        SELECT st.pruned_id, ($1::bigint IS NOT NULL AND ($1::bigint < st.pruned_id OR $1::bigint > $2::bigint)) AS reset
+        FROM ${s}.event_state st)
+      SELECT a.reset, a.pruned_id, e.id, e.at, e.type, e.queue, e.job_id, e.task, e.attempt, e.data
+      FROM a LEFT JOIN LATERAL (
+        SELECT * FROM ${s}.events e
+        WHERE e.id > CASE WHEN a.reset OR $1::bigint IS NULL THEN 0 ELSE $1::bigint END AND e.id <= $3::bigint
+          AND ($4::text IS NULL OR e.queue = $4::text) AND ($5::text IS NULL OR e.job_id = $5::text)
+        ORDER BY e.id LIMIT $6) e ON true
+      ORDER BY e.id
+      $fn$;
 
       -- A reader's horizon mark, in one round trip and in this order: (1) last_id, the sequence's last
       -- value (read outside MVCC: it includes ids of transactions still in progress), THEN (2) next_xid, an

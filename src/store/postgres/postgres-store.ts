@@ -212,7 +212,12 @@ interface RecoverCandidate {
 }
 
 /** The PostgreSQL implementation of the store contract. */
+/** How often one store summarizes the events BRIN index while it reads events. */
+const EVENT_SUMMARIZE_MS = 200;
+
 export class PostgresStore implements Store {
+  /** When this store last summarized the events index (summarizeEvents). */
+  private eventsSummarizedAt = 0;
   readonly engine = "postgres" as const;
   readonly traits: StoreTraits = postgresEngine.traits;
   /** Parsed URL: schema, pool size, redacted location. */
@@ -1214,6 +1219,18 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * Summarizes the events pages appended since the last call (migration 10 `summarize_events`), at most
+   * every EVENT_SUMMARIZE_MS per store: the BRIN index then lets a read near the head skip all but the
+   * newest pages.
+   */
+  private async summarizeEvents(): Promise<void> {
+    const now = Date.now();
+    if (now - this.eventsSummarizedAt < EVENT_SUMMARIZE_MS) return;
+    this.eventsSummarizedAt = now;
+    await this.query("summarize events", `SELECT ${this.s}.summarize_events()`, []);
+  }
+
   async readEvents(request: ReadEventsRequest): Promise<EventsPage> {
     const after = request.after;
     if (after !== null && (typeof after !== "string" || !EVENT_ID.test(after))) {
@@ -1224,6 +1241,7 @@ export class PostgresStore implements Store {
       );
     }
     const { settled, lastId } = await this.eventHorizon();
+    await this.summarizeEvents();
     const rows = await this.query<EventRow>("read events", this.sql.readEvents, [
       after,
       lastId,

@@ -210,16 +210,7 @@ export function statements(s: string, events: boolean) {
     // two statements could otherwise delete events after `after` without the reader being told).
     // $1 after (null: from the oldest), $2 the sequence's last value, $3 the settled horizon, $4 queue,
     // $5 job id, $6 limit. Reset: $1 older than the newest pruned id, or newer than any id handed out.
-    readEvents: `WITH a AS (
-        SELECT st.pruned_id, ($1::bigint IS NOT NULL AND ($1::bigint < st.pruned_id OR $1::bigint > $2::bigint)) AS reset
-        FROM ${s}.event_state st)
-      SELECT a.reset, a.pruned_id, e.id, e.at, e.type, e.queue, e.job_id, e.task, e.attempt, e.data
-      FROM a LEFT JOIN LATERAL (
-        SELECT * FROM ${s}.events e
-        WHERE e.id > CASE WHEN a.reset OR $1::bigint IS NULL THEN 0 ELSE $1::bigint END AND e.id <= $3::bigint
-          AND ($4::text IS NULL OR e.queue = $4::text) AND ($5::text IS NULL OR e.job_id = $5::text)
-        ORDER BY e.id LIMIT $6) e ON true
-      ORDER BY e.id`,
+    readEvents: `SELECT * FROM ${s}.read_events($1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::int)`,
     // Oldest first, at most $1 rows: older than $2 (ms), or beyond the newest $3. The newest id deleted is
     // recorded in the same statement (event_state), so readers learn about the loss exactly when it commits.
     pruneEvents: `WITH gone AS (
