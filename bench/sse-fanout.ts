@@ -1,8 +1,9 @@
 /**
- * `npm run bench:sse -- [--engine sqlite|postgres|redis] [--clients 200] [--rate 5000] [--seconds 10]`:
- * Server-Sent Events fan-out. One process runs the HTTP API (`GET /events`) and a worker (concurrency 50,
- * no-op jobs); a producer enqueues `rate` jobs/s, spread over one queue per client, for `seconds`; a child
- * process holds `clients` SSE streams, client i following queue i. Prints the jobs/s processed, the events
+ * `npm run bench:sse -- [--engine sqlite|postgres|redis] [--clients 200] [--queues 20] [--rate 5000]
+ * [--seconds 10]`: Server-Sent Events fan-out. This process runs the HTTP API (`GET /events`) and a
+ * producer that enqueues `rate` jobs/s spread over `queues` queues, for `seconds`; a worker process
+ * (concurrency 50, no-op jobs) runs them; a client process holds `clients` SSE streams, client i following
+ * queue i mod `queues` (each stream carries its queue's enqueued, active and completed events). Prints the jobs/s processed, the events
  * delivered per second to all clients together, and the delay from a transition (the event's store time)
  * to its arrival at the client (p50 / p99). Asserts nothing.
  */
@@ -21,6 +22,7 @@ const flag = (name: string, fallback: string) => {
 };
 const engine = flag("engine", "sqlite") as BenchEngine;
 const clients = Number(flag("clients", "200"));
+const queueCount = Number(flag("queues", "20"));
 const rate = Number(flag("rate", "5000"));
 const seconds = Number(flag("seconds", "10"));
 const TOKEN = "bench-sse-token-0123456789";
@@ -45,8 +47,8 @@ function lineFrom(child: ChildProcess, prefix: string, timeoutMs: number): Promi
 
 const { url, cleanup } = engineUrl(engine);
 const sluice = new Sluice({ url, logger: silentLogger() });
-const queues = Array.from({ length: clients }, (_, i) => `fan${i}`);
-sluice.task("fan", { run: () => {} });
+const queues = Array.from({ length: queueCount }, (_, i) => `fan${i}`);
+const followed = Array.from({ length: clients }, (_, i) => queues[i % queueCount] as string);
 const app = createHttpApi(sluice, { tokens: `read:${TOKEN}` });
 const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
 await new Promise((resolve) => server.once("listening", resolve));
@@ -59,14 +61,23 @@ const child = spawn(
     "--import",
     "tsx",
     fileURLToPath(new URL("./sse-clients.ts", import.meta.url)),
-    JSON.stringify({ base, token: TOKEN, queues }),
+    JSON.stringify({ base, token: TOKEN, queues: followed }),
   ],
   { stdio: ["ignore", "pipe", "inherit"] },
 );
 await lineFrom(child, "ready", 60_000);
 
-const worker = sluice.worker({ queues, concurrency: 50 });
-await worker.start();
+const worker = spawn(
+  process.execPath,
+  [
+    "--import",
+    "tsx",
+    fileURLToPath(new URL("./sse-worker.ts", import.meta.url)),
+    JSON.stringify({ url, queues }),
+  ],
+  { stdio: ["ignore", "pipe", "inherit"] },
+);
+await lineFrom(worker, "ready", 60_000);
 const total = rate * seconds;
 const started = performance.now();
 let enqueued = 0;
@@ -76,7 +87,7 @@ while (enqueued < total) {
   if (due > enqueued) {
     const items = Array.from({ length: due - enqueued }, (_, k) => ({
       payload: {},
-      options: { queue: queues[(enqueued + k) % clients] as string },
+      options: { queue: queues[(enqueued + k) % queueCount] as string },
     }));
     await sluice.enqueueMany("fan", items);
     enqueued = due;
@@ -102,14 +113,17 @@ const seen = JSON.parse(await result) as {
   p99: number;
   max: number;
 };
-await worker.stop();
+const workerExited = new Promise((resolve) => worker.once("exit", resolve));
+worker.kill("SIGTERM");
+await workerExited;
 server.close();
 await sluice.close();
 await cleanup();
 
-const expected = total * 3; // enqueued, active, completed per job
+// enqueued, active, completed per job, to each of the clients following its queue
+const expected = total * 3 * (clients / queueCount);
 console.log(
-  `\nSSE fan-out on ${engine}: ${clients} clients, ${total.toLocaleString("en")} jobs offered at ${rate.toLocaleString("en")}/s (defaults otherwise)\n`,
+  `\nSSE fan-out on ${engine}: ${clients} clients over ${queueCount} queues, ${total.toLocaleString("en")} jobs offered at ${rate.toLocaleString("en")}/s, worker (concurrency 50) in its own process, defaults otherwise\n`,
 );
 console.log(
   "| engine | clients | jobs/s processed | events delivered | delivered/s | delay p50 ms | delay p99 ms | max ms |",
