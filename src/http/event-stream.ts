@@ -36,6 +36,21 @@ export interface EventStreamRequest {
 
 const encoder = new TextEncoder();
 
+/**
+ * Each event's SSE bytes, built once: every subscriber of one process walks the same event objects (the
+ * feed's ring), so with 200 streams an event is serialised once, not 200 times.
+ */
+const encoded = new WeakMap<FleetStreamItem, Uint8Array>();
+
+function sseBytes(item: FleetStreamItem): Uint8Array {
+  let bytes = encoded.get(item);
+  if (!bytes) {
+    bytes = encoder.encode(formatSse(item));
+    encoded.set(item, bytes);
+  }
+  return bytes;
+}
+
 /** One SSE message for `item`. */
 export function formatSse(item: FleetStreamItem): string {
   if (item.type === "reset") return `event: reset\ndata: ${JSON.stringify({ at: item.at })}\n\n`;
@@ -116,7 +131,7 @@ export async function openEventStream(
           return;
         }
         const item = options.transform ? options.transform(next.value) : next.value;
-        if (item) controller.enqueue(encoder.encode(formatSse(item)));
+        if (item) controller.enqueue(sseBytes(item));
       },
       cancel() {
         stop();
