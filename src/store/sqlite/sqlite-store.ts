@@ -120,6 +120,12 @@ interface EventRow {
 }
 
 export class SqliteStore implements Store {
+  /** Writes waiting for the next group transaction (write()). */
+  private pendingWrites: {
+    fn: () => unknown;
+    resolve: (value: unknown) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
   readonly engine = "sqlite" as const;
   readonly traits: StoreTraits = sqliteEngine.traits;
   private readonly config: SqliteConfig;
@@ -1463,9 +1469,47 @@ export class SqliteStore implements Store {
   }
 
   /** Runs `fn` in `BEGIN IMMEDIATE`, retrying while another process holds the write lock. */
+  /**
+   * Runs `fn` in a write transaction. Writes asked for in the same turn of the event loop (a worker's
+   * completion and its next claim, a heartbeat) share one transaction, each in its own savepoint: a write
+   * that throws rolls back alone and rejects alone, the others commit together. One commit instead of
+   * several: each commit appends every page it touched to the WAL.
+   */
   private write<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWrites.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (this.pendingWrites.length === 1) setImmediate(() => void this.flushWrites());
+    });
+  }
+
+  private async flushWrites(): Promise<void> {
+    const group = this.pendingWrites;
+    this.pendingWrites = [];
     const runner = this.runInTransaction();
-    return this.retryWhileBusy(() => runner.immediate(fn) as T, "write");
+    let outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    try {
+      await this.retryWhileBusy(() => {
+        outcomes = [];
+        runner.immediate(() => {
+          for (const item of group) {
+            try {
+              // Nested: better-sqlite3 runs it in a savepoint, rolled back if it throws.
+              outcomes.push({ ok: true, value: runner(item.fn) });
+            } catch (error) {
+              outcomes.push({ ok: false, error });
+            }
+          }
+        });
+      }, "write");
+    } catch (error) {
+      for (const item of group) item.reject(error);
+      return;
+    }
+    group.forEach((item, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) item.resolve(outcome.value);
+      else item.reject(this.translate(outcome?.error, "write"));
+    });
   }
 
   /**
