@@ -1,0 +1,58 @@
+/**
+ * The SQLite store's group commit: writes asked for in the same turn share one transaction, each in its
+ * own savepoint. A write that throws rolls back what it wrote and rejects alone; the others commit.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/index.js";
+import { createStore } from "../../src/store/index.js";
+import type { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { newJob } from "../support/new-job.js";
+
+interface Internals {
+  write<T>(fn: () => T): Promise<T>;
+  conn(): { prepare(sql: string): { run(...args: unknown[]): unknown; get(...args: unknown[]): unknown } };
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("sqlite group commit", () => {
+  it("commits the writes of one turn together, and a failing one rolls back and rejects alone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-group-"));
+    dirs.push(dir);
+    const store = (await createStore(`sqlite:${join(dir, "g.db")}`, {
+      logger: silentLogger(),
+    })) as SqliteStore;
+    await store.open();
+    try {
+      const internals = store as unknown as Internals;
+      const [a, b] = [newJob({ queue: "g" }), newJob({ queue: "g" })];
+      // Same turn: enqueue a, a write that inserts a worker row and then throws, enqueue b.
+      const first = store.enqueue([a]);
+      const failing = internals.write(() => {
+        internals
+          .conn()
+          .prepare(
+            "INSERT INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version) VALUES ('ghost', 'h', 1, '[]', 1, 0, 0, 0, 'x')",
+          )
+          .run();
+        throw new Error("boom inside the group");
+      });
+      const second = store.enqueue([b]);
+      const results = await Promise.allSettled([first, failing, second]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+      expect(String((results[1] as PromiseRejectedResult).reason)).toContain("boom inside the group");
+      expect((await store.getJob(a.id))?.state).toBe("waiting");
+      expect((await store.getJob(b.id))?.state).toBe("waiting");
+      // The failing write's own insert was rolled back with its savepoint.
+      expect((await store.listWorkers()).map((w) => w.id)).not.toContain("ghost");
+    } finally {
+      await store.close();
+    }
+  });
+});
