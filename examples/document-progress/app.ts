@@ -92,8 +92,14 @@ export async function startDocumentApp(options: {
         return json(res, 404, { error: { code: error.code, message: error.message } });
       if (error instanceof SluiceError)
         return json(res, 400, { error: { code: error.code, message: error.message } });
+      if (error instanceof BodyTooLargeError)
+        return json(res, 413, {
+          error: { code: "BODY_TOO_LARGE", message: `send at most ${MAX_BODY} bytes of JSON` },
+        });
       if (error instanceof SyntaxError)
-        return json(res, 400, { error: { code: "INVALID_JSON", message: "the body is not JSON" } });
+        return json(res, 400, {
+          error: { code: "INVALID_JSON", message: 'the body is not JSON: send { "title": …, "pages": … }' },
+        });
       json(res, 500, { error: { code: "INTERNAL", message: "internal error" } });
     }
   });
@@ -116,11 +122,15 @@ function json(res: import("node:http").ServerResponse, status: number, body: unk
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
+const MAX_BODY = 64 * 1024;
+
+class BodyTooLargeError extends Error {}
+
 async function readBody(req: IncomingMessage): Promise<string> {
   let text = "";
   for await (const chunk of req) {
     text += chunk;
-    if (text.length > 64 * 1024) throw new SyntaxError("body too large");
+    if (text.length > MAX_BODY) throw new BodyTooLargeError();
   }
   return text;
 }
