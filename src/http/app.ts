@@ -309,7 +309,7 @@ export function createHttpApi(sluice: Sluice, options: HttpApiOptions = {}): Hon
     const id = jobId(c.req.param("id"));
     const queue = validateQueueName(body.queue, "queue");
     const result = await timed(ctx, sluice.admin.move(id, queue));
-    if (result.count === 0) await conflict(ctx, id, "move", MOVABLE_STATES);
+    if (result.count === 0) await conflict(ctx, id, "move", MOVABLE_STATES, true);
     return c.json({ id, queue });
   });
 
@@ -319,7 +319,7 @@ export function createHttpApi(sluice: Sluice, options: HttpApiOptions = {}): Hon
     const id = jobId(c.req.param("id"));
     const priority = body.priority as number;
     const result = await timed(ctx, sluice.admin.reprioritize(id, priority));
-    if (result.count === 0) await conflict(ctx, id, "reprioritize", REPRIORITIZABLE_STATES);
+    if (result.count === 0) await conflict(ctx, id, "reprioritize", REPRIORITIZABLE_STATES, true);
     return c.json({ id, priority });
   });
 
@@ -490,14 +490,20 @@ function jobId(id: string): string {
   return id;
 }
 
-/** Answers 409 JOB_STATE_CONFLICT (the job exists, in a state the action leaves alone) or 404. */
+/**
+ * Answers 409 JOB_STATE_CONFLICT (the job exists, in a state the action leaves alone) or 404. With
+ * `alreadyDone`, a job in a state the action acts on changed nothing because it already had the value
+ * asked for (moved to its own queue, given its own priority): that is a success, not a conflict.
+ */
 async function conflict(
   ctx: Context,
   id: string,
   action: string,
   states: readonly JobState[],
-): Promise<never> {
+  alreadyDone = false,
+): Promise<void> {
   const job = await timed(ctx, ctx.sluice.admin.getJob(id, { logLimit: 0 }));
+  if (alreadyDone && states.includes(job.state)) return;
   throw new HttpError(
     409,
     "JOB_STATE_CONFLICT",

@@ -123,6 +123,13 @@ describe.each(ENGINE_NAMES)("HTTP API on %s", (engine) => {
       200,
     );
     expect((await sluice.admin.getJob(id)).queue).toBe(`${q}_other`);
+    // Asking for what the job already has changes nothing and is no conflict.
+    expect(
+      (await call(api.base, "POST", `/jobs/${id}/reprioritize`, { body: { priority: -5 } })).status,
+    ).toBe(200);
+    expect((await call(api.base, "POST", `/jobs/${id}/move`, { body: { queue: `${q}_other` } })).status).toBe(
+      200,
+    );
     expect((await call(api.base, "DELETE", `/jobs/${id}`)).status).toBe(200);
     expect((await call(api.base, "GET", `/jobs/${id}`)).status).toBe(404);
     expect((await call(api.base, "POST", "/jobs/missing/retry")).status).toBe(404);

@@ -21,6 +21,7 @@ import { call, listen, TOKENS } from "./helpers.js";
 const dir = mkdtempSync(join(tmpdir(), "sluice-http-mount-"));
 const sluice = new Sluice({ url: `sqlite:${join(dir, "m.db")}`, logger: silentLogger() });
 let jobId = "";
+let priority = 0;
 
 beforeAll(async () => {
   jobId = (await sluice.enqueue("mount", { a: 1 }, { queue: "mount_q" })).id;
@@ -35,7 +36,7 @@ async function exercise(base: string): Promise<void> {
   const queues = await call(base, "GET", "/queues");
   expect(queues.status).toBe(200);
   expect((queues.body as { queues: { queue: string }[] }).queues.map((q) => q.queue)).toContain("mount_q");
-  const priority = Math.floor(Math.random() * 1000);
+  priority += 1; // a new priority each mounting, so each call changes the job
   const action = await call(base, "POST", `/jobs/${jobId}/reprioritize`, { body: { priority } });
   expect(action.status, action.text).toBe(200);
   expect((await sluice.admin.getJob(jobId)).priority).toBe(priority);
