@@ -46,6 +46,19 @@ export type {
   FleetEventType,
 } from "./core/fleet-events.js";
 export { DEFAULT_EVENT_RETENTION, FLEET_EVENT_TYPES } from "./core/fleet-events.js";
+export type {
+  BatchCallbackPayload,
+  BatchCallbackRecord,
+  BatchCounts,
+  BatchEvent,
+  BatchRecord,
+  Dependency,
+  DependencyPolicy,
+  FlowEdge,
+  FlowJob,
+  FlowView,
+} from "./core/flows.js";
+export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES } from "./core/flows.js";
 export * from "./core/job.js";
 export type { Logger } from "./core/logger.js";
 export { silentLogger } from "./core/logger.js";

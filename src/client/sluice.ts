@@ -543,6 +543,8 @@ export class Sluice {
       tags: resolved.tags,
       retention: resolved.retention,
       parentId: null,
+      dependsOn: [],
+      batchId: null,
     };
   }
 
@@ -588,5 +590,7 @@ function inlineRecord(
     errors: [],
     reason: null,
     parentId: null,
+    batchId: null,
+    pendingDependencies: 0,
   };
 }

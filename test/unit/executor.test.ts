@@ -48,6 +48,8 @@ function job(overrides: Partial<JobRecord> = {}): JobRecord {
     errors: [],
     reason: null,
     parentId: null,
+    batchId: null,
+    pendingDependencies: 0,
     ...overrides,
   };
 }

@@ -13,10 +13,12 @@
  *   signals.ts turns notifications into signals. See docs/postgres.md.
  * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
  */
+
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { ClosedError, SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
@@ -31,6 +33,7 @@ import {
 } from "../../core/states.js";
 import { addHistograms, latest, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
+  BlockRequest,
   BulkOptions,
   BulkResult,
   ClaimRequest,
@@ -58,6 +61,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  StuckBlockedJob,
   TransactionHandle,
   WorkerInfo,
   WorkerStalls,
@@ -892,6 +896,27 @@ export class PostgresStore implements Store {
   async getJob(id: string): Promise<JobRecord | null> {
     const rows = await this.query<JobRow>("read a job", `SELECT * FROM ${this.s}.jobs WHERE id = $1`, [id]);
     return rows[0] ? asSeen(rowToJob(rows[0])) : null;
+  }
+
+  // ── flows (core/flows.ts) ── placeholder until this engine implements them
+  async block(_requests: readonly BlockRequest[]): Promise<boolean[]> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async getFlow(_id: string): Promise<FlowView | null> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async getBatch(_id: string): Promise<BatchRecord | null> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async listBatches(_request: {
+    limit: number;
+    cursor?: string | null;
+    finished?: boolean;
+  }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async stuckBlocked(_limit: number): Promise<StuckBlockedJob[]> {
+    throw new Error("flows: not implemented on this engine yet");
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {

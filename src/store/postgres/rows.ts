@@ -85,6 +85,8 @@ export function rowToJob(row: JobRow): JobRecord {
     errors: Array.isArray(row.errors) ? (row.errors as AttemptError[]) : [],
     reason: row.reason,
     parentId: row.parent_id,
+    batchId: null,
+    pendingDependencies: 0,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

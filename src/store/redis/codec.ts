@@ -119,6 +119,8 @@ export function decodeJob(queue: string, reply: JobReply): JobRecord {
     errors: parse<AttemptError[]>(f.e, "errors", []),
     reason: f.rs ?? null,
     parentId: f.pi ?? null,
+    batchId: null,
+    pendingDependencies: 0,
   };
   if (problems.length > 0) job.dataError = `stored job data is unreadable (${problems.join("; ")})`;
   return job;

@@ -10,9 +10,11 @@
  * - Wake-ups: scripts PUBLISH on the prefix's channel; see signals.ts.
  * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
  */
+
 import type { Redis } from "ioredis";
 import { SluiceError, ValidationError } from "../../core/errors.js";
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import {
   asSeen,
@@ -26,6 +28,7 @@ import {
 } from "../../core/states.js";
 import { HISTOGRAM_SIZE, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
+  BlockRequest,
   BulkOptions,
   BulkResult,
   ClaimRequest,
@@ -53,6 +56,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  StuckBlockedJob,
   TransactionHandle,
   WorkerInfo,
   WorkerStalls,
@@ -839,6 +843,27 @@ export class RedisStore implements Store {
   async getJob(id: string): Promise<JobRecord | null> {
     const [job] = await this.getByIds([id]);
     return job ?? null;
+  }
+
+  // ── flows (core/flows.ts) ── placeholder until this engine implements them
+  async block(_requests: readonly BlockRequest[]): Promise<boolean[]> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async getFlow(_id: string): Promise<FlowView | null> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async getBatch(_id: string): Promise<BatchRecord | null> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async listBatches(_request: {
+    limit: number;
+    cursor?: string | null;
+    finished?: boolean;
+  }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async stuckBlocked(_limit: number): Promise<StuckBlockedJob[]> {
+    throw new Error("flows: not implemented on this engine yet");
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
