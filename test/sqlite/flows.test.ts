@@ -155,6 +155,26 @@ describe("sqlite flows: dependencies", () => {
     expect(await stateOf(store, d.id)).toBe("scheduled");
   });
 
+  it("resolves an edge once: a dependency retried and completed again does not release a dependent early", async () => {
+    const { store } = await openStore();
+    const a = newJob();
+    const slow = newJob({ queue: "slow" });
+    const d = newJob({
+      dependsOn: [
+        { id: a.id, onFailure: "fail" },
+        { id: slow.id, onFailure: "fail" },
+      ],
+    });
+    await store.enqueue([a, slow, d]);
+    await runAndComplete(store, [a.id]);
+    await store.retry({ ids: [a.id] }, { limit: 10 });
+    leases.delete(a.id);
+    await runAndComplete(store, [a.id]);
+    expect(await store.getJob(d.id)).toMatchObject({ state: "blocked", pendingDependencies: 1 });
+    await runAndComplete(store, [slow.id], "slow");
+    expect(await stateOf(store, d.id)).toBe("waiting");
+  });
+
   it("rejects a dependency that does not exist (nor earlier in the call) and writes nothing", async () => {
     const { store, raw } = await openStore();
     const a = newJob();
