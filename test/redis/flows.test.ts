@@ -271,6 +271,36 @@ describe("redis flows", () => {
     expect(await store.getJob(late.id)).toBeNull();
   });
 
+  it("retrying a dead member after its batch finished changes no count and fires nothing again", async () => {
+    const { store } = await open();
+    const m = job("rm", { batchId: "br" });
+    const after = job("rw", { dependsOn: [dep(m.id, "continue")] });
+    await store.enqueue([m, after], {
+      batch: newBatch("br", [
+        { event: "death", template: template("rcb", "died") },
+        { event: "complete", template: template("rcb", "done") },
+      ]),
+    });
+    const l1 = await claimOne(store, "rm", m.id);
+    await store.fail([
+      {
+        id: m.id,
+        token: l1.leaseToken,
+        error: { attempt: 1, outcome: "error", name: "Error", message: "x", at: Date.now() },
+        next: { state: "dead", reason: "attempts exhausted" },
+      },
+    ]);
+    const finished = await store.getBatch("br");
+    expect(finished).toMatchObject({ total: 1, dead: 1, completed: 0 });
+    expect(await state(store, after.id)).toBe("waiting");
+    await store.retry({ ids: [m.id] }, { limit: 1 });
+    const l2 = await claimOne(store, "rm", m.id);
+    await store.complete([{ id: m.id, token: l2.leaseToken, result: null }]);
+    expect(await store.getBatch("br")).toEqual(finished);
+    expect((await store.listJobs({ filter: { queue: "rcb" }, limit: 10 })).jobs.length).toBe(2);
+    expect((await store.getJob(after.id))?.pendingDependencies).toBe(0);
+  });
+
   it("a missing dependency rejects the whole call across queues and writes nothing", async () => {
     const { store, raw, prefix } = await open();
     const a = job("na");
