@@ -745,6 +745,7 @@ end
 local out = {}
 local actual = {}
 local seqs = {}
+local callseq = 0
 local registered = {}
 for i = 0, n - 1 do
   local b = jb + i * 5
@@ -781,8 +782,11 @@ for i = 0, n - 1 do
     actual[id] = id
     local h = p .. 'j:' .. id
     if not seqs[q] then seqs[q] = tonumber(redis.call('HGET', p .. 'm', 'seq') or '0') end
-    local seq = math.max(seqs[q] + 1, now_us())
+    -- Also above every seq this call gave so far: its jobs follow input order across queues (a parent's
+    -- children are listed by seq), though each queue has its own counter and TIME is fixed in a script.
+    local seq = math.max(seqs[q] + 1, now_us(), callseq + 1)
     seqs[q] = seq
+    callseq = seq
     local sq = fmt(seq)
     -- Edges: a dependency already final resolves at once (rule 2); one that failed under 'fail' kills.
     local pd, kill, seen = 0, nil, {}
