@@ -1,7 +1,8 @@
 /**
  * Lua sources of every state transition. Each job transition touches the keys of ONE queue (one hash tag,
- * one Cluster slot). Exceptions, listed in docs/redis.md ("Limits"): `enqueue` and `fire` also write the
- * global id index and queue registry, `bulk` with action `move` touches a second queue. Conventions for
+ * one Cluster slot). Exceptions, listed in docs/redis.md ("Limits", "Flows"): `enqueue` and `fire` also write the
+ * global id index and queue registry, `bulk` with action `move` touches a second queue, and flow scripts
+ * (FLOW, ENQUEUE_FLOW, BLOCK) touch the global flow keys and other queues' jobs. Conventions for
  * queue scripts:
  *
  * - `KEYS[1]` = the queue's meta hash (`<qp>m`); `qp` (the queue's key prefix) is derived from it, so the
@@ -16,7 +17,8 @@
  * hashtable; a small payload is the hash field `p`):
  * s state, t task, pr priority, ra runAt, ca createdAt, sq seq, sa startedAt, fa finishedAt, a attempt,
  * ma maxAttempts, bo backoff, to timeoutMs, uk uniqueKey, uu uniqueUntil, tg tags, rt retention, pi parentId,
- * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason.
+ * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason;
+ * flows (FLOW): fd has dependents, fu has dependencies, pd pending dependencies, bi batchId, fb counted in batch.
  */
 import type { JobState } from "../../core/job.js";
 import {
