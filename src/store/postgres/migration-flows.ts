@@ -313,7 +313,7 @@ export function flowsMigrationSql(s: string): string {
         IF cardinality(v_queues) > 0 THEN
           PERFORM pg_notify(${channel}, ${s}.jobs_payload(ARRAY(SELECT DISTINCT unnest(v_queues))));
         END IF;
-        IF v_signal THEN PERFORM pg_notify(${channel}, '{"cancel":true}'); END IF;
+        IF v_signal THEN PERFORM pg_notify(${channel}, '{"t":"cancel"}'); END IF;
       END
       $fn$;
 
