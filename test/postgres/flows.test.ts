@@ -224,6 +224,13 @@ describe("postgres flows: transitions", () => {
 
 describe("postgres flows: races between transactions", () => {
   const ROUNDS = 40;
+  /**
+   * Starts `fn` after 0-3 ms, so the rounds explore different interleavings of the two transactions (sent
+   * at once, one side would always reach the server first). Not a synchronisation: results are checked
+   * whatever the order.
+   */
+  const jittered = <T>(fn: () => Promise<T>): Promise<T> =>
+    new Promise((resolve) => setTimeout(resolve, Math.random() * 3)).then(fn);
 
   it("two transactions completing the last two dependencies at once release the dependent exactly once", async () => {
     for (let round = 0; round < ROUNDS; round++) {
@@ -243,8 +250,8 @@ describe("postgres flows: races between transactions", () => {
       if (!x || !y) throw new Error("claim returned fewer than two");
       const after = await store.lastEventId();
       await Promise.all([
-        store.complete([{ id: x.id, token: x.leaseToken, result: null }]),
-        other.complete([{ id: y.id, token: y.leaseToken, result: null }]),
+        jittered(() => store.complete([{ id: x.id, token: x.leaseToken, result: null }])),
+        jittered(() => other.complete([{ id: y.id, token: y.leaseToken, result: null }])),
       ]);
       const released = await store.getJob(fanIn.id);
       expect(released).toMatchObject({ state: "waiting", pendingDependencies: 0 });
@@ -279,8 +286,8 @@ describe("postgres flows: races between transactions", () => {
       const dep = await running();
       const dependent = newJob({ dependsOn: [{ id: dep.id, onFailure: "fail" }] });
       const [enqueued] = await Promise.all([
-        store.enqueue([dependent]),
-        other.complete([{ id: dep.id, token: dep.leaseToken, result: null }]),
+        jittered(() => store.enqueue([dependent])),
+        jittered(() => other.complete([{ id: dep.id, token: dep.leaseToken, result: null }])),
       ]);
       expect(["blocked", "waiting"]).toContain(enqueued[0]?.state);
       expect(await state(dependent.id)).toBe("waiting");
