@@ -26,6 +26,7 @@ import type {
   ScheduleRecord,
   Store,
   StoreInfo,
+  StuckBlockedJob,
   WorkerInfo,
 } from "../store/contract.js";
 
@@ -185,6 +186,11 @@ export class Admin {
     const flow = await (await this.store()).getFlow(id);
     if (!flow) throw new JobNotFoundError(id);
     return flow;
+  }
+
+  /** Blocked jobs that nothing will release (`sluice doctor`); empty on a healthy store. */
+  async stuckBlocked(limit = 100): Promise<StuckBlockedJob[]> {
+    return (await this.store()).stuckBlocked(limit);
   }
 
   /** A batch's status: counts by outcome, pending (total minus those), callbacks and when they fired. */
