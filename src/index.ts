@@ -30,6 +30,7 @@ export type {
 } from "./client/admin.js";
 export { Admin } from "./client/admin.js";
 export type { EventStreamOptions, FleetReset, FleetStreamItem } from "./client/event-feed.js";
+export type { BatchCallback, BatchOptions } from "./client/flows.js";
 export type { BatchItem, EnqueuedJob, ScheduleDefinition, SluiceOptions } from "./client/sluice.js";
 export { Sluice } from "./client/sluice.js";
 export { Task } from "./client/task.js";
@@ -52,10 +53,12 @@ export type {
   BatchCounts,
   BatchEvent,
   BatchRecord,
+  ChildOptions,
   Dependency,
   DependencyPolicy,
   FlowEdge,
   FlowJob,
+  FlowStep,
   FlowView,
 } from "./core/flows.js";
 export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES } from "./core/flows.js";

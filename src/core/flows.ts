@@ -147,3 +147,31 @@ export function dependencyFailedMessage(
 export function batchCallbackJobId(batchId: string, event: BatchEvent): string {
   return `${batchId}:${event}`;
 }
+
+/** One job of a flow (`sluice.chain`, `sluice.batch`, `ctx.enqueue([...])`): its task, payload and options. */
+export interface FlowStep<P = unknown> {
+  /** A task name, or the `Task` object `sluice.task()` returned. */
+  task: string | { readonly name: string };
+  payload: P;
+  options?: import("./options.js").JobOptions;
+}
+
+/** How `ctx.enqueue([...], options)` relates the children to the running job. */
+export interface ChildOptions {
+  /**
+   * True: when the handler returns, the job does not complete; it waits (`blocked`) until these children
+   * are final, then runs again (attempt not charged) and reads them with `ctx.children()`. Children already
+   * final are not waited for, so a handler that enqueues the same children again on its second run (their
+   * ids are the same) goes on and completes. Default false.
+   */
+  wait?: boolean;
+  /** What a child ending dead or cancelled does to the waiting job (DependencyPolicy). Default `"fail"`. */
+  onFailure?: DependencyPolicy;
+}
+
+/** What enqueueing one job of a flow returned (the client's `EnqueuedJob`). */
+export interface EnqueuedStep {
+  id: string;
+  state: import("./job.js").JobState;
+  created: boolean;
+}
