@@ -1286,7 +1286,10 @@ export class SqliteStore implements Store {
 
   async resumeSchedule(name: string, nextAt: number | null): Promise<ScheduleRecord | null> {
     return this.write(() => {
-      this.stmt("UPDATE schedules SET paused = 0, next_at = ? WHERE name = ? AND paused = 1").run(nextAt, name);
+      this.stmt("UPDATE schedules SET paused = 0, next_at = ? WHERE name = ? AND paused = 1").run(
+        nextAt,
+        name,
+      );
       const row = this.stmt("SELECT * FROM schedules WHERE name = ?").get(name) as ScheduleRow | undefined;
       return row ? rowToSchedule(row) : null;
     });
