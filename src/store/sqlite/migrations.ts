@@ -245,6 +245,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 8,
+    description: "schedules an operator paused",
+    sql: `
+      -- 1 while an operator has paused the schedule (sluice schedules pause): firings skip it. Declaring the
+      -- schedule again at a worker's start never touches it, so a redeploy does not undo a pause.
+      ALTER TABLE schedules ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -65,6 +65,7 @@ import type {
   RecoverRequest,
   ReleaseRequest,
   ScheduleRecord,
+  ScheduleUpsert,
   Store,
   StoreInfo,
   StoreSignal,
@@ -1437,7 +1438,7 @@ export class SqliteStore implements Store {
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
 
-  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+  async upsertSchedule(schedule: ScheduleUpsert): Promise<ScheduleRecord> {
     return this.write(() => {
       const row = this.stmt(
         `INSERT INTO schedules (name, version, task, queue, cron, timezone, every_ms, missed, template, next_at,
@@ -1460,10 +1461,30 @@ export class SqliteStore implements Store {
     return this.write(() => this.stmt("DELETE FROM schedules WHERE name = ?").run(name).changes === 1);
   }
 
+  async pauseSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.write(() => {
+      const row = this.stmt("UPDATE schedules SET paused = 1 WHERE name = ? RETURNING *").get(name) as
+        | ScheduleRow
+        | undefined;
+      return row ? rowToSchedule(row) : null;
+    });
+  }
+
+  async resumeSchedule(name: string, nextAt: number | null): Promise<ScheduleRecord | null> {
+    return this.write(() => {
+      this.stmt("UPDATE schedules SET paused = 0, next_at = ? WHERE name = ? AND paused = 1").run(
+        nextAt,
+        name,
+      );
+      const row = this.stmt("SELECT * FROM schedules WHERE name = ?").get(name) as ScheduleRow | undefined;
+      return row ? rowToSchedule(row) : null;
+    });
+  }
+
   async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {
     const results = await this.write(() => {
       const fired = this.stmt(
-        "UPDATE schedules SET next_at = ?, last_tick_at = ? WHERE name = ? AND next_at = ?",
+        "UPDATE schedules SET next_at = ?, last_tick_at = ? WHERE name = ? AND next_at = ? AND paused = 0",
       ).run(request.nextAt, request.lastTickAt, request.name, request.dueAt).changes;
       return fired === 1 ? this.insertJobs(request.jobs, Date.now()) : null;
     });
