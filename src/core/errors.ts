@@ -32,6 +32,7 @@ export type SluiceErrorCode =
   | "DEPENDENCY_CYCLE"
   | "BATCH_NOT_FOUND"
   | "BATCH_FINISHED"
+  | "BATCH_EXISTS"
   | "DEPENDENCY_FAILED";
 
 /** Base class of every error Sluice throws. */
@@ -311,6 +312,17 @@ export class BatchFinishedError extends SluiceError {
     super(
       "BATCH_FINISHED",
       `batch "${batchId}" has finished (every member is final and its callbacks fired): start a new batch`,
+    );
+  }
+}
+
+/** A batch was created with the id of a batch that exists. Nothing of the call was written. */
+export class BatchExistsError extends SluiceError {
+  constructor(readonly batchId: string) {
+    super(
+      "BATCH_EXISTS",
+      `batch "${batchId}" already exists: give a new batch a new id (or let Sluice make one), or add jobs to ` +
+        "the existing one from a running member",
     );
   }
 }

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import {
   type BatchCallbackPayload,
+  BatchExistsError,
   BatchFinishedError,
   BatchNotFoundError,
   DependencyCycleError,
@@ -293,7 +294,12 @@ export function flowTests(ctx: ConformanceContext): void {
         expect(batch).toMatchObject({ total: 1, cancelled: 1, pending: 0 });
         expect(batch.finishedAt).not.toBeNull();
         await expect(store.enqueue([newJob({ queue, batchId })])).rejects.toBeInstanceOf(BatchFinishedError);
+        // The same id again: refused whole, whatever its members.
+        await expect(
+          sluice.batch([{ task: "t", payload: { again: true } }], { id: batchId }),
+        ).rejects.toBeInstanceOf(BatchExistsError);
         expect((await sluice.admin.listJobs({ queue })).jobs).toHaveLength(1);
+        expect(await sluice.admin.batch(batchId)).toMatchObject({ total: 1, cancelled: 1 });
       });
     });
 

@@ -6,7 +6,12 @@
  * transaction and then sees its edges, or has committed and is seen final here), then batches, in id order.
  * Calls without flows never come here (postgres-store.ts enqueue keeps its one-statement path).
  */
-import { BatchFinishedError, BatchNotFoundError, DependencyNotFoundError } from "../../core/errors.js";
+import {
+  BatchExistsError,
+  BatchFinishedError,
+  BatchNotFoundError,
+  DependencyNotFoundError,
+} from "../../core/errors.js";
 import type { DependencyPolicy } from "../../core/flows.js";
 import { dependencyFailedMessage } from "../../core/flows.js";
 import type { AttemptError, JobState } from "../../core/job.js";
@@ -298,6 +303,9 @@ function killedError(message: string): AttemptError {
 async function insertBatch(db: Queryable, s: string, batch: NewBatch): Promise<void> {
   const callbacks = batch.callbacks;
   const keep = callbacks.map((c) => retentionColumns(c.template.retention));
+  // An existing id is the caller's mistake (or a retry that already created it): a typed error, nothing written.
+  const exists = rowsOf(await db.query(`SELECT 1 FROM ${s}.batches WHERE id = $1`, [batch.id]));
+  if (exists.length > 0) throw new BatchExistsError(batch.id);
   await db.query(
     `WITH b AS (
        INSERT INTO ${s}.batches (id, description, created_at, data)

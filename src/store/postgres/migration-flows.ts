@@ -33,6 +33,7 @@
  * it and aborts one; the store retries the aborted transaction (postgres-store.ts, DEADLOCK_RETRIES). So do
  * two enqueues that name the same dependencies in different calls' orders: rare, and retried.
  */
+import { MAX_QUOTED_ERROR } from "../../core/flows.js";
 import { NOW_MS } from "./sql.js";
 
 /** Planner settings of the lease-keyed batch functions (migration 6): index probes whatever the statistics. */
@@ -43,8 +44,11 @@ const HELD = "j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') 
 
 /** The dependency-failed message (core/flows.ts dependencyFailedMessage) from SQL expressions. */
 export function dependencyFailedSql(id: string, task: string, state: string, error: string): string {
+  // Cut at MAX_QUOTED_ERROR (core/flows.ts): along a chain each link quotes the one before.
   return `format('dependency %s (%s) ended %s%s', ${id}, ${task}, ${state},
-    CASE WHEN coalesce(${error}, '') = '' THEN '' ELSE ': ' || ${error} END)`;
+    CASE WHEN coalesce(${error}, '') = '' THEN ''
+         WHEN length(${error}) > ${MAX_QUOTED_ERROR} THEN ': ' || left(${error}, ${MAX_QUOTED_ERROR}) || '…'
+         ELSE ': ' || ${error} END)`;
 }
 
 /** The attempt error of a job killed by a dependency (AttemptError, outcome dependency-failed). */

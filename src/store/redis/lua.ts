@@ -20,6 +20,7 @@
  * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason;
  * flows (FLOW): fd has dependents, fu has dependencies, pd pending dependencies, bi batchId, fb counted in batch.
  */
+import { MAX_QUOTED_ERROR } from "../../core/flows.js";
 import type { JobState } from "../../core/job.js";
 import {
   CANCEL_AT_ONCE_STATES,
@@ -304,7 +305,11 @@ end
 -- dependencyFailedMessage (core/flows.ts).
 local function fl_message(id, task, state, err)
   local m = 'dependency ' .. id .. ' (' .. (task or '') .. ') ended ' .. state
-  if err and err ~= '' then m = m .. ': ' .. err end
+  -- Cut at MAX_QUOTED_ERROR (core/flows.ts; Lua counts bytes): along a chain each link quotes the one before.
+  if err and err ~= '' then
+    if #err > ${MAX_QUOTED_ERROR} then err = string.sub(err, 1, ${MAX_QUOTED_ERROR}) .. '…' end
+    m = m .. ': ' .. err
+  end
   return m
 end
 -- Next seq of queue q (the rule of ENQUEUE: max(previous + 1, now in µs)), written back at once.
@@ -713,8 +718,9 @@ for j = 0, k - 1 do
   shapes[j] = { idem = idem == '1', task = task, pr = pr, ra = ra, uk = uk, us = us, pi = pi, q = q, f = f }
 end
 local jb = 7 + k * 14
--- Pass 1: validate (no write): dependencies exist (in the store or earlier in the call), batches joined
--- exist and have not finished.
+-- Pass 1: validate (no write): the call's batch is new, dependencies exist (in the store or earlier in the
+-- call), batches joined exist and have not finished.
+if batch and redis.call('EXISTS', G .. 'bt:' .. batch.id) == 1 then return { '!BATCH_EXISTS', batch.id } end
 local earlier = {}
 for i = 0, n - 1 do
   local b = jb + i * 5

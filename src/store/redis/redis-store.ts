@@ -13,6 +13,7 @@
 
 import type { Redis } from "ioredis";
 import {
+  BatchExistsError,
   BatchFinishedError,
   BatchNotFoundError,
   DependencyNotFoundError,
@@ -397,6 +398,7 @@ export class RedisStore implements Store {
       if (head === "!DEPENDENCY_NOT_FOUND") throw new DependencyNotFoundError(a, b);
       if (head === "!BATCH_NOT_FOUND") throw new BatchNotFoundError(a);
       if (head === "!BATCH_FINISHED") throw new BatchFinishedError(a);
+      if (head === "!BATCH_EXISTS") throw new BatchExistsError(a);
       throw new SluiceError("STORE_UNAVAILABLE", `unexpected enqueue reply ${head}`);
     }
     return jobs.map((job, i) => decodeEnqueued(job.id, reply[i]!));

@@ -11,8 +11,10 @@
  * Plain jobs pay nothing here: a final transition RETURNs `batch_id`, `batch_counted` and
  * `has_dependents`, and only a job with one of them (or a cancelled one, for its children) is settled.
  */
+
 import type Database from "better-sqlite3";
 import {
+  BatchExistsError,
   BatchFinishedError,
   BatchNotFoundError,
   DependencyNotFoundError,
@@ -32,6 +34,7 @@ import {
   type FlowEdge,
   type FlowJob,
   type FlowView,
+  MAX_QUOTED_ERROR,
 } from "../../core/flows.js";
 import type { AttemptError, JobState, Json } from "../../core/job.js";
 import { CANCEL_AT_ONCE_STATES, CANCELLED_WHILE_ACTIVE_REASON } from "../../core/states.js";
@@ -616,11 +619,7 @@ export class EnqueuePlan {
       `INSERT INTO batches (id, description, data, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
     ).run(batch.id, batch.description, batch.dataJson, this.now).changes;
     if (inserted !== 1) {
-      throw new ValidationError(
-        "INVALID_OPTION",
-        `batch "${batch.id}" already exists: give a new batch a new id, or add jobs to it with their batchId`,
-        { field: "batch.id" },
-      );
+      throw new BatchExistsError(batch.id);
     }
     const callback = this.prepare(
       "INSERT INTO batch_callbacks (batch_id, event, task, queue, template) VALUES (?, ?, ?, ?, ?)",
@@ -739,9 +738,6 @@ export interface PreparedJob {
   /** The errors column (the dependency-failed error when written dead). */
   errors: string;
 }
-
-/** Most characters of a dependency's error quoted in its dependent's (see boundedError). */
-export const MAX_QUOTED_ERROR = 1000;
 
 /**
  * A dependency's error as its dependent quotes it, cut at MAX_QUOTED_ERROR characters: along a chain each
