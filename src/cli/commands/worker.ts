@@ -16,7 +16,13 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import type { RegisteredTask } from "../../core/task.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
-import { loadWorkerConfig, parseQueuesFlag, resolveUrl, type WorkerFileConfig } from "../config.js";
+import {
+  loadWorkerConfig,
+  parseQueuesFlag,
+  refuseInlineUrl,
+  resolveUrl,
+  type WorkerFileConfig,
+} from "../config.js";
 import { globals } from "../context.js";
 import { UsageError } from "../errors.js";
 import { durationFlag, wholeNumber } from "../filters.js";
@@ -105,7 +111,7 @@ export function registerWorker(program: Command): void {
       }
       const url =
         flagUrl === undefined && !process.env.SLUICE_URL && file.url
-          ? { url: file.url, source: flags.config ?? "" }
+          ? refuseInlineUrl({ url: file.url, source: flags.config ?? "" })
           : await resolveUrl(flagUrl);
 
       const logger = pino({ level: process.env.SLUICE_LOG_LEVEL ?? "info" });
