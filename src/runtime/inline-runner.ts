@@ -90,6 +90,9 @@ export class InlineRunner {
     const outcomes = new Map<string, JobState>();
     try {
       const { store, writer } = await this.prepare();
+      // Jobs can reach the store by other paths than an enqueue of this instance (flow callbacks written by
+      // a transition, jobs an operator moved): every queue a task of this process names is claimed from.
+      for (const task of this.host.tasks.values()) this.queues.add(task.defaults.queue ?? "default");
       let runs = 0;
       for (;;) {
         this.more = false;

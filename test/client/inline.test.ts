@@ -173,6 +173,29 @@ describe("inline mode", () => {
     expect((await sluice.admin.getJob(b.id)).errors).toHaveLength(1);
   });
 
+  it("enforces timeoutMs (real time, not collapsed) and records the timeout", async () => {
+    const sluice = inline();
+    const job = await sluice
+      .task("stuck", {
+        attempts: 1,
+        timeoutMs: 20,
+        run: (_p, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener("abort", reject)),
+      })
+      .enqueue({});
+    expect(job.state).toBe("dead");
+    const [error] = (await sluice.admin.getJob(job.id)).errors;
+    expect(error).toMatchObject({ outcome: "timeout", code: "JOB_TIMEOUT" });
+  });
+
+  it("a task with no run() in this process ends dead with NO_HANDLER, as on a worker without it", async () => {
+    const sluice = inline();
+    sluice.task("elsewhere", { attempts: 2 });
+    const job = await sluice.enqueue("elsewhere", {});
+    expect(job.state).toBe("dead");
+    const stored = await sluice.admin.getJob(job.id);
+    expect(stored.errors.map((e) => e.outcome)).toEqual(["no-handler", "no-handler"]);
+  });
+
   it("writes the fleet-wide events of each transition", async () => {
     const sluice = inline();
     const task = sluice.task("t", {
