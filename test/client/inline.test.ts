@@ -125,6 +125,9 @@ describe("inline mode", () => {
       `active:${id}`,
       `completed:${id}`,
     ]);
+    // The hourly roll-up is flushed at the end of each drive (a worker flushes it every few seconds).
+    const [stats] = await sluice.admin.stats({ sinceMs: 3_600_000 });
+    expect(stats).toMatchObject({ queue: "default", completed: 1, failed: 2, dead: 0 });
   });
 
   it("a job that always throws ends dead; enqueue resolves, the dead event and admin show it", async () => {
