@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { crossProcessLatency, multiProcessThroughput } from "./child-workers.js";
 import { BENCH_ENGINES, type BenchEngine, engineUrl } from "./engines.js";
+import { flowRound } from "./flow-workload.js";
 import { createSluiceTarget } from "./sluice-target.js";
 import { fmt } from "./stats.js";
 import type { TargetSpec } from "./target.js";
@@ -72,6 +73,11 @@ try {
   }
   const multi = await multiProcessThroughput(target, spec, sizes.process, 50, 2, sizes.batchSize);
   row(`process ${fmt(sizes.process)}, 2 worker processes × 50`, throughput(multi));
+  const flow = await flowRound(url, { count: sizes.process, concurrency: 50, batch: true, round: 0 });
+  row(
+    `flow: batch of ${fmt(sizes.process)} children + callback, c50 (defaults)`,
+    `${rate(flow.rate)} children  callback ${fmt(flow.callbackLagMs, 1)} ms after the last child`,
+  );
   const inProcess = await latency(target, sizes.latencyJobs, sizes.latencyRate);
   row(`latency in process @${sizes.latencyRate}/s (${inProcess.n} jobs)`, percentiles(inProcess));
   const cross = await crossProcessLatency(target, spec, sizes.latencyJobs, sizes.latencyRate, 2);

@@ -30,6 +30,7 @@ export type {
 } from "./client/admin.js";
 export { Admin } from "./client/admin.js";
 export type { EventStreamOptions, FleetReset, FleetStreamItem } from "./client/event-feed.js";
+export type { BatchCallback, BatchOptions } from "./client/flows.js";
 export type { BatchItem, EnqueuedJob, ScheduleDefinition, SluiceOptions } from "./client/sluice.js";
 export { Sluice } from "./client/sluice.js";
 export { Task } from "./client/task.js";
@@ -46,6 +47,21 @@ export type {
   FleetEventType,
 } from "./core/fleet-events.js";
 export { DEFAULT_EVENT_RETENTION, FLEET_EVENT_TYPES } from "./core/fleet-events.js";
+export type {
+  BatchCallbackPayload,
+  BatchCallbackRecord,
+  BatchCounts,
+  BatchEvent,
+  BatchRecord,
+  ChildOptions,
+  Dependency,
+  DependencyPolicy,
+  FlowEdge,
+  FlowJob,
+  FlowStep,
+  FlowView,
+} from "./core/flows.js";
+export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES } from "./core/flows.js";
 export * from "./core/job.js";
 export type { Logger } from "./core/logger.js";
 export { silentLogger } from "./core/logger.js";

@@ -13,6 +13,8 @@ export interface FilterFlags {
   state?: string;
   task?: string;
   tag?: string;
+  batch?: string;
+  parent?: string;
   olderThan?: string;
   where?: string;
   oldestFirst?: boolean;
@@ -26,6 +28,8 @@ export function addFilterOptions(command: Command, options: { limitHelp?: string
     .option("-s, --state <states>", `only jobs in these states (comma separated: ${JOB_STATES.join(", ")})`)
     .option("-t, --task <name>", "only jobs of this task")
     .option("--tag <tag>", "only jobs with this tag")
+    .option("--batch <id>", "only members of this batch")
+    .option("--parent <id>", "only children of this job")
     .option("--older-than <duration>", "only jobs created more than this long ago (30m, 2h, 7d)")
     .option(
       "-w, --where <expr>",
@@ -82,6 +86,8 @@ export function parseFilter(flags: FilterFlags): ParsedFilter {
   if (flags.queue !== undefined) filter.queue = flags.queue;
   if (flags.task !== undefined) filter.task = flags.task;
   if (flags.tag !== undefined) filter.tag = flags.tag;
+  if (flags.batch !== undefined) filter.batchId = flags.batch;
+  if (flags.parent !== undefined) filter.parentId = flags.parent;
   if (flags.olderThan !== undefined) filter.olderThanMs = durationFlag(flags.olderThan, "--older-than");
   const states = flags.state === undefined ? undefined : parseStates(flags.state);
   if (states) filter.state = states;
@@ -90,6 +96,8 @@ export function parseFilter(flags: FilterFlags): ParsedFilter {
     flags.queue !== undefined ||
     flags.task !== undefined ||
     flags.tag !== undefined ||
+    flags.batch !== undefined ||
+    flags.parent !== undefined ||
     flags.olderThan !== undefined ||
     states !== undefined ||
     where !== null;

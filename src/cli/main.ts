@@ -9,6 +9,7 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { SluiceError, VERSION } from "../index.js";
+import { registerBatches } from "./commands/batches.js";
 import { registerBulkCommands } from "./commands/bulk-commands.js";
 import { registerDev } from "./commands/dev.js";
 import { registerDoctor } from "./commands/doctor.js";
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerInfo(program);
   registerJobs(program);
+  registerBatches(program);
   registerBulkCommands(program);
   registerPauseResume(program);
   registerRecover(program);

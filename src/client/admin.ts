@@ -3,7 +3,8 @@
  * layers over it. Bulk actions run in batches and accept a progress callback and an AbortSignal, so a
  * long operation shows progress and can be interrupted between batches without leaving half a batch.
  */
-import { JobNotFoundError, ValidationError } from "../core/errors.js";
+import { BatchNotFoundError, JobNotFoundError, ValidationError } from "../core/errors.js";
+import { type BatchRecord, batchPending, type FlowView } from "../core/flows.js";
 import { isJobState, type JobLogLine, type JobRecord, type JobState } from "../core/job.js";
 import { validateQueueName } from "../core/options.js";
 import {
@@ -25,6 +26,7 @@ import type {
   ScheduleRecord,
   Store,
   StoreInfo,
+  StuckBlockedJob,
   WorkerInfo,
 } from "../store/contract.js";
 
@@ -44,6 +46,10 @@ export interface AdminFilter {
    * compared by type and value: `"7"` does not match `7`.
    */
   payloadField?: { path: readonly string[]; equals: string | number | boolean | null };
+  /** Members of this batch (`sluice cancel --batch B` cancels its unfinished members). */
+  batchId?: string;
+  /** Children of this job (enqueued by its handler). */
+  parentId?: string;
 }
 
 export interface QueueOverview extends QueueStats {
@@ -170,6 +176,46 @@ export class Admin {
     if (!job) throw new JobNotFoundError(id);
     const logs = await store.getLogs(id, options.logLimit ?? 200);
     return { ...job, logs };
+  }
+
+  /**
+   * Everything a job is connected to: its dependencies and dependents (with the policy of each edge and
+   * whether it was applied), its parent, its children (at most 10,000) and its batch.
+   */
+  async flow(id: string): Promise<FlowView> {
+    const flow = await (await this.store()).getFlow(id);
+    if (!flow) throw new JobNotFoundError(id);
+    return flow;
+  }
+
+  /** Blocked jobs that nothing will release (`sluice doctor`); empty on a healthy store. */
+  async stuckBlocked(limit = 100): Promise<StuckBlockedJob[]> {
+    return (await this.store()).stuckBlocked(limit);
+  }
+
+  /** A batch's status: counts by outcome, pending (total minus those), callbacks and when they fired. */
+  async batch(id: string): Promise<BatchRecord & { pending: number }> {
+    const batch = await (await this.store()).getBatch(id);
+    if (!batch) throw new BatchNotFoundError(id);
+    return { ...batch, pending: batchPending(batch) };
+  }
+
+  /** Batches newest first; `finished: false` keeps those with members still pending. */
+  async batches(
+    options: { finished?: boolean; limit?: number; cursor?: string | null } = {},
+  ): Promise<{ batches: (BatchRecord & { pending: number })[]; nextCursor: string | null }> {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) {
+      throw new ValidationError("INVALID_OPTION", `limit must be an integer from 1 to 1000, got ${limit}`, {
+        field: "limit",
+      });
+    }
+    const page = await (await this.store()).listBatches({
+      limit,
+      cursor: options.cursor ?? null,
+      ...(options.finished === undefined ? {} : { finished: options.finished }),
+    });
+    return { ...page, batches: page.batches.map((b) => ({ ...b, pending: batchPending(b) })) };
   }
 
   /** Back to `waiting` with a fresh attempt count: dead (DLQ requeue), cancelled, completed or scheduled jobs. */
@@ -378,6 +424,16 @@ function toStoreFilter(filter: AdminFilter): JobFilter {
   if (filter.queue !== undefined) out.queue = filter.queue;
   if (filter.task !== undefined) out.task = filter.task;
   if (filter.tag !== undefined) out.tag = filter.tag;
+  for (const key of ["batchId", "parentId"] as const) {
+    const value = filter[key];
+    if (value === undefined) continue;
+    if (typeof value !== "string" || value === "") {
+      throw new ValidationError("INVALID_OPTION", `${key} must be a non-empty string`, {
+        field: `filter.${key}`,
+      });
+    }
+    out[key] = value;
+  }
   if (filter.idPrefix !== undefined) {
     if (typeof filter.idPrefix !== "string" || filter.idPrefix === "") {
       throw new ValidationError("INVALID_OPTION", "idPrefix must be a non-empty string", {

@@ -13,6 +13,7 @@ import {
   type EventRetentionOption,
   resolveEventRetention,
 } from "../core/fleet-events.js";
+import type { FlowStep } from "../core/flows.js";
 import { newJobId } from "../core/ids.js";
 import type { JobRecord, JobState, Json } from "../core/job.js";
 import { defaultLogger, type Logger } from "../core/logger.js";
@@ -28,15 +29,16 @@ import type { RegisteredTask, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { createContext, execute, RunningJob } from "../runtime/executor.js";
 import { Worker, type WorkerHost, type WorkerOptions } from "../runtime/worker.js";
-import type { NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
+import type { NewBatch, NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
 import { Admin } from "./admin.js";
 import { EventFeed, type EventStreamOptions, type FleetStreamItem } from "./event-feed.js";
+import { type BatchOptions, batchCallbacks, stepTask, validateBatchId, writeOrder } from "./flows.js";
 import { INLINE_STORE_URL, InlineMode, isInlineUrl, parseInlineUrl } from "./inline.js";
 import { Task } from "./task.js";
 
 /** Options that make sense for one job only; a task definition that sets one is refused. */
-const PER_JOB_ONLY = ["jobId", "uniqueKey", "runAt", "delayMs"] as const;
+const PER_JOB_ONLY = ["jobId", "uniqueKey", "runAt", "delayMs", "dependsOn"] as const;
 
 /** Throws INVALID_OPTION (field `<fieldPrefix>.<key>`) when `options` sets a per-job-only option. */
 function rejectPerJobOptions(
@@ -301,11 +303,147 @@ export class Sluice {
       }
       jobs.push(await this.buildJob(task, item.payload, item.options, field));
     }
+    return this.write(jobs, transaction === undefined ? {} : { transaction });
+  }
+
+  /**
+   * Enqueues jobs that run one after another, in one transaction: each step depends on the one before
+   * (policy `fail`: a step that ends dead or cancelled takes the rest of the chain dead with its error).
+   * A step reads the previous step's result with `ctx.dependencies()`. Steps may add their own `dependsOn`.
+   *
+   * ```ts
+   * const [parsed, chunked, indexed] = await sluice.chain([
+   *   { task: "parse", payload: { docId } },
+   *   { task: "chunk", payload: { docId } },
+   *   { task: "index", payload: { docId } },
+   * ]);
+   * ```
+   */
+  async chain(
+    steps: readonly FlowStep[],
+    options: { transaction?: TransactionHandle } = {},
+  ): Promise<EnqueuedJob[]> {
+    const jobs = await this.buildSteps(steps, "steps");
+    for (let i = 1; i < jobs.length; i++) {
+      const job = jobs[i] as NewJob;
+      const previous = (jobs[i - 1] as NewJob).id;
+      if (!job.dependsOn.some((d) => d.id === previous)) {
+        job.dependsOn = [{ id: previous, onFailure: "fail" }, ...job.dependsOn];
+      }
+    }
+    return this.write(jobs, options.transaction === undefined ? {} : { transaction: options.transaction });
+  }
+
+  /**
+   * Enqueues jobs as a batch, in one transaction, with callbacks: `onComplete` once every member is final,
+   * `onSuccess` once every member completed, `onDeath` at the first dead member. Each callback is a job of
+   * the task named, enqueued exactly once (id `<batch id>:<event>`) with the payload
+   * `{ batchId, event, total, completed, dead, cancelled, data }` (BatchCallbackPayload). Jobs a running
+   * member enqueues with `ctx.enqueue` join the batch. Callback tasks must be defined in this process
+   * (`sluice.task(name, …)`; a handler is not needed here). `sluice.admin.batch(id)` reads its status.
+   *
+   * An operator retrying a member after it was counted (dead or cancelled) runs it again but changes no
+   * count, and fires no callback again: a batch counts each member's first final outcome.
+   */
+  async batch(
+    steps: readonly FlowStep[],
+    options: BatchOptions & { transaction?: TransactionHandle } = {},
+  ): Promise<{ batchId: string; jobs: EnqueuedJob[] }> {
+    const { transaction, ...batchOptions } = options;
+    const callbacks = batchCallbacks(batchOptions);
+    if (!Array.isArray(steps) || steps.length === 0) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        "a batch needs at least one job: a batch of none would finish before it started",
+        { field: "steps" },
+      );
+    }
+    const batchId =
+      batchOptions.id === undefined ? newJobId() : validateBatchId(batchOptions.id, "options.id");
+    const templates = [];
+    for (const callback of callbacks) {
+      if (!this.registry.has(callback.task)) throw new UnknownTaskError(callback.task);
+      const {
+        id: _id,
+        idempotent: _i,
+        runAt: _r,
+        ...template
+      } = await this.buildJob(
+        callback.task,
+        null,
+        callback.options,
+        `options.on${callback.event[0]?.toUpperCase()}${callback.event.slice(1)}.`,
+      );
+      templates.push({ event: callback.event, template });
+    }
+    const dataJson = serializePayload(
+      batchOptions.data === undefined ? null : batchOptions.data,
+      this.maxPayloadBytes,
+      "options.data",
+    );
+    const jobs = await this.buildSteps(steps, "steps");
+    for (const job of jobs) job.batchId = batchId;
+    const batch: NewBatch = {
+      id: batchId,
+      description: batchOptions.description ?? null,
+      callbacks: templates,
+      dataJson,
+    };
+    const results = await this.write(jobs, { batch, ...(transaction === undefined ? {} : { transaction }) });
+    return { batchId, jobs: results };
+  }
+
+  /** @internal Enqueues children of a running job (ctx.enqueue): parentId and batch set, one transaction. */
+  async enqueueChildren(steps: readonly FlowStep[], parent: JobRecord): Promise<EnqueuedJob[]> {
+    const jobs = await this.buildSteps(steps, "steps");
+    for (const job of jobs) {
+      job.parentId = parent.id;
+      job.batchId = parent.batchId;
+    }
+    return this.write(jobs, {});
+  }
+
+  /** Enqueues steps with no relation (runNow's children: its job is not stored, so none can point at it). */
+  private async enqueueSteps(steps: readonly FlowStep[]): Promise<EnqueuedJob[]> {
+    return this.write(await this.buildSteps(steps, "steps"), {});
+  }
+
+  /** Builds (validates) every step of a flow before anything is written. */
+  private async buildSteps(steps: readonly FlowStep[], field: string): Promise<NewJob[]> {
+    if (!Array.isArray(steps)) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `${field} must be an array of { task, payload, options? }`,
+        {
+          field,
+        },
+      );
+    }
+    const jobs: NewJob[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i] as FlowStep;
+      const task = stepTask(step, `${field}[${i}]`);
+      jobs.push(await this.buildJob(task, step.payload, step.options, `${field}[${i}].`));
+    }
+    return jobs;
+  }
+
+  /** Writes one call's jobs (dependencies first), emits their events; results in the caller's order. */
+  private async write(
+    jobs: NewJob[],
+    options: { transaction?: TransactionHandle; batch?: NewBatch },
+  ): Promise<EnqueuedJob[]> {
     if (jobs.length === 0) return [];
+    const order = writeOrder(jobs);
+    const ordered = order.map((i) => jobs[i] as NewJob);
     const store = await this.store();
-    const written = this.inline ? this.inline.beforeEnqueue(jobs, transaction) : jobs;
-    const results = await store.enqueue(written, transaction === undefined ? undefined : { transaction });
-    emitEnqueued(this.emitter, written, results);
+    const toWrite = this.inline ? this.inline.beforeEnqueue(ordered, options.transaction) : ordered;
+    const written = await store.enqueue(toWrite, options);
+    emitEnqueued(this.emitter, toWrite, written);
+    const results: EnqueuedJob[] = new Array(jobs.length);
+    order.forEach((from, i) => {
+      results[from] = written[i] as EnqueuedJob;
+    });
     return this.inline ? this.inline.afterEnqueue(results) : results;
   }
 
@@ -430,7 +568,7 @@ export class Sluice {
       logger: this.logger,
       maxPayloadBytes: this.maxPayloadBytes,
       eventRetention: this.eventRetention,
-      enqueue: (task, payload, opts) => this.enqueue(task, payload, opts),
+      enqueueChildren: (steps, parent) => this.enqueueChildren(steps, parent),
     };
   }
 
@@ -517,7 +655,9 @@ export class Sluice {
       saveProgress: async () => {},
       log: async (j, message) => this.logger.info({ jobId: j.id, task }, message),
       heartbeat: async () => {},
-      enqueue: (name, p, o) => this.enqueue(name, p, o),
+      enqueue: (steps) => this.enqueueSteps(steps),
+      flow: async () => null,
+      canWait: false,
     });
     const result = await execute(running, registered, ctx, "inline");
     if (!result.ok) throw result.error;
@@ -574,6 +714,8 @@ export class Sluice {
       tags: resolved.tags,
       retention: resolved.retention,
       parentId: null,
+      dependsOn: resolved.dependsOn,
+      batchId: null,
     };
   }
 
@@ -619,5 +761,7 @@ function inlineRecord(
     errors: [],
     reason: null,
     parentId: null,
+    batchId: null,
+    pendingDependencies: 0,
   };
 }

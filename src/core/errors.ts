@@ -27,6 +27,11 @@ export type SluiceErrorCode =
   | "CLOSED"
   | "LEASE_LOST"
   | "WORKER_STOPPING"
+  | "DEPENDENCY_NOT_FOUND"
+  | "DEPENDENCY_CYCLE"
+  | "BATCH_NOT_FOUND"
+  | "BATCH_FINISHED"
+  | "DEPENDENCY_FAILED"
   | "INLINE_RUNAWAY";
 
 /** Base class of every error Sluice throws. */
@@ -270,4 +275,55 @@ export function describeError(error: unknown): {
     message = String(error);
   }
   return { name: "NonError", message: `non-Error thrown: ${message}` };
+}
+
+/** A job was enqueued with a dependency on a job that does not exist. Nothing of the call was written. */
+export class DependencyNotFoundError extends SluiceError {
+  constructor(
+    readonly jobId: string,
+    readonly dependencyId: string,
+  ) {
+    super(
+      "DEPENDENCY_NOT_FOUND",
+      `job "${jobId}" depends on job "${dependencyId}", which does not exist (it was never enqueued, or was ` +
+        "deleted or pruned by retention): enqueue the dependency first, or in the same call before its dependent",
+    );
+  }
+}
+
+/** The jobs of one enqueue call depend on each other in a cycle. Nothing was written. */
+export class DependencyCycleError extends SluiceError {
+  constructor(readonly cycle: readonly string[]) {
+    super(
+      "DEPENDENCY_CYCLE",
+      `dependencies form a cycle (${cycle.join(" → ")}): no job of it could ever run; remove one of these edges`,
+    );
+  }
+}
+
+/** A job was added to a batch that does not exist. Nothing of the call was written. */
+export class BatchNotFoundError extends SluiceError {
+  constructor(readonly batchId: string) {
+    super(
+      "BATCH_NOT_FOUND",
+      `batch "${batchId}" does not exist: create it with sluice.batch(...), or add jobs from a running member`,
+    );
+  }
+}
+
+/** A job was added to a batch whose members are all final (its callbacks have fired). Nothing was written. */
+export class BatchFinishedError extends SluiceError {
+  constructor(readonly batchId: string) {
+    super(
+      "BATCH_FINISHED",
+      `batch "${batchId}" has finished (every member is final and its callbacks fired): start a new batch`,
+    );
+  }
+}
+
+/** Why a job went dead when a dependency with policy "fail" did not complete (stored as its attempt error). */
+export class DependencyFailedError extends SluiceError {
+  constructor(message: string) {
+    super("DEPENDENCY_FAILED", message);
+  }
 }

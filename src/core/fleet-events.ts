@@ -9,7 +9,10 @@ import type { Json } from "./job.js";
 
 /** Every event type, in lifecycle order. */
 export const FLEET_EVENT_TYPES = [
-  /** A job was stored (`data.state`: `waiting` or `scheduled`). Not emitted when an existing job was returned. */
+  /**
+   * A job was stored (`data.state`: `waiting`, `scheduled`, `blocked`, or `dead` when a dependency had
+   * already failed). Not emitted when an existing job was returned.
+   */
   "enqueued",
   /** A worker started an attempt (`data.workerId`). Jobs claimed ahead emit it when they start, not when claimed. */
   "active",
@@ -37,6 +40,10 @@ export const FLEET_EVENT_TYPES = [
   "paused",
   /** A queue was resumed (`jobId` null). */
   "resumed",
+  /** A running job ended its attempt waiting for its children (`data.pending`: how many are not final). */
+  "blocked",
+  /** A blocked job's last dependency resolved: it is `waiting` (or `scheduled`, `data.state`) now. */
+  "unblocked",
 ] as const;
 
 export type FleetEventType = (typeof FLEET_EVENT_TYPES)[number];

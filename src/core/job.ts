@@ -33,7 +33,8 @@ export type AttemptOutcome =
   | "lease-expired" // the worker stopped heartbeating (crash, SIGKILL, partition)
   | "no-handler" // no worker-side handler for this task
   | "invalid-payload" // stored payload failed the schema at run time, or could not be parsed
-  | "cancelled"; // cancelled by an operator while active
+  | "cancelled" // cancelled by an operator while active
+  | "dependency-failed"; // a dependency with policy "fail" ended dead or cancelled (core/flows.ts)
 
 /** One failed attempt, kept on the job for operators (`sluice jobs show`). */
 export interface AttemptError {
@@ -96,8 +97,12 @@ export interface JobRecord {
   errors: AttemptError[];
   /** Why the job is in its current state when that was not the handler's doing (recovered, dead, released). */
   reason: string | null;
-  /** Parent job that fanned this job out (flows; reserved). */
+  /** The job whose handler enqueued this one (core/flows.ts). */
   parentId: string | null;
+  /** The batch this job belongs to, or null. */
+  batchId: string | null;
+  /** Dependencies not yet resolved (a `blocked` job waits while this is above 0); 0 when none. */
+  pendingDependencies: number;
   /**
    * Set by an engine when a stored field (payload, errors, …) could not be parsed. The worker fails such
    * a job with outcome `invalid-payload` instead of crashing; the raw text stays in the store for forensics.

@@ -2,9 +2,11 @@
  * Job options: validation of what callers pass to `task()` and `enqueue()`, and resolution of task
  * defaults plus per-call options into the values a job is stored with. Pure, no I/O.
  */
+
 import { type BackoffOption, validateBackoff } from "./backoff.js";
 import { describeValue, parseDuration } from "./duration.js";
 import { ValidationError } from "./errors.js";
+import { DEPENDENCY_POLICIES, type Dependency, type DependencyPolicy } from "./flows.js";
 import { isJobState, JOB_STATES, type JobState, PENDING_STATES, type Retention } from "./job.js";
 
 /** Options of a job, as given to `task()` (defaults) and `enqueue()` (per call). */
@@ -37,6 +39,14 @@ export interface JobOptions {
    * duration, `{ count }` to keep the newest N per queue. Default `{ ageMs: 86_400_000 }` (one day).
    */
   retention?: Retention;
+  /**
+   * Jobs this one waits for: it stays `blocked` until each is final, then runs (core/flows.ts). A job id, or
+   * `{ id, onFailure }` where `onFailure` says what happens when that job ends dead or cancelled: `"fail"`
+   * (default: this job goes dead with its error), `"continue"` (runs and sees the failure in
+   * `ctx.dependencies()`), `"ignore"` (runs as if it had not been declared). Each job must exist, or be
+   * enqueued in the same call (`sluice.chain`, `sluice.batch`, `enqueueMany`). At most 10,000.
+   */
+  dependsOn?: readonly (string | { id: string; onFailure?: DependencyPolicy })[];
 }
 
 /** Options after validation and merging, ready to build a `NewJob`. */
@@ -57,6 +67,8 @@ export interface ResolvedJobOptions {
   uniqueUntil: number | null;
   tags: string[];
   retention: Retention;
+  /** Dependencies with their policies (empty when none). */
+  dependsOn: Dependency[];
 }
 
 /** Values used when neither the task nor the call sets an option. */
@@ -99,6 +111,7 @@ export const JOB_OPTION_KEYS: readonly (keyof JobOptions)[] = Object.freeze([
   "uniqueKey",
   "tags",
   "retention",
+  "dependsOn",
 ]);
 
 /** Words people reach for that are not option names. */
@@ -270,6 +283,7 @@ export function validateJobOptions(
   if (input.uniqueKey !== undefined) out.uniqueKey = uniqueKey(input.uniqueKey, at("uniqueKey"));
   if (input.tags !== undefined) out.tags = tags(input.tags, at("tags"));
   if (input.retention !== undefined) out.retention = retention(input.retention, at("retention"));
+  if (input.dependsOn !== undefined) out.dependsOn = dependsOn(input.dependsOn, at("dependsOn"));
   return markValidated(out);
 }
 
@@ -333,7 +347,76 @@ export function resolveJobOptions(
     uniqueUntil,
     tags: [...(call.tags ?? task.tags ?? [])],
     retention: typeof retention === "boolean" ? retention : { ...retention },
+    dependsOn: (call.dependsOn ?? []).map((d) =>
+      typeof d === "string" ? { id: d, onFailure: "fail" } : { id: d.id, onFailure: d.onFailure ?? "fail" },
+    ),
   };
+}
+
+/** Most dependencies of one job. */
+const MAX_DEPENDENCIES = 10_000;
+
+function dependsOn(value: unknown, field: string): JobOptions["dependsOn"] {
+  const shape = 'a job id or { id, onFailure?: "fail" | "continue" | "ignore" }';
+  if (!Array.isArray(value)) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `${field} must be an array of ${shape}; got ${describeValue(value)}`,
+      {
+        field,
+      },
+    );
+  }
+  if (value.length > MAX_DEPENDENCIES) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `${field} has ${value.length} entries; at most ${MAX_DEPENDENCIES} (use a batch with a callback for more)`,
+      { field },
+    );
+  }
+  const seen = new Set<string>();
+  return value.map((entry, i) => {
+    const at = `${field}[${i}]`;
+    let out: { id: string; onFailure?: DependencyPolicy };
+    if (typeof entry === "string") {
+      out = { id: boundedString(entry, at, LIMITS.jobIdLength) };
+    } else if (isPlainObject(entry)) {
+      const record = entry as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        if (key !== "id" && key !== "onFailure") {
+          throw new ValidationError(
+            "INVALID_OPTION",
+            `${at}.${key} is not a dependency field; ${at} is ${shape}`,
+            {
+              field: `${at}.${key}`,
+            },
+          );
+        }
+      }
+      out = { id: boundedString(record.id, `${at}.id`, LIMITS.jobIdLength) };
+      if (record.onFailure !== undefined) {
+        if (!(DEPENDENCY_POLICIES as readonly unknown[]).includes(record.onFailure)) {
+          throw new ValidationError(
+            "INVALID_OPTION",
+            `${at}.onFailure must be one of ${DEPENDENCY_POLICIES.join(", ")}; got ${describeValue(record.onFailure)}`,
+            { field: `${at}.onFailure` },
+          );
+        }
+        out.onFailure = record.onFailure as DependencyPolicy;
+      }
+    } else {
+      throw new ValidationError("INVALID_OPTION", `${at} must be ${shape}; got ${describeValue(entry)}`, {
+        field: at,
+      });
+    }
+    if (seen.has(out.id)) {
+      throw new ValidationError("INVALID_OPTION", `${at}: job "${out.id}" is listed twice in ${field}`, {
+        field: at,
+      });
+    }
+    seen.add(out.id);
+    return Object.freeze(out);
+  });
 }
 
 /** Freezes the result (so the "already validated" mark stays true) and remembers it. */
@@ -345,6 +428,7 @@ function markValidated(options: JobOptions): JobOptions {
   }
   if (typeof options.retention === "object") Object.freeze(options.retention);
   if (typeof options.backoff === "object") Object.freeze(options.backoff);
+  if (options.dependsOn) Object.freeze(options.dependsOn);
   Object.freeze(options);
   validated.add(options);
   return options;

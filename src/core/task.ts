@@ -5,6 +5,7 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { BackoffOption } from "./backoff.js";
 import type { ErrorMatcher } from "./errors.js";
+import type { ChildOptions, EnqueuedStep, FlowEdge, FlowJob, FlowStep } from "./flows.js";
 import type { JobRecord, Json } from "./job.js";
 import type { JobOptions } from "./options.js";
 
@@ -26,8 +27,35 @@ export interface TaskContext {
   log(message: string): Promise<void>;
   /** Extends the lease now; the worker also does this on its own while the handler runs. */
   heartbeat(): Promise<void>;
-  /** Enqueues another job (fan-out) through the same Sluice instance. */
+  /**
+   * Enqueues a child job (fan-out) through the same Sluice instance. Children of a job have `parentId` set
+   * to it (cancelling the job cancels its unfinished children) and join its batch, if it has one. A child
+   * without `jobId` gets the id `<this job's id>.<n>` (n counts this run's children from 1), so a retry or a
+   * second run of this job gets the same children back instead of new ones.
+   */
   enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
+  /**
+   * Enqueues several children in one transaction; with `{ wait: true }` this job waits for them and runs
+   * again once they are final (core/flows.ts ChildOptions):
+   *
+   * ```ts
+   * const done = await ctx.children();
+   * if (done.length === 0) {
+   *   await ctx.enqueue(chunks.map((c) => ({ task: "embed", payload: c })), { wait: true });
+   *   return; // runs again when every chunk is embedded
+   * }
+   * return { embedded: done.filter((c) => c.state === "completed").length };
+   * ```
+   */
+  enqueue(steps: readonly FlowStep[], options?: ChildOptions): Promise<EnqueuedStep[]>;
+  /**
+   * The jobs this job depends on (`dependsOn`, a chain's previous step), with their state, result and error:
+   * a chain's step reads the previous step's result here. Dependencies with policy `ignore` that did not
+   * complete are left out.
+   */
+  dependencies(): Promise<FlowEdge[]>;
+  /** The children this job enqueued (in enqueue order), with their state, result and error. */
+  children(): Promise<FlowJob[]>;
 }
 
 /** A task definition: defaults for its jobs, and the handler on processes that run them. */

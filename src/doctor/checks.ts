@@ -408,6 +408,41 @@ export function checkRateLimited(input: DoctorInput): Finding[] {
   ];
 }
 
+/**
+ * Blocked jobs nothing will release: every dependency they wait for is final or gone, yet the edge was
+ * never applied (core/flows.ts). Correct engines never leave one; a store edited by hand, restored from an
+ * older backup than its jobs, or an engine bug can. Deciding for the job is the operator's call.
+ */
+export function checkStuckBlocked(input: DoctorInput): Finding[] {
+  const out = input.stuckBlocked.map(
+    (job): Finding => ({
+      check: "stuck-blocked",
+      severity: "warn",
+      subject: job.id,
+      message:
+        `job ${job.id} (${job.task}, queue ${job.queue}) is blocked and nothing will release it: ` +
+        (job.waitingFor.length === 0
+          ? "it waits for no unfinished dependency"
+          : `it waits for ${job.waitingFor
+              .slice(0, 5)
+              .map((d) => `${d.id} (${d.state ?? "gone"})`)
+              .join(
+                ", ",
+              )}${job.waitingFor.length > 5 ? ` and ${job.waitingFor.length - 5} more` : ""}, which can no longer finish`) +
+        "; cancel it (its dependents follow their failure policy) or enqueue its work again",
+      evidence: {
+        pendingDependencies: job.pendingDependencies,
+        waitingFor: job.waitingFor.length,
+        blockedForMs: input.now - job.createdAt,
+      },
+      fix: sluice(input, `cancel ${job.id}`),
+    }),
+  );
+  return out.length > 0
+    ? out
+    : [okFinding("stuck-blocked", "every blocked job waits for a dependency that can still finish")];
+}
+
 /** Every check, in report order. */
 export const CHECKS: readonly { id: CheckId; run: (input: DoctorInput) => Finding[] }[] = [
   { id: "store-reachable", run: checkStoreReachable },
@@ -420,6 +455,7 @@ export const CHECKS: readonly { id: CheckId; run: (input: DoctorInput) => Findin
   { id: "event-loop-stalls", run: checkEventLoopStalls },
   { id: "paused-backlog", run: checkPausedBacklog },
   { id: "rate-limited", run: checkRateLimited },
+  { id: "stuck-blocked", run: checkStuckBlocked },
 ];
 
 /** A check that could not run because the store is unreachable: said so, never reported as ok. */

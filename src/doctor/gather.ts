@@ -51,6 +51,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
     lastCompletions: new Map<string, number>(),
     completionsLookbackMs,
     active: [],
+    stuckBlocked: [],
   };
   const unreachable = (error: unknown, engine: string): DoctorInput => ({
     ...base,
@@ -76,7 +77,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
     const admin = sluice.admin;
     const at = Date.now();
     const rollupSince = hourStart(at - options.windowMs);
-    const [queues, workers, stats, lastCompletions, active] = await withTimeout(
+    const [queues, workers, stats, lastCompletions, active, stuckBlocked] = await withTimeout(
       Promise.all([
         admin.queues(),
         admin.workers({ staleAfterMs: options.staleAfterMs }),
@@ -84,6 +85,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
         admin.stats({ sinceMs: at - rollupSince + 1_000 }),
         admin.lastCompletions({ sinceMs: completionsLookbackMs }),
         activeJobs(sluice),
+        admin.stuckBlocked(100),
       ]),
       Math.max(connectTimeoutMs, 30_000),
       "reading the store",
@@ -98,6 +100,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
       rollupSince,
       lastCompletions,
       active,
+      stuckBlocked,
     };
   } catch (error) {
     // Reachable a moment ago, failing now: report it as unreachable rather than half a picture.

@@ -1,5 +1,12 @@
 /** What `sluice doctor` looks at and what it reports. */
-import type { HourlyStats, JobRecord, QueueOverview, StoreInfo, WorkerOverview } from "../index.js";
+import type {
+  HourlyStats,
+  JobRecord,
+  QueueOverview,
+  StoreInfo,
+  StuckBlockedJob,
+  WorkerOverview,
+} from "../index.js";
 import type { StoreTarget } from "../store/engine.js";
 
 /** Where the store is, as doctor fixes name it (never with the password). */
@@ -24,6 +31,7 @@ export const CHECK_IDS = [
   "event-loop-stalls",
   "paused-backlog",
   "rate-limited",
+  "stuck-blocked",
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -67,6 +75,8 @@ export interface DoctorInput {
   completionsLookbackMs: number;
   /** Active jobs (up to 10 000). */
   active: JobRecord[];
+  /** Blocked jobs nothing will release (up to 100): `Admin.stuckBlocked`. */
+  stuckBlocked: StuckBlockedJob[];
   /** Appended to every suggested `sluice` command (` --url '…'` when the URL came from --url). */
   commandSuffix: string;
 }

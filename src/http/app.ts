@@ -16,6 +16,7 @@ import { buildReport, gatherDoctorInput, runChecks } from "../doctor/index.js";
 import {
   type AdminFilter,
   type BulkRunOptions,
+  batchPending,
   type JobRecord,
   type JobState,
   type Json,
@@ -276,6 +277,45 @@ export function createHttpApi(sluice: Sluice, options: HttpApiOptions = {}): Hon
     const job = await timed(ctx, sluice.admin.getJob(jobId(c.req.param("id")), { logLimit: limit }));
     return c.json(detailed(job, rules));
   });
+
+  app.get("/jobs/:id/flow", async (c) => {
+    const flow = await timed(ctx, sluice.admin.flow(jobId(c.req.param("id"))));
+    const redact = <J extends { result: Json | null }>(j: J): J => ({
+      ...j,
+      result: redactFields(j.result, rules) as Json,
+    });
+    return c.json({
+      ...flow,
+      dependencies: flow.dependencies.map(redact),
+      dependents: flow.dependents.map(redact),
+      children: flow.children.map(redact),
+      parent: flow.parent && redact(flow.parent),
+      batch: flow.batch && { ...flow.batch, pending: batchPending(flow.batch) },
+    });
+  });
+
+  app.get("/batches", async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const finished = params.get("finished");
+    if (finished !== null && finished !== "true" && finished !== "false") {
+      throw new ValidationError("INVALID_OPTION", 'finished must be "true" or "false"', {
+        field: "finished",
+      });
+    }
+    const limitText = params.get("limit");
+    const limit = limitText === null ? 50 : Number(limitText);
+    const page = await timed(
+      ctx,
+      sluice.admin.batches({
+        limit,
+        cursor: params.get("cursor"),
+        ...(finished === null ? {} : { finished: finished === "true" }),
+      }),
+    );
+    return c.json(page);
+  });
+
+  app.get("/batches/:id", async (c) => c.json(await timed(ctx, sluice.admin.batch(c.req.param("id")))));
 
   app.delete("/jobs/:id", async (c) => {
     await readBody(c.req.raw, maxBodyBytes);

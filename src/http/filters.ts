@@ -106,6 +106,12 @@ function setField(filter: AdminFilter, key: string, value: unknown): void {
     case "idPrefix":
       filter.idPrefix = text(value, "idPrefix");
       return;
+    case "batchId":
+      filter.batchId = text(value, "batchId");
+      return;
+    case "parentId":
+      filter.parentId = text(value, "parentId");
+      return;
     case "state":
       filter.state = parseStates(value);
       return;
@@ -128,7 +134,16 @@ export interface ListQuery {
   order: "asc" | "desc";
 }
 
-const FILTER_KEYS = new Set(["queue", "task", "tag", "idPrefix", "state", "olderThan"]);
+const FILTER_KEYS = new Set([
+  "queue",
+  "task",
+  "tag",
+  "idPrefix",
+  "batchId",
+  "parentId",
+  "state",
+  "olderThan",
+]);
 
 /**
  * Parses `GET /jobs`'s query string. Every parameter may appear once; an unknown one is refused (a typo
@@ -158,7 +173,7 @@ export function parseListQuery(params: URLSearchParams): ListQuery {
     } else {
       throw bad(
         key,
-        `unknown parameter ${JSON.stringify(key)}: use queue, state, task, tag, idPrefix, olderThan, ` +
+        `unknown parameter ${JSON.stringify(key)}: use queue, state, task, tag, idPrefix, batchId, parentId, olderThan, ` +
           "payload.<path>, limit, cursor, order",
       );
     }
@@ -211,7 +226,7 @@ export function parseBulkFilter(body: Record<string, unknown>): BulkTarget {
       } else {
         throw bad(
           `filter.${key}`,
-          `unknown filter ${JSON.stringify(key)}: use queue, state, task, tag, idPrefix, olderThan, payload`,
+          `unknown filter ${JSON.stringify(key)}: use queue, state, task, tag, idPrefix, batchId, parentId, olderThan, payload`,
         );
       }
     }

@@ -80,6 +80,8 @@ const FILTER_PARAMS = [
   queryParam("task", "only jobs of this task"),
   queryParam("tag", "only jobs with this tag"),
   queryParam("idPrefix", "only jobs whose id starts with this text (taken literally)"),
+  queryParam("batchId", "only members of this batch"),
+  queryParam("parentId", "only children of this job"),
   queryParam("olderThan", "only jobs created more than this long ago (30m, 2h, 7d)"),
 ];
 
@@ -89,6 +91,8 @@ const BULK_FILTER = obj({
   task: str(),
   tag: str(),
   idPrefix: str(),
+  batchId: str(),
+  parentId: str(),
   olderThan: { oneOf: [str("duration: 30m, 2h, 7d"), int("milliseconds")] },
   payload: {
     type: "object",
@@ -253,6 +257,31 @@ export const OPENAPI_DOCUMENT = {
       }),
       delete: single("Delete a job that is not running", obj({ id: str(), deleted: { type: "boolean" } })),
     },
+    "/jobs/{id}/flow": {
+      get: read(
+        "A job's flow: parent, batch, dependencies and dependents (policy, applied), children (results redacted)",
+        ref("Flow"),
+        { parameters: [pathParam("id", "job id")] },
+      ),
+    },
+    "/batches": {
+      get: read(
+        "Batches, newest first: counts, pending, callbacks and when they fired",
+        obj({ batches: { type: "array", items: ref("Batch") }, nextCursor: { type: ["string", "null"] } }),
+        {
+          parameters: [
+            queryParam("finished", "true: only finished batches; false: only open ones", { type: "boolean" }),
+            queryParam("limit", "1 to 1000 (default 50)", int()),
+            queryParam("cursor", "nextCursor of the previous page"),
+          ],
+        },
+      ),
+    },
+    "/batches/{id}": {
+      get: read("One batch: counts, pending, callbacks and when they fired", ref("Batch"), {
+        parameters: [pathParam("id", "batch id")],
+      }),
+    },
     "/jobs/{id}/retry": { post: single("Retry a job", obj({ id: str(), state: str() })) },
     "/jobs/{id}/cancel": {
       post: single(
@@ -387,6 +416,48 @@ export const OPENAPI_DOCUMENT = {
         ],
       },
       Enqueued: obj({ id: str(), state: ref("JobState"), created: { type: "boolean" } }),
+      FlowJob: obj({
+        id: str(),
+        task: str(),
+        queue: str(),
+        state: { oneOf: [ref("JobState"), { type: "null" }], description: "null: the job no longer exists" },
+        result: { description: "redacted" },
+        error: { type: ["string", "null"] },
+      }),
+      FlowEdge: {
+        allOf: [
+          ref("FlowJob"),
+          obj({ onFailure: { enum: ["fail", "continue", "ignore"] }, resolved: { type: "boolean" } }),
+        ],
+      },
+      Batch: obj({
+        id: str(),
+        description: { type: ["string", "null"] },
+        total: int(),
+        completed: int(),
+        dead: int(),
+        cancelled: int(),
+        pending: int(),
+        createdAt: int(),
+        finishedAt: { type: ["integer", "null"] },
+        callbacks: {
+          type: "array",
+          items: obj({
+            event: { enum: ["complete", "success", "death"] },
+            task: str(),
+            queue: str(),
+            jobId: str(),
+            firedAt: { type: ["integer", "null"] },
+          }),
+        },
+      }),
+      Flow: obj({
+        dependencies: { type: "array", items: ref("FlowEdge") },
+        dependents: { type: "array", items: ref("FlowEdge") },
+        children: { type: "array", items: ref("FlowJob") },
+        parent: { oneOf: [ref("FlowJob"), { type: "null" }] },
+        batch: { oneOf: [ref("Batch"), { type: "null" }] },
+      }),
     },
   },
 } as const;

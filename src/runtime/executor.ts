@@ -5,7 +5,15 @@
  * outcome. `Task.runNow` uses the same executor with an inline context, so inline runs cannot drift from
  * what a worker does.
  */
-import { InvalidPayloadError, NoHandlerError, TimeoutError } from "../core/errors.js";
+import { InvalidPayloadError, NoHandlerError, TimeoutError, ValidationError } from "../core/errors.js";
+import {
+  DEPENDENCY_POLICIES,
+  type Dependency,
+  type DependencyPolicy,
+  type EnqueuedStep,
+  type FlowStep,
+  type FlowView,
+} from "../core/flows.js";
 import type { JobRecord, Json } from "../core/job.js";
 import type { JobOptions } from "../core/options.js";
 import { serializePayload, validateWithSchema } from "../core/payload.js";
@@ -30,6 +38,10 @@ export class RunningJob {
   private interrupt: ((reason: unknown) => void) | null = null;
   /** Settles when the executor and the outcome hand-off are done (set by the worker). */
   done: Promise<void> = Promise.resolve();
+  /** Children this run enqueued (numbers their default ids `<job id>.<n>`). */
+  childCount = 0;
+  /** Children enqueued with `wait` that were not final: the job waits for them instead of completing. */
+  readonly awaitedChildren: Dependency[] = [];
 
   constructor(
     readonly job: JobRecord,
@@ -125,7 +137,12 @@ export interface ContextSinks {
   saveProgress(job: JobRecord, text: string): Promise<void>;
   log(job: JobRecord, message: string, at: number): Promise<void>;
   heartbeat(job: JobRecord): Promise<void>;
-  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
+  /** Enqueues children of `parent` in one transaction (ids already given); results in input order. */
+  enqueue(steps: readonly FlowStep[], parent: JobRecord): Promise<EnqueuedStep[]>;
+  /** The flow view of a job (null when it no longer exists). */
+  flow(id: string): Promise<FlowView | null>;
+  /** False where a job cannot wait for its children (Task.runNow: nothing is stored). */
+  readonly canWait: boolean;
 }
 
 /** The `ctx` a handler receives for `running`. */
@@ -154,8 +171,95 @@ export function createContext(running: RunningJob, sinks: ContextSinks): TaskCon
     },
     log: (message: string) => sinks.log(job, String(message).slice(0, MAX_LOG_LINE), Date.now()),
     heartbeat: () => sinks.heartbeat(job),
-    enqueue: (task, payload, options) => sinks.enqueue(task, payload, options),
+    enqueue: (async (first: string | readonly FlowStep[], second?: unknown, third?: unknown) => {
+      if (typeof first === "string") {
+        const step: FlowStep = {
+          task: first,
+          payload: second,
+          ...(third ? { options: third as JobOptions } : {}),
+        };
+        const [result] = await sinks.enqueue([withChildId(running, step)], job);
+        return { id: (result as EnqueuedStep).id, created: (result as EnqueuedStep).created };
+      }
+      if (!Array.isArray(first)) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          "ctx.enqueue takes (task, payload, options?) or ([{ task, payload, options? }, …], { wait?, onFailure? })",
+          { field: "ctx.enqueue" },
+        );
+      }
+      const options = childOptions(second);
+      if (options.wait && !sinks.canWait) {
+        throw new ValidationError(
+          "INVALID_OPTION",
+          "ctx.enqueue(…, { wait: true }) needs a worker: a job run with runNow() is not stored, so it cannot wait",
+          { field: "wait" },
+        );
+      }
+      const results = await sinks.enqueue(
+        first.map((step) => withChildId(running, step)),
+        job,
+      );
+      if (options.wait) {
+        for (const result of results) {
+          const listed = running.awaitedChildren.some((d) => d.id === result.id);
+          if (!listed && !FINAL_STATES.includes(result.state)) {
+            running.awaitedChildren.push({ id: result.id, onFailure: options.onFailure });
+          }
+        }
+      }
+      return results;
+    }) as TaskContext["enqueue"],
+    dependencies: async () => {
+      const flow = await sinks.flow(job.id);
+      return (flow?.dependencies ?? []).filter(
+        (d) => !(d.onFailure === "ignore" && d.state !== "completed" && d.resolved),
+      );
+    },
+    children: async () => (await sinks.flow(job.id))?.children ?? [],
   };
+}
+
+const FINAL_STATES: readonly string[] = ["completed", "dead", "cancelled"];
+
+/** A child step with its default id (`<parent id>.<n>`) unless it names its own `jobId`. */
+function withChildId(running: RunningJob, step: FlowStep): FlowStep {
+  running.childCount += 1;
+  if (step === null || typeof step !== "object") return step;
+  const options = step.options;
+  if (options !== null && typeof options === "object" && options.jobId !== undefined) return step;
+  return { ...step, options: { ...(options ?? {}), jobId: `${running.job.id}.${running.childCount}` } };
+}
+
+function childOptions(value: unknown): { wait: boolean; onFailure: DependencyPolicy } {
+  if (value === undefined) return { wait: false, onFailure: "fail" };
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ValidationError("INVALID_OPTION", "ctx.enqueue's second argument is { wait?, onFailure? }", {
+      field: "options",
+    });
+  }
+  const { wait, onFailure, ...rest } = value as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `${unknown} is not a ctx.enqueue option: it takes { wait?, onFailure? } (job options go on each step)`,
+      { field: unknown },
+    );
+  }
+  if (wait !== undefined && typeof wait !== "boolean") {
+    throw new ValidationError("INVALID_OPTION", "wait must be true or false", { field: "wait" });
+  }
+  if (onFailure !== undefined && !(DEPENDENCY_POLICIES as readonly unknown[]).includes(onFailure)) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `onFailure must be one of ${DEPENDENCY_POLICIES.join(", ")}`,
+      {
+        field: "onFailure",
+      },
+    );
+  }
+  return { wait: wait === true, onFailure: (onFailure as DependencyPolicy | undefined) ?? "fail" };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

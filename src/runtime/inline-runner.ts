@@ -110,7 +110,7 @@ export class InlineRunner {
             await writer.release(job, "released: inline drive stopped (runaway)");
             throw new InlineRunawayError(this.maxRunsPerDrive);
           }
-          outcomes.set(job.id, await this.runOne(job, writer));
+          outcomes.set(job.id, await this.runOne(job, store, writer));
         }
         if (this.more) continue;
         await writer.flushStats();
@@ -146,7 +146,7 @@ export class InlineRunner {
   }
 
   /** One attempt of `job`, as `Worker.run` does it; resolves with the state its outcome left the job in. */
-  private async runOne(job: JobRecord, writer: OutcomeWriter): Promise<JobState> {
+  private async runOne(job: JobRecord, store: Store, writer: OutcomeWriter): Promise<JobState> {
     const { events } = this.host;
     const running = new RunningJob(job, Date.now());
     const task = this.host.tasks.get(job.task);
@@ -166,7 +166,9 @@ export class InlineRunner {
       saveProgress: (j, text) => writer.saveProgress(j, text, task?.definition.progressEvents !== false),
       log: (j, message, at) => writer.log(j, message, at),
       heartbeat: async () => {}, // no lease to keep alive: nothing recovers an inline job
-      enqueue: (name, payload, options) => this.host.enqueue(name, payload, options),
+      enqueue: (steps, parent) => this.host.enqueueChildren(steps, parent),
+      flow: (id) => store.getFlow(id),
+      canWait: true,
     });
     this.running = running;
     let result: Awaited<ReturnType<typeof execute>>;
@@ -176,6 +178,12 @@ export class InlineRunner {
       this.running = null;
     }
     let error: unknown;
+    if (result.ok && running.awaitedChildren.length > 0) {
+      // It enqueued children with `wait`: it runs again once they are final (this drive runs them first).
+      await writer.block(job, running.awaitedChildren);
+      await writer.flush();
+      return "blocked";
+    }
     if (result.ok) {
       try {
         writer.complete(job, running.startedAt, serializeResult(result.value));

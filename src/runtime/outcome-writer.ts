@@ -5,10 +5,13 @@
  * with their lease, so heartbeats keep those leases alive: a write retried through a store outage must
  * not see its job recovered and run again because the lease ran out while the outcome waited.
  */
+
+import type { Dependency } from "../core/flows.js";
 import type { AttemptError, JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
 import { StatsAccumulator } from "../core/stats.js";
 import type {
+  BlockRequest,
   CompleteRequest,
   FailNext,
   FailRequest,
@@ -43,6 +46,7 @@ export class OutcomeWriter {
   private readonly completions: Batcher<CompleteRequest, boolean>;
   private readonly failures: Batcher<FailRequest, boolean>;
   private readonly releases: Batcher<ReleaseRequest, boolean>;
+  private readonly blocks: Batcher<BlockRequest, boolean>;
   private readonly progressWrites: Batcher<ProgressRequest, boolean>;
   private readonly starts: Batcher<LeaseRef, boolean>;
   private readonly logWrites: Batcher<LogRequest, undefined>;
@@ -63,6 +67,7 @@ export class OutcomeWriter {
     this.completions = batcher("complete", (items) => store.complete(items), options.lanes);
     this.failures = batcher("fail", (items) => store.fail(items), options.lanes);
     this.releases = batcher("release", (items) => store.release(items), options.lanes);
+    this.blocks = batcher("block", (items) => store.block(items), options.lanes);
     this.progressWrites = batcher("progress", (items) => store.saveProgress(items));
     this.starts = batcher("start", (items) => store.start(items), options.lanes);
     this.logWrites = batcher("log", async (items) => {
@@ -146,6 +151,13 @@ export class OutcomeWriter {
     }
   }
 
+  /** Ends an attempt by waiting for children (store.block; fenced, batched); resolves once stored or given up. */
+  async block(job: JobRecord, dependsOn: readonly Dependency[]): Promise<void> {
+    const write = this.settle(this.blocks.push({ id: job.id, token: job.leaseToken, dependsOn }));
+    this.track(write, job);
+    await write;
+  }
+
   /**
    * Marks a job claimed ahead as started (batched, fenced); false when the store refused (the job was
    * deleted, moved, cancelled or recovered, or its queue is paused) or could not be reached.
@@ -179,6 +191,7 @@ export class OutcomeWriter {
       this.completions,
       this.failures,
       this.releases,
+      this.blocks,
       this.progressWrites,
       this.logWrites,
     ];
@@ -197,6 +210,7 @@ export class OutcomeWriter {
       this.completions,
       this.failures,
       this.releases,
+      this.blocks,
       this.progressWrites,
       this.logWrites,
     ];

@@ -17,9 +17,19 @@ export function timingOf(schedule: ScheduleRecord): Timing {
   return { cron: schedule.cron ?? "", timezone: schedule.timezone ?? "UTC" };
 }
 
-/** The job of one tick. Its run time is the tick, so a late firing still runs in tick order. */
+/**
+ * The job of one tick. Its run time is the tick, so a late firing still runs in tick order. A schedule's
+ * jobs have no dependencies and no batch (templates stored before flows existed lack the fields).
+ */
 export function tickJob(schedule: ScheduleRecord, tick: number): NewJob {
-  return { ...schedule.template, id: scheduleJobId(schedule.name, tick), idempotent: true, runAt: tick };
+  return {
+    ...schedule.template,
+    dependsOn: [],
+    batchId: null,
+    id: scheduleJobId(schedule.name, tick),
+    idempotent: true,
+    runAt: tick,
+  };
 }
 
 export class Scheduler {

@@ -4,8 +4,9 @@
  */
 import { ValidationError } from "../core/errors.js";
 import type { EventRetention } from "../core/fleet-events.js";
+import type { EnqueuedStep, FlowStep } from "../core/flows.js";
+import type { JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
-import type { JobOptions } from "../core/options.js";
 import type { RegisteredTask } from "../core/task.js";
 import type { Store } from "../store/contract.js";
 import type { SluiceEventEmitter } from "./events.js";
@@ -107,7 +108,8 @@ export interface WorkerHost {
   readonly maxPayloadBytes: number;
   /** Fleet-wide event retention, which maintenance applies. */
   readonly eventRetention: EventRetention;
-  enqueue(task: string, payload: unknown, options?: JobOptions): Promise<{ id: string; created: boolean }>;
+  /** Enqueues children of a running job in one transaction (`ctx.enqueue`). */
+  enqueueChildren(steps: readonly FlowStep[], parent: JobRecord): Promise<EnqueuedStep[]>;
 }
 
 /** What `worker.stop()` did (see its guarantees). */

@@ -342,10 +342,16 @@ export class Worker {
       saveProgress: (j, text) => this.writer.saveProgress(j, text, task?.definition.progressEvents !== false),
       log: (j, message, at) => this.writer.log(j, message, at),
       heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
-      enqueue: (name, payload, options) => this.host.enqueue(name, payload, options),
+      enqueue: (steps, parent) => this.host.enqueueChildren(steps, parent),
+      flow: async (id) => this.store.getFlow(id),
+      canWait: true,
     });
     const result = await execute(running, task, ctx, this.id);
     let error: unknown;
+    if (result.ok && running.awaitedChildren.length > 0) {
+      // It enqueued children with `wait`: it runs again once they are final (its result now is not kept).
+      return this.writer.block(job, running.awaitedChildren);
+    }
     if (result.ok) {
       try {
         // Queued for the next batch; the slot frees now, so the next claim overlaps the write.

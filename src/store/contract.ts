@@ -27,6 +27,7 @@
 import type { MissedTicks } from "../core/cron.js";
 import type { FailNext } from "../core/failure-policy.js";
 import type { FleetEvent } from "../core/fleet-events.js";
+import type { BatchEvent, BatchRecord, Dependency, FlowView } from "../core/flows.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
 import type { StatsRow } from "../core/stats.js";
 
@@ -59,7 +60,32 @@ export interface NewJob {
   uniqueUntil: number | null;
   tags: readonly string[];
   retention: Retention;
+  /** The job whose handler enqueued this one (`ctx.enqueue`); cancelling the parent cancels it (core/flows.ts). */
   parentId: string | null;
+  /**
+   * Jobs this one waits for (core/flows.ts rule 1): each must exist in the store or earlier in the same
+   * enqueue call, else the whole call rejects with DependencyNotFoundError and writes nothing. Empty = none.
+   * The caller has checked there is no cycle among the jobs of the call.
+   */
+  dependsOn: readonly Dependency[];
+  /**
+   * The batch the job joins: the call's `batch`, or an existing batch that has not finished (else the call
+   * rejects with BatchNotFoundError / BatchFinishedError and writes nothing). Null = none.
+   */
+  batchId: string | null;
+}
+
+/** A batch created by an enqueue call together with its first members (core/flows.ts rule 3). */
+export interface NewBatch {
+  id: string;
+  description: string | null;
+  /**
+   * Callbacks by moment. The engine enqueues each (at most once) as job `<batch id>:<event>` from its
+   * template, with payload `{ batchId, event, total, completed, dead, cancelled, data }` where `data` is
+   * `dataJson` (JSON text; "null" when none) — BatchCallbackPayload.
+   */
+  callbacks: readonly { event: BatchEvent; template: JobTemplate }[];
+  dataJson: string;
 }
 
 /** What enqueue did for one job. */
@@ -107,6 +133,27 @@ export interface ReleaseRequest extends LeaseRef {
   /** When to run again; absent = at once. The attempt is not charged. */
   runAt?: number;
   reason: string;
+}
+
+/**
+ * A running job that enqueued children with `wait` ends its attempt by waiting for them (core/flows.ts
+ * rule 5): fenced like `release`, its attempt is not charged; it becomes `blocked` on `dependsOn` (edges to
+ * jobs already final are resolved at once; a missing job counts as deleted), or `waiting` when nothing is
+ * left to wait for, or `dead` when a policy says so, or `cancelled` when a cancel was requested meanwhile.
+ */
+export interface BlockRequest extends LeaseRef {
+  dependsOn: readonly Dependency[];
+}
+
+/** A blocked job that cannot leave `blocked` by itself (`sluice doctor`): an engine bug or a hand-edited store. */
+export interface StuckBlockedJob {
+  id: string;
+  queue: string;
+  task: string;
+  createdAt: number;
+  pendingDependencies: number;
+  /** Its unresolved dependencies with their states (null = the job no longer exists). */
+  waitingFor: { id: string; state: JobState | null }[];
 }
 
 export interface ProgressRequest extends LeaseRef {
@@ -175,6 +222,10 @@ export interface JobFilter {
   task?: string;
   /** Jobs created before this epoch ms (`--older-than`). */
   createdBefore?: number;
+  /** Members of this batch. */
+  batchId?: string;
+  /** Children of this job (`parentId`). */
+  parentId?: string;
   tag?: string;
   /** Jobs whose id starts with this text (taken literally: `%`, `_` and `*` match themselves). */
   idPrefix?: string;
@@ -421,8 +472,16 @@ export interface Store {
   migrations(): Promise<MigrationStatus>;
 
   // ── producing ──────────────────────────────────────────────────────────────────────────────────
-  /** Writes all jobs in one transaction (or none on error). Results are in input order. */
-  enqueue(jobs: readonly NewJob[], options?: { transaction?: TransactionHandle }): Promise<EnqueueResult[]>;
+  /**
+   * Writes all jobs in one transaction (or none on error). Results are in input order. With `batch`, the
+   * batch is created in the same transaction (its members are the jobs whose `batchId` is its id; at least
+   * one). Jobs with dependencies start `blocked` (or as their dependencies already decide: core/flows.ts).
+   * Rejects with DependencyNotFoundError, BatchNotFoundError or BatchFinishedError (nothing written).
+   */
+  enqueue(
+    jobs: readonly NewJob[],
+    options?: { transaction?: TransactionHandle; batch?: NewBatch },
+  ): Promise<EnqueueResult[]>;
 
   // ── consuming ──────────────────────────────────────────────────────────────────────────────────
   /** Promotes due scheduled jobs, then takes up to `limit` waiting jobs of unpaused queues under a new lease. */
@@ -443,6 +502,8 @@ export interface Store {
    * a job whose cancel was requested meanwhile goes to `cancelled` instead.
    */
   release(requests: readonly ReleaseRequest[]): Promise<boolean[]>;
+  /** Ends attempts by waiting for children (BlockRequest). Per item: applied or fenced. */
+  block(requests: readonly BlockRequest[]): Promise<boolean[]>;
   /** Extends leases still held; reports those lost and those with a pending cancel. */
   extendLeases(leases: readonly LeaseRef[], leaseMs: number): Promise<ExtendResult>;
   /** Stores handler progress (fenced). */
@@ -498,11 +559,34 @@ export interface Store {
   listJobs(request: ListRequest): Promise<JobPage>;
   getJob(id: string): Promise<JobRecord | null>;
   getLogs(id: string, limit: number): Promise<JobLogLine[]>;
+  /** The job's dependencies, dependents, parent, children (at most 10,000) and batch; null when no such job. */
+  getFlow(id: string): Promise<FlowView | null>;
+  getBatch(id: string): Promise<BatchRecord | null>;
+  /**
+   * Batches newest first (by creation, then id); `finished` true / false keeps only finished / open ones.
+   * The cursor is opaque.
+   */
+  listBatches(request: {
+    limit: number;
+    cursor?: string | null;
+    finished?: boolean;
+  }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }>;
+  /**
+   * Blocked jobs that nothing will release: no unresolved dependency left, or one whose job is final or gone
+   * without having resolved the edge. Correct engines keep this empty; `sluice doctor` reports it.
+   */
+  stuckBlocked(limit: number): Promise<StuckBlockedJob[]>;
   /** Moves matching dead / cancelled / completed / scheduled jobs to `waiting` with a fresh attempt count. */
   retry(filter: JobFilter, options: BulkOptions): Promise<BulkResult>;
-  /** Cancels matching scheduled / waiting / blocked jobs at once; flags matching active jobs (see `extendLeases`). */
+  /**
+   * Cancels matching scheduled / waiting / blocked jobs at once; flags matching active jobs (see
+   * `extendLeases`). Jobs cancelled resolve their dependents and cancel their children (core/flows.ts).
+   */
   cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }>;
-  /** Deletes matching jobs that are not active. */
+  /**
+   * Deletes matching jobs that are not active. A deleted job that was not final resolves its dependents and
+   * counts in its batch as cancelled (core/flows.ts).
+   */
   remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult>;
   /**
    * Moves matching jobs in `MOVABLE_STATES` whose queue is not already `toQueue` to `toQueue`, keeping id,

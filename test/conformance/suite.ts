@@ -9,6 +9,7 @@ import { createContext } from "./context.js";
 import { eventTests } from "./events.js";
 import { failureTests } from "./failures.js";
 import { filterTests } from "./filters.js";
+import { flowTests } from "./flows.js";
 import type { EngineHarness } from "./harness.js";
 import { heldTests } from "./held.js";
 import { inputTests } from "./input.js";
@@ -35,6 +36,7 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     heldTests(ctx);
     eventTests(ctx);
     filterTests(ctx);
+    flowTests(ctx);
     describe("methods", () => methodTests(ctx));
   });
 }

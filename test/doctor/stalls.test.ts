@@ -60,6 +60,7 @@ function input(workers: WorkerOverview[]): DoctorInput {
     lastCompletions: new Map(),
     completionsLookbackMs: WINDOW,
     active: [],
+    stuckBlocked: [],
     commandSuffix: "",
   };
 }

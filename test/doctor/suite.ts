@@ -37,6 +37,7 @@ export const CHECK_IDS = [
   "event-loop-stalls",
   "paused-backlog",
   "rate-limited",
+  "stuck-blocked",
 ] as const;
 
 /** Runs `sluice doctor --json <args>` against `url` (in SLUICE_URL); returns the exit code and report. */

@@ -20,6 +20,8 @@ export function newJob(overrides: Partial<NewJob> = {}): NewJob {
     tags: [],
     retention: true,
     parentId: null,
+    dependsOn: [],
+    batchId: null,
     ...overrides,
   };
 }

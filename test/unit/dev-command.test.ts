@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { Sluice, silentLogger } from "../../src/index.js";
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -29,6 +30,22 @@ describe("sluice dev", () => {
     // The third document is corrupt: discarded to dead on its first attempt.
     expect(Number(summary?.[3])).toBeGreaterThanOrEqual(1);
     expect(stdout).toContain("rag_embed");
+    expect(stdout).toMatch(/batches: \d+ \(one per document's chunks\): \d+ fully embedded and indexed/);
+    // A document is indexed only once every chunk of its batch is embedded, and exactly once.
+    const sluice = new Sluice({ url: `sqlite:${db}`, logger: silentLogger() });
+    try {
+      const indexed = (await sluice.admin.listJobs({ task: "index-document" }, { limit: 1_000 })).jobs;
+      expect(indexed.length).toBeGreaterThan(0);
+      const batchIds = indexed.map((j) => (j.payload as { batchId: string }).batchId);
+      expect(new Set(batchIds).size).toBe(batchIds.length);
+      for (const batchId of batchIds) {
+        const batch = await sluice.admin.batch(batchId);
+        expect(batch.completed).toBe(batch.total);
+        expect(batch.total).toBeGreaterThan(0);
+      }
+    } finally {
+      await sluice.close();
+    }
     // The hints run from a clone, where `sluice` is not on the PATH.
     expect(stdout).toContain(`npx sluice jobs list --state dead --url sqlite:${db}`);
     expect(stdout).not.toMatch(/(^|[^x] )sluice (jobs|retry|doctor)/m);

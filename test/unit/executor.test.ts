@@ -48,6 +48,8 @@ function job(overrides: Partial<JobRecord> = {}): JobRecord {
     errors: [],
     reason: null,
     parentId: null,
+    batchId: null,
+    pendingDependencies: 0,
     ...overrides,
   };
 }
@@ -65,7 +67,9 @@ async function run(definition: TaskDefinition | undefined, record = job()) {
     saveProgress: async (_j, text) => void saved.push(text),
     log: async () => {},
     heartbeat: async () => {},
-    enqueue: async () => ({ id: "x", created: true }),
+    enqueue: async () => [{ id: "x", state: "waiting" as const, created: true }],
+    flow: async () => null,
+    canWait: true,
   });
   const result = await execute(running, definition && task(definition), ctx, "w");
   return { result, running, saved };
@@ -111,7 +115,9 @@ describe("executor", () => {
       saveProgress: async () => {},
       log: async () => {},
       heartbeat: async () => {},
-      enqueue: async () => ({ id: "x", created: true }),
+      enqueue: async () => [{ id: "x", state: "waiting" as const, created: true }],
+      flow: async () => null,
+      canWait: true,
     });
     let seen: unknown;
     const pending = execute(

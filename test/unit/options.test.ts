@@ -434,6 +434,7 @@ describe("resolveJobOptions", () => {
       uniqueUntil: null,
       tags: [],
       retention: { ageMs: 86_400_000 },
+      dependsOn: [],
     };
     expect(resolveJobOptions({}, undefined, NOW)).toEqual(expected);
     expect(

@@ -1,6 +1,6 @@
 /** `sluice jobs list` and `sluice jobs show <id>`: find and inspect jobs. */
 import type { Command } from "commander";
-import type { Admin, JobDetail, JobRecord } from "../../index.js";
+import type { Admin, FlowEdge, FlowJob, FlowView, JobDetail, JobRecord } from "../../index.js";
 import { renderJobs } from "../bulk.js";
 import { withSluice } from "../context.js";
 import { UsageError } from "../errors.js";
@@ -52,7 +52,7 @@ export async function listJobs(
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 
 /** Renders one job with its attempts and logs for people. */
-export function renderJob(job: JobDetail, colour: boolean): string {
+export function renderJob(job: JobDetail, colour: boolean, flow?: FlowView): string {
   const c = palette(colour);
   const now = Date.now();
   const state =
@@ -99,7 +99,52 @@ export function renderJob(job: JobDetail, colour: boolean): string {
   lines.push("", c.bold(`logs (${job.logs.length})`));
   if (job.logs.length === 0) lines.push("-");
   for (const l of job.logs) lines.push(`${isoTime(l.at)} #${l.attempt} ${l.message}`);
+  if (flow) lines.push(...renderFlow(flow, colour));
   return `${lines.join("\n")}\n`;
+}
+
+/** Most children listed one by one; the rest are counted by state. */
+const CHILDREN_SHOWN = 20;
+
+/** The flow section of `jobs show`: parent, batch, dependencies, dependents, children. */
+export function renderFlow(flow: FlowView, colour: boolean): string[] {
+  const c = palette(colour);
+  const state = (s: string | null) =>
+    s === null ? c.dim("gone") : s === "dead" ? c.red(s) : s === "completed" ? c.green(s) : c.yellow(s);
+  const job = (j: FlowJob) => `${j.id}  ${j.task || "-"}  ${state(j.state)}`;
+  const edge = (e: FlowEdge) =>
+    `  ${job(e)}  on failure: ${e.onFailure}${e.resolved ? "" : c.yellow("  (waiting)")}`;
+  const empty =
+    !flow.parent &&
+    !flow.batch &&
+    flow.dependencies.length + flow.dependents.length + flow.children.length === 0;
+  if (empty) return [];
+  const lines = ["", c.bold("flow")];
+  if (flow.parent) lines.push(`parent        ${job(flow.parent)}`);
+  if (flow.batch) {
+    const b = flow.batch;
+    lines.push(
+      `batch         ${b.id}  ${b.completed} completed, ${b.dead} dead, ${b.cancelled} cancelled of ${b.total}` +
+        `${b.finishedAt === null ? "" : "  (finished)"}`,
+    );
+  }
+  if (flow.dependencies.length > 0) {
+    lines.push(`dependencies (${flow.dependencies.length})`, ...flow.dependencies.map(edge));
+  }
+  if (flow.dependents.length > 0)
+    lines.push(`dependents (${flow.dependents.length})`, ...flow.dependents.map(edge));
+  if (flow.children.length > 0) {
+    const counts = new Map<string, number>();
+    for (const child of flow.children)
+      counts.set(child.state ?? "gone", (counts.get(child.state ?? "gone") ?? 0) + 1);
+    const summary = [...counts].map(([s, n]) => `${n} ${s}`).join(", ");
+    lines.push(`children (${flow.children.length}: ${summary})`);
+    for (const child of flow.children.slice(0, CHILDREN_SHOWN)) lines.push(`  ${job(child)}`);
+    if (flow.children.length > CHILDREN_SHOWN) {
+      lines.push(c.dim(`  … ${flow.children.length - CHILDREN_SHOWN} more: sluice jobs list --parent <id>`));
+    }
+  }
+  return lines;
 }
 
 /** Registers `sluice jobs list` and `sluice jobs show`. */
@@ -133,14 +178,20 @@ export function registerJobs(program: Command): void {
     });
   jobs
     .command("show <id>")
-    .description("one job: payload, result, progress, every attempt's error and stack, logs")
+    .description(
+      "one job: payload, result, progress, every attempt's error and stack, logs, and its flow " +
+        "(parent, batch, dependencies, dependents, children with their states)",
+    )
     .option("--log-limit <n>", "log lines to show", wholeNumber, 200)
     .option("--json", "print JSON (shape in docs/cli.md)")
     .addHelpText("after", "\nExample:\n  $ sluice jobs show 01J0ABCDEF --json | jq .errors")
     .action(async (id: string, opts: { json?: boolean; logLimit: number }, cmd: Command) => {
       await withSluice(cmd, async (sluice) => {
         const job = await sluice.admin.getJob(id, { logLimit: opts.logLimit });
-        process.stdout.write(opts.json ? toJson(job) : renderJob(job, colourEnabled(process.stdout)));
+        const flow = await sluice.admin.flow(id);
+        process.stdout.write(
+          opts.json ? toJson({ ...job, flow }) : renderJob(job, colourEnabled(process.stdout), flow),
+        );
       });
     });
 }

@@ -1,11 +1,11 @@
 /**
  * The demo pipeline of `sluice dev`, shaped like a RAG ingestion:
  *
- *   ingest-document (rag_ingest) ──fan-out──► embed-chunk × N (rag_embed) ──last chunk──► index-document (rag_index)
+ *   ingest-document (rag_ingest) ──batch──► embed-chunk × N (rag_embed) ──all embedded──► index-document (rag_index)
  *
- * The chunk enqueued last starts the indexing when it has run; other chunks of the document may still be
- * running or retrying then. A fan-in that waits for every chunk is what flows (dependsOn, batches with a
- * completion callback) add; the demo does not pretend to have it.
+ * Each document's chunks are one batch (`sluice batches list` shows one per document) whose success
+ * callback indexes the document: it runs once, only when every chunk is embedded; a chunk that ends dead
+ * leaves the document unindexed (the batch shows it) instead of indexing half of it.
  *
  * with the failures a real pipeline meets: a parser that crashes once (retried), an embedding API that
  * answers 503 now and then (retried with backoff) and 429 rarely (the queue pauses), and a corrupt PDF
@@ -14,7 +14,8 @@
 
 import type { Sluice } from "../../client/sluice.js";
 import type { Task } from "../../client/task.js";
-import { RateLimitedError } from "../../core/errors.js";
+import { BatchNotFoundError, RateLimitedError } from "../../core/errors.js";
+import type { BatchCallbackPayload } from "../../core/flows.js";
 
 export class BadDocumentError extends Error {
   override name = "BadDocumentError";
@@ -46,31 +47,30 @@ const wait = (ms: number, signal: AbortSignal) =>
 export function defineDemoPipeline(
   sluice: Sluice,
   random: () => number = Math.random,
-): Task<DemoDocument, { chunks: number }> {
-  sluice.task<{ docId: string }>("index-document", {
+): Task<DemoDocument, { chunks: number; batchId: string }> {
+  sluice.task<BatchCallbackPayload<{ docId: string }>>("index-document", {
     queue: "rag_index",
-    async run({ docId }, ctx) {
+    async run({ data, completed }, ctx) {
       await wait(10 + random() * 20, ctx.signal);
-      return { indexed: docId };
+      return { indexed: data.docId, chunks: completed };
     },
   });
 
-  sluice.task<{ docId: string; chunk: number; last: boolean }>("embed-chunk", {
+  sluice.task<{ docId: string; chunk: number }>("embed-chunk", {
     queue: "rag_embed",
     attempts: 4,
     backoff: { type: "exponential", delayMs: 200, maxDelayMs: 2_000, jitter: true },
     timeoutMs: 5_000,
-    async run({ docId, chunk, last }, ctx) {
+    async run({ docId, chunk }, ctx) {
       await wait(15 + random() * 60, ctx.signal);
       const roll = random();
       if (roll < 0.005) throw new RateLimitedError(800, "embedding API answered 429 Too Many Requests");
       if (roll < 0.08) throw new Error("embedding API answered 503 Service Unavailable");
-      if (last) await ctx.enqueue("index-document", { docId });
       return { docId, chunk, dims: 1536 };
     },
   });
 
-  return sluice.task<DemoDocument, { chunks: number }>("ingest-document", {
+  return sluice.task<DemoDocument, { chunks: number; batchId: string }>("ingest-document", {
     queue: "rag_ingest",
     attempts: 3,
     backoff: { type: "fixed", delayMs: 500 },
@@ -86,11 +86,30 @@ export function defineDemoPipeline(
         await ctx.progress(Math.round((page / doc.pages) * 100) / 100);
       }
       const chunks = doc.pages * 2;
-      for (let chunk = 0; chunk < chunks; chunk++) {
-        await ctx.enqueue("embed-chunk", { docId: doc.docId, chunk, last: chunk === chunks - 1 });
+      // One batch per document, its id derived from this job's, so a retry after a crash finds the batch it
+      // already made instead of embedding the document twice.
+      const batchId = `${ctx.id}.chunks`;
+      const existing = await sluice.admin.batch(batchId).catch((error: unknown) => {
+        if (error instanceof BatchNotFoundError) return null;
+        throw error;
+      });
+      if (!existing) {
+        await sluice.batch(
+          Array.from({ length: chunks }, (_, chunk) => ({
+            task: "embed-chunk",
+            payload: { docId: doc.docId, chunk },
+            options: { jobId: `${batchId}.${chunk}` },
+          })),
+          {
+            id: batchId,
+            description: `${doc.docId} (${doc.file}): ${chunks} chunks`,
+            data: { docId: doc.docId },
+            onSuccess: "index-document",
+          },
+        );
       }
-      await ctx.log(`parsed ${doc.pages} pages into ${chunks} chunks`);
-      return { chunks };
+      await ctx.log(`parsed ${doc.pages} pages into ${chunks} chunks (batch ${batchId})`);
+      return { chunks, batchId };
     },
   });
 }

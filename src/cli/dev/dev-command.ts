@@ -122,6 +122,13 @@ export async function runDev(
   options.out.write(
     `${table(final)}\nsummary: ${produced} documents enqueued, ${completed} jobs completed, ${dead} dead\n`,
   );
+  const { batches } = await sluice.admin.batches({ limit: 1_000 });
+  const indexed = batches.filter((b) => b.callbacks.some((c) => c.event === "success" && c.firedAt !== null));
+  const withDead = batches.filter((b) => b.dead > 0);
+  options.out.write(
+    `batches: ${batches.length} (one per document's chunks): ${indexed.length} fully embedded and indexed, ` +
+      `${withDead.length} with a dead chunk (not indexed), ${batches.length - indexed.length - withDead.length} unfinished\n`,
+  );
   if (cancelled > 0) {
     options.out.write(
       `cancelled ${cancelled} unfinished demo job(s): nothing is left waiting for a worker\n`,
@@ -131,6 +138,7 @@ export async function runDev(
   options.out.write(
     `inspect the dead job and every attempt's error: npx sluice jobs list --state dead${url}\n` +
       `then: npx sluice jobs show <id>${url}, and npx sluice retry <id>${url} to run it again\n` +
+      `each document's chunks as a batch: npx sluice batches list${url}\n` +
       `check the store: npx sluice doctor${url}\n`,
   );
   return { completed, dead };

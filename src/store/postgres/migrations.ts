@@ -14,6 +14,7 @@
  * Never edit a shipped migration; append a new one.
  */
 import type pg from "pg";
+import { flowsMigrationSql } from "./migration-flows.js";
 import { NOW_MS } from "./sql.js";
 
 export interface Migration {
@@ -767,6 +768,11 @@ export const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `;
     },
+  },
+  {
+    version: 11,
+    description: "flows: dependency edges, batches with callbacks, settling of final jobs",
+    sql: flowsMigrationSql,
   },
 ];
 

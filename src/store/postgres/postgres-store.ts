@@ -13,10 +13,12 @@
  *   signals.ts turns notifications into signals. See docs/postgres.md.
  * - **Failures** become StoreUnavailableError with a message that says what to check (errors.ts).
  */
+
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { ClosedError, SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
@@ -31,6 +33,7 @@ import {
 } from "../../core/states.js";
 import { addHistograms, latest, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
+  BlockRequest,
   BulkOptions,
   BulkResult,
   ClaimRequest,
@@ -46,6 +49,7 @@ import type {
   ListRequest,
   LogRequest,
   MigrationStatus,
+  NewBatch,
   NewJob,
   ProgressRequest,
   QueueStats,
@@ -58,6 +62,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  StuckBlockedJob,
   TransactionHandle,
   WorkerInfo,
   WorkerStalls,
@@ -66,7 +71,6 @@ import type { StoreOptions } from "../engine.js";
 import { RecoveryGate } from "../outage.js";
 import {
   heldSql,
-  retentionColumns,
   rowToSchedule,
   type ScheduleRow,
   scheduleUpsertSet,
@@ -80,24 +84,14 @@ import { stallsText } from "../stalls.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { postgresEngine } from "./engine.js";
 import { toStoreError } from "./errors.js";
+import { enqueueFlow, isFlowCall } from "./flow-enqueue.js";
+import { listBatches, readBatches, readFlow, stuckBlocked } from "./flow-reads.js";
 import { postgresHazards } from "./hazards.js";
+import { dedupesByKey, insertArrays, isQueryable, type Queryable, rowsOf } from "./insert.js";
 import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
 import { type JobRow, num, numOrNull, rowToJob, rowToWorker, type WorkerRow } from "./rows.js";
 import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./signals.js";
-import {
-  eventInsert,
-  filterSql,
-  INSERT_ARRAYS,
-  NOW_MS,
-  notifyJobsFrom,
-  quoteSchema,
-  statements,
-} from "./sql.js";
-
-/** Anything that runs a parameterised query: pg.Client, pg.PoolClient, or an ORM's connection. */
-export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<unknown>;
-}
+import { eventInsert, filterSql, NOW_MS, notifyJobsFrom, quoteSchema, statements } from "./sql.js";
 
 /**
  * `bigint` columns (ids, epoch ms) as JS numbers on the store's own connections: epoch ms and sequence
@@ -110,13 +104,6 @@ const BIGINT_AS_NUMBER: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format as "text")) as pg.CustomTypesConfig["getTypeParser"],
 };
 
-/** Rows of a query result from `pg` (`{ rows }`) or from an ORM that returns the rows array itself. */
-function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  const rows = (result as { rows?: unknown } | null)?.rows;
-  return Array.isArray(rows) ? (rows as T[]) : [];
-}
-
 /**
  * Text from handlers (error messages, log lines) with NUL replaced by U+FFFD: PostgreSQL's text and jsonb
  * cannot hold NUL, and refusing the write would lose the outcome of the attempt over one character.
@@ -125,49 +112,15 @@ function withoutNul(text: string): string {
   return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
 }
 
-function isQueryable(value: unknown): value is Queryable {
-  return typeof value === "object" && value !== null && typeof (value as Queryable).query === "function";
-}
-
 /**
- * `jobs` as parallel arrays for INSERT_ARRAYS. Whether a job starts `scheduled` is decided with the
- * producer's clock, the same clock its `runAt` was computed with: a job meant to run now is `waiting`
- * even when the producer's clock runs ahead of the database's, or inside a long application transaction
- * (whose `now()` is its start). Promotion of scheduled jobs uses the database clock.
+ * Times a statement or transaction that PostgreSQL aborted to break a deadlock (SQLSTATE 40P01) runs again.
+ * The flow transitions take their locks in one order (migration-flows.ts), so the hot paths never deadlock;
+ * an operator's cancel cascade (parent → child) against a child's completion (child → parent) can.
  */
-function insertArrays(jobs: readonly NewJob[]): unknown[][] {
-  const arrays: unknown[][] = INSERT_ARRAYS.map(() => new Array(jobs.length));
-  const now = Date.now();
-  jobs.forEach((job, i) => {
-    const keep = retentionColumns(job.retention);
-    const values = [
-      job.id,
-      job.task,
-      job.queue,
-      job.runAt > now ? "scheduled" : "waiting",
-      job.payload,
-      job.priority,
-      job.runAt,
-      job.maxAttempts,
-      job.backoff ? JSON.stringify(job.backoff) : null,
-      job.timeoutMs,
-      job.uniqueKey,
-      job.uniqueUntil,
-      JSON.stringify(job.tags),
-      keep.mode,
-      keep.value,
-      job.parentId,
-    ];
-    values.forEach((value, column) => {
-      (arrays[column] as unknown[])[i] = value;
-    });
-  });
-  return arrays;
-}
+const DEADLOCK_RETRIES = 5;
 
-/** A job deduplicates by key when it has one and names states to dedupe against. */
-function dedupesByKey(job: NewJob): boolean {
-  return job.uniqueKey !== null && job.uniqueStates.length > 0;
+function isDeadlock(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "40P01";
 }
 
 /** An event id as readEvents accepts it: what this engine hands out (a bigint in decimal). */
@@ -210,6 +163,8 @@ interface RecoverCandidate {
   lease_token: number | string;
   now_ms: number | string;
 }
+
+export type { Queryable };
 
 /** The PostgreSQL implementation of the store contract. */
 /** How often one store summarizes the events BRIN index while it reads events. */
@@ -363,9 +318,11 @@ export class PostgresStore implements Store {
 
   async enqueue(
     jobs: readonly NewJob[],
-    options?: { transaction?: TransactionHandle },
+    options?: { transaction?: TransactionHandle; batch?: NewBatch },
   ): Promise<EnqueueResult[]> {
     if (jobs.length === 0) return [];
+    const batch = options?.batch;
+    const flow = isFlowCall(jobs, batch);
     const transaction = options?.transaction;
     if (transaction !== undefined && transaction !== null) {
       if (!isQueryable(transaction)) {
@@ -376,8 +333,21 @@ export class PostgresStore implements Store {
       }
       // The caller's transaction: no BEGIN/COMMIT of ours, and the NOTIFY rides on their commit.
       try {
-        return await this.enqueueOn(transaction, jobs);
+        if (!flow) return await this.enqueueOn(transaction, jobs);
+        // A flow is several statements: a savepoint undoes ours alone when the call is refused (a missing
+        // dependency or batch), and leaves the application's transaction usable.
+        await transaction.query("SAVEPOINT sluice_enqueue");
+        try {
+          const results = await this.enqueueFlowOn(transaction, jobs, batch);
+          await transaction.query("RELEASE SAVEPOINT sluice_enqueue");
+          return results;
+        } catch (error) {
+          if (!(error instanceof SluiceError)) throw error;
+          await transaction.query("ROLLBACK TO SAVEPOINT sluice_enqueue");
+          throw error;
+        }
       } catch (error) {
+        if (error instanceof SluiceError) throw error;
         const failure = toStoreError(error, "enqueue in the application's transaction", this.config.location);
         if (!(failure instanceof StoreUnavailableError)) throw failure;
         // PostgreSQL aborts the whole transaction on an error: say so, or the application's next statement
@@ -388,6 +358,8 @@ export class PostgresStore implements Store {
         );
       }
     }
+    // A flow writes several statements (edges, batch counts): a transaction of ours.
+    if (flow) return this.transaction("enqueue", (client) => this.enqueueFlowOn(client, jobs, batch));
     if (!jobs.some(dedupesByKey)) {
       // The common case is one statement, hence atomic without an explicit transaction.
       try {
@@ -405,6 +377,8 @@ export class PostgresStore implements Store {
    * lock per key, so two producers racing on one key serialise and the second sees the first's job.
    */
   private async enqueueOn(db: Queryable, jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+    // Schedules' templates may carry dependencies or a batch too (fireSchedule runs in a transaction).
+    if (isFlowCall(jobs, undefined)) return this.enqueueFlowOn(db, jobs, undefined);
     const results: (EnqueueResult | null)[] = new Array(jobs.length).fill(null);
     const queues = jobs.map((job) => job.queue);
     if (!jobs.some(dedupesByKey)) {
@@ -450,6 +424,16 @@ export class PostgresStore implements Store {
       });
     }
     return results as EnqueueResult[];
+  }
+
+  /** Writes a flow on `db`, inside a transaction (flow-enqueue.ts). */
+  private enqueueFlowOn(db: Queryable, jobs: readonly NewJob[], batch: NewBatch | undefined) {
+    return enqueueFlow(db, jobs, batch, {
+      s: this.s,
+      schema: this.config.schema,
+      sql: this.sql,
+      events: this.eventsOn,
+    });
   }
 
   /** Inserts `run` (jobs[offset…]) in one statement; fills `results` for the rows it created. */
@@ -704,7 +688,7 @@ export class PostgresStore implements Store {
           ...(job.worker_id ? { workerId: job.worker_id } : {}),
         };
       });
-      const rows = rowsOf<{ id: string }>(
+      const rows = rowsOf<{ id: string; state: JobState }>(
         await client.query(this.sql.recoverApply, [
           candidates.map((job) => job.id),
           candidates.map((job) => job.lease_token),
@@ -714,6 +698,9 @@ export class PostgresStore implements Store {
           this.config.schema,
         ]),
       );
+      // Jobs that became final settle in the same transaction (core/flows.ts rules 2-4).
+      const final = rows.filter((row) => row.state !== "waiting").map((row) => row.id);
+      if (final.length > 0) await client.query(this.sql.settleIds, [final]);
       const applied = new Set(rows.map((row) => row.id));
       return recovered.filter((job) => applied.has(job.id));
     });
@@ -894,6 +881,88 @@ export class PostgresStore implements Store {
     return rows[0] ? asSeen(rowToJob(rows[0])) : null;
   }
 
+  // ── flows (core/flows.ts; transitions in migration-flows.ts, reads in flow-reads.ts) ──────────────
+
+  async block(requests: readonly BlockRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const edges = requests.flatMap((r) => r.dependsOn.map((dep) => [r.id, dep.id, dep.onFailure] as const));
+    const rows = await this.query<{ id: string }>("block jobs on their children", this.sql.block, [
+      requests.map((r) => r.id),
+      requests.map((r) => r.token),
+      edges.map((e) => e[0]),
+      edges.map((e) => e[1]),
+      edges.map((e) => e[2]),
+    ]);
+    const applied = new Set(rows.map((row) => row.id));
+    return requests.map((r) => applied.has(r.id));
+  }
+
+  async getFlow(id: string): Promise<FlowView | null> {
+    return this.withClient("read the flow", (client) => readFlow(client, this.s, id));
+  }
+
+  async getBatch(id: string): Promise<BatchRecord | null> {
+    return this.withClient(
+      "read the batch",
+      async (client) => (await readBatches(client, this.s, [id]))[0] ?? null,
+    );
+  }
+
+  async listBatches(request: {
+    limit: number;
+    cursor?: string | null;
+    finished?: boolean;
+  }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }> {
+    return this.withClient("list batches", (client) => listBatches(client, this.s, request));
+  }
+
+  async stuckBlocked(limit: number): Promise<StuckBlockedJob[]> {
+    return this.withClient("list stuck blocked jobs", (client) => stuckBlocked(client, this.s, limit));
+  }
+
+  /**
+   * Runs an operator's statement and settles the jobs it made final (`final` picks them from its rows)
+   * in the same transaction: their dependents, children and batches (core/flows.ts).
+   */
+  private settling<T>(action: string, text: string, params: unknown[], final: (rows: T[]) => string[]) {
+    return this.transaction(action, async (client) => {
+      const rows = rowsOf<T>(await client.query(text, params));
+      const ids = final(rows);
+      if (ids.length > 0) await client.query(this.sql.settleIds, [ids]);
+      return rows;
+    });
+  }
+
+  /** Runs a delete statement and settles, as deleted, the jobs it removed before they were final. */
+  private removing(text: string, params: unknown[]) {
+    return this.transaction("delete jobs", async (client) => {
+      const rows = rowsOf<{
+        id: string;
+        seq: number;
+        task: string;
+        state: string;
+        batch_id: string | null;
+        batch_counted: boolean;
+        has_dependents: boolean;
+      }>(await client.query(text, params));
+      const flow = rows.filter((row) => row.batch_id !== null || row.has_dependents);
+      if (flow.length > 0) {
+        await client.query(
+          `SELECT ${this.s}.settle_deleted($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::boolean[], ${this.eventsOn})`,
+          [
+            flow.map((row) => row.id),
+            flow.map((row) => row.task),
+            flow.map((row) => row.state),
+            flow.map((row) => row.batch_id),
+            flow.map((row) => row.batch_counted),
+            flow.map((row) => row.has_dependents),
+          ],
+        );
+      }
+      return rows;
+    });
+  }
+
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
     const rows = await this.query<{ at: number; attempt: number; message: string }>(
       "read job logs",
@@ -934,7 +1003,7 @@ export class PostgresStore implements Store {
     const n = params.length;
     // Active jobs already flagged are not picked again, so a caller looping "until count is 0" stops.
     const running = "(j.state = 'active' AND j.started_at IS NOT NULL)";
-    const rows = await this.query<{ id: string; state: JobState }>(
+    const rows = await this.settling<{ id: string; state: JobState }>(
       "cancel jobs",
       `WITH picked AS (
          SELECT seq FROM ${this.s}.jobs
@@ -962,6 +1031,7 @@ export class PostgresStore implements Store {
          (SELECT pg_notify($${n}, $${n - 1}) FROM changed WHERE state = 'active' HAVING count(*) > 0) AS notified
        FROM changed ORDER BY seq`,
       params,
+      (changed) => changed.filter((row) => row.state === "cancelled").map((row) => row.id),
     );
     const cancelled = rows.filter((row) => row.state === "cancelled").map((row) => row.id);
     const requested = rows.filter((row) => row.state === "active").map((row) => row.id);
@@ -974,16 +1044,17 @@ export class PostgresStore implements Store {
     params.push(options.limit);
     // REMOVABLE_STATES is every state but active: written as the predicate of jobs_queue_state says it
     // (test/unit/states.test.ts checks the two agree).
-    const rows = await this.query<{ id: string; seq: number }>(
-      "delete jobs",
+    const rows = await this.removing(
       `WITH gone AS (
          DELETE FROM ${this.s}.jobs WHERE seq IN (
            SELECT seq FROM ${this.s}.jobs WHERE (state <> 'active' OR started_at IS NULL) ${where.map((w) => `AND ${w}`).join(" ")}
            ORDER BY seq LIMIT $${params.length} FOR UPDATE
          ) AND (state <> 'active' OR started_at IS NULL)
-         RETURNING id, seq, queue, task
-       )${this.eventsCte("'deleted', queue, id, task, NULL::int, NULL::jsonb", "gone")}
-       SELECT id, seq FROM gone`,
+         RETURNING id, seq, queue, task, state, batch_id, batch_counted, has_dependents
+       )${this.eventsCte("'deleted', queue, id, task, NULL::int, NULL::jsonb", "gone")},
+       -- A deleted job's own edges go with it (job_deps has no foreign key).
+       edges AS (DELETE FROM ${this.s}.job_deps WHERE job_id IN (SELECT id FROM gone))
+       SELECT id, seq, task, state, batch_id, batch_counted, has_dependents FROM gone`,
       params,
     );
     rows.sort((a, b) => num(a.seq) - num(b.seq));
@@ -1313,12 +1384,16 @@ export class PostgresStore implements Store {
     // The store's fixed statements run as named prepared statements: each pooled connection parses and
     // plans them once instead of on every call (planning was most of the cost of a 50-job complete).
     const name = this.prepared.get(text);
-    try {
-      const result = await this.pool.query(name ? { name, text, values } : { text, values });
-      this.gate.connection.reached();
-      return result.rows as T[];
-    } catch (error) {
-      throw this.failed(toStoreError(error, action, this.config.location));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.pool.query(name ? { name, text, values } : { text, values });
+        this.gate.connection.reached();
+        return result.rows as T[];
+      } catch (error) {
+        // One statement: aborted as a whole, so running it again is safe (migration-flows.ts, lock order).
+        if (isDeadlock(error) && attempt < DEADLOCK_RETRIES) continue;
+        throw this.failed(toStoreError(error, action, this.config.location));
+      }
     }
   }
 
@@ -1357,17 +1432,25 @@ export class PostgresStore implements Store {
   }
 
   /** Runs `fn` in BEGIN … COMMIT on one connection; rolls back on any error. */
-  private transaction<T>(action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.withClient(action, async (client) => {
-      await client.query("BEGIN");
+  private async transaction<T>(action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
       try {
-        const result = await fn(client);
-        await client.query("COMMIT");
-        return result;
+        return await this.withClient(action, async (client) => {
+          await client.query("BEGIN");
+          try {
+            const result = await fn(client);
+            await client.query("COMMIT");
+            return result;
+          } catch (error) {
+            await client.query("ROLLBACK").catch(() => undefined);
+            throw error;
+          }
+        });
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        // PostgreSQL aborted the transaction to break a deadlock: nothing of it was written, run it again.
+        if (isDeadlock((error as { cause?: unknown }).cause) && attempt < DEADLOCK_RETRIES) continue;
         throw error;
       }
-    });
+    }
   }
 }

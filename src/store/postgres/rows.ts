@@ -38,6 +38,8 @@ export interface JobRow {
   errors: unknown;
   reason: string | null;
   parent_id: string | null;
+  batch_id: string | null;
+  pending_deps: number;
 }
 
 export function num(value: number | string): number {
@@ -85,6 +87,8 @@ export function rowToJob(row: JobRow): JobRecord {
     errors: Array.isArray(row.errors) ? (row.errors as AttemptError[]) : [],
     reason: row.reason,
     parentId: row.parent_id,
+    batchId: row.batch_id ?? null,
+    pendingDependencies: row.pending_deps ?? 0,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

@@ -40,6 +40,8 @@ export function filterSql(filter: JobFilter, params: unknown[], schema: string):
   if (filter.states) where.push(filter.states.length === 0 ? "false" : seenStateSql(filter.states));
   if (filter.task !== undefined) where.push(`task = ${add(filter.task)}`);
   if (filter.createdBefore !== undefined) where.push(`created_at < ${add(filter.createdBefore)}`);
+  if (filter.batchId !== undefined) where.push(`batch_id = ${add(filter.batchId)}`);
+  if (filter.parentId !== undefined) where.push(`parent_id = ${add(filter.parentId)}`);
   if (filter.tag !== undefined) where.push(`tags ? ${add(filter.tag)}`);
   // Literal prefix: no LIKE, so %, _ and \\ in it are plain characters.
   if (filter.idPrefix !== undefined) where.push(`starts_with(id, ${add(filter.idPrefix)}::text)`);
@@ -72,6 +74,18 @@ export const INSERT_ARRAYS = [
   ["keep_mode", "text"],
   ["keep_value", "bigint"],
   ["parent_id", "text"],
+] as const;
+
+/**
+ * Extra columns of a flow enqueue (jobs with dependencies or a batch), after INSERT_ARRAYS: only that path
+ * pays for them. `errors` is JSON text ('[]', or the dependency-failed error of a job written dead).
+ */
+export const FLOW_ARRAYS = [
+  ["batch_id", "text"],
+  ["pending_deps", "int"],
+  ["has_dependents", "boolean"],
+  ["reason", "text"],
+  ["errors", "text"],
 ] as const;
 
 /**
@@ -108,6 +122,27 @@ export function statements(s: string, events: boolean) {
       ? `WITH ins AS (${insertSql(onConflict)})${enqueued} SELECT id, state FROM ins`
       : insertSql(onConflict);
   const insert = insertStatement("");
+  // The flow insert: INSERT_ARRAYS then FLOW_ARRAYS; any state (blocked, dead at once), so the event's
+  // data is built per row. No NOTIFY: the flow enqueue sends one after its last statement.
+  const flowColumns = [...INSERT_ARRAYS, ...FLOW_ARRAYS];
+  const flowInsert = (onConflict: string) => {
+    const names = flowColumns.map(([name]) => name).join(", ");
+    const args = flowColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ");
+    const ins = `INSERT INTO ${s}.jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts,
+        backoff, timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id, batch_id, pending_deps,
+        has_dependents, reason, errors, finished_at)
+      SELECT u.id, u.task, u.queue, u.state, u.payload, u.priority, u.run_at, ${NOW_MS}, u.max_attempts, u.backoff,
+        u.timeout_ms, u.unique_key, u.unique_until, u.tags::jsonb, u.keep_mode, u.keep_value, u.parent_id, u.batch_id,
+        u.pending_deps, u.has_dependents, u.reason, u.errors::jsonb, CASE u.state WHEN 'dead' THEN ${NOW_MS} END
+      FROM unnest(${args}) WITH ORDINALITY AS u(${names}, ord)
+      ORDER BY u.ord
+      ${onConflict}
+      RETURNING id, state, queue, task`;
+    return events
+      ? `WITH ins AS (${ins}), ev AS (${eventInsert(s, `${NOW_MS}, 'enqueued', queue, id, task, NULL::int, jsonb_build_object('state', state)`, "ins")})
+         SELECT id, state FROM ins`
+      : `WITH ins AS (${ins}) SELECT id, state FROM ins`;
+  };
   const insertIdempotent = insertStatement("ON CONFLICT (id) DO NOTHING");
   const n = INSERT_ARRAYS.length;
   // The fencing condition of recovery's writes (the hot lease-keyed writes are the functions of migration 6).
@@ -124,6 +159,18 @@ export function statements(s: string, events: boolean) {
   return {
     insert,
     insertIdempotent,
+    insertFlow: flowInsert(""),
+    insertFlowIdempotent: flowInsert("ON CONFLICT (id) DO NOTHING"),
+    // Locks store-resident dependencies in id order (lock order, migration-flows.ts) and marks them as
+    // having dependents; RETURNING shows each one's state as committed once the lock is held.
+    lockDependencies: `WITH l AS (SELECT id FROM ${s}.jobs WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE)
+      UPDATE ${s}.jobs j SET has_dependents = true FROM l WHERE j.id = l.id
+      RETURNING j.id, j.task, j.state, coalesce(j.errors -> -1 ->> 'message', j.reason) AS error`,
+    insertEdges: `INSERT INTO ${s}.job_deps (job_id, dep_id, on_failure, resolved)
+      SELECT a, b, c, d FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) WITH ORDINALITY AS u(a, b, c, d, ord)
+      ORDER BY ord`,
+    settleIds: `SELECT ${s}.settle_ids($1::text[], ${events})`,
+    block: `SELECT j AS id FROM ${s}.block_jobs($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], ${events}) AS j`,
     // One statement: the rows and the NOTIFY commit together (the notify runs once, only if rows were created).
     insertNotify: `WITH ins AS (${insertSql("")})${enqueued}
       SELECT id, state, (SELECT pg_notify($${n + 1}, $${n + 2})) AS notified FROM ins`,
@@ -175,19 +222,22 @@ export function statements(s: string, events: boolean) {
             ? `, ev AS (${eventInsert(s, `${NOW_MS}, 'recovered', queue, id, task, attempt, jsonb_build_object('to', state, 'reason', reason)`, "changed")})`
             : ""
         }
-      SELECT id, ${notifyJobsFrom("changed", "state = 'waiting'", "$6")} AS notified FROM changed`,
+      SELECT id, state, ${notifyJobsFrom("changed", "state = 'waiting'", "$6")} AS notified FROM changed`,
     pruneByAge: `WITH gone AS (
         DELETE FROM ${s}.jobs WHERE seq IN (
           SELECT seq FROM ${s}.jobs WHERE state = 'completed' AND keep_until IS NOT NULL AND keep_until < ${NOW_MS}
           ORDER BY keep_until LIMIT $1)
-        RETURNING 1)
+        RETURNING id),
+      -- Edges of pruned dependents go with them (job_deps has no foreign key: migration-flows.ts).
+      edges AS (DELETE FROM ${s}.job_deps WHERE job_id IN (SELECT id FROM gone))
       SELECT count(*)::int AS n FROM gone`,
     pruneByCount: `WITH ranked AS (
         SELECT seq, keep_value, row_number() OVER (PARTITION BY queue ORDER BY finished_at DESC, seq DESC) AS rn
         FROM ${s}.jobs WHERE state = 'completed' AND keep_mode = 'count'),
       gone AS (
         DELETE FROM ${s}.jobs WHERE seq IN (SELECT seq FROM ranked WHERE rn > keep_value LIMIT $1)
-        RETURNING 1)
+        RETURNING id),
+      edges AS (DELETE FROM ${s}.job_deps WHERE job_id IN (SELECT id FROM gone))
       SELECT count(*)::int AS n FROM gone`,
     // Upsert-add: counters and histogram slots are added to the stored row (slot by slot; unnest of two
     // arrays pads the shorter with NULLs), so concurrent flushes from many workers merge.

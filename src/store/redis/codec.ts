@@ -1,6 +1,9 @@
 /** Mapping between the job model and the compact Redis job hash (field names: see lua.ts). */
+
+import type { BatchCallbackRecord, BatchEvent, BatchRecord, DependencyPolicy } from "../../core/flows.js";
+import { BATCH_EVENTS, batchCallbackJobId } from "../../core/flows.js";
 import type { AttemptError, BackoffSpec, JobRecord, JobState, Json, Retention } from "../../core/job.js";
-import type { NewJob } from "../contract.js";
+import type { JobTemplate, NewBatch, NewJob } from "../contract.js";
 
 /** Retention as one short string: `t` keep, `f` delete at once, `a:<ms>` by age, `c:<n>` newest n. */
 export function encodeRetention(retention: Retention): string {
@@ -27,21 +30,7 @@ export function encodeNewJobs(jobs: readonly NewJob[]): string[] {
   const shapeArgs: string[] = [];
   const jobArgs: string[] = [];
   for (const job of jobs) {
-    const shape = [
-      job.idempotent ? "1" : "0",
-      job.task,
-      String(job.priority),
-      String(Math.round(job.runAt)),
-      String(job.maxAttempts),
-      job.backoff ? JSON.stringify(job.backoff) : "",
-      job.timeoutMs === null ? "" : String(job.timeoutMs),
-      job.uniqueKey ?? "",
-      job.uniqueStates.length > 0 ? `,${job.uniqueStates.join(",")},` : "",
-      job.uniqueUntil === null ? "" : String(job.uniqueUntil),
-      job.tags.length > 0 ? JSON.stringify(job.tags) : "",
-      encodeRetention(job.retention),
-      job.parentId ?? "",
-    ];
+    const shape = shapeOf(job);
     const key = JSON.stringify(shape);
     let index = shapes.get(key);
     if (index === undefined) {
@@ -52,6 +41,129 @@ export function encodeNewJobs(jobs: readonly NewJob[]): string[] {
     jobArgs.push(job.id, job.payload, String(index));
   }
   return [String(jobs.length), String(shapes.size), ...shapeArgs, ...jobArgs];
+}
+
+/** The shape fields of a job (everything but id and payload): ENQUEUE's 13 fields (lua.ts). */
+function shapeOf(job: NewJob): string[] {
+  return [
+    job.idempotent ? "1" : "0",
+    job.task,
+    String(job.priority),
+    String(Math.round(job.runAt)),
+    String(job.maxAttempts),
+    job.backoff ? JSON.stringify(job.backoff) : "",
+    job.timeoutMs === null ? "" : String(job.timeoutMs),
+    job.uniqueKey ?? "",
+    job.uniqueStates.length > 0 ? `,${job.uniqueStates.join(",")},` : "",
+    job.uniqueUntil === null ? "" : String(job.uniqueUntil),
+    job.tags.length > 0 ? JSON.stringify(job.tags) : "",
+    encodeRetention(job.retention),
+    job.parentId ?? "",
+  ];
+}
+
+/** A dependency policy as the one character edges store (lua.ts FLOW): f, c or i. */
+const POLICY_CHAR: Record<DependencyPolicy, string> = { fail: "f", continue: "c", ignore: "i" };
+const POLICY_OF: Record<string, DependencyPolicy> = { f: "fail", c: "continue", i: "ignore" };
+
+/** An edge as stored (`{p}:fup:<id>` value): the policy, and whether it is resolved. */
+export function decodeEdge(text: string): { onFailure: DependencyPolicy; resolved: boolean } {
+  return { onFailure: POLICY_OF[text[0] ?? "f"] ?? "fail", resolved: text[1] === "1" };
+}
+
+/** Dependencies as the flow scripts take them: JSON [[id, policy char], ...]; '' when none. */
+export function encodeDependencies(dependsOn: NewJob["dependsOn"]): string {
+  if (dependsOn.length === 0) return "";
+  return JSON.stringify(dependsOn.map((d) => [d.id, POLICY_CHAR[d.onFailure]]));
+}
+
+/** Whether an enqueue call needs the flow script (ENQUEUE_FLOW) rather than the plain per-queue one. */
+export function hasFlowFields(jobs: readonly NewJob[], batch: NewBatch | undefined): boolean {
+  return batch !== undefined || jobs.some((j) => j.dependsOn.length > 0 || j.batchId !== null);
+}
+
+/**
+ * The ENQUEUE_FLOW script's arguments (lua.ts): the new batch, count, shape count, shapes of 14 fields
+ * (ENQUEUE's 13, then the queue), then per job id, payload, shape index, dependencies, batch id.
+ */
+export function encodeFlowJobs(jobs: readonly NewJob[], batch: NewBatch | undefined): string[] {
+  const shapes = new Map<string, number>();
+  const shapeArgs: string[] = [];
+  const jobArgs: string[] = [];
+  for (const job of jobs) {
+    const shape = [...shapeOf(job), job.queue];
+    const key = JSON.stringify(shape);
+    let index = shapes.get(key);
+    if (index === undefined) {
+      index = shapes.size;
+      shapes.set(key, index);
+      shapeArgs.push(...shape);
+    }
+    jobArgs.push(job.id, job.payload, String(index), encodeDependencies(job.dependsOn), job.batchId ?? "");
+  }
+  const batchArg =
+    batch === undefined
+      ? ""
+      : JSON.stringify({
+          id: batch.id,
+          ds: batch.description,
+          data: batch.dataJson,
+          cbs: Object.fromEntries(batch.callbacks.map((c) => [c.event, encodeTemplate(c.template)])),
+        });
+  return [batchArg, String(jobs.length), String(shapes.size), ...shapeArgs, ...jobArgs];
+}
+
+/**
+ * A batch callback's template as the batch hash keeps it: JSON [queue, flat job hash fields] (lua.ts
+ * fl_create writes them as they are). Not a batch member, no dependencies; its id is deterministic, so a
+ * unique key would add nothing and is not kept.
+ */
+export function encodeTemplate(template: JobTemplate): string {
+  const fields: string[] = [
+    "t",
+    template.task,
+    "pr",
+    String(template.priority),
+    "ma",
+    String(template.maxAttempts),
+    "rt",
+    encodeRetention(template.retention),
+  ];
+  if (template.backoff) fields.push("bo", JSON.stringify(template.backoff));
+  if (template.timeoutMs !== null) fields.push("to", String(template.timeoutMs));
+  if (template.tags.length > 0) fields.push("tg", JSON.stringify(template.tags));
+  if (template.parentId) fields.push("pi", template.parentId);
+  return JSON.stringify([template.queue, fields]);
+}
+
+/** A batch hash (`{p}:bt:<id>`, HGETALL as an object) as a BatchRecord. */
+export function decodeBatch(id: string, f: Record<string, string>): BatchRecord {
+  const callbacks: BatchCallbackRecord[] = [];
+  for (const event of BATCH_EVENTS) {
+    const template = f[`cb:${event}`];
+    if (template === undefined) continue;
+    const [queue, fields] = JSON.parse(template) as [string, string[]];
+    const task = fields[fields.indexOf("t") + 1] ?? "";
+    const fired = f[`cf:${event}`];
+    callbacks.push({
+      event: event as BatchEvent,
+      task,
+      queue,
+      jobId: batchCallbackJobId(id, event),
+      firedAt: fired === undefined ? null : Number(fired),
+    });
+  }
+  return {
+    id,
+    description: f.ds ?? null,
+    createdAt: Number(f.ca ?? 0),
+    finishedAt: f.fa === undefined ? null : Number(f.fa),
+    total: Number(f.tot ?? 0),
+    completed: Number(f.c ?? 0),
+    dead: Number(f.d ?? 0),
+    cancelled: Number(f.x ?? 0),
+    callbacks,
+  };
 }
 
 /** Decodes one enqueue script result: `1<state>` (created, own id) or `0<state>:<id>` (existing job). */
@@ -119,6 +231,8 @@ export function decodeJob(queue: string, reply: JobReply): JobRecord {
     errors: parse<AttemptError[]>(f.e, "errors", []),
     reason: f.rs ?? null,
     parentId: f.pi ?? null,
+    batchId: f.bi ?? null,
+    pendingDependencies: Number(f.pd ?? 0),
   };
   if (problems.length > 0) job.dataError = `stored job data is unreadable (${problems.join("; ")})`;
   return job;

@@ -1,7 +1,8 @@
 /**
  * Lua sources of every state transition. Each job transition touches the keys of ONE queue (one hash tag,
- * one Cluster slot). Exceptions, listed in docs/redis.md ("Limits"): `enqueue` and `fire` also write the
- * global id index and queue registry, `bulk` with action `move` touches a second queue. Conventions for
+ * one Cluster slot). Exceptions, listed in docs/redis.md ("Limits", "Flows"): `enqueue` and `fire` also write the
+ * global id index and queue registry, `bulk` with action `move` touches a second queue, and flow scripts
+ * (FLOW, ENQUEUE_FLOW, BLOCK) touch the global flow keys and other queues' jobs. Conventions for
  * queue scripts:
  *
  * - `KEYS[1]` = the queue's meta hash (`<qp>m`); `qp` (the queue's key prefix) is derived from it, so the
@@ -16,7 +17,8 @@
  * hashtable; a small payload is the hash field `p`):
  * s state, t task, pr priority, ra runAt, ca createdAt, sq seq, sa startedAt, fa finishedAt, a attempt,
  * ma maxAttempts, bo backoff, to timeoutMs, uk uniqueKey, uu uniqueUntil, tg tags, rt retention, pi parentId,
- * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason.
+ * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason;
+ * flows (FLOW): fd has dependents, fu has dependencies, pd pending dependencies, bi batchId, fb counted in batch.
  */
 import type { JobState } from "../../core/job.js";
 import {
@@ -79,6 +81,12 @@ local function now_us()
 end
 local function fmt(n) return string.format('%.0f', n) end
 local function jkey(id) return qp .. 'j:' .. id end
+-- The global hash tag's key prefix ('{<prefix>}:'), from the channel '{<prefix>}:signal', and the key prefix
+-- of any queue: flow scripts reach the global flow keys and other queues' jobs (docs/redis.md, "Flows").
+local G = string.sub(CHANNEL, 1, -7)
+local PFX = string.sub(G, 2, -3)
+local IDS = G .. 'ids'
+local function xqp(q) return '{' .. PFX .. ':q:' .. q .. '}:' end
 
 -- Waiting member: fixed-width (priority + 1e6, runAt, seq) then the id. All scores are 0, so the ZSET
 -- sorts by these bytes: priority, then runAt, then seq. The id starts at byte 38.
@@ -142,9 +150,14 @@ end
 -- Deletes a job and every trace of it in this queue's slot. Returns true when it existed.
 local function delete_job(id)
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'uk')
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'uk', 'fd', 'fu', 'pi')
   if not f[1] then return false end
   unindex(id, f[1], f[2], f[3], f[4])
+  -- Flow keys (global slot), only for jobs that have them: edges from / to it, its children, its parent's list.
+  if f[6] then redis.call('DEL', G .. 'fdn:' .. id) end
+  if f[7] then redis.call('DEL', G .. 'fup:' .. id) end
+  -- (A parent's children list empties as its children go: an empty ZSET is no key.)
+  if f[8] then redis.call('ZREM', G .. 'fch:' .. f[8], id) end
   redis.call('ZREM', qp .. 'all', id)
   redis.call('ZREM', qp .. 'e', id)
   redis.call('ZREM', qp .. 'n', id)
@@ -180,11 +193,12 @@ local function payload_matches(id, pf)
 end
 
 -- Filter check for listing and bulk actions. states = set (table) or nil for any; prefix = literal id
--- prefix; pf = field_filter(...).
-local function matches(id, states, task, tag, before, prefix, pf)
+-- prefix; pf = field_filter(...); fl = flow_filter(...).
+local function matches(id, states, task, tag, before, prefix, pf, fl)
   if prefix and string.sub(id, 1, #prefix) ~= prefix then return nil end
-  local f = redis.call('HMGET', jkey(id), 's', 't', 'tg', 'ca', 'sq', 'sa')
+  local f = redis.call('HMGET', jkey(id), 's', 't', 'tg', 'ca', 'sq', 'sa', 'bi', 'pi')
   if not f[1] then return nil end
+  if fl and ((fl.bi and f[7] ~= fl.bi) or (fl.pi and f[8] ~= fl.pi)) then return nil end
   if states and not states[seen_state(f[1], f[6])] then return nil end
   if task and f[2] ~= task then return nil end
   if before and tonumber(f[4]) >= before then return nil end
@@ -196,6 +210,13 @@ local function matches(id, states, task, tag, before, prefix, pf)
   end
   if pf and not payload_matches(id, pf) then return nil end
   return f
+end
+
+-- batchId / parentId filters from their two opt arguments; nil = neither.
+local function flow_filter(bi, pi)
+  bi, pi = opt(bi), opt(pi)
+  if not bi and not pi then return nil end
+  return { bi = bi, pi = pi }
 end
 
 local function state_set(csv)
@@ -243,6 +264,225 @@ local function emit(kind, queue, id, task, attempt, data)
 end
 `;
 
+/**
+ * Flows (core/flows.ts), for the scripts whose transitions can make a job final (`flowScript`). Keys, all
+ * documented in docs/redis.md ("Flows"): global slot `{p}:fup:<id>` HASH dependency id → policy char (f / c
+ * / i) .. resolved ('0' / '1'); `{p}:fdn:<id>` HASH dependent id → policy char; `{p}:fch:<id>` ZSET child
+ * id by seq; `{p}:bt:<id>` HASH the batch; `{p}:batches` ZSET batch id by createdAt. Job hash fields: `fd`
+ * '1' = some edge points at it (settle looks for edges only then), `fu` '1' = it has edges of its own, `pd`
+ * unresolved dependencies, `bi` batch id, `fb` '1' = counted in its batch. A dependent, child or callback
+ * job may live in another queue: found through the id index, changed in its own queue's keys.
+ *
+ * A script queues each job it made final with `fl_final(queue, id, outcome)` and calls `fl_settle(now)`
+ * before it returns (before deleting a job it settles: settle reads the job's hash). Settle walks a work
+ * list, so a chain that fails to its end, or a cancel that cascades to grand-children, is a loop, never a
+ * recursion. Batch counters are summed per batch over the whole script call and written once per batch.
+ */
+const FLOW = `
+local CANCEL_AT_ONCE_FL = ${luaStateSet(CANCEL_AT_ONCE_STATES)}
+local fl_work, fl_done, fl_batch, fl_wake, fl_cancel = {}, 0, {}, {}, false
+local function fl_final(q, id, outcome) fl_work[#fl_work + 1] = { q, id, outcome } end
+local function fl_delta(bid, k, n)
+  local b = fl_batch[bid]
+  if not b then
+    b = { tot = 0, c = 0, d = 0, x = 0 }
+    fl_batch[bid] = b
+  end
+  b[k] = b[k] + n
+end
+-- The latest error message of a job (its last AttemptError), else its reason, else nil.
+local function fl_error(h)
+  local e = redis.call('HGET', h, 'e')
+  if e then
+    local ok, list = pcall(cjson.decode, e)
+    if ok and type(list) == 'table' and type(list[#list]) == 'table' and type(list[#list].message) == 'string' then
+      return list[#list].message
+    end
+  end
+  return redis.call('HGET', h, 'rs') or nil
+end
+-- dependencyFailedMessage (core/flows.ts).
+local function fl_message(id, task, state, err)
+  local m = 'dependency ' .. id .. ' (' .. (task or '') .. ') ended ' .. state
+  if err and err ~= '' then m = m .. ': ' .. err end
+  return m
+end
+-- Next seq of queue q (the rule of ENQUEUE: max(previous + 1, now in µs)), written back at once.
+local function fl_seq(q)
+  local m = xqp(q) .. 'm'
+  local seq = math.max(tonumber(redis.call('HGET', m, 'seq') or '0') + 1, now_us())
+  redis.call('HSET', m, 'seq', fmt(seq))
+  return seq
+end
+-- A blocked dependent goes dead by policy (its attempt error says which dependency); settled in turn.
+local function fl_kill(q, id, h, msg, now)
+  local f = redis.call('HMGET', h, 'a', 't')
+  local p = xqp(q)
+  redis.call('ZREM', p .. 'b', id)
+  redis.call('HSET', h, 's', 'dead', 'fa', fmt(now), 'rs', msg)
+  push_error(h, cjson.encode({ attempt = tonumber(f[1] or '0'), outcome = 'dependency-failed',
+    name = 'DependencyFailedError', code = 'DEPENDENCY_FAILED', message = msg, at = now }))
+  redis.call('ZADD', p .. 'd', fmt(now), id)
+  emit('dead', q, id, f[2], f[1] or '0', '{"error":' .. cjson.encode(msg) .. ',"reason":' .. cjson.encode(msg) .. '}')
+  fl_final(q, id, 'dead')
+end
+-- A blocked dependent with nothing left to wait for: waiting (scheduled while its runAt is ahead).
+local function fl_release(q, id, h, now)
+  local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 't', 'a')
+  local p = xqp(q)
+  redis.call('ZREM', p .. 'b', id)
+  local state = 'waiting'
+  if tonumber(f[2] or '0') > now then state = 'scheduled' end
+  redis.call('HSET', h, 's', state)
+  if state == 'waiting' then
+    redis.call('ZADD', p .. 'w', 0, wmember(f[1], f[2], f[3], id))
+    fl_wake[q] = true
+  else
+    redis.call('ZADD', p .. 's', f[2], id)
+  end
+  emit('unblocked', q, id, f[4], f[5], '{"state":"' .. state .. '"}')
+end
+-- Rule 4: an unfinished child of a cancelled parent is cancelled at once, or by request when running.
+local function fl_cancel_child(parent, q, id, now)
+  local p = xqp(q)
+  local h = p .. 'j:' .. id
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'sa', 'cr', 't', 'a')
+  local s = f[1]
+  if not s then return end
+  if s == 'active' and not f[5] then
+    -- Held (claimed ahead, not started): undo the claim; its holder's start is then refused.
+    redis.call('ZREM', p .. 'a', id)
+    redis.call('ZREM', p .. 'h', id)
+    redis.call('HDEL', h, 'le')
+    redis.call('HSET', h, 'a', fmt(math.max(tonumber(f[8] or '1') - 1, 0)))
+    s = 'held'
+  elseif CANCEL_AT_ONCE_FL[s] then
+    if s == 'waiting' then redis.call('ZREM', p .. 'w', wmember(f[2], f[3], f[4], id)) else redis.call('ZREM', p .. SET[s], id) end
+  elseif s == 'active' then
+    if f[6] ~= '1' then
+      redis.call('HSET', h, 'cr', '1')
+      fl_cancel = true
+    end
+    return
+  else
+    return
+  end
+  local reason = 'cancelled with its parent ' .. parent
+  redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', reason)
+  redis.call('ZADD', p .. 'x', fmt(now), id)
+  emit('cancelled', q, id, f[7], nil, '{"reason":' .. cjson.encode(reason) .. '}')
+  fl_final(q, id, 'cancelled')
+end
+-- Writes a new waiting job into queue q (a batch callback): skipped when the id exists (idempotent).
+-- fields = the template's hash fields (flat list).
+local function fl_create(q, id, payload, fields, now)
+  if redis.call('HEXISTS', IDS, id) == 1 then return end
+  local p = xqp(q)
+  local h = p .. 'j:' .. id
+  local seq = fl_seq(q)
+  local sq = fmt(seq)
+  local at = fmt(now)
+  redis.call('HSET', h, 's', 'waiting', 'sq', sq, 'ca', at, 'ra', at, unpack(fields))
+  if #payload <= 60 then redis.call('HSET', h, 'p', payload) else redis.call('SET', p .. 'p:' .. id, payload) end
+  local f = redis.call('HMGET', h, 'pr', 't', 'pi')
+  redis.call('ZADD', p .. 'all', sq, id)
+  redis.call('ZADD', p .. 'w', 0, wmember(f[1] or '0', at, sq, id))
+  if f[3] then redis.call('ZADD', G .. 'fch:' .. f[3], sq, id) end
+  redis.call('HSET', IDS, id, q)
+  redis.call('SADD', G .. 'queues', q)
+  emit('enqueued', q, id, f[2], nil, '{"state":"waiting"}')
+  fl_wake[q] = true
+end
+-- Fires a batch callback once: its job from the stored template, payload BatchCallbackPayload.
+local function fl_fire(bid, bk, ev, v, now)
+  if redis.call('HEXISTS', bk, 'cf:' .. ev) == 1 then return end
+  local tpl = redis.call('HGET', bk, 'cb:' .. ev)
+  if not tpl then return end
+  redis.call('HSET', bk, 'cf:' .. ev, fmt(now))
+  local t = cjson.decode(tpl)
+  local payload = '{"batchId":' .. cjson.encode(bid) .. ',"event":"' .. ev .. '","total":' .. fmt(v[1]) ..
+    ',"completed":' .. fmt(v[2]) .. ',"dead":' .. fmt(v[3]) .. ',"cancelled":' .. fmt(v[4]) ..
+    ',"data":' .. (redis.call('HGET', bk, 'data') or 'null') .. '}'
+  fl_create(t[1], bid .. ':' .. ev, payload, t[2], now)
+end
+-- One write per batch per counter for the whole script call, then the callbacks the new counts call for.
+local function fl_flush(bid, dl, now)
+  local bk = G .. 'bt:' .. bid
+  if redis.call('EXISTS', bk) == 0 then return end
+  for _, k in ipairs({ 'tot', 'c', 'd', 'x' }) do
+    if dl[k] ~= 0 then redis.call('HINCRBY', bk, k, dl[k]) end
+  end
+  local r = redis.call('HMGET', bk, 'tot', 'c', 'd', 'x', 'fa')
+  local v = { tonumber(r[1] or '0'), tonumber(r[2] or '0'), tonumber(r[3] or '0'), tonumber(r[4] or '0') }
+  if v[3] > 0 then fl_fire(bid, bk, 'death', v, now) end
+  if not r[5] and v[1] - v[2] - v[3] - v[4] <= 0 then
+    redis.call('HSET', bk, 'fa', fmt(now))
+    fl_fire(bid, bk, 'complete', v, now)
+    if v[3] == 0 and v[4] == 0 then fl_fire(bid, bk, 'success', v, now) end
+  end
+end
+-- Settles every job queued by fl_final (rule 2: its unresolved edges, each exactly once; rule 3: its batch,
+-- the first time; rule 4: children of a cancelled job), including the jobs this makes final in turn.
+local function fl_run(now)
+  while fl_done < #fl_work do
+    fl_done = fl_done + 1
+    local q, id, outcome = fl_work[fl_done][1], fl_work[fl_done][2], fl_work[fl_done][3]
+    local h = xqp(q) .. 'j:' .. id
+    local f = redis.call('HMGET', h, 'fd', 'bi', 'fb', 't')
+    if f[1] == '1' then
+      local why = nil
+      local dn = redis.call('HGETALL', G .. 'fdn:' .. id)
+      for k = 1, #dn, 2 do
+        local x = dn[k]
+        local up = G .. 'fup:' .. x
+        local e = redis.call('HGET', up, id)
+        -- Read and marked resolved in this one script: a second settle of the same job finds it resolved.
+        if e and string.sub(e, 2, 2) == '0' then
+          local pol = string.sub(e, 1, 1)
+          redis.call('HSET', up, id, pol .. '1')
+          local xq = redis.call('HGET', IDS, x)
+          local xh = xq and (xqp(xq) .. 'j:' .. x)
+          local xs = xh and redis.call('HGET', xh, 's')
+          if xs then
+            local pd = redis.call('HINCRBY', xh, 'pd', -1)
+            -- Only a blocked dependent moves: one an operator cancelled, deleted or moved on keeps its state.
+            if xs == 'blocked' then
+              if outcome ~= 'completed' and pol == 'f' then
+                why = why or fl_message(id, f[4], outcome, fl_error(h))
+                fl_kill(xq, x, xh, why, now)
+              elseif pd <= 0 then
+                fl_release(xq, x, xh, now)
+              end
+            end
+          end
+        end
+      end
+    end
+    if f[2] and f[3] ~= '1' then
+      redis.call('HSET', h, 'fb', '1')
+      local k = 'x'
+      if outcome == 'completed' then k = 'c' elseif outcome == 'dead' then k = 'd' end
+      fl_delta(f[2], k, 1)
+    end
+    if outcome == 'cancelled' then
+      for _, c in ipairs(redis.call('ZRANGE', G .. 'fch:' .. id, 0, -1)) do
+        local cq = redis.call('HGET', IDS, c)
+        if cq then fl_cancel_child(id, cq, c, now) end
+      end
+    end
+  end
+end
+local function fl_settle(now)
+  fl_run(now)
+  for bid, dl in pairs(fl_batch) do fl_flush(bid, dl, now) end
+  fl_batch = {}
+  for q in pairs(fl_wake) do redis.call('PUBLISH', CHANNEL, 'j' .. q) end
+  fl_wake = {}
+  if fl_cancel then redis.call('PUBLISH', CHANNEL, 'c') end
+  fl_cancel = false
+end
+`;
+
 const ENQUEUE = `
 -- ARGV[4] = job count n, ARGV[5] = shape count k, then k shapes of 13 fields: idempotent, task, priority,
 -- runAt, maxAttempts, backoff, timeoutMs, uniqueKey, uniqueStates (',a,b,'), uniqueUntil, tags, retention,
@@ -274,7 +514,7 @@ for j = 0, k - 1 do
   local fp = { unpack(f) }
   fp[#fp + 1] = 'p'; fp[#fp + 1] = ''
   shapes[j] = {
-    idem = idem == '1', uk = uk, us = us, state = state, ra = ra, f = f, fp = fp, task = task,
+    idem = idem == '1', uk = uk, us = us, state = state, ra = ra, f = f, fp = fp, task = task, pi = pi,
     edata = '{"state":"' .. state .. '"}',
     -- wmember's first two parts (priority, runAt); the seq part is added per job.
     wpre = string.format('%07.0f%014.0f', tonumber(pr) + 1000000, math.max(tonumber(ra), 0)),
@@ -333,6 +573,8 @@ for i = 0, n - 1 do
     end
     -- Written at once (not batched) so a later job of this batch with the same key sees it.
     if sh.uk ~= '' then redis.call('HSET', qp .. 'u', sh.uk, id) end
+    -- The parent's children list (global slot, docs/redis.md "Flows"): a cancelled parent cancels them.
+    if sh.pi ~= '' then redis.call('ZADD', G .. 'fch:' .. sh.pi, sq, id) end
     out[#out + 1] = '1' .. sh.state
     emit('enqueued', QUEUE, id, sh.task, nil, sh.edata)
     created = true
@@ -438,26 +680,287 @@ local function held(h, tok)
 end
 `;
 
+/**
+ * Enqueue of a call with flow fields (dependencies, batches): ONE script for the whole call, every queue,
+ * jobs in input order, so a dependency on an earlier job of the call in another queue exists when its
+ * dependent is written, and the call is all or nothing (a first pass validates, writing nothing). Plain
+ * calls keep ENQUEUE (per queue, no flow work).
+ */
+const ENQUEUE_FLOW = `
+-- ARGV[4] = the call's new batch ('' = none): JSON { id, ds (text | null), data (JSON text), cbs: { event:
+-- template JSON text [queue, flat hash fields] } }; ARGV[5] = job count n, ARGV[6] = shape count k, then k
+-- shapes of 14 fields (ENQUEUE's 13, then the queue); then n jobs of 5: id, payload, shape index,
+-- dependencies ('' = none, else JSON [[id, policy char], ...]), batch id ('' = none).
+-- Returns ENQUEUE's per-job texts, or { '!' .. error code, arguments... } having written nothing.
+local now = now_ms()
+local created_at = fmt(now)
+local batch = nil
+if ARGV[4] ~= '' then batch = cjson.decode(ARGV[4]) end
+local n, k = tonumber(ARGV[5]), tonumber(ARGV[6])
+local shapes = {}
+for j = 0, k - 1 do
+  local b = 7 + j * 14
+  local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi, q = unpack(ARGV, b, b + 13)
+  local f = { 't', task, 'pr', pr, 'ra', ra, 'ma', ma, 'rt', rt, 'ca', created_at }
+  if bo ~= '' then push(f, 'bo', bo) end
+  if to ~= '' then push(f, 'to', to) end
+  if uu ~= '' then push(f, 'uu', uu) end
+  if tg ~= '' then push(f, 'tg', tg) end
+  if pi ~= '' then push(f, 'pi', pi) end
+  if uk ~= '' then push(f, 'uk', uk) end
+  shapes[j] = { idem = idem == '1', task = task, pr = pr, ra = ra, uk = uk, us = us, pi = pi, q = q, f = f }
+end
+local jb = 7 + k * 14
+-- Pass 1: validate (no write): dependencies exist (in the store or earlier in the call), batches joined
+-- exist and have not finished.
+local earlier = {}
+for i = 0, n - 1 do
+  local b = jb + i * 5
+  local id, deps, bid = ARGV[b], ARGV[b + 3], ARGV[b + 4]
+  local sh = shapes[tonumber(ARGV[b + 2])]
+  -- An idempotent job that exists is returned as it is: nothing of it is checked or written.
+  if not (sh.idem and redis.call('HEXISTS', IDS, id) == 1) then
+    if deps ~= '' then
+      for _, d in ipairs(cjson.decode(deps)) do
+        if not earlier[d[1]] and redis.call('HEXISTS', IDS, d[1]) == 0 then return { '!DEPENDENCY_NOT_FOUND', id, d[1] } end
+      end
+    end
+    if bid ~= '' and not (batch and batch.id == bid) then
+      local v = redis.call('HMGET', G .. 'bt:' .. bid, 'ca', 'fa')
+      if not v[1] then return { '!BATCH_NOT_FOUND', bid } end
+      if v[2] then return { '!BATCH_FINISHED', bid } end
+    end
+  end
+  earlier[id] = true
+end
+-- Pass 2: write.
+if batch then
+  local bk = G .. 'bt:' .. batch.id
+  local f = { 'ca', created_at, 'tot', '0', 'c', '0', 'd', '0', 'x', '0', 'data', batch.data }
+  if type(batch.ds) == 'string' then push(f, 'ds', batch.ds) end
+  for ev, tpl in pairs(batch.cbs) do push(f, 'cb:' .. ev, tpl) end
+  redis.call('HSET', bk, unpack(f))
+  redis.call('ZADD', G .. 'batches', created_at, batch.id)
+  -- Listed even with no member created: a batch of deduplicated jobs only completes at once.
+  fl_delta(batch.id, 'tot', 0)
+end
+local out = {}
+local actual = {}
+local seqs = {}
+local callseq = 0
+local registered = {}
+for i = 0, n - 1 do
+  local b = jb + i * 5
+  local id, payload, deps, bid = ARGV[b], ARGV[b + 1], ARGV[b + 3], ARGV[b + 4]
+  local sh = shapes[tonumber(ARGV[b + 2])]
+  local q = sh.q
+  local p = xqp(q)
+  local existing = nil
+  if sh.idem then
+    local eq = redis.call('HGET', IDS, id)
+    if eq then
+      local ef = redis.call('HMGET', xqp(eq) .. 'j:' .. id, 's', 'sa')
+      existing = seen_state(ef[1] or 'completed', ef[2])
+    end
+  end
+  local holder = nil
+  if not existing and sh.uk ~= '' and sh.us ~= '' then
+    local hid = redis.call('HGET', p .. 'u', sh.uk)
+    if hid then
+      local hf = redis.call('HMGET', p .. 'j:' .. hid, 's', 'uu', 'sa')
+      local hs = hf[1] and seen_state(hf[1], hf[3])
+      if hs and string.find(sh.us, ',' .. hs .. ',', 1, true) and (not hf[2] or tonumber(hf[2]) > now) then
+        holder = { hid, hs }
+      end
+    end
+  end
+  if existing then
+    out[#out + 1] = '0' .. existing .. ':' .. id
+    actual[id] = id
+  elseif holder then
+    out[#out + 1] = '0' .. holder[2] .. ':' .. holder[1]
+    actual[id] = holder[1]
+  else
+    actual[id] = id
+    local h = p .. 'j:' .. id
+    if not seqs[q] then seqs[q] = tonumber(redis.call('HGET', p .. 'm', 'seq') or '0') end
+    -- Also above every seq this call gave so far: its jobs follow input order across queues (a parent's
+    -- children are listed by seq), though each queue has its own counter and TIME is fixed in a script.
+    local seq = math.max(seqs[q] + 1, now_us(), callseq + 1)
+    seqs[q] = seq
+    callseq = seq
+    local sq = fmt(seq)
+    -- Edges: a dependency already final resolves at once (rule 2); one that failed under 'fail' kills.
+    local pd, kill, seen = 0, nil, {}
+    if deps ~= '' then
+      for _, d in ipairs(cjson.decode(deps)) do
+        local r, pol = actual[d[1]] or d[1], string.sub(d[2], 1, 1)
+        if not seen[r] then
+          seen[r] = true
+          local rq = redis.call('HGET', IDS, r)
+          local rh = rq and (xqp(rq) .. 'j:' .. r)
+          local rf = rh and redis.call('HMGET', rh, 's', 't') or {}
+          local res = '1'
+          if not rf[1] then
+            if pol == 'f' then kill = kill or fl_message(r, nil, 'deleted', nil) end
+          elseif rf[1] == 'dead' or rf[1] == 'cancelled' then
+            if pol == 'f' then kill = kill or fl_message(r, rf[2], rf[1], fl_error(rh)) end
+          elseif rf[1] ~= 'completed' then
+            res = '0'
+            pd = pd + 1
+          end
+          redis.call('HSET', G .. 'fup:' .. id, r, pol .. res)
+          if rf[1] then
+            redis.call('HSET', G .. 'fdn:' .. r, id, pol)
+            redis.call('HSET', rh, 'fd', '1')
+          end
+        end
+      end
+    end
+    local state = 'waiting'
+    if kill then state = 'dead' elseif pd > 0 then state = 'blocked' elseif tonumber(sh.ra) > now then state = 'scheduled' end
+    redis.call('HSET', h, 's', state, 'sq', sq, unpack(sh.f))
+    if #payload <= 60 then redis.call('HSET', h, 'p', payload) else redis.call('SET', p .. 'p:' .. id, payload) end
+    if deps ~= '' then redis.call('HSET', h, 'fu', '1', 'pd', tostring(pd)) end
+    if bid ~= '' then
+      redis.call('HSET', h, 'bi', bid)
+      fl_delta(bid, 'tot', 1)
+    end
+    redis.call('ZADD', p .. 'all', sq, id)
+    if state == 'waiting' then
+      redis.call('ZADD', p .. 'w', 0, wmember(sh.pr, sh.ra, sq, id))
+      fl_wake[q] = true
+    elseif state == 'scheduled' then
+      redis.call('ZADD', p .. 's', sh.ra, id)
+    elseif state == 'blocked' then
+      redis.call('ZADD', p .. 'b', sq, id)
+    else
+      redis.call('HSET', h, 'fa', created_at, 'rs', kill)
+      push_error(h, cjson.encode({ attempt = 0, outcome = 'dependency-failed', name = 'DependencyFailedError',
+        code = 'DEPENDENCY_FAILED', message = kill, at = now }))
+      redis.call('ZADD', p .. 'd', created_at, id)
+    end
+    if sh.uk ~= '' then redis.call('HSET', p .. 'u', sh.uk, id) end
+    if sh.pi ~= '' then redis.call('ZADD', G .. 'fch:' .. sh.pi, sq, id) end
+    redis.call('HSET', IDS, id, q)
+    if not registered[q] then
+      registered[q] = true
+      redis.call('SADD', G .. 'queues', q)
+    end
+    out[#out + 1] = '1' .. state
+    emit('enqueued', q, id, sh.task, nil, '{"state":"' .. state .. '"}')
+    if state == 'dead' then fl_final(q, id, 'dead') end
+  end
+end
+-- Each queue's seq counter before settling (a callback job may take the next seq of one of them).
+for q, seq in pairs(seqs) do redis.call('HSET', xqp(q) .. 'm', 'seq', fmt(seq)) end
+fl_settle(now)
+return out
+`;
+
+const BLOCK = `${HELD}
+-- ARGV[4..] = triples id, token, dependencies JSON [[id, policy char], ...]. Fenced like RELEASE; the attempt
+-- is given back. Cancel requested meanwhile: cancelled. Else the edges are upserted (an edge of an earlier
+-- round gets the policy given and is resolved again from its dependency's state now; a missing dependency
+-- counts as deleted), then: dead when a 'fail' dependency already failed, blocked while some are pending,
+-- else waiting at once. Events 'cancelled' / 'dead' / 'blocked' / 'unblocked'.
+local now = now_ms()
+local out = {}
+for i = 4, #ARGV, 3 do
+  local id = ARGV[i]
+  local h = jkey(id)
+  if held(h, ARGV[i + 1]) then
+    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr', 't')
+    local attempt = fmt(math.max(tonumber(f[4] or '0') - 1, 0))
+    redis.call('ZREM', qp .. 'a', id)
+    redis.call('ZREM', qp .. 'h', id)
+    redis.call('HDEL', h, 'le', 'w')
+    redis.call('HSET', h, 'a', attempt)
+    if f[5] == '1' then
+      local reason = ${luaString(CANCELLED_WHILE_ACTIVE_REASON)}
+      redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', reason)
+      index(id, 'cancelled', fmt(now))
+      emit('cancelled', QUEUE, id, f[6], f[4], '{"reason":' .. cjson.encode(reason) .. '}')
+      fl_final(QUEUE, id, 'cancelled')
+    else
+      local up = G .. 'fup:' .. id
+      local kill = nil
+      for _, d in ipairs(cjson.decode(ARGV[i + 2])) do
+        local r, pol = d[1], string.sub(d[2], 1, 1)
+        local rq = redis.call('HGET', IDS, r)
+        local rh = rq and (xqp(rq) .. 'j:' .. r)
+        local rf = rh and redis.call('HMGET', rh, 's', 't') or {}
+        local res = '1'
+        if not rf[1] then
+          if pol == 'f' then kill = kill or fl_message(r, nil, 'deleted', nil) end
+        elseif rf[1] == 'dead' or rf[1] == 'cancelled' then
+          if pol == 'f' then kill = kill or fl_message(r, rf[2], rf[1], fl_error(rh)) end
+        elseif rf[1] ~= 'completed' then
+          res = '0'
+        end
+        redis.call('HSET', up, r, pol .. res)
+        if rf[1] then
+          redis.call('HSET', G .. 'fdn:' .. r, id, pol)
+          redis.call('HSET', rh, 'fd', '1')
+        end
+      end
+      -- Pending = unresolved edges over every round.
+      local pd = 0
+      local edges = redis.call('HVALS', up)
+      for _, e in ipairs(edges) do if string.sub(e, 2, 2) == '0' then pd = pd + 1 end end
+      redis.call('HSET', h, 'fu', '1', 'pd', tostring(pd))
+      if kill then
+        redis.call('HSET', h, 's', 'dead', 'fa', fmt(now), 'rs', kill)
+        push_error(h, cjson.encode({ attempt = tonumber(attempt), outcome = 'dependency-failed',
+          name = 'DependencyFailedError', code = 'DEPENDENCY_FAILED', message = kill, at = now }))
+        index(id, 'dead', fmt(now))
+        emit('dead', QUEUE, id, f[6], attempt, '{"error":' .. cjson.encode(kill) .. ',"reason":' .. cjson.encode(kill) .. '}')
+        fl_final(QUEUE, id, 'dead')
+      elseif pd > 0 then
+        redis.call('HSET', h, 's', 'blocked')
+        index(id, 'blocked', f[3])
+        emit('blocked', QUEUE, id, f[6], attempt, '{"pending":' .. pd .. '}')
+      else
+        redis.call('HSET', h, 's', 'waiting')
+        index(id, 'waiting', 0, f[1], f[2], f[3])
+        fl_wake[QUEUE] = true
+        emit('unblocked', QUEUE, id, f[6], attempt, '{"state":"waiting"}')
+      end
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+fl_settle(now)
+return out
+`;
+
 const COMPLETE = `
 -- ARGV[4..] = triples id, token, result ('' = null). Returns { applied flags, deleted ids }. Each completion
 -- writes a 'completed' event (never the result).
 local now = now_ms()
 local at = fmt(now)
 local out, deleted = {}, {}
-local active, all, dels, done, byAge, byCount = {}, {}, {}, {}, {}, {}
+local active, all, dels, done, byAge, byCount, flowdels = {}, {}, {}, {}, {}, {}, {}
 for i = 4, #ARGV, 3 do
   local id, res = ARGV[i], ARGV[i + 2]
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk', 't', 'a')
+  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk', 't', 'a', 'fd', 'bi', 'fu', 'pi')
   if f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
     active[#active + 1] = id
     emit('completed', QUEUE, id, f[5], f[6], nil)
+    -- Flows: only a job with dependents or a batch has anything to settle (plain jobs skip it).
+    if f[7] or f[8] then fl_final(QUEUE, id, 'completed') end
     local rt = f[3] or 't'
     if rt == 'f' then
       -- Retention false: delete now. An active job is in no other index than 'a' and 'all'.
       all[#all + 1] = id
       push(dels, h, qp .. 'p:' .. id, qp .. 'l:' .. id)
       if f[4] and redis.call('HGET', qp .. 'u', f[4]) == id then redis.call('HDEL', qp .. 'u', f[4]) end
+      if f[7] then flowdels[#flowdels + 1] = G .. 'fdn:' .. id end
+      if f[9] then flowdels[#flowdels + 1] = G .. 'fup:' .. id end
+      if f[10] then redis.call('ZREM', G .. 'fch:' .. f[10], id) end
       deleted[#deleted + 1] = id
     else
       if res ~= '' then
@@ -475,6 +978,9 @@ for i = 4, #ARGV, 3 do
     out[#out + 1] = 0
   end
 end
+-- Before the deletions: settling reads the job's hash.
+fl_settle(now)
+many('DEL', nil, flowdels)
 many('ZREM', qp .. 'a', active)
 many('ZREM', qp .. 'h', active)
 many('ZREM', qp .. 'all', all)
@@ -494,7 +1000,7 @@ local wake = false
 for i = 4, #ARGV, 6 do
   local id, nxt, arg = ARGV[i], ARGV[i + 3], ARGV[i + 4]
   local h = jkey(id)
-  local g = redis.call('HMGET', h, 's', 'lt', 't', 'a')
+  local g = redis.call('HMGET', h, 's', 'lt', 't', 'a', 'fd', 'bi')
   if g[1] == 'active' and (g[2] or '0') == ARGV[i + 1] then
     redis.call('ZREM', qp .. 'a', id)
     redis.call('ZREM', qp .. 'h', id)
@@ -513,8 +1019,11 @@ for i = 4, #ARGV, 6 do
       index(id, nxt, fmt(now))
       if nxt == 'dead' then
         emit('dead', QUEUE, id, g[3], g[4], '{"error":' .. cjson.encode(ARGV[i + 5]) .. ',"reason":' .. cjson.encode(arg) .. '}')
+        if g[5] or g[6] then fl_final(QUEUE, id, 'dead') end
       else
         emit(nxt, QUEUE, id, g[3], g[4], '{"reason":' .. cjson.encode(arg) .. '}')
+        -- Cancelled: its children are cancelled too (no flag tells whether it has any: a cancel is rare).
+        fl_final(QUEUE, id, nxt)
       end
     end
     out[#out + 1] = 1
@@ -522,6 +1031,7 @@ for i = 4, #ARGV, 6 do
     out[#out + 1] = 0
   end
 end
+fl_settle(now)
 if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
 return out
 `;
@@ -547,6 +1057,7 @@ for i = 4, #ARGV, 4 do
       redis.call('HSET', h, 's', 'cancelled', 'fa', fmt(now), 'rs', reason, 'a', attempt)
       index(id, 'cancelled', fmt(now))
       emit('cancelled', QUEUE, id, f[7], f[4], '{"reason":' .. cjson.encode(reason) .. '}')
+      fl_final(QUEUE, id, 'cancelled')
     else
       local ra = f[2]
       if runAt ~= '' then ra = runAt end
@@ -565,6 +1076,7 @@ for i = 4, #ARGV, 4 do
     out[#out + 1] = 0
   end
 end
+fl_settle(now)
 if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
 return out
 `;
@@ -706,11 +1218,13 @@ for _, id in ipairs(ids) do
       else
         redis.call('HSET', h, 's', to, 'rs', reason, 'fa', fmt(now))
         index(id, to, fmt(now))
+        fl_final(QUEUE, id, to)
       end
     end
     out[#out + 1] = { id, f[2], f[3] or false, attempt, max, to, reason }
   end
 end
+fl_settle(now)
 if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
 return out
 `;
@@ -719,8 +1233,8 @@ const BULK = `
 -- ARGV[4] = 'retry' | 'cancel' | 'remove' | 'move' | 'reprioritize', [5] = limit, [6] = states csv (already
 -- intersected with the states the action allows), [7] = task opt, [8] = tag opt, [9] = createdBefore opt,
 -- [10] = idPrefix opt, [11] = payloadField opt ('=' .. JSON [path, equals]), [12] = action argument (move:
--- target queue name; reprioritize: priority; else ''), [13..] = ids (when given, only these are
--- considered). Returns { changed ids, cancel-requested ids }. Events: 'retried', 'deleted', 'moved' (under
+-- target queue name; reprioritize: priority; else ''), [13] = batchId opt, [14] = parentId opt, [15..] = ids
+-- (when given, only these are considered). Returns { changed ids, cancel-requested ids }. Events: 'retried', 'deleted', 'moved' (under
 -- the target queue), 'cancelled' for jobs cancelled at once (a flagged active job writes its event when it
 -- ends); reprioritize writes none.
 -- 'move' is the one script that touches two queue slots (and the global id index): KEYS[3] = the target
@@ -737,12 +1251,13 @@ local states = state_set(ARGV[6])
 local task, tag, before = opt(ARGV[7]), opt(ARGV[8]), opt(ARGV[9])
 if before then before = tonumber(before) end
 local prefix, pf = opt(ARGV[10]), field_filter(ARGV[11])
+local fl = flow_filter(ARGV[13], ARGV[14])
 local from = '{"from":' .. cjson.encode(QUEUE) .. '}'
 local picked = {}
 local taken = {}
 local function consider(id)
   if #picked >= limit or taken[id] then return end
-  local f = matches(id, states, task, tag, before, prefix, pf)
+  local f = matches(id, states, task, tag, before, prefix, pf, fl)
   -- Jobs already at the wanted priority are not picked, so batches that still match make progress.
   if f and action == 'reprioritize' and tonumber(redis.call('HGET', jkey(id), 'pr')) == tonumber(arg) then f = nil end
   -- Likewise active jobs whose cancel is already requested.
@@ -752,8 +1267,8 @@ local function consider(id)
     taken[id] = true
   end
 end
-if #ARGV >= 13 then
-  for i = 13, #ARGV do consider(ARGV[i]) end
+if #ARGV >= 15 then
+  for i = 15, #ARGV do consider(ARGV[i]) end
 else
   -- Oldest first within each state; the whole set is scanned only when the filter rejects most of it.
   for _, s in ipairs({ 'scheduled', 'waiting', 'blocked', 'active', 'dead', 'cancelled', 'completed' }) do
@@ -787,6 +1302,11 @@ for _, id in ipairs(picked) do
     s = 'waiting'
   end
   if action == 'remove' then
+    -- A job deleted before it was final settles as 'deleted' first (settling reads its hash).
+    if CANCEL_AT_ONCE[s] then
+      fl_final(QUEUE, id, 'deleted')
+      fl_run(now)
+    end
     if s ~= 'active' and delete_job(id) then
       changed[#changed + 1] = id
       emit('deleted', QUEUE, id, f[7], nil, nil)
@@ -847,12 +1367,14 @@ for _, id in ipairs(picked) do
       index(id, 'cancelled', fmt(now))
       changed[#changed + 1] = id
       emit('cancelled', QUEUE, id, f[7], nil, '{"reason":' .. cjson.encode(reason) .. '}')
+      fl_final(QUEUE, id, 'cancelled')
     elseif s == 'active' and f[5] ~= '1' then
       redis.call('HSET', h, 'cr', '1')
       requested[#requested + 1] = id
     end
   end
 end
+fl_settle(now)
 if (action == 'retry' or action == 'reprioritize') and #changed > 0 then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
 if action == 'move' and #changed > 0 then redis.call('PUBLISH', CHANNEL, 'j' .. arg) end
 if #requested > 0 then redis.call('PUBLISH', CHANNEL, 'c') end
@@ -862,7 +1384,8 @@ return { changed, requested }
 const LIST = `
 -- ARGV[3] = limit, [4] = 'asc' | 'desc', [5] = cursor seq ('' = start), [6] = cursor id, [7] = states csv
 -- ('' = any), [8] = task opt, [9] = tag opt, [10] = createdBefore opt, [11] = most entries to scan,
--- [12] = idPrefix opt, [13] = payloadField opt ('=' .. JSON [path, equals]).
+-- [12] = idPrefix opt, [13] = payloadField opt ('=' .. JSON [path, equals]), [14] = batchId opt, [15] =
+-- parentId opt.
 -- Returns { flat id, seq pairs of matches in order, done '1'|'0', frontier seq, frontier id }: every match
 -- up to the frontier is in the reply; done means nothing matches beyond it.
 local limit = tonumber(ARGV[3])
@@ -873,6 +1396,7 @@ local task, tag, before = opt(ARGV[8]), opt(ARGV[9]), opt(ARGV[10])
 if before then before = tonumber(before) end
 local budget = tonumber(ARGV[11])
 local prefix, pf = opt(ARGV[12]), field_filter(ARGV[13])
+local fl = flow_filter(ARGV[14], ARGV[15])
 local function after(s, id)
   if not cs then return true end
   if desc then return s < cs or (s == cs and id < cid) end
@@ -893,7 +1417,7 @@ if small then
   local function take(id)
     if seen[id] then return end
     seen[id] = true
-    local f = matches(id, states, task, tag, before, prefix, pf)
+    local f = matches(id, states, task, tag, before, prefix, pf, fl)
     if f and after(tonumber(f[5]), id) then cands[#cands + 1] = { id, tonumber(f[5]) } end
   end
   for s in pairs(states) do
@@ -940,7 +1464,7 @@ while true do
     if after(s, id) then
       scanned = scanned + 1
       ls, li = s, id
-      if matches(id, states, task, tag, before, prefix, pf) then
+      if matches(id, states, task, tag, before, prefix, pf, fl) then
         out[#out + 1] = id
         out[#out + 1] = fmt(s)
         found = found + 1
@@ -1247,22 +1771,26 @@ export interface ScriptSource {
 const queueScript = (body: string): ScriptSource => ({ lua: PRELUDE + body, keys: 1 });
 /** A queue script that writes fleet events: KEYS[2] = the events stream, ARGV[3] = its cap (EVENTS). */
 const eventScript = (body: string): ScriptSource => ({ lua: PRELUDE + EVENTS + body, keys: 2 });
+/** An event script that can make jobs final: it settles them (FLOW) in the same script. */
+const flowScript = (body: string): ScriptSource => ({ lua: PRELUDE + EVENTS + FLOW + body, keys: 2 });
 
 /** Every script of the engine, by name. */
 export const SCRIPTS = {
   enqueue: eventScript(ENQUEUE),
+  enqueueFlow: flowScript(ENQUEUE_FLOW),
+  block: flowScript(BLOCK),
   fire: eventScript(FIRE),
   claim: eventScript(CLAIM),
   start: eventScript(START),
-  complete: eventScript(COMPLETE),
-  fail: eventScript(FAIL),
-  release: eventScript(RELEASE),
+  complete: flowScript(COMPLETE),
+  fail: flowScript(FAIL),
+  release: flowScript(RELEASE),
   extend: queueScript(EXTEND),
   progress: eventScript(PROGRESS),
   logs: queueScript(LOGS),
   annotate: queueScript(ANNOTATE),
-  recover: eventScript(RECOVER),
-  bulk: eventScript(BULK),
+  recover: flowScript(RECOVER),
+  bulk: flowScript(BULK),
   list: queueScript(LIST),
   get: queueScript(GET),
   stats: queueScript(STATS),

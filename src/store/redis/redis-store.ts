@@ -10,9 +10,17 @@
  * - Wake-ups: scripts PUBLISH on the prefix's channel; see signals.ts.
  * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
  */
+
 import type { Redis } from "ioredis";
-import { SluiceError, ValidationError } from "../../core/errors.js";
+import {
+  BatchFinishedError,
+  BatchNotFoundError,
+  DependencyNotFoundError,
+  SluiceError,
+  ValidationError,
+} from "../../core/errors.js";
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { BatchRecord, FlowEdge, FlowJob, FlowView } from "../../core/flows.js";
 import type { JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import {
   asSeen,
@@ -26,6 +34,7 @@ import {
 } from "../../core/states.js";
 import { HISTOGRAM_SIZE, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
+  BlockRequest,
   BulkOptions,
   BulkResult,
   ClaimRequest,
@@ -41,6 +50,7 @@ import type {
   ListRequest,
   LogRequest,
   MigrationStatus,
+  NewBatch,
   NewJob,
   ProgressRequest,
   QueueStats,
@@ -53,6 +63,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  StuckBlockedJob,
   TransactionHandle,
   WorkerInfo,
   WorkerStalls,
@@ -61,7 +72,18 @@ import type { StoreOptions } from "../engine.js";
 import { RecoveryGate } from "../outage.js";
 import { redactUrl } from "../redact.js";
 import { parseStalls, stallsText } from "../stalls.js";
-import { decodeEnqueued, decodeJob, encodeNewJobs, type JobReply, opt } from "./codec.js";
+import {
+  decodeBatch,
+  decodeEdge,
+  decodeEnqueued,
+  decodeJob,
+  encodeDependencies,
+  encodeFlowJobs,
+  encodeNewJobs,
+  hasFlowFields,
+  type JobReply,
+  opt,
+} from "./codec.js";
 import { parseRedisUrl } from "./config.js";
 import {
   createClient,
@@ -240,7 +262,7 @@ export class RedisStore implements Store {
 
   async enqueue(
     jobs: readonly NewJob[],
-    options?: { transaction?: TransactionHandle },
+    options?: { transaction?: TransactionHandle; batch?: NewBatch },
   ): Promise<EnqueueResult[]> {
     if (options?.transaction !== undefined && options.transaction !== null) {
       throw new SluiceError(
@@ -250,7 +272,9 @@ export class RedisStore implements Store {
           "returns the same job), or use the PostgreSQL or SQLite engine, whose enqueue joins the transaction",
       );
     }
-    if (jobs.length === 0) return [];
+    if (jobs.length === 0 && options?.batch === undefined) return [];
+    // Flow fields take one script for the whole call (lua.ts ENQUEUE_FLOW); plain calls pay nothing for flows.
+    if (hasFlowFields(jobs, options?.batch)) return this.enqueueFlow(jobs, options?.batch);
     const results: (EnqueueResult | undefined)[] = new Array(jobs.length);
     // An idempotent id already stored under another queue returns that job (the per-queue script can only
     // see its own queue). Same-queue duplicates, including concurrent ones, are caught atomically there.
@@ -357,6 +381,24 @@ export class RedisStore implements Store {
       });
     }
     return results as EnqueueResult[];
+  }
+
+  /**
+   * An enqueue call with dependencies or batches: one script over every queue of the call, in input order
+   * (atomic: it validates before it writes, and rejects with a typed error having written nothing).
+   */
+  private async enqueueFlow(jobs: readonly NewJob[], batch: NewBatch | undefined): Promise<EnqueueResult[]> {
+    const call = this.queueCall("enqueueFlow", jobs[0]?.queue ?? "", encodeFlowJobs(jobs, batch));
+    const reply = await this.script<string[]>(call, "enqueue");
+    const head = reply[0];
+    if (head?.startsWith("!")) {
+      const [, a = "", b = ""] = reply;
+      if (head === "!DEPENDENCY_NOT_FOUND") throw new DependencyNotFoundError(a, b);
+      if (head === "!BATCH_NOT_FOUND") throw new BatchNotFoundError(a);
+      if (head === "!BATCH_FINISHED") throw new BatchFinishedError(a);
+      throw new SluiceError("STORE_UNAVAILABLE", `unexpected enqueue reply ${head}`);
+    }
+    return jobs.map((job, i) => decodeEnqueued(job.id, reply[i]!));
   }
 
   // ── consuming ──────────────────────────────────────────────────────────────────────────────────
@@ -796,6 +838,8 @@ export class RedisStore implements Store {
           LIST_SCAN_BUDGET,
           opt(filter.idPrefix),
           payloadFieldArg(filter),
+          opt(filter.batchId),
+          opt(filter.parentId),
         ]),
         "list jobs",
       );
@@ -839,6 +883,146 @@ export class RedisStore implements Store {
   async getJob(id: string): Promise<JobRecord | null> {
     const [job] = await this.getByIds([id]);
     return job ?? null;
+  }
+
+  // ── flows (core/flows.ts; keys and scripts: lua.ts FLOW, docs/redis.md "Flows") ──────────────────
+
+  async block(requests: readonly BlockRequest[]): Promise<boolean[]> {
+    const applied = await this.perQueue(
+      requests,
+      "block",
+      (r) => [r.id, r.token, encodeDependencies(r.dependsOn) || "[]"],
+      flags,
+    );
+    for (const r of requests) this.forget(r);
+    return applied;
+  }
+
+  async getFlow(id: string): Promise<FlowView | null> {
+    const job = await this.getJob(id);
+    if (job === null) return null;
+    const g = this.keys.global;
+    const [up, down, children] = await this.call("read the flow", async (c) => {
+      const replies = (await c
+        .multi()
+        .hgetall(`${g}:fup:${id}`)
+        .hgetall(`${g}:fdn:${id}`)
+        .zrange(`${g}:fch:${id}`, "0", String(FLOW_CHILDREN_MOST - 1))
+        .exec()) as [Error | null, unknown][];
+      for (const [error] of replies) if (error) throw error;
+      return replies.map(([, r]) => r) as [Record<string, string>, Record<string, string>, string[]];
+    });
+    const dependents = Object.keys(down);
+    // A dependent's edge (policy, resolved) is kept on its side: `{p}:fup:<dependent>`.
+    const downEdges = await this.call("read the flow", async (c) => {
+      if (dependents.length === 0) return [];
+      const pipeline = c.pipeline();
+      for (const x of dependents) pipeline.hget(`${g}:fup:${x}`, id);
+      return ((await pipeline.exec()) ?? []).map(([error, reply]) => {
+        if (error) throw error;
+        return reply as string | null;
+      });
+    });
+    const related = new Map<string, JobRecord>();
+    const wanted = [...Object.keys(up), ...dependents, ...children];
+    if (job.parentId) wanted.push(job.parentId);
+    for (const j of await this.getByIds([...new Set(wanted)])) related.set(j.id, j);
+    const view = (jobId: string): FlowJob => flowJob(jobId, related.get(jobId));
+    return {
+      dependencies: Object.entries(up).map(([d, text]) => ({ ...view(d), ...decodeEdge(text) })),
+      dependents: dependents.map(
+        (x, i): FlowEdge => ({
+          ...view(x),
+          ...decodeEdge(downEdges[i] ?? `${down[x]?.[0] ?? "f"}1`),
+        }),
+      ),
+      children: children.map((c) => view(c)),
+      parent: job.parentId ? view(job.parentId) : null,
+      batch: job.batchId ? await this.getBatch(job.batchId) : null,
+    };
+  }
+
+  async getBatch(id: string): Promise<BatchRecord | null> {
+    const fields = await this.call("read the batch", (c) => c.hgetall(`${this.keys.global}:bt:${id}`));
+    return Object.keys(fields).length === 0 ? null : decodeBatch(id, fields);
+  }
+
+  async listBatches(request: {
+    limit: number;
+    cursor?: string | null;
+    finished?: boolean;
+  }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }> {
+    const limit = Math.max(0, Math.floor(request.limit));
+    const cursor = decodeBatchCursor(request.cursor);
+    const out: BatchRecord[] = [];
+    const key = `${this.keys.global}:batches`;
+    // Newest first: by createdAt (the score), then id, both descending (ZREVRANGEBYSCORE's order).
+    let offset = 0;
+    for (;;) {
+      const chunk = await this.call("list batches", (c) =>
+        c.zrevrangebyscore(key, cursor ? cursor.c : "+inf", "-inf", "WITHSCORES", "LIMIT", offset, 200),
+      );
+      offset += 200;
+      const ids: string[] = [];
+      for (let i = 0; i < chunk.length; i += 2) {
+        const bid = chunk[i]!;
+        const score = Number(chunk[i + 1]);
+        if (cursor && score === cursor.c && bid >= cursor.i) continue;
+        ids.push(bid);
+      }
+      const records = await this.call("list batches", async (c) => {
+        const pipeline = c.pipeline();
+        for (const bid of ids) pipeline.hgetall(`${this.keys.global}:bt:${bid}`);
+        return ((await pipeline.exec()) ?? []).map(([error, reply], i) => {
+          if (error) throw error;
+          const fields = reply as Record<string, string>;
+          return Object.keys(fields).length === 0 ? null : decodeBatch(ids[i]!, fields);
+        });
+      });
+      for (const batch of records) {
+        if (batch === null) continue;
+        if (request.finished !== undefined && (batch.finishedAt !== null) !== request.finished) continue;
+        if (out.length === limit) {
+          const last = out[out.length - 1];
+          return { batches: out, nextCursor: last ? encodeBatchCursor(last) : null };
+        }
+        out.push(batch);
+      }
+      if (chunk.length < 400) return { batches: out, nextCursor: null };
+    }
+  }
+
+  async stuckBlocked(limit: number): Promise<StuckBlockedJob[]> {
+    const out: StuckBlockedJob[] = [];
+    const g = this.keys.global;
+    for (const queue of await this.queueNames()) {
+      if (out.length >= limit) break;
+      const ids = await this.call("read blocked jobs", (c) =>
+        c.zrange(`${this.keys.queue(queue)}${STATE_SUFFIX.blocked}`, "0", "-1"),
+      );
+      for (const job of await this.getMany(queue, ids)) {
+        if (out.length >= limit) break;
+        if (job.state !== "blocked") continue;
+        const edges = await this.call("read dependencies", (c) => c.hgetall(`${g}:fup:${job.id}`));
+        const open = Object.entries(edges)
+          .filter(([, text]) => !decodeEdge(text).resolved)
+          .map(([d]) => d);
+        const states = new Map((await this.getByIds(open)).map((d) => [d.id, d.state]));
+        const waitingFor = open.map((d) => ({ id: d, state: states.get(d) ?? null }));
+        const hopeless = waitingFor.some((w) => w.state === null || FINISHED.has(w.state));
+        if (job.pendingDependencies <= 0 || waitingFor.length === 0 || hopeless) {
+          out.push({
+            id: job.id,
+            queue,
+            task: job.task,
+            createdAt: job.createdAt,
+            pendingDependencies: job.pendingDependencies,
+            waitingFor,
+          });
+        }
+      }
+    }
+    return out;
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
@@ -909,6 +1093,8 @@ export class RedisStore implements Store {
       opt(filter.idPrefix),
       payloadFieldArg(filter),
       arg,
+      opt(filter.batchId),
+      opt(filter.parentId),
     ];
     let targets: [string, string[]][];
     if (filter.ids) {
@@ -1315,6 +1501,46 @@ export class RedisStore implements Store {
   }
 }
 
+/** Final states: a dependency in one of them can no longer resolve its edge by itself. */
+const FINISHED: ReadonlySet<JobState> = new Set(["completed", "dead", "cancelled"]);
+
+/** Most children a flow view lists (core/flows.ts FlowView.children). */
+const FLOW_CHILDREN_MOST = 10_000;
+
+/** A job as a flow view shows it: state as seen, result when completed, error when dead or cancelled. */
+function flowJob(id: string, job: JobRecord | undefined): FlowJob {
+  if (!job) return { id, task: "", queue: "", state: null, result: null, error: null };
+  const failed = job.state === "dead" || job.state === "cancelled";
+  return {
+    id,
+    task: job.task,
+    queue: job.queue,
+    state: job.state,
+    result: job.state === "completed" ? job.result : null,
+    error: failed ? (job.errors[job.errors.length - 1]?.message ?? job.reason) : null,
+  };
+}
+
+/** listBatches' opaque cursor: the last batch's createdAt and id. */
+function encodeBatchCursor(batch: BatchRecord): string {
+  return Buffer.from(JSON.stringify({ c: batch.createdAt, i: batch.id })).toString("base64url");
+}
+
+function decodeBatchCursor(cursor: string | null | undefined): { c: number; i: string } | null {
+  if (!cursor) return null;
+  try {
+    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { c: unknown; i: unknown };
+    if (typeof value.c === "number" && typeof value.i === "string") return { c: value.c, i: value.i };
+  } catch {
+    // falls through to the error below
+  }
+  throw new ValidationError(
+    "INVALID_OPTION",
+    "the batches cursor is not one this store returned: pass the nextCursor of the previous page, or null",
+    { field: "cursor" },
+  );
+}
+
 /** A script's flat list of id, token pairs as leases. */
 function leaseRefs(flat: readonly string[]): LeaseRef[] {
   const out: LeaseRef[] = [];
@@ -1337,6 +1563,8 @@ function jobMatches(job: JobRecord, filter: JobFilter): boolean {
   if (filter.createdBefore !== undefined && job.createdAt >= filter.createdBefore) return false;
   if (filter.tag !== undefined && !job.tags.includes(filter.tag)) return false;
   if (filter.idPrefix !== undefined && !job.id.startsWith(filter.idPrefix)) return false;
+  if (filter.batchId !== undefined && job.batchId !== filter.batchId) return false;
+  if (filter.parentId !== undefined && job.parentId !== filter.parentId) return false;
   if (filter.payloadField !== undefined) {
     let value: Json | undefined = job.payload;
     for (const key of filter.payloadField.path) {

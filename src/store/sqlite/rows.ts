@@ -71,6 +71,8 @@ export function rowToJob(row: JobRow): JobRecord {
     errors: parse<AttemptError[]>(row.errors, "errors", []),
     reason: row.reason,
     parentId: row.parent_id,
+    batchId: null,
+    pendingDependencies: 0,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

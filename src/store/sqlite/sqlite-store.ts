@@ -14,6 +14,7 @@
  * - Transactional enqueue: through the application's own connection, inside its transaction (see
  *   enqueueInTransaction).
  */
+
 import { realpathSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
@@ -21,6 +22,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { SluiceError, StoreUnavailableError, ValidationError } from "../../core/errors.js";
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
+import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
 import {
@@ -38,6 +40,7 @@ import {
 } from "../../core/states.js";
 import { addHistograms, STATS_RETENTION_MS, type StatsRow } from "../../core/stats.js";
 import type {
+  BlockRequest,
   BulkOptions,
   BulkResult,
   ClaimRequest,
@@ -65,6 +68,7 @@ import type {
   StoreInfo,
   StoreSignal,
   StoreTraits,
+  StuckBlockedJob,
   TransactionHandle,
   WorkerInfo,
   WorkerStalls,
@@ -1076,6 +1080,27 @@ export class SqliteStore implements Store {
       const row = this.stmt("SELECT * FROM jobs WHERE id = ?").get(id) as JobRow | undefined;
       return row ? asSeen(rowToJob(row)) : null;
     });
+  }
+
+  // ── flows (core/flows.ts) ── placeholder until this engine implements them
+  async block(_requests: readonly BlockRequest[]): Promise<boolean[]> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async getFlow(_id: string): Promise<FlowView | null> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async getBatch(_id: string): Promise<BatchRecord | null> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async listBatches(_request: {
+    limit: number;
+    cursor?: string | null;
+    finished?: boolean;
+  }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }> {
+    throw new Error("flows: not implemented on this engine yet");
+  }
+  async stuckBlocked(_limit: number): Promise<StuckBlockedJob[]> {
+    throw new Error("flows: not implemented on this engine yet");
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
