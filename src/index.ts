@@ -26,6 +26,7 @@ export type {
   HourlyStats,
   JobDetail,
   QueueOverview,
+  ScheduleRun,
   WorkerOverview,
 } from "./client/admin.js";
 export { Admin } from "./client/admin.js";

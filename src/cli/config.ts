@@ -14,7 +14,16 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { isInlineUrl } from "../client/inline.js";
-import { parseDuration, type WorkerOptions } from "../index.js";
+import { validateMissed } from "../core/cron.js";
+import { validateJobOptions, validateTaskName } from "../core/options.js";
+import {
+  type JobOptions,
+  parseDuration,
+  type ScheduleDefinition,
+  ValidationError,
+  validateTiming,
+  type WorkerOptions,
+} from "../index.js";
 import { QUEUE_NAME, UsageError } from "./errors.js";
 
 /** Config file names searched in the working directory, in order. */
@@ -143,6 +152,16 @@ export interface WorkerFileConfig {
   /** Absolute path of the tasks module (relative paths are resolved against the config file). */
   tasks?: string;
   options: WorkerOptions;
+  /** `schedules:`, in file order: declared by `sluice worker` at start (`sluice.schedule(name, definition)`). */
+  schedules?: FileSchedule[];
+}
+
+/** One schedule of a worker config file, validated, with where it is written (for errors found at start). */
+export interface FileSchedule {
+  name: string;
+  definition: ScheduleDefinition;
+  line: number;
+  column: number;
 }
 
 /** One problem in a config file. */
@@ -228,6 +247,25 @@ const WORKER_FIELDS: Record<string, string> = {
   poll: "duration",
   pollMs: "duration",
   maintenance: "boolean",
+  schedules: "mapping of schedule name → { task, cron | every, … }",
+};
+
+/** Fields of one entry of `schedules:` and what each takes. */
+const SCHEDULE_FIELDS: Record<string, string> = {
+  task: "the task whose job each tick enqueues",
+  cron: 'cron expression, e.g. "0 3 * * *"',
+  every: 'interval, e.g. "15m"',
+  timezone: 'IANA time zone of cron, e.g. "Asia/Seoul"',
+  payload: "the payload of every job",
+  missed: "once, all or skip",
+  queue: "queue of the jobs (default: the task's)",
+  priority: "priority of the jobs",
+  attempts: "most attempts of each job",
+  backoff: "delay between attempts",
+  timeout: "duration",
+  timeoutMs: "duration",
+  tags: "list of tags",
+  retention: "how long completed jobs are kept",
 };
 
 function parseFile(
@@ -264,7 +302,7 @@ function parseFile(
  */
 export function loadWorkerConfig(path: string): WorkerFileConfig {
   const absolute = resolve(path);
-  const { lines } = parseFile(absolute);
+  const { doc, lines } = parseFile(absolute);
   const { root, counter } = lines;
   const issues: ConfigIssue[] = [];
   const at = (node: Node | null | undefined, field: string, message: string) => {
@@ -327,6 +365,14 @@ export function loadWorkerConfig(path: string): WorkerFileConfig {
         if (queues) out.options.queues = queues;
         break;
       }
+      case "schedules":
+        out.schedules = readSchedules(
+          valueNode,
+          (doc as { schedules?: unknown } | null)?.schedules,
+          at,
+          counter,
+        );
+        break;
       default: {
         if (typeof scalar !== "number" && typeof scalar !== "string") {
           at(valueNode ?? keyNode, key, 'must be a duration such as "30s", "2m" or a number of milliseconds');
@@ -423,6 +469,130 @@ function readQueues(
   }
   if (!ok) return undefined;
   return weighted ? pairs : names;
+}
+
+/**
+ * Reads `schedules:`: name → { task, cron | every, timezone?, payload?, missed?, queue?, priority?, … }.
+ * Each problem is reported at its field; the timing and the job options are checked by the same
+ * validators as `sluice.schedule()` (a bad cron, cron and every both given, an unknown field).
+ */
+function readSchedules(
+  node: Node | null,
+  value: unknown,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+  counter: LineCounter,
+): FileSchedule[] {
+  if (!isMap(node)) {
+    at(node, "schedules", "must be a mapping of schedule name → { task, cron | every, … }");
+    return [];
+  }
+  const out: FileSchedule[] = [];
+  for (const pair of node.items) {
+    const nameNode = pair.key as Node | null;
+    const entryNode = pair.value as Node | null;
+    const name = isScalar(nameNode) ? nameNode.value : undefined;
+    const base = `schedules.${String(name)}`;
+    try {
+      validateTaskName(name, "name");
+    } catch (error) {
+      at(nameNode, base, (error as Error).message.replace(/^name must be a task name/, "must be a name"));
+      continue;
+    }
+    if (!isMap(entryNode)) {
+      at(
+        entryNode ?? nameNode,
+        base,
+        'must be a mapping such as { task: nightly-report, cron: "0 3 * * *" }',
+      );
+      continue;
+    }
+    const entry = ((value as Record<string, unknown>)[name as string] ?? {}) as Record<string, unknown>;
+    const fieldNodes = new Map<string, Node | null>();
+    let ok = true;
+    for (const field of entryNode.items) {
+      const keyNode = field.key as Node | null;
+      const key = isScalar(keyNode) ? String(keyNode.value) : "";
+      if (!(key in SCHEDULE_FIELDS)) {
+        at(
+          keyNode,
+          `${base}.${key}`,
+          `unknown field; expected one of ${Object.keys(SCHEDULE_FIELDS).join(", ")}`,
+        );
+        ok = false;
+        continue;
+      }
+      fieldNodes.set(key, (field.value as Node | null) ?? keyNode);
+    }
+    // A problem at `<base>.<key>` is shown at that field's value (or the entry when the field is missing).
+    const report = (error: unknown) => {
+      if (!(error instanceof ValidationError)) throw error;
+      const field = error.field ?? base;
+      const key = field.slice(base.length + 1).split(".")[0] ?? "";
+      // The validators' messages start with the field, which the report already shows.
+      const message = error.message.startsWith(`${field} `)
+        ? error.message.slice(field.length + 1)
+        : error.message.startsWith(`${base}: `)
+          ? error.message.slice(base.length + 2)
+          : error.message;
+      at(fieldNodes.get(key) ?? nameNode, field, message);
+      ok = false;
+    };
+    const task = entry.task;
+    if (typeof task !== "string" || task === "") {
+      at(
+        fieldNodes.get("task") ?? nameNode,
+        `${base}.task`,
+        "must name the task whose job each tick enqueues",
+      );
+      ok = false;
+    }
+    if (entry.timeout !== undefined && entry.timeoutMs !== undefined) {
+      at(
+        fieldNodes.get("timeoutMs"),
+        `${base}.timeoutMs`,
+        "given twice (timeout and timeoutMs mean the same)",
+      );
+      ok = false;
+    }
+    try {
+      validateTiming(entry, base);
+    } catch (error) {
+      report(error);
+    }
+    try {
+      validateMissed(entry.missed, `${base}.missed`);
+    } catch (error) {
+      report(error);
+    }
+    const options: Record<string, unknown> = {};
+    for (const key of ["queue", "priority", "attempts", "backoff", "tags", "retention"] as const) {
+      if (entry[key] !== undefined) options[key] = entry[key];
+    }
+    const timeout = entry.timeout ?? entry.timeoutMs;
+    if (timeout !== undefined) options.timeoutMs = timeout;
+    for (const [key, option] of Object.entries(options)) {
+      try {
+        validateJobOptions({ [key]: option }, base);
+      } catch (error) {
+        if (key === "timeoutMs" && error instanceof ValidationError) {
+          const given = entry.timeout !== undefined ? "timeout" : "timeoutMs";
+          at(fieldNodes.get(given), `${base}.${given}`, error.message.replace(`${base}.timeoutMs `, ""));
+          ok = false;
+        } else report(error);
+      }
+    }
+    if (!ok) continue;
+    const definition: ScheduleDefinition = { task: task as string };
+    if (entry.cron !== undefined) definition.cron = entry.cron as string;
+    if (entry.every !== undefined) definition.every = entry.every as string | number;
+    if (entry.timezone !== undefined) definition.timezone = entry.timezone as string;
+    if (entry.payload !== undefined) definition.payload = entry.payload;
+    if (entry.missed !== undefined) definition.missed = entry.missed as ScheduleDefinition["missed"];
+    if (Object.keys(options).length > 0) definition.options = options as JobOptions;
+    const pos = counter.linePos(nameNode?.range?.[0] ?? 0);
+    out.push({ name: name as string, definition, line: pos.line, column: pos.col });
+  }
+  return out;
 }
 
 function show(value: unknown, node: Node | null | undefined): string {

@@ -18,6 +18,7 @@ import { registerJobs } from "./commands/jobs.js";
 import { registerMigrate } from "./commands/migrate.js";
 import { registerPauseResume } from "./commands/queues.js";
 import { registerRecover } from "./commands/recover.js";
+import { registerSchedules } from "./commands/schedules.js";
 import { registerServe } from "./commands/serve.js";
 import { registerStats } from "./commands/stats.js";
 import { registerWorker } from "./commands/worker.js";
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerBatches(program);
   registerBulkCommands(program);
   registerPauseResume(program);
+  registerSchedules(program);
   registerRecover(program);
   registerDoctor(program);
   registerStats(program);

@@ -16,6 +16,7 @@ export type SluiceErrorCode =
   | "UNKNOWN_TASK"
   | "DUPLICATE_TASK"
   | "JOB_NOT_FOUND"
+  | "SCHEDULE_NOT_FOUND"
   | "STORE_UNAVAILABLE"
   | "STORE_TIMEOUT"
   | "STORE_CORRUPT"
@@ -89,6 +90,16 @@ export class UnknownTaskError extends SluiceError {
 export class JobNotFoundError extends SluiceError {
   constructor(readonly jobId: string) {
     super("JOB_NOT_FOUND", `job "${jobId}" does not exist (it may have been deleted or pruned by retention)`);
+  }
+}
+
+/** A name that names no schedule in the store (`sluice schedules show|pause|resume|remove|run-now`). */
+export class ScheduleNotFoundError extends SluiceError {
+  constructor(readonly schedule: string) {
+    super(
+      "SCHEDULE_NOT_FOUND",
+      `schedule "${schedule}" does not exist (removed, or a typo); list the schedules with: sluice schedules list`,
+    );
   }
 }
 

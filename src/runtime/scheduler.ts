@@ -41,7 +41,9 @@ export class Scheduler {
 
   /**
    * Fires every schedule whose next tick is at or before `now`; returns the earliest next tick of all
-   * schedules (to arm a timer), or null when none is pending.
+   * schedules (to arm a timer), or null when none is pending. Paused schedules are skipped (and
+   * `fireSchedule` refuses them too, should one be paused between this read and its firing); their ticks
+   * do not arm the timer.
    */
   async fireDue(now = Date.now()): Promise<number | null> {
     let earliest: number | null = null;
@@ -49,7 +51,7 @@ export class Scheduler {
       if (at !== null && (earliest === null || at < earliest)) earliest = at;
     };
     for (const schedule of await this.store.listSchedules()) {
-      if (schedule.nextAt === null) continue;
+      if (schedule.nextAt === null || schedule.paused) continue;
       if (schedule.nextAt > now) {
         keep(schedule.nextAt);
         continue;

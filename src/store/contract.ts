@@ -346,8 +346,17 @@ export interface ScheduleRecord {
   nextAt: number | null;
   /** The latest tick fired (or skipped by the missed-ticks policy), or null before the first. */
   lastTickAt: number | null;
+  /**
+   * Paused by an operator (`pauseSchedule`): no tick fires (`fireSchedule` refuses it, atomically with the
+   * pause) until `resumeSchedule`. Declaring the schedule again (`upsertSchedule`, at every worker start),
+   * changed or not, keeps the pause: an operator's pause wins over a redeploy.
+   */
+  paused: boolean;
   updatedAt: number;
 }
+
+/** A schedule as declared (`upsertSchedule`): its clock's past and its pause are the store's. */
+export type ScheduleUpsert = Omit<ScheduleRecord, "lastTickAt" | "updatedAt" | "paused">;
 
 /** One firing of a schedule: compare-and-set on its next tick, and the jobs of the ticks, atomically. */
 export interface FireRequest {
@@ -610,15 +619,29 @@ export interface Store {
    * Adds or replaces a schedule. When the stored one has the same `version`, its `nextAt` and `lastTickAt`
    * are kept (the given `nextAt` is used for a new or changed schedule). Returns the schedule as stored.
    */
-  upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord>;
+  upsertSchedule(schedule: ScheduleUpsert): Promise<ScheduleRecord>;
   /** Every schedule, by name. */
   listSchedules(): Promise<ScheduleRecord[]>;
   /** Deletes a schedule; false when there was none. Jobs it already enqueued stay. */
   removeSchedule(name: string): Promise<boolean>;
   /**
+   * Pauses a schedule: from now on `fireSchedule` refuses it, so no tick fires, whatever scheduler runs.
+   * Its clock (`nextAt`, `lastTickAt`) stays as it was. Pausing a paused schedule changes nothing. Returns
+   * the schedule as stored, or null when there is none.
+   */
+  pauseSchedule(name: string): Promise<ScheduleRecord | null>;
+  /**
+   * Resumes a paused schedule and sets its next tick to `nextAt` (the caller's next tick after now), so the
+   * ticks that fell while it was paused are dropped, whatever its `missed` policy: a pause is an operator's
+   * decision, not an outage to catch up on. A schedule that is not paused is left as it is (its clock does
+   * not move). Returns the schedule as stored, or null when there is none.
+   */
+  resumeSchedule(name: string, nextAt: number | null): Promise<ScheduleRecord | null>;
+  /**
    * Fires a schedule: if its stored `nextAt` still equals `dueAt`, sets `nextAt` / `lastTickAt` and enqueues
    * `jobs`, in one transaction (one script on Redis), so a tick fires once across any number of schedulers.
-   * Returns the enqueue results, or null when another scheduler fired it first (or it changed).
+   * A paused schedule does not fire. Returns the enqueue results, or null when another scheduler fired it
+   * first, it changed, or it is paused.
    */
   fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null>;
 

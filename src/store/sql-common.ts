@@ -1,7 +1,7 @@
 /** Row mapping shared by the SQL engines (SQLite and PostgreSQL store jobs in the same column layout). */
 import type { MissedTicks } from "../core/cron.js";
 import type { JobState, Retention } from "../core/job.js";
-import type { JobTemplate, ScheduleRecord } from "./contract.js";
+import type { JobTemplate, ScheduleRecord, ScheduleUpsert } from "./contract.js";
 
 /** A SQL string literal of a constant (quotes doubled), for text built into a statement; never for input. */
 export function sqlString(text: string): string {
@@ -112,6 +112,8 @@ export interface ScheduleRow {
   template: string;
   next_at: number | null;
   last_tick_at: number | null;
+  /** 0 / 1 on SQLite, a boolean on PostgreSQL. */
+  paused: number | boolean;
   updated_at: number;
 }
 
@@ -128,6 +130,7 @@ export function rowToSchedule(row: ScheduleRow): ScheduleRecord {
     version: row.version,
     nextAt: row.next_at === null ? null : Number(row.next_at),
     lastTickAt: row.last_tick_at === null ? null : Number(row.last_tick_at),
+    paused: row.paused === true || row.paused === 1,
     updatedAt: Number(row.updated_at),
   };
 }
@@ -135,6 +138,7 @@ export function rowToSchedule(row: ScheduleRow): ScheduleRecord {
 /**
  * The `ON CONFLICT (name) DO UPDATE SET` clause of a schedule upsert (`table` = how the stored row is
  * named): the same definition version keeps its clock (next tick, updated time); a new one takes the new.
+ * `paused` is never set here: an operator's pause outlives any redeploy, changed definition or not.
  */
 export function scheduleUpsertSet(table: string): string {
   const keep = (column: string) =>
@@ -146,7 +150,7 @@ export function scheduleUpsertSet(table: string): string {
 }
 
 /** A schedule's columns in the order of the upsert: name, version, … next_at (updated_at is the store's). */
-export function scheduleValues(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): unknown[] {
+export function scheduleValues(schedule: ScheduleUpsert): unknown[] {
   return [
     schedule.name,
     schedule.version,

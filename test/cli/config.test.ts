@@ -124,6 +124,119 @@ describe("worker config file", () => {
     expect(error?.message).toContain(`${path}:6:1: concurency: unknown field`);
   });
 
+  it("reads schedules: name → task, cron | every, timezone, payload, missed and job options", () => {
+    const config = loadWorkerConfig(
+      file(
+        "sched.yaml",
+        [
+          "queues: [reports]",
+          "schedules:",
+          "  nightly-report:",
+          "    task: report",
+          '    cron: "0 3 * * *"',
+          "    timezone: Asia/Seoul",
+          "    payload: { scope: all, days: [1, 2] }",
+          "    queue: reports",
+          "    priority: 5",
+          "    attempts: 2",
+          "    timeout: 10m",
+          "    tags: [nightly]",
+          "  heartbeat:",
+          "    task: ping",
+          "    every: 15m",
+          "    missed: skip",
+          "",
+        ].join("\n"),
+      ),
+    );
+    expect(config.schedules).toEqual([
+      {
+        name: "nightly-report",
+        line: 3,
+        column: 3,
+        definition: {
+          task: "report",
+          cron: "0 3 * * *",
+          timezone: "Asia/Seoul",
+          payload: { scope: "all", days: [1, 2] },
+          options: { queue: "reports", priority: 5, attempts: 2, timeoutMs: "10m", tags: ["nightly"] },
+        },
+      },
+      { name: "heartbeat", line: 13, column: 3, definition: { task: "ping", every: "15m", missed: "skip" } },
+    ]);
+    const json = loadWorkerConfig(
+      file("sched.json", '{ "schedules": { "tick": { "task": "t", "every": 60000 } } }'),
+    );
+    expect(json.schedules).toEqual([
+      { name: "tick", line: 1, column: 18, definition: { task: "t", every: 60000 } },
+    ]);
+  });
+
+  it("reports every schedule problem with line, column and field: bad cron, cron and every, unknown field", () => {
+    const path = file(
+      "sched-bad.yaml",
+      [
+        "schedules:",
+        "  bad-cron:",
+        "    task: report",
+        '    cron: "61 * * * *"',
+        "  both:",
+        "    task: report",
+        '    cron: "* * * * *"',
+        "    every: 1m",
+        "  typo:",
+        "    task: report",
+        "    every: 1h",
+        "    cronn: x",
+        "    priority: 1.5",
+        "  zone:",
+        "    every: 1h",
+        "    timezone: Mars/Olympus",
+        "    missed: sometimes",
+        "  never:",
+        "    task: report",
+        '    cron: "0 0 30 2 *"',
+        "  bad name!:",
+        "    task: report",
+        "    every: 1h",
+        "  flat: report",
+        "",
+      ].join("\n"),
+    );
+    let error: ConfigFileError | undefined;
+    try {
+      loadWorkerConfig(path);
+    } catch (e) {
+      error = e as ConfigFileError;
+    }
+    expect(error).toBeInstanceOf(ConfigFileError);
+    expect(error?.exitCode).toBe(2);
+    expect(error?.issues.map((i) => `${i.line}:${i.column} ${i.field}`)).toEqual([
+      "4:11 schedules.bad-cron.cron",
+      "8:12 schedules.both.every",
+      "12:5 schedules.typo.cronn",
+      "13:15 schedules.typo.priority",
+      "14:3 schedules.zone.task",
+      "16:15 schedules.zone.timezone",
+      "17:13 schedules.zone.missed",
+      "20:11 schedules.never.cron",
+      "21:3 schedules.bad name!",
+      "24:9 schedules.flat",
+    ]);
+    expect(error?.message).toContain(
+      `${path}:4:11: schedules.bad-cron.cron: "61 * * * *" is not a valid cron expression`,
+    );
+    expect(error?.message).toContain(
+      `${path}:8:12: schedules.both.every: give cron (a cron expression) or every`,
+    );
+    expect(error?.message).toContain(
+      `${path}:12:5: schedules.typo.cronn: unknown field; expected one of task, cron,`,
+    );
+    expect(() => loadWorkerConfig(file("sched-list.yaml", "schedules: [a, b]\n"))).toThrow(
+      /sched-list\.yaml:1:12: schedules: must be a mapping of schedule name/,
+    );
+  });
+
   it("reports YAML syntax errors with their position", () => {
     const path = file("syntax.yaml", "concurrency: 3\nqueues: [a, b\n");
     expect(() => loadWorkerConfig(path)).toThrow(/syntax\.yaml:\d+:\d+/);

@@ -198,6 +198,67 @@ describe.each(ENGINES)("sluice worker on %s", (engine) => {
     expect(refused.stderr).toContain("concurency: unknown field");
     await sluice.admin.delete({ ids: [id as string] });
   });
+  it("declares the config file's schedules at start; a restart with the same file keeps an operator's pause", async () => {
+    const config = join(store.dir, "scheduled.yaml");
+    writeFileSync(
+      config,
+      `queues: [cli_b]\nconcurrency: 2\ntasks: ${fixture("tasks.mjs")}\n` +
+        "schedules:\n  cli-tick:\n    task: job_cli_b\n    every: 200\n    payload: { mode: ok }\n",
+    );
+    const tickJobs = async () =>
+      (await sluice.admin.listJobs({ queue: "cli_b", tag: "schedule:cli-tick" }, { limit: 1_000 })).jobs;
+    const first = spawnCli(["worker", "--config", config, "--url", store.url]);
+    const firstDone = collect(first);
+    await waitForOutput(first, /sluice worker running/);
+    // The worker's maintenance fires the declared schedule: its tick jobs run.
+    await until("a tick job to complete", async () =>
+      (await tickJobs()).some((j) => j.state === "completed"),
+    );
+    first.kill("SIGTERM");
+    expect((await firstDone).code).toBe(0);
+    const paused = await sluice.admin.pauseSchedule("cli-tick");
+    expect(paused).toMatchObject({ task: "job_cli_b", queue: "cli_b", everyMs: 200, paused: true });
+    const ticksWhenPaused = (await tickJobs()).length;
+    // A redeploy declares the same schedule again: the pause wins.
+    const second = spawnCli(["worker", "--config", config, "--url", store.url]);
+    const secondDone = collect(second);
+    await waitForOutput(second, /sluice worker running/);
+    expect(await sluice.admin.getSchedule("cli-tick")).toMatchObject({
+      paused: true,
+      version: paused.version,
+    });
+    second.kill("SIGTERM");
+    expect((await secondDone).code).toBe(0);
+    expect((await tickJobs()).length).toBe(ticksWhenPaused);
+    await sluice.unschedule("cli-tick");
+  });
+
+  it("--check declares the schedules on a private store; a schedule of an undefined task exits 2 at its line", async () => {
+    const config = join(store.dir, "check-schedules.yaml");
+    writeFileSync(
+      config,
+      `queues: [cli_a]\ntasks: ${fixture("tasks.mjs")}\nschedules:\n  cli-nightly:\n    task: job_cli_a\n` +
+        '    cron: "0 3 * * *"\n    timezone: Asia/Seoul\n',
+    );
+    const ok = await collect(spawnCli(["worker", "--check", "--config", config]));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/schedules\s+cli-nightly \(job_cli_a, cron 0 3 \* \* \* \(Asia\/Seoul\)\)/);
+    expect((await sluice.admin.schedules()).some((s) => s.name === "cli-nightly")).toBe(false);
+    const unknown = join(store.dir, "check-unknown-task.yaml");
+    writeFileSync(
+      unknown,
+      `queues: [cli_a]\ntasks: ${fixture("tasks.mjs")}\nschedules:\n  cli-orphan:\n    task: no_such_task\n    every: 1h\n`,
+    );
+    for (const args of [["--check"], ["--url", store.url]]) {
+      const refused = await collect(spawnCli(["worker", ...args, "--config", unknown]));
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(
+        `${unknown}:4:3: schedules.cli-orphan: UNKNOWN_TASK: task "no_such_task"`,
+      );
+    }
+    expect((await sluice.admin.schedules()).some((s) => s.name === "cli-orphan")).toBe(false);
+    expect((await sluice.admin.workers()).length).toBe(0);
+  });
 });
 
 describe("examples/two-hosts", () => {

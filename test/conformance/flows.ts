@@ -642,7 +642,11 @@ export function flowTests(ctx: ConformanceContext): void {
           .map((c) => c.event)
           .sort();
         expect(events).toEqual(["complete", "success"]);
-        expect((await rescuer.admin.getJob(last.id)).state).toBe("completed");
+        // The handler ran; its completion is written by the worker's outcome batcher just after.
+        await until(
+          "the dependent's completion stored",
+          async () => (await rescuer.admin.getJob(last.id)).state === "completed",
+        );
         const recovered = await Promise.all(jobs.map((j) => rescuer.admin.getJob(j.id)));
         // The two it ran were recovered from its lease (a third it may have held ahead went back uncharged).
         expect(

@@ -1,6 +1,6 @@
 /** Recurring schedules: a tick fires once across any number of schedulers; missed ticks; definitions. */
 import { describe, expect, it } from "vitest";
-import { silentLogger, ValidationError } from "../../src/index.js";
+import { nextTick, ScheduleNotFoundError, silentLogger, ValidationError } from "../../src/index.js";
 import { Scheduler, tickJob } from "../../src/runtime/scheduler.js";
 import type { Store } from "../../src/store/contract.js";
 import { overrideStore } from "../support/store-proxy.js";
@@ -202,6 +202,139 @@ export function scheduleTests(ctx: ConformanceContext): void {
         code: "UNKNOWN_TASK",
       });
       expect((await sluice.admin.schedules()).some((s) => s.name === name)).toBe(false);
+    });
+    it("pauses a schedule: no tick fires, a redeploy keeps the pause, a resume drops the paused ticks", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      sluice.task("paused-report", { queue });
+      const name = `pause-${queue}`;
+      const definition = { task: "paused-report", every: "1s", missed: "all" } as const;
+      const declared = await sluice.schedule(name, definition);
+      expect(declared.paused).toBe(false);
+      const due = declared.nextAt as number;
+      const paused = await sluice.admin.pauseSchedule(name);
+      expect(paused).toMatchObject({ name, paused: true, nextAt: due, lastTickAt: null });
+      // Pausing again changes nothing.
+      expect(await sluice.admin.pauseSchedule(name)).toMatchObject({ paused: true, nextAt: due });
+      const store = await sluice.store();
+      // The store refuses the firing itself (a scheduler that read the schedule before the pause).
+      const fire = {
+        name,
+        queue,
+        dueAt: due,
+        nextAt: due + 1_000,
+        lastTickAt: due,
+        jobs: [tickJob(declared, due)],
+      };
+      expect(await store.fireSchedule(fire)).toBeNull();
+      // A scheduler passing long after the tick (3.5 s: four ticks under missed: "all") fires nothing.
+      const scheduler = new Scheduler(store, sluice.emitter, silentLogger());
+      await scheduler.fireDue(due + 3_500);
+      const jobsOf = async () => (await sluice.admin.listJobs({ queue }, { limit: 100 })).jobs;
+      expect(await jobsOf()).toEqual([]);
+      expect(await sluice.admin.getSchedule(name)).toMatchObject({
+        paused: true,
+        nextAt: due,
+        lastTickAt: null,
+      });
+      // Declared again at a worker's start, unchanged: still paused, clock kept. Changed: still paused.
+      expect(await sluice.schedule(name, definition)).toMatchObject({ paused: true, nextAt: due });
+      const changed = await sluice.schedule(name, { ...definition, payload: { v: 2 } });
+      expect(changed.version).not.toBe(declared.version);
+      expect(changed.paused).toBe(true);
+      expect((await sluice.admin.schedules()).find((s) => s.name === name)?.paused).toBe(true);
+      // Resumed: from its next tick after now; the ticks that fell while paused are dropped, not caught up.
+      const before = Date.now();
+      const resumed = await sluice.admin.resumeSchedule(name);
+      const after = Date.now();
+      expect(resumed.paused).toBe(false);
+      expect(resumed.nextAt).toBeGreaterThanOrEqual(nextTick({ everyMs: 1_000 }, before) as number);
+      expect(resumed.nextAt).toBeLessThanOrEqual(nextTick({ everyMs: 1_000 }, after) as number);
+      await scheduler.fireDue((resumed.nextAt as number) - 1);
+      expect(await jobsOf()).toEqual([]);
+      // From then on it fires again: its next tick, once.
+      await scheduler.fireDue(resumed.nextAt as number);
+      expect((await jobsOf()).map((j) => j.id)).toEqual([`schedule:${name}:${resumed.nextAt}`]);
+      // Resuming a schedule that is not paused leaves its clock alone.
+      const running = await sluice.admin.getSchedule(name);
+      expect(await sluice.admin.resumeSchedule(name)).toMatchObject({
+        paused: false,
+        nextAt: running.nextAt,
+        lastTickAt: running.lastTickAt,
+      });
+      await sluice.unschedule(name);
+    });
+
+    it("runs a schedule now: one job from its template, paused or not, its clock untouched", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      sluice.task("manual-report", { queue });
+      const name = `now-${queue}`;
+      const declared = await sluice.schedule(name, {
+        task: "manual-report",
+        every: "1h",
+        payload: { scope: "all" },
+        options: { priority: 7 },
+      });
+      await sluice.admin.pauseSchedule(name);
+      const before = Date.now();
+      const run = await sluice.admin.runScheduleNow(name);
+      expect(run).toMatchObject({ schedule: name, state: "waiting", created: true });
+      expect(run.id).toMatch(new RegExp(`^schedule:${name}:manual:\\d+$`));
+      const job = await sluice.admin.getJob(run.id);
+      expect(job).toMatchObject({
+        task: "manual-report",
+        queue,
+        priority: 7,
+        payload: { scope: "all" },
+        tags: [`schedule:${name}`],
+      });
+      expect(job.runAt).toBeGreaterThanOrEqual(before);
+      expect(await sluice.admin.getSchedule(name)).toMatchObject({
+        paused: true,
+        nextAt: declared.nextAt,
+        lastTickAt: null,
+      });
+      await sluice.unschedule(name);
+    });
+
+    it("removes a schedule (a dry run only says what it would remove); unknown names are SCHEDULE_NOT_FOUND", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      sluice.task("removable", { queue });
+      const name = `remove-${queue}`;
+      await sluice.schedule(name, { task: "removable", cron: "0 3 * * *", timezone: "Asia/Seoul" });
+      expect(await sluice.admin.removeSchedule(name, { dryRun: true })).toMatchObject({
+        name,
+        cron: "0 3 * * *",
+        timezone: "Asia/Seoul",
+      });
+      expect((await sluice.admin.schedules()).some((s) => s.name === name)).toBe(true);
+      expect(await sluice.admin.removeSchedule(name)).toMatchObject({ name });
+      expect((await sluice.admin.schedules()).some((s) => s.name === name)).toBe(false);
+      const missing = `missing-${queue}`;
+      const calls: [string, () => Promise<unknown>][] = [
+        ["getSchedule", () => sluice.admin.getSchedule(missing)],
+        ["pauseSchedule", () => sluice.admin.pauseSchedule(missing)],
+        ["resumeSchedule", () => sluice.admin.resumeSchedule(missing)],
+        ["removeSchedule", () => sluice.admin.removeSchedule(missing)],
+        ["removeSchedule dry run", () => sluice.admin.removeSchedule(missing, { dryRun: true })],
+        ["runScheduleNow", () => sluice.admin.runScheduleNow(missing)],
+        ["removed one", () => sluice.admin.pauseSchedule(name)],
+      ];
+      for (const [label, call] of calls) {
+        const error = await call().catch((e: unknown) => e);
+        expect(error, label).toBeInstanceOf(ScheduleNotFoundError);
+        expect(error, label).toMatchObject({ code: "SCHEDULE_NOT_FOUND" });
+      }
+      // A pause never outlives its schedule: one declared again under the name starts unpaused.
+      await sluice.schedule(name, { task: "removable", every: "1h" });
+      await sluice.admin.pauseSchedule(name);
+      await sluice.unschedule(name);
+      expect((await sluice.schedule(name, { task: "removable", every: "1h" })).paused).toBe(false);
+      await sluice.unschedule(name);
+      await expect(sluice.admin.getSchedule("not a name!")).rejects.toMatchObject({ code: "INVALID_OPTION" });
+      expect((await sluice.admin.listJobs({ queue })).jobs).toEqual([]);
     });
   });
 }

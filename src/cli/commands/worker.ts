@@ -17,6 +17,8 @@ import { pino } from "pino";
 import type { RegisteredTask } from "../../core/task.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
 import {
+  ConfigFileError,
+  type FileSchedule,
   loadWorkerConfig,
   parseQueuesFlag,
   refuseInlineUrl,
@@ -68,6 +70,35 @@ export async function loadTasks(path: string, sluice: Sluice): Promise<void> {
   }
 }
 
+/**
+ * Declares the config file's `schedules:` on `sluice` (`sluice.schedule`): what the file could not check
+ * alone (the task is defined, the payload fits its schema) fails here, as a config error at the schedule's
+ * line (exit 2). Declaring is idempotent: an unchanged schedule keeps its clock, a paused one stays paused.
+ * Schedules removed from the file stay in the store until `sluice schedules remove`.
+ */
+export async function declareSchedules(
+  sluice: Sluice,
+  schedules: readonly FileSchedule[],
+  path: string,
+): Promise<void> {
+  for (const schedule of schedules) {
+    try {
+      await sluice.schedule(schedule.name, schedule.definition);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === "STORE_UNAVAILABLE" || code === "STORE_TIMEOUT" || code === "CLOSED") throw error;
+      throw new ConfigFileError(resolve(path), [
+        {
+          line: schedule.line,
+          column: schedule.column,
+          field: `schedules.${schedule.name}`,
+          message: `${code ? `${String(code)}: ` : ""}${(error as Error).message}`,
+        },
+      ]);
+    }
+  }
+}
+
 /** Registers `sluice worker`. */
 export function registerWorker(program: Command): void {
   program
@@ -75,7 +106,7 @@ export function registerWorker(program: Command): void {
     .description("run a worker (SIGTERM/SIGINT: graceful stop within the grace, exit 0; JSON logs on stdout)")
     .option(
       "-c, --config <file>",
-      "worker config file (YAML or JSON): concurrency, queues, shutdownGrace, lease, tasks",
+      "worker config file (YAML or JSON): concurrency, queues, shutdownGrace, lease, tasks, schedules",
     )
     .option("--queues <list>", "queues in strict order (a,b) or with weights (a:5,b:3); overrides the file")
     .option("--concurrency <n>", "jobs at once; overrides the file", wholeNumber)
@@ -106,7 +137,7 @@ export function registerWorker(program: Command): void {
       if (!tasks) throw new UsageError(NO_TASKS_MESSAGE);
       const flagUrl = globals(cmd).url;
       if (flags.check) {
-        await checkOnly(tasks, options, flags.config);
+        await checkOnly(tasks, options, flags.config, file.schedules ?? []);
         return;
       }
       const url =
@@ -118,6 +149,8 @@ export function registerWorker(program: Command): void {
       const sluice = new Sluice({ url: url.url, logger });
       try {
         await loadTasks(tasks, sluice);
+        // Before the worker starts, so its first maintenance pass already sees them.
+        if (flags.config && file.schedules) await declareSchedules(sluice, file.schedules, flags.config);
       } catch (error) {
         await sluice.close().catch(() => {});
         throw error;
@@ -178,11 +211,18 @@ export function registerWorker(program: Command): void {
  * (validating its options) without starting it, prints what would run and returns (exit 0). Problems exit
  * 2 as they would on a real start.
  */
-async function checkOnly(tasks: string, options: WorkerOptions, config: string | undefined): Promise<void> {
-  // Never opened: creating tasks and a worker does not touch a store.
+async function checkOnly(
+  tasks: string,
+  options: WorkerOptions,
+  config: string | undefined,
+  schedules: readonly FileSchedule[],
+): Promise<void> {
+  // A private in-memory store: creating tasks and a worker does not touch it; declaring the schedules on it
+  // checks them as a real start would (task defined, payload valid) without writing to the real store.
   const sluice = new Sluice({ url: "sqlite::memory:", logger: pino({ level: "silent" }) });
   try {
     await loadTasks(tasks, sluice);
+    if (config) await declareSchedules(sluice, schedules, config);
     try {
       sluice.worker(options);
     } catch (error) {
@@ -202,6 +242,13 @@ async function checkOnly(tasks: string, options: WorkerOptions, config: string |
       `  concurrency  ${options.concurrency ?? 10}`,
       `  tasks        ${[...sluice.tasks.keys()].join(", ")} (from ${tasks})`,
     ];
+    if (schedules.length > 0) {
+      const timing = (d: FileSchedule["definition"]) =>
+        d.cron !== undefined ? `cron ${d.cron}${d.timezone ? ` (${d.timezone})` : ""}` : `every ${d.every}`;
+      lines.push(
+        `  schedules    ${schedules.map((s) => `${s.name} (${String(s.definition.task)}, ${timing(s.definition)})`).join(", ")}`,
+      );
+    }
     if (unserved.length > 0) {
       lines.push(
         `  note: none of these queues runs ${unserved.map((t) => `${t.name} (queue ${queueOf(t)})`).join(", ")}`,

@@ -774,6 +774,15 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "flows: dependency edges, batches with callbacks, settling of final jobs",
     sql: flowsMigrationSql,
   },
+  {
+    version: 12,
+    description: "schedules an operator paused",
+    sql: (s) => `
+      -- True while an operator has paused the schedule (sluice schedules pause): firings skip it. Declaring
+      -- the schedule again at a worker's start never touches it, so a redeploy does not undo a pause.
+      ALTER TABLE ${s}.schedules ADD COLUMN paused boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];
 
 /** Latest schema version this build knows. */

@@ -58,6 +58,7 @@ import type {
   RecoverRequest,
   ReleaseRequest,
   ScheduleRecord,
+  ScheduleUpsert,
   Store,
   StoreInfo,
   StoreSignal,
@@ -1148,7 +1149,7 @@ export class PostgresStore implements Store {
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
 
-  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+  async upsertSchedule(schedule: ScheduleUpsert): Promise<ScheduleRecord> {
     const rows = await this.query<ScheduleRow>(
       "save the schedule",
       `INSERT INTO ${this.s}.schedules AS s (name, version, task, queue, cron, timezone, every_ms, missed, template,
@@ -1178,11 +1179,34 @@ export class PostgresStore implements Store {
     return rows.length === 1;
   }
 
+  async pauseSchedule(name: string): Promise<ScheduleRecord | null> {
+    const rows = await this.query<ScheduleRow>(
+      "pause the schedule",
+      `UPDATE ${this.s}.schedules SET paused = true WHERE name = $1 RETURNING *`,
+      [name],
+    );
+    return rows[0] ? rowToSchedule(rows[0]) : null;
+  }
+
+  async resumeSchedule(name: string, nextAt: number | null): Promise<ScheduleRecord | null> {
+    // One statement: the row as it is after the update (resumed, or untouched when it was not paused).
+    const rows = await this.query<ScheduleRow>(
+      "resume the schedule",
+      `WITH resumed AS (
+         UPDATE ${this.s}.schedules SET paused = false, next_at = $2 WHERE name = $1 AND paused RETURNING *)
+       SELECT * FROM resumed
+       UNION ALL
+       SELECT * FROM ${this.s}.schedules WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM resumed)`,
+      [name, nextAt],
+    );
+    return rows[0] ? rowToSchedule(rows[0]) : null;
+  }
+
   async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {
     return this.transaction("fire the schedule", async (client) => {
       const { rows } = await client.query(
         `UPDATE ${this.s}.schedules SET next_at = $3, last_tick_at = $4
-         WHERE name = $1 AND next_at = $2 RETURNING name`,
+         WHERE name = $1 AND next_at = $2 AND NOT paused RETURNING name`,
         [request.name, request.dueAt, request.nextAt, request.lastTickAt],
       );
       if (rows.length === 0) return null;

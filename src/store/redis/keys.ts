@@ -40,7 +40,8 @@ export class Keys {
   readonly channel: string;
   /**
    * HASH schedule name → definition JSON. Its clock (next tick, last tick) lives in the queue's slot
-   * (`<qp>schn`, `<qp>scht`), next to the jobs it enqueues, so a firing is one script in one slot.
+   * (`<qp>schn`, `<qp>scht`), and so does its operator's pause (`<qp>schp`, name → 1), next to the jobs it
+   * enqueues, so a firing (which checks the pause) is one script in one slot.
    */
   readonly schedules: string;
   /**

@@ -596,13 +596,15 @@ return out
  * Fires a schedule: the enqueue script's arguments, then schedule name, dueAt, nextAt ('' = none),
  * lastTickAt. Compare-and-set on the schedule's next tick (kept in this queue's slot), then the enqueue
  * itself, in one script: a tick fires once however many schedulers race. Returns false when the stored next
- * tick is not dueAt (someone fired it first), else what the enqueue returns.
+ * tick is not dueAt (someone fired it first) or the schedule is paused (<qp>schp), else what the enqueue
+ * returns.
  */
 const FIRE = `
 do
   local tail = 6 + tonumber(ARGV[5]) * 13 + tonumber(ARGV[4]) * 3
   local name = ARGV[tail]
   if redis.call('HGET', qp .. 'schn', name) ~= ARGV[tail + 1] then return false end
+  if redis.call('HEXISTS', qp .. 'schp', name) == 1 then return false end
   if ARGV[tail + 2] == '' then
     redis.call('HDEL', qp .. 'schn', name)
   else
@@ -1757,6 +1759,29 @@ end
 return 0
 `;
 
+/**
+ * Pauses or resumes a schedule in its queue's slot. ARGV[3] = name, ARGV[4] = '1' pause / '0' resume,
+ * ARGV[5] = next tick on resume ('' = none). A resume of a schedule that is not paused changes nothing (its
+ * clock stays). Returns 1 when the pause flag changed.
+ */
+const SCHEDULE_PAUSE = `
+local name = ARGV[3]
+local paused = redis.call('HEXISTS', qp .. 'schp', name) == 1
+if ARGV[4] == '1' then
+  if paused then return 0 end
+  redis.call('HSET', qp .. 'schp', name, '1')
+  return 1
+end
+if not paused then return 0 end
+redis.call('HDEL', qp .. 'schp', name)
+if ARGV[5] == '' then
+  redis.call('HDEL', qp .. 'schn', name)
+else
+  redis.call('HSET', qp .. 'schn', name, ARGV[5])
+end
+return 1
+`;
+
 const RESIGN = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
@@ -1789,6 +1814,7 @@ export const SCRIPTS = {
   progress: eventScript(PROGRESS),
   logs: queueScript(LOGS),
   annotate: queueScript(ANNOTATE),
+  schedulePause: queueScript(SCHEDULE_PAUSE),
   recover: flowScript(RECOVER),
   bulk: flowScript(BULK),
   list: queueScript(LIST),

@@ -59,6 +59,7 @@ import type {
   RecoverRequest,
   ReleaseRequest,
   ScheduleRecord,
+  ScheduleUpsert,
   Store,
   StoreInfo,
   StoreSignal,
@@ -118,7 +119,7 @@ const EVENT_SCAN_BUDGET = 2_000;
 const EVENT_ID = /^\d{1,15}-\d{1,15}$/;
 
 /** A schedule's definition as kept in the global hash (its clock lives in its queue's slot). */
-type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt">;
+type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt" | "paused">;
 
 /** The Redis engine. URL: `redis://[:password@]host:port/db?prefix=sluice` (also `rediss://`). */
 export class RedisStore implements Store {
@@ -1143,7 +1144,7 @@ export class RedisStore implements Store {
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
 
-  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+  async upsertSchedule(schedule: ScheduleUpsert): Promise<ScheduleRecord> {
     const stored = await this.readSchedules([schedule.name]);
     const existing = stored[0];
     if (existing && existing.version === schedule.version && existing.queue === schedule.queue)
@@ -1156,17 +1157,27 @@ export class RedisStore implements Store {
       if (existing && existing.queue !== schedule.queue) {
         pipeline.hdel(`${clock(existing.queue)}schn`, schedule.name);
         pipeline.hdel(`${clock(existing.queue)}scht`, schedule.name);
+        pipeline.hdel(`${clock(existing.queue)}schp`, schedule.name);
         if (existing.lastTickAt !== null) {
           pipeline.hset(`${clock(schedule.queue)}scht`, schedule.name, existing.lastTickAt);
         }
+        // The operator's pause moves with the schedule: a redeploy never undoes it.
+        if (existing.paused) pipeline.hset(`${clock(schedule.queue)}schp`, schedule.name, "1");
       }
+      // A new schedule starts unpaused, even where a pause of an earlier one of that name was left behind.
+      if (!existing) pipeline.hdel(`${clock(schedule.queue)}schp`, schedule.name);
       if (schedule.nextAt === null) pipeline.hdel(`${clock(schedule.queue)}schn`, schedule.name);
       else pipeline.hset(`${clock(schedule.queue)}schn`, schedule.name, schedule.nextAt);
       pipeline.hset(this.keys.schedules, schedule.name, JSON.stringify(definition));
       pipeline.sadd(this.keys.queues, schedule.queue);
       for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
     });
-    return { ...schedule, lastTickAt: existing?.lastTickAt ?? null, updatedAt: definition.updatedAt };
+    return {
+      ...schedule,
+      lastTickAt: existing?.lastTickAt ?? null,
+      paused: existing?.paused ?? false,
+      updatedAt: definition.updatedAt,
+    };
   }
 
   async listSchedules(): Promise<ScheduleRecord[]> {
@@ -1188,6 +1199,7 @@ export class RedisStore implements Store {
       for (const d of definitions) {
         pipeline.hget(`${this.keys.queue(d.queue)}schn`, d.name);
         pipeline.hget(`${this.keys.queue(d.queue)}scht`, d.name);
+        pipeline.hget(`${this.keys.queue(d.queue)}schp`, d.name);
       }
       return ((await pipeline.exec()) ?? []).map(([error, reply]) => {
         if (error) throw error;
@@ -1195,7 +1207,12 @@ export class RedisStore implements Store {
       });
     });
     return definitions
-      .map((d, i) => ({ ...d, nextAt: clocks[2 * i] ?? null, lastTickAt: clocks[2 * i + 1] ?? null }))
+      .map((d, i) => ({
+        ...d,
+        nextAt: clocks[3 * i] ?? null,
+        lastTickAt: clocks[3 * i + 1] ?? null,
+        paused: clocks[3 * i + 2] === 1,
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -1208,9 +1225,34 @@ export class RedisStore implements Store {
         .hdel(this.keys.schedules, name)
         .hdel(`${this.keys.queue(existing.queue)}schn`, name)
         .hdel(`${this.keys.queue(existing.queue)}scht`, name)
+        .hdel(`${this.keys.queue(existing.queue)}schp`, name)
         .exec(),
     );
     return true;
+  }
+
+  async pauseSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.setSchedulePaused(name, true, null);
+  }
+
+  async resumeSchedule(name: string, nextAt: number | null): Promise<ScheduleRecord | null> {
+    return this.setSchedulePaused(name, false, nextAt);
+  }
+
+  /** Sets or clears the pause flag in the schedule's queue slot, where firings check it; the schedule after. */
+  private async setSchedulePaused(
+    name: string,
+    paused: boolean,
+    nextAt: number | null,
+  ): Promise<ScheduleRecord | null> {
+    const [existing] = await this.readSchedules([name]);
+    if (!existing) return null;
+    await this.script<number>(
+      this.queueCall("schedulePause", existing.queue, [name, paused ? "1" : "0", nextAt ?? ""]),
+      paused ? "pause the schedule" : "resume the schedule",
+    );
+    const [after] = await this.readSchedules([name]);
+    return after ?? null;
   }
 
   async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {

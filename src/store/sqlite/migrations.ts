@@ -188,6 +188,72 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO events_meta (one, pruned_upto) VALUES (1, 0);
     `,
   },
+  {
+    version: 7,
+    description: "flows: dependencies, batches",
+    sql: `
+      -- Flows (core/flows.ts). pending_deps: edges from the job not yet resolved (a blocked job waits while
+      -- it is above 0). has_dependents: some edge points at the job, so its final transition looks for
+      -- edges only then (plain jobs never read job_deps). batch_counted: how many times the job became
+      -- final as a batch member; it is counted in its batch when this becomes 1 (the first time only), read
+      -- from the final transition's own RETURNING, with no extra statement.
+      ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+      ALTER TABLE jobs ADD COLUMN pending_deps INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN batch_counted INTEGER NOT NULL DEFAULT 0;
+      -- Children of a parent (cancel cascade, flow view, --parent filter) and members of a batch.
+      CREATE INDEX jobs_parent ON jobs (parent_id, seq) WHERE parent_id IS NOT NULL;
+      CREATE INDEX jobs_batch ON jobs (batch_id, seq) WHERE batch_id IS NOT NULL;
+
+      -- One edge per (dependent, dependency). The dependent's edges go with it when it is deleted (it no
+      -- longer waits); edges to a deleted dependency stay (resolved), so its dependents' flow views show it
+      -- gone. The rowid keeps declaration order for the flow view.
+      CREATE TABLE job_deps (
+        job_id     TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        depends_on TEXT    NOT NULL,
+        on_failure TEXT    NOT NULL,
+        resolved   INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE UNIQUE INDEX job_deps_dependent ON job_deps (job_id, depends_on);
+      -- Settle: the unresolved edges pointing at a job that just became final.
+      CREATE INDEX job_deps_dependency ON job_deps (depends_on, resolved);
+
+      -- Batches: counts by first final outcome; finished_at set when every member is final. data is the
+      -- JSON text handed to the callbacks.
+      CREATE TABLE batches (
+        id          TEXT    PRIMARY KEY,
+        description TEXT,
+        data        TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        total       INTEGER NOT NULL DEFAULT 0,
+        completed   INTEGER NOT NULL DEFAULT 0,
+        dead        INTEGER NOT NULL DEFAULT 0,
+        cancelled   INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX batches_created ON batches (created_at, id);
+      -- A callback fires at most once: fired_at is its compare-and-set key (set in the transaction that
+      -- enqueues the callback job). template is the JobTemplate as JSON.
+      CREATE TABLE batch_callbacks (
+        batch_id TEXT    NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+        event    TEXT    NOT NULL,
+        task     TEXT    NOT NULL,
+        queue    TEXT    NOT NULL,
+        template TEXT    NOT NULL,
+        fired_at INTEGER,
+        PRIMARY KEY (batch_id, event)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 8,
+    description: "schedules an operator paused",
+    sql: `
+      -- 1 while an operator has paused the schedule (sluice schedules pause): firings skip it. Declaring the
+      -- schedule again at a worker's start never touches it, so a redeploy does not undo a pause.
+      ALTER TABLE schedules ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -32,6 +32,8 @@ export interface JobRow {
   errors: string;
   reason: string | null;
   parent_id: string | null;
+  batch_id: string | null;
+  pending_deps: number;
 }
 
 /**
@@ -71,8 +73,8 @@ export function rowToJob(row: JobRow): JobRecord {
     errors: parse<AttemptError[]>(row.errors, "errors", []),
     reason: row.reason,
     parentId: row.parent_id,
-    batchId: null,
-    pendingDependencies: 0,
+    batchId: row.batch_id,
+    pendingDependencies: row.pending_deps,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

@@ -56,6 +56,7 @@ import type {
   ListRequest,
   LogRequest,
   MigrationStatus,
+  NewBatch,
   NewJob,
   ProgressRequest,
   QueueStats,
@@ -64,6 +65,7 @@ import type {
   RecoverRequest,
   ReleaseRequest,
   ScheduleRecord,
+  ScheduleUpsert,
   Store,
   StoreInfo,
   StoreSignal,
@@ -90,6 +92,19 @@ import { parseStalls, stallsText } from "../stalls.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { parseSqliteUrl, type SqliteConfig } from "./config.js";
 import { sqliteEngine } from "./engine.js";
+import {
+  COUNT_FINAL,
+  type FlowEffects,
+  isFinal,
+  needsSettle,
+  newEffects,
+  type PreparedJob,
+  SETTLE_RETURNING,
+  type SettleColumns,
+  type Settled,
+  SqliteFlows,
+  settled,
+} from "./flows.js";
 import { sqliteHazards } from "./hazards.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
@@ -140,6 +155,7 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Statement>();
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
+  private storeFlows: SqliteFlows | null = null;
   /** Whether transitions write fleet-wide events (StoreOptions.events.enabled). */
   private readonly eventsOn: boolean;
 
@@ -261,14 +277,17 @@ export class SqliteStore implements Store {
 
   async enqueue(
     jobs: readonly NewJob[],
-    options?: { transaction?: TransactionHandle },
+    options?: { transaction?: TransactionHandle; batch?: NewBatch },
   ): Promise<EnqueueResult[]> {
     const transaction = options?.transaction;
+    const batch = options?.batch;
     if (transaction !== undefined && transaction !== null)
-      return this.enqueueInTransaction(transaction, jobs);
-    if (jobs.length === 0) return [];
-    const results = await this.write(() => this.insertJobs(jobs, Date.now()));
+      return this.enqueueInTransaction(transaction, jobs, batch);
+    if (jobs.length === 0 && batch === undefined) return [];
+    const effects = newEffects();
+    const results = await this.write(() => this.insertJobs(jobs, Date.now(), undefined, batch, effects));
     this.notifyCreated(jobs, results);
+    this.notifyEffects(effects);
     return results;
   }
 
@@ -284,12 +303,18 @@ export class SqliteStore implements Store {
    * is harmless), seen by polling `inTransaction`; SQLite has no commit hook to tie it to. A transaction
    * open for over a minute is not waited for: the workers' safety poll finds its jobs.
    */
-  private async enqueueInTransaction(handle: unknown, jobs: readonly NewJob[]): Promise<EnqueueResult[]> {
+  private async enqueueInTransaction(
+    handle: unknown,
+    jobs: readonly NewJob[],
+    batch: NewBatch | undefined,
+  ): Promise<EnqueueResult[]> {
     const db = this.applicationConnection(handle);
-    if (jobs.length === 0) return [];
+    if (jobs.length === 0 && batch === undefined) return [];
     let results: EnqueueResult[];
     try {
-      results = db.transaction(() => this.insertJobs(jobs, Date.now(), (sql) => db.prepare(sql)))();
+      results = db.transaction(() =>
+        this.insertJobs(jobs, Date.now(), (sql) => db.prepare(sql), batch, newEffects()),
+      )();
     } catch (error) {
       if (isBusy(error)) {
         throw new StoreUnavailableError(
@@ -301,8 +326,10 @@ export class SqliteStore implements Store {
       }
       throw this.translate(error, "enqueue in the application's transaction");
     }
-    if (results.some((r) => r.created)) {
-      const signal: StoreSignal = { type: "jobs", queues: [...new Set(jobs.map((j) => j.queue))] };
+    if (results.some((r) => r.created) || batch !== undefined) {
+      // A batch may have fired a callback into a queue of its own: wake every queue then.
+      const queues = batch === undefined ? [...new Set(jobs.map((j) => j.queue))] : null;
+      const signal: StoreSignal = { type: "jobs", queues };
       const started = Date.now();
       let delay = 1;
       const afterTransaction = () => {
@@ -359,32 +386,54 @@ export class SqliteStore implements Store {
     return db as Database.Database;
   }
 
-  /** Inserts `jobs` inside the caller's write transaction (dedup by id and unique key). */
+  /**
+   * Inserts `jobs` inside the caller's write transaction (dedup by id and unique key), with their flows
+   * (flows.ts): the call's batch, edges, first states; `effects` collects whom to wake after the commit.
+   */
   private insertJobs(
     jobs: readonly NewJob[],
     now: number,
-    prepare: (sql: string) => Statement = (sql) => this.stmt(sql),
+    prepare?: (sql: string) => Statement,
+    batch?: NewBatch,
+    effects: FlowEffects = newEffects(),
   ): EnqueueResult[] {
-    const insert = prepare(
+    const sql = prepare ?? ((text: string) => this.stmt(text));
+    const insert = sql(
       `INSERT INTO jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, backoff,
-         timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id, batch_id, pending_deps,
+         finished_at, reason, errors, batch_counted)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     );
-    const byId = prepare("SELECT id, state FROM jobs WHERE id = ?");
+    const byId = sql("SELECT id, state FROM jobs WHERE id = ?");
+    // Null for a call without dependencies or batches: the plain path does no flow work at all.
+    const plan = (prepare ? this.flowsOn(prepare) : this.flows()).enqueuePlan(jobs, batch, now);
     // The seq of the first job this batch creates: every later one is higher, and no job stored before it
     // is (AUTOINCREMENT, one writer at a time).
     let firstCreated: number | bigint | null = null;
     const out: EnqueueResult[] = [];
     for (const job of jobs) {
       if (job.uniqueKey !== null) {
-        const existing = this.findUnique(job, now, prepare);
+        const existing = this.findUnique(job, now, sql);
         if (existing) {
+          plan?.returnedFor(job, existing.id);
           out.push({ id: existing.id, state: existing.state, created: false });
           continue;
         }
       }
-      const state: JobState = job.runAt > now ? "scheduled" : "waiting";
+      let prepared: PreparedJob | null = null;
+      if (plan && (job.dependsOn.length > 0 || job.batchId !== null)) {
+        // An existing job is returned as is, before its dependencies or batch are looked at.
+        const existing = byId.get(job.id) as { id: string; state: JobState } | undefined;
+        if (existing) {
+          plan.returnedFor(job, existing.id);
+          out.push({ id: existing.id, state: existing.state, created: false });
+          continue;
+        }
+        prepared = plan.prepareJob(job);
+      }
+      const state: JobState = prepared?.state ?? (job.runAt > now ? "scheduled" : "waiting");
+      const dead = state === "dead";
       const keep = retentionColumns(job.retention);
       const info = insert.run(
         job.id,
@@ -404,24 +453,57 @@ export class SqliteStore implements Store {
         keep.mode,
         keep.value,
         job.parentId,
+        job.batchId,
+        prepared?.pending ?? 0,
+        dead ? now : null,
+        prepared?.deadMessage ?? null,
+        prepared?.errors ?? "[]",
+        // A member written dead has become final once: counted (flows.ts settles it below).
+        dead && job.batchId !== null ? 1 : 0,
       );
       if (info.changes === 1) {
         firstCreated ??= info.lastInsertRowid;
+        if (prepared) plan?.created(job, prepared);
+        plan?.returnedFor(job, job.id);
         out.push({ id: job.id, state, created: true });
       } else {
         // Same id already stored: idempotent enqueue returns it. A generated id never collides.
         const existing = byId.get(job.id) as { id: string; state: JobState };
+        plan?.returnedFor(job, existing.id);
         out.push({ id: existing.id, state: existing.state, created: false });
       }
     }
     // One statement for the batch's `enqueued` events, in enqueue order (jobs returned as existing: none).
+    // Before the flow's callbacks, which write their own.
     if (firstCreated !== null && this.eventsOn) {
-      prepare(
+      sql(
         `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
          SELECT ?, 'enqueued', queue, id, task, NULL, json_object('state', state) FROM jobs WHERE seq >= ? ORDER BY seq`,
       ).run(now, firstCreated);
     }
+    plan?.finish(effects);
     return out;
+  }
+
+  /** The flow statements on the store's own connection (one instance: its statements are cached). */
+  private flows(): SqliteFlows {
+    this.storeFlows ??= new SqliteFlows(
+      (text) => this.stmt(text),
+      this.eventsOn,
+      (jobs, now) => this.insertJobs(jobs, now),
+    );
+    return this.storeFlows;
+  }
+
+  /** The flow statements on an application's connection (a transactional enqueue). */
+  private flowsOn(prepare: (sql: string) => Statement): SqliteFlows {
+    return new SqliteFlows(prepare, this.eventsOn, (jobs, now) => this.insertJobs(jobs, now, prepare));
+  }
+
+  /** Wakes whom a flow transition made runnable, and the workers of children whose cancel was requested. */
+  private notifyEffects(effects: FlowEffects): void {
+    if (effects.wake.size > 0) this.notify({ type: "jobs", queues: [...effects.wake] });
+    if (effects.cancel) this.notify({ type: "cancel" });
   }
 
   /**
@@ -528,44 +610,57 @@ export class SqliteStore implements Store {
 
   async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
-    return this.write(() => {
+    const effects = newEffects();
+    const applied = await this.write(() => {
       const now = Date.now();
       // Jobs kept for no time at all (retention: false) are deleted in one statement; the others are updated.
+      // Both return the flow columns (batch_counted as it was for the delete, counted for the update).
       const drop = this.stmt(
         `DELETE FROM jobs WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY} AND keep_mode = 'none'
-         RETURNING queue, task, attempt`,
+         RETURNING queue, task, attempt, batch_id, batch_counted, has_dependents`,
       );
       const done = this.stmt(
-        `UPDATE jobs SET state = 'completed', result = ?, finished_at = ?, lease_expires_at = NULL,
+        `UPDATE jobs SET state = 'completed', result = ?, finished_at = ?, lease_expires_at = NULL, ${COUNT_FINAL},
            keep_until = CASE keep_mode WHEN 'age' THEN ? + keep_value ELSE NULL END
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
-         RETURNING queue, task, attempt`,
+         RETURNING queue, task, attempt, batch_id, batch_counted, has_dependents`,
       );
       // From RETURNING: retention may have deleted the row.
       const completed = this.eventsOn ? this.eventStmt("completed", "NULL") : null;
-      return requests.map((r) => {
-        const job = (drop.get(r.id, r.token) ?? done.get(r.result, now, now, r.id, r.token)) as
-          | EventJob
-          | undefined;
+      const toSettle: Settled[] = [];
+      const out = requests.map((r) => {
+        let job = drop.get(r.id, r.token) as (EventJob & SettleColumns) | undefined;
+        const counted = job ? 0 : 1;
+        job ??= done.get(r.result, now, now, r.id, r.token) as (EventJob & SettleColumns) | undefined;
         if (!job) return false;
         completed?.run(now, job.queue, r.id, job.task, job.attempt);
+        if (needsSettle(job, "completed"))
+          toSettle.push(settled({ ...job, id: r.id }, job, "completed", counted));
         return true;
       });
+      // Once for the whole call: one counter update per batch, however many of its members completed.
+      this.flows().settle(toSettle, now, effects);
+      return out;
     });
+    this.notifyEffects(effects);
+    return applied;
   }
 
   async fail(requests: readonly FailRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     let wake = false;
+    const effects = newEffects();
     const applied = await this.write(() => {
       const now = Date.now();
       const update = this.stmt(
         `UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), finished_at = ?, lease_expires_at = NULL,
-           errors = json_insert(errors, '$[#]', json(?)), reason = ?
+           errors = json_insert(errors, '$[#]', json(?)), reason = ?,
+           batch_counted = batch_counted + (batch_id IS NOT NULL AND ?)
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
-         RETURNING queue, task, attempt`,
+         RETURNING queue, task, attempt, batch_id, batch_counted, has_dependents`,
       );
-      return requests.map((r) => {
+      const toSettle: Settled[] = [];
+      const out = requests.map((r) => {
         const next = r.next;
         const runAt = next.state === "scheduled" ? next.runAt : next.state === "waiting" ? now : null;
         const final = next.state === "dead" || next.state === "cancelled";
@@ -576,10 +671,15 @@ export class SqliteStore implements Store {
           final ? now : null,
           JSON.stringify(r.error),
           reason,
+          final ? 1 : 0,
           r.id,
           r.token,
-        ) as EventJob | undefined;
+        ) as (EventJob & SettleColumns) | undefined;
         if (!job) return false;
+        if (final && needsSettle(job, next.state)) {
+          // The dependents' error is this attempt's: the latest one.
+          toSettle.push(settled({ ...job, id: r.id }, job, next.state, 1, r.error.message));
+        }
         if (this.eventsOn) {
           const at = [now, job.queue, r.id, job.task, job.attempt] as const;
           if (next.state === "dead")
@@ -600,13 +700,17 @@ export class SqliteStore implements Store {
         if (next.state === "waiting") wake = true;
         return true;
       });
+      this.flows().settle(toSettle, now, effects);
+      return out;
     });
     if (wake) this.notify({ type: "jobs", queues: null });
+    this.notifyEffects(effects);
     return applied;
   }
 
   async release(requests: readonly ReleaseRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
+    const effects = newEffects();
     const applied = await this.write(() => {
       const now = Date.now();
       // A job whose cancel was requested while it ran is cancelled instead of going back to run again.
@@ -615,16 +719,19 @@ export class SqliteStore implements Store {
            state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE ? END,
            run_at = CASE WHEN cancel_requested = 1 THEN run_at ELSE COALESCE(?, run_at) END,
            finished_at = CASE WHEN cancel_requested = 1 THEN ? ELSE finished_at END,
-           reason = CASE WHEN cancel_requested = 1 THEN ${sqlString(CANCELLED_WHILE_ACTIVE_REASON)} ELSE ? END
+           reason = CASE WHEN cancel_requested = 1 THEN ${sqlString(CANCELLED_WHILE_ACTIVE_REASON)} ELSE ? END,
+           batch_counted = batch_counted + (batch_id IS NOT NULL AND cancel_requested = 1)
          WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
-         RETURNING queue, task, attempt + 1 AS attempt, state, started_at, reason`,
+         RETURNING queue, task, attempt + 1 AS attempt, state, started_at, reason, ${SETTLE_RETURNING}`,
       );
-      return requests.map((r) => {
+      const toSettle: Settled[] = [];
+      const out = requests.map((r) => {
         const state: JobState = r.runAt !== undefined && r.runAt > now ? "scheduled" : "waiting";
         const job = update.get(state, r.runAt ?? null, now, r.reason, r.id, r.token) as
-          | (EventJob & { state: JobState; started_at: number | null; reason: string | null })
+          | (EventJob & SettleColumns & { state: JobState; started_at: number | null; reason: string | null })
           | undefined;
         if (!job) return false;
+        if (job.state === "cancelled") toSettle.push(settled({ ...job, id: r.id }, job, "cancelled", 1));
         if (this.eventsOn) {
           // The event names the attempt that was running (the release gave it back). A held job that never
           // started goes back unseen: users saw it waiting all along.
@@ -651,8 +758,11 @@ export class SqliteStore implements Store {
         }
         return true;
       });
+      this.flows().settle(toSettle, now, effects);
+      return out;
     });
     if (applied.some(Boolean)) this.notify({ type: "jobs", queues: null });
+    this.notifyEffects(effects);
     return applied;
   }
 
@@ -764,6 +874,7 @@ export class SqliteStore implements Store {
   // ── maintenance ────────────────────────────────────────────────────────────────────────────────
 
   async recover(request: RecoverRequest): Promise<RecoveredJob[]> {
+    const effects = newEffects();
     const recovered = await this.write(() => {
       const now = Date.now();
       const candidates = (
@@ -788,10 +899,12 @@ export class SqliteStore implements Store {
       }[];
       const update = this.stmt(
         `UPDATE jobs SET state = ?, finished_at = ?, lease_expires_at = NULL, reason = ?,
-           errors = json_insert(errors, '$[#]', json(?))
-         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}`,
+           errors = json_insert(errors, '$[#]', json(?)), batch_counted = batch_counted + (batch_id IS NOT NULL AND ?)
+         WHERE id = ? AND lease_token = ? AND ${ACTIVE_ONLY}
+         RETURNING ${SETTLE_RETURNING}`,
       );
       const out: RecoveredJob[] = [];
+      const toSettle: Settled[] = [];
       for (const job of candidates) {
         const { to, reason } = recoveryTarget({
           cancelRequested: job.cancel_requested === 1,
@@ -810,8 +923,17 @@ export class SqliteStore implements Store {
             ...(job.worker_id ? { workerId: job.worker_id } : {}),
           };
           const finished = to === "waiting" ? null : now;
-          if (update.run(to, finished, reason, JSON.stringify(error), job.id, job.lease_token).changes !== 1)
-            continue;
+          const row = update.get(
+            to,
+            finished,
+            reason,
+            JSON.stringify(error),
+            to === "waiting" ? 0 : 1,
+            job.id,
+            job.lease_token,
+          ) as SettleColumns | undefined;
+          if (!row) continue;
+          if (to !== "waiting" && needsSettle(row, to)) toSettle.push(settled(job, row, to, 1, reason));
           if (this.eventsOn) {
             this.eventStmt("recovered", "json_object('to', ?, 'reason', ?)").run(
               now,
@@ -835,10 +957,12 @@ export class SqliteStore implements Store {
           reason,
         });
       }
+      this.flows().settle(toSettle, now, effects);
       return out;
     });
     if (!request.dryRun && recovered.some((r) => r.to === "waiting"))
       this.notify({ type: "jobs", queues: null });
+    this.notifyEffects(effects);
     return recovered;
   }
 
@@ -1082,25 +1206,46 @@ export class SqliteStore implements Store {
     });
   }
 
-  // ── flows (core/flows.ts) ── placeholder until this engine implements them
-  async block(_requests: readonly BlockRequest[]): Promise<boolean[]> {
-    throw new Error("flows: not implemented on this engine yet");
+  // ── flows (core/flows.ts; statements in flows.ts) ──────────────────────────────────────────────
+
+  async block(requests: readonly BlockRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const effects = newEffects();
+    const applied = await this.write(() => {
+      const now = Date.now();
+      return requests.map((r) => this.flows().block(r, now, effects));
+    });
+    this.notifyEffects(effects);
+    return applied;
   }
-  async getFlow(_id: string): Promise<FlowView | null> {
-    throw new Error("flows: not implemented on this engine yet");
+
+  async getFlow(id: string): Promise<FlowView | null> {
+    // One read transaction: the job, its edges, children and batch from the same snapshot.
+    return this.read(() => this.runInTransaction()(() => this.flows().getFlow(id)) as FlowView | null);
   }
-  async getBatch(_id: string): Promise<BatchRecord | null> {
-    throw new Error("flows: not implemented on this engine yet");
+
+  async getBatch(id: string): Promise<BatchRecord | null> {
+    return this.read(() => this.runInTransaction()(() => this.flows().getBatch(id)) as BatchRecord | null);
   }
-  async listBatches(_request: {
+
+  async listBatches(request: {
     limit: number;
     cursor?: string | null;
     finished?: boolean;
   }): Promise<{ batches: BatchRecord[]; nextCursor: string | null }> {
-    throw new Error("flows: not implemented on this engine yet");
+    return this.read(
+      () =>
+        this.runInTransaction()(() => this.flows().listBatches(request)) as {
+          batches: BatchRecord[];
+          nextCursor: string | null;
+        },
+    );
   }
-  async stuckBlocked(_limit: number): Promise<StuckBlockedJob[]> {
-    throw new Error("flows: not implemented on this engine yet");
+
+  async stuckBlocked(limit: number): Promise<StuckBlockedJob[]> {
+    return this.read(
+      () => this.runInTransaction()(() => this.flows().stuckBlocked(limit)) as StuckBlockedJob[],
+    );
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
@@ -1136,6 +1281,7 @@ export class SqliteStore implements Store {
   }
 
   async cancel(filter: JobFilter, options: BulkOptions): Promise<BulkResult & { requested: string[] }> {
+    const effects = newEffects();
     const result = await this.write(() => {
       const now = Date.now();
       // Active jobs already flagged are not picked again, so a caller looping "until a batch is short" goes on.
@@ -1145,9 +1291,10 @@ export class SqliteStore implements Store {
       // A held job (claimed ahead, not started) is cancelled at once too; its claim's attempt is given back.
       const cancelNow = this.stmt(
         `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ${sqlString(CANCELLED_REASON)},
-           attempt = CASE WHEN ${heldSql()} THEN MAX(attempt - 1, 0) ELSE attempt END, lease_expires_at = NULL
+           attempt = CASE WHEN ${heldSql()} THEN MAX(attempt - 1, 0) ELSE attempt END, lease_expires_at = NULL,
+           ${COUNT_FINAL}
          WHERE id = ? AND ${seenStateSql(CANCEL_AT_ONCE_STATES)}
-         RETURNING queue, task, reason`,
+         RETURNING queue, task, reason, ${SETTLE_RETURNING}`,
       );
       const cancelledEvent = this.eventsOn ? this.eventStmt("cancelled", "json_object('reason', ?)") : null;
       const request = this.stmt(
@@ -1155,34 +1302,49 @@ export class SqliteStore implements Store {
       );
       const cancelled: string[] = [];
       const requested: string[] = [];
+      // Each cancelled job resolves its dependents and cancels its children (flows.ts), in this write.
+      const toSettle: Settled[] = [];
       for (const id of ids) {
-        const job = cancelNow.get(now, id) as (EventJob & { reason: string }) | undefined;
+        const job = cancelNow.get(now, id) as (EventJob & SettleColumns & { reason: string }) | undefined;
         if (job) {
           cancelledEvent?.run(now, job.queue, id, job.task, null, job.reason);
           cancelled.push(id);
+          toSettle.push(settled({ ...job, id }, job, "cancelled", 1));
         } else if (request.run(id).changes === 1) requested.push(id);
       }
+      this.flows().settle(toSettle, now, effects);
       return { count: cancelled.length, ids: cancelled, requested };
     });
     if (result.requested.length > 0) this.notify({ type: "cancel" });
+    this.notifyEffects(effects);
     return result;
   }
 
   async remove(filter: JobFilter, options: BulkOptions): Promise<BulkResult> {
-    return this.write(() => {
+    const effects = newEffects();
+    const result = await this.write(() => {
       const ids = this.selectIds(filter, REMOVABLE_STATES, options.limit);
+      // RETURNING gives the row as it was: its state says whether it had finished.
       const drop = this.stmt(
-        `DELETE FROM jobs WHERE id = ? AND (state != 'active' OR ${heldSql()}) RETURNING queue, task`,
+        `DELETE FROM jobs WHERE id = ? AND (state != 'active' OR ${heldSql()})
+         RETURNING queue, task, state, ${SETTLE_RETURNING}`,
       );
       const now = Date.now();
       const deleted = this.eventsOn ? this.eventStmt("deleted", "NULL") : null;
+      // A job deleted before it finished resolves its dependents and counts in its batch (flows.ts).
+      const toSettle: Settled[] = [];
       const changed = ids.filter((id) => {
-        const job = drop.get(id) as EventJob | undefined;
+        const job = drop.get(id) as (EventJob & SettleColumns & { state: string }) | undefined;
         if (job) deleted?.run(now, job.queue, id, job.task, null);
+        if (job && !isFinal(job.state) && needsSettle(job, "deleted"))
+          toSettle.push(settled({ ...job, id }, job, "deleted", 0));
         return job !== undefined;
       });
+      this.flows().settle(toSettle, now, effects);
       return { count: changed.length, ids: changed };
     });
+    this.notifyEffects(effects);
+    return result;
   }
 
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
@@ -1276,7 +1438,7 @@ export class SqliteStore implements Store {
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
 
-  async upsertSchedule(schedule: Omit<ScheduleRecord, "lastTickAt" | "updatedAt">): Promise<ScheduleRecord> {
+  async upsertSchedule(schedule: ScheduleUpsert): Promise<ScheduleRecord> {
     return this.write(() => {
       const row = this.stmt(
         `INSERT INTO schedules (name, version, task, queue, cron, timezone, every_ms, missed, template, next_at,
@@ -1299,10 +1461,30 @@ export class SqliteStore implements Store {
     return this.write(() => this.stmt("DELETE FROM schedules WHERE name = ?").run(name).changes === 1);
   }
 
+  async pauseSchedule(name: string): Promise<ScheduleRecord | null> {
+    return this.write(() => {
+      const row = this.stmt("UPDATE schedules SET paused = 1 WHERE name = ? RETURNING *").get(name) as
+        | ScheduleRow
+        | undefined;
+      return row ? rowToSchedule(row) : null;
+    });
+  }
+
+  async resumeSchedule(name: string, nextAt: number | null): Promise<ScheduleRecord | null> {
+    return this.write(() => {
+      this.stmt("UPDATE schedules SET paused = 0, next_at = ? WHERE name = ? AND paused = 1").run(
+        nextAt,
+        name,
+      );
+      const row = this.stmt("SELECT * FROM schedules WHERE name = ?").get(name) as ScheduleRow | undefined;
+      return row ? rowToSchedule(row) : null;
+    });
+  }
+
   async fireSchedule(request: FireRequest): Promise<EnqueueResult[] | null> {
     const results = await this.write(() => {
       const fired = this.stmt(
-        "UPDATE schedules SET next_at = ?, last_tick_at = ? WHERE name = ? AND next_at = ?",
+        "UPDATE schedules SET next_at = ?, last_tick_at = ? WHERE name = ? AND next_at = ? AND paused = 0",
       ).run(request.nextAt, request.lastTickAt, request.name, request.dueAt).changes;
       return fired === 1 ? this.insertJobs(request.jobs, Date.now()) : null;
     });
@@ -1648,6 +1830,14 @@ function filterSql(filter: JobFilter): { where: string[]; params: unknown[] } {
   if (filter.createdBefore !== undefined) {
     where.push("created_at < ?");
     params.push(filter.createdBefore);
+  }
+  if (filter.batchId !== undefined) {
+    where.push("batch_id = ?");
+    params.push(filter.batchId);
+  }
+  if (filter.parentId !== undefined) {
+    where.push("parent_id = ?");
+    params.push(filter.parentId);
   }
   if (filter.tag !== undefined) {
     where.push("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)");
