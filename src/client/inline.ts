@@ -20,7 +20,8 @@
  *   code that starts workers runs unchanged under the switch.
  * - **No shared transaction**: `withTransaction` is refused (TRANSACTION_UNSUPPORTED); the in-memory store
  *   cannot join the application's database transaction.
- * - **Schedules are stored, never fired**: nothing keeps time.
+ * - **Schedules are stored, never fired**: nothing keeps time. Jobs `sluice.admin` makes runnable (retry,
+ *   resume, runScheduleNow) run at the next enqueue: only an enqueue drives the runner.
  * - **Nothing survives the process**, and no other process (the CLI, another server) sees the store.
  */
 import { SluiceError, ValidationError } from "../core/errors.js";
