@@ -45,22 +45,6 @@ async function fleetEvents(sluice: Sluice, jobId: string): Promise<FleetEvent[]>
   return (await store.readEvents({ after: null, limit: 1000, jobId })).events;
 }
 
-/** True when the SQLite engine (inline mode's store) implements flows. */
-async function sqliteHasFlows(): Promise<boolean> {
-  const sluice = new Sluice({ url: "sqlite::memory:", logger: silentLogger() });
-  try {
-    await (await sluice.store()).getFlow("probe");
-    return true;
-  } catch (error) {
-    if (/not implemented/.test(String(error))) return false;
-    throw error;
-  } finally {
-    await sluice.close();
-  }
-}
-
-const FLOWS_ON_SQLITE = await sqliteHasFlows();
-
 describe("inline mode", () => {
   it("runs the job before enqueue resolves and stores its result", async () => {
     const sluice = inline();
@@ -254,69 +238,64 @@ describe("inline mode", () => {
     for (const id of childIds) expect((await sluice.admin.getJob(id)).state).toBe("completed");
   });
 
-  // Flows on SQLite arrive with their own branch; until then the engine throws "not implemented" and this
-  // test is skipped (it runs by itself once SqliteStore.getFlow answers).
-  it.skipIf(!FLOWS_ON_SQLITE)(
-    "runs flows: a chain passes results, a batch fires its callbacks, a waiting parent runs again",
-    async () => {
-      const sluice = inline();
-      const order: string[] = [];
-      sluice.task("parse", { run: ({ doc }: { doc: string }) => `${doc}:parsed` });
-      sluice.task("index", {
-        run: async (_p, ctx) => {
-          const [previous] = await ctx.dependencies();
-          order.push(`index after ${String(previous?.result)}`);
-          return "indexed";
-        },
-      });
-      const [parsed, indexed] = await sluice.chain([
-        { task: "parse", payload: { doc: "d1" } },
-        { task: "index", payload: null },
-      ]);
-      expect([parsed?.state, indexed?.state]).toEqual(["completed", "completed"]);
-      expect(order).toEqual(["index after d1:parsed"]);
+  it("runs flows: a chain passes results, a batch fires its callbacks, a waiting parent runs again", async () => {
+    const sluice = inline();
+    const order: string[] = [];
+    sluice.task("parse", { run: ({ doc }: { doc: string }) => `${doc}:parsed` });
+    sluice.task("index", {
+      run: async (_p, ctx) => {
+        const [previous] = await ctx.dependencies();
+        order.push(`index after ${String(previous?.result)}`);
+        return "indexed";
+      },
+    });
+    const [parsed, indexed] = await sluice.chain([
+      { task: "parse", payload: { doc: "d1" } },
+      { task: "index", payload: null },
+    ]);
+    expect([parsed?.state, indexed?.state]).toEqual(["completed", "completed"]);
+    expect(order).toEqual(["index after d1:parsed"]);
 
-      const callbacks: unknown[] = [];
-      sluice.task("embed", {
-        attempts: 1,
-        run: (n: number) => {
-          if (n === 3) throw new Error("bad chunk");
-          return n;
-        },
-      });
-      sluice.task("report", { run: (payload) => void callbacks.push(payload) });
-      const { batchId, jobs } = await sluice.batch(
-        [1, 2, 3].map((n) => ({ task: "embed", payload: n })),
-        { onComplete: "report", data: { doc: "d1" } },
-      );
-      expect(jobs.map((j) => j.state)).toEqual(["completed", "completed", "dead"]);
-      expect(callbacks).toEqual([
-        expect.objectContaining({ batchId, event: "complete", completed: 2, dead: 1, data: { doc: "d1" } }),
-      ]);
+    const callbacks: unknown[] = [];
+    sluice.task("embed", {
+      attempts: 1,
+      run: (n: number) => {
+        if (n === 3) throw new Error("bad chunk");
+        return n;
+      },
+    });
+    sluice.task("report", { run: (payload) => void callbacks.push(payload) });
+    const { batchId, jobs } = await sluice.batch(
+      [1, 2, 3].map((n) => ({ task: "embed", payload: n })),
+      { onComplete: "report", data: { doc: "d1" } },
+    );
+    expect(jobs.map((j) => j.state)).toEqual(["completed", "completed", "dead"]);
+    expect(callbacks).toEqual([
+      expect.objectContaining({ batchId, event: "complete", completed: 2, dead: 1, data: { doc: "d1" } }),
+    ]);
 
-      const runs: string[] = [];
-      sluice.task("chunk", { run: (n: number) => n * 2 });
-      const ingest = sluice.task("ingest", {
-        run: async (_p: null, ctx) => {
-          const children = await ctx.children();
-          if (children.length === 0) {
-            runs.push("fan out");
-            await ctx.enqueue(
-              [1, 2].map((n) => ({ task: "chunk", payload: n })),
-              { wait: true },
-            );
-            return "not kept";
-          }
-          runs.push("fan in");
-          return children.map((c) => c.result);
-        },
-      });
-      const job = await ingest.enqueue(null);
-      expect(runs).toEqual(["fan out", "fan in"]);
-      expect(job.state).toBe("completed");
-      expect((await sluice.admin.getJob(job.id)).result).toEqual([2, 4]);
-    },
-  );
+    const runs: string[] = [];
+    sluice.task("chunk", { run: (n: number) => n * 2 });
+    const ingest = sluice.task("ingest", {
+      run: async (_p: null, ctx) => {
+        const children = await ctx.children();
+        if (children.length === 0) {
+          runs.push("fan out");
+          await ctx.enqueue(
+            [1, 2].map((n) => ({ task: "chunk", payload: n })),
+            { wait: true },
+          );
+          return "not kept";
+        }
+        runs.push("fan in");
+        return children.map((c) => c.result);
+      },
+    });
+    const job = await ingest.enqueue(null);
+    expect(runs).toEqual(["fan out", "fan in"]);
+    expect(job.state).toBe("completed");
+    expect((await sluice.admin.getJob(job.id)).result).toEqual([2, 4]);
+  });
 
   it("collapses delays: a job due in an hour runs at once", async () => {
     const sluice = inline();
