@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isInlineUrl } from "../client/inline.js";
 import { validateMissed } from "../core/cron.js";
 import { validateJobOptions, validateTaskName } from "../core/options.js";
 import {
@@ -39,12 +40,33 @@ export interface ResolvedUrl {
   source: string;
 }
 
-/** Resolves the store URL; throws UsageError when none is configured. */
+/**
+ * Resolves the store URL; throws UsageError when none is configured, or when it selects inline mode (see
+ * {@link refuseInlineUrl}).
+ */
 export async function resolveUrl(
   flag: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
 ): Promise<ResolvedUrl> {
+  return refuseInlineUrl(await findUrl(flag, env, cwd));
+}
+
+/**
+ * The CLI works on a store other processes share; inline mode's store lives in the memory of the
+ * application that enqueues (and dies with it), so no command could see it: refused with a UsageError.
+ */
+export function refuseInlineUrl(resolved: ResolvedUrl): ResolvedUrl {
+  if (!isInlineUrl(resolved.url)) return resolved;
+  throw new UsageError(
+    `the store URL from ${resolved.source} is "${resolved.url}": inline mode keeps its jobs in the memory of ` +
+      "the application process that enqueues them, so no command can reach them. Point the CLI at a shared " +
+      "store (--url sqlite:./sluice.db, postgres://…, redis://…), or read inline jobs from the application " +
+      "(sluice.admin)",
+  );
+}
+
+async function findUrl(flag: string | undefined, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedUrl> {
   if (flag !== undefined && flag !== "") return { url: flag, source: "--url" };
   const fromEnv = env.SLUICE_URL;
   if (fromEnv !== undefined && fromEnv !== "") return { url: fromEnv, source: "SLUICE_URL" };

@@ -28,12 +28,13 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from 
 import type { RegisteredTask, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { createContext, execute, RunningJob } from "../runtime/executor.js";
-import { Worker, type WorkerOptions } from "../runtime/worker.js";
+import { Worker, type WorkerHost, type WorkerOptions } from "../runtime/worker.js";
 import type { NewBatch, NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
 import { Admin } from "./admin.js";
 import { EventFeed, type EventStreamOptions, type FleetStreamItem } from "./event-feed.js";
 import { type BatchOptions, batchCallbacks, stepTask, validateBatchId, writeOrder } from "./flows.js";
+import { INLINE_STORE_URL, InlineMode, isInlineUrl, parseInlineUrl } from "./inline.js";
 import { Task } from "./task.js";
 
 /** Options that make sense for one job only; a task definition that sets one is refused. */
@@ -53,7 +54,11 @@ function rejectPerJobOptions(
 }
 
 export interface SluiceOptions {
-  /** Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`. */
+  /**
+   * Store URL: `sqlite:./sluice.db` (default, or `SLUICE_URL`), `postgres://…`, `redis://…`, or `inline:`
+   * — inline mode: each enqueue runs its jobs in this process before it resolves, on an in-memory store
+   * (tests, or a rollback switch; delays and backoffs take no time there: see README "Inline mode").
+   */
   url?: string;
   /**
    * A pino logger, e.g. the application's own `logger.child({ lib: "sluice" })`. Default: JSON lines on
@@ -139,11 +144,14 @@ export class Sluice {
   private readonly eventRetention: EventRetention;
   /** Created on the first `events()` call. */
   private feed: EventFeed | null = null;
+  /** Set in inline mode (`inline:`): runs each enqueue's jobs before the enqueue resolves. */
+  private readonly inline: InlineMode | null;
   private closed = false;
 
   constructor(options: SluiceOptions = {}) {
     this.url = options.url ?? process.env.SLUICE_URL ?? "sqlite:./sluice.db";
-    if (!options.store) engineOf(this.url); // throws INVALID_CONFIG for an unknown scheme, before any I/O
+    const inline = isInlineUrl(this.url) ? parseInlineUrl(this.url) : null;
+    if (!options.store && !inline) engineOf(this.url); // throws INVALID_CONFIG for an unknown scheme, before any I/O
     this.logger = options.logger ?? defaultLogger();
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     if (!Number.isInteger(this.maxPayloadBytes) || this.maxPayloadBytes < 1) {
@@ -158,6 +166,7 @@ export class Sluice {
     this.eventRetention = resolveEventRetention(options.events);
     this.injected = options.store ?? null;
     this.admin = new Admin(() => this.store(), this.emitter);
+    this.inline = inline ? new InlineMode(this.workerHost(), inline) : null;
   }
 
   /** Tasks defined in this process. */
@@ -182,7 +191,11 @@ export class Sluice {
     if (this.closed) return Promise.reject(new ClosedError("this Sluice instance"));
     this.storePromise ??= (async () => {
       const store =
-        this.injected ?? (await createStore(this.url, { logger: this.logger, events: this.eventRetention }));
+        this.injected ??
+        (await createStore(this.inline ? INLINE_STORE_URL : this.url, {
+          logger: this.logger,
+          events: this.eventRetention,
+        }));
       await store.open();
       return store;
     })().catch((error: unknown) => {
@@ -251,13 +264,24 @@ export class Sluice {
     return new Task<P, R>(this, name, definition);
   }
 
-  /** Enqueues a job by task name. The task must be defined here, or `options.queue` given. */
+  /**
+   * Enqueues a job by task name. The task must be defined here, or `options.queue` given.
+   *
+   * In inline mode (`inline:`) the promise resolves after the job has run here, and after every job that
+   * became runnable meanwhile (jobs its handler enqueued, retries, dependents) has finished too, one at a
+   * time; `state` is then the job's state after its run (`completed`, `dead`…). A handler that fails its
+   * last attempt does not reject the enqueue: the job is `dead`, as under a worker (see the `dead` event and
+   * `admin.getJob`). Called from a running handler, it returns at once and the job runs after that handler.
+   */
   async enqueue(task: string, payload: unknown, options?: JobOptions): Promise<EnqueuedJob> {
     const [job] = await this.enqueueMany(task, [{ payload, ...(options ? { options } : {}) }]);
     return job as EnqueuedJob;
   }
 
-  /** Enqueues many jobs of one task in one transaction: all are stored, or none. */
+  /**
+   * Enqueues many jobs of one task in one transaction: all are stored, or none. In inline mode it resolves
+   * once they (and every job that became runnable meanwhile) have run, as {@link Sluice.enqueue} does.
+   */
   async enqueueMany(
     task: string,
     items: readonly BatchItem<unknown>[],
@@ -413,13 +437,14 @@ export class Sluice {
     const order = writeOrder(jobs);
     const ordered = order.map((i) => jobs[i] as NewJob);
     const store = await this.store();
-    const written = await store.enqueue(ordered, options);
-    emitEnqueued(this.emitter, ordered, written);
+    const toWrite = this.inline ? this.inline.beforeEnqueue(ordered, options.transaction) : ordered;
+    const written = await store.enqueue(toWrite, options);
+    emitEnqueued(this.emitter, toWrite, written);
     const results: EnqueuedJob[] = new Array(jobs.length);
     order.forEach((from, i) => {
       results[from] = written[i] as EnqueuedJob;
     });
-    return results;
+    return this.inline ? this.inline.afterEnqueue(results) : results;
   }
 
   /**
@@ -523,23 +548,28 @@ export class Sluice {
     return (await this.store()).removeSchedule(name);
   }
 
-  /** Creates a worker for this instance's tasks. Call `start()` on it. */
+  /**
+   * Creates a worker for this instance's tasks. Call `start()` on it. In inline mode the worker takes no
+   * jobs (each enqueue has run its jobs already) and `start()` logs a warning saying so.
+   */
   worker(options: WorkerOptions = {}): Worker {
     if (this.closed) throw new ClosedError("this Sluice instance");
-    const worker = new Worker(
-      {
-        store: () => this.store(),
-        tasks: this.registry,
-        events: this.emitter,
-        logger: this.logger,
-        maxPayloadBytes: this.maxPayloadBytes,
-        eventRetention: this.eventRetention,
-        enqueueChildren: (steps, parent) => this.enqueueChildren(steps, parent),
-      },
-      options,
-    );
+    const worker = this.inline ? this.inline.worker(options) : new Worker(this.workerHost(), options);
     this.workers.add(worker);
     return worker;
+  }
+
+  /** What this instance's workers (and inline mode's runner) need from it. */
+  private workerHost(): WorkerHost {
+    return {
+      store: () => this.store(),
+      tasks: this.registry,
+      events: this.emitter,
+      logger: this.logger,
+      maxPayloadBytes: this.maxPayloadBytes,
+      eventRetention: this.eventRetention,
+      enqueueChildren: (steps, parent) => this.enqueueChildren(steps, parent),
+    };
   }
 
   /** Stops this instance's workers (with their default grace) and closes the store. */
@@ -585,6 +615,7 @@ export class Sluice {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.all([...this.workers].map((w) => w.stop()));
+    await this.inline?.idle();
     this.closed = true;
     this.feed?.close();
     const store = this.storePromise ? await this.storePromise.catch(() => null) : null;

@@ -33,7 +33,8 @@ export type SluiceErrorCode =
   | "BATCH_NOT_FOUND"
   | "BATCH_FINISHED"
   | "BATCH_EXISTS"
-  | "DEPENDENCY_FAILED";
+  | "DEPENDENCY_FAILED"
+  | "INLINE_RUNAWAY";
 
 /** Base class of every error Sluice throws. */
 export class SluiceError extends Error {
@@ -223,6 +224,22 @@ export class NoHandlerError extends SluiceError {
     super(
       "NO_HANDLER",
       `worker ${workerId} has no handler for task "${task}"; deploy a worker that defines it with a run() function`,
+    );
+  }
+}
+
+/**
+ * Inline mode (`inline:`) ran more jobs for one enqueue than its limit allows: most likely a job that
+ * enqueues itself, or a follow-up with a delay (delays and backoffs take no time in inline mode, so a
+ * job that reschedules itself never stops). The jobs not run yet stay `waiting` in the store.
+ */
+export class InlineRunawayError extends SluiceError {
+  constructor(readonly maxRuns: number) {
+    super(
+      "INLINE_RUNAWAY",
+      `inline mode ran ${maxRuns} jobs for one enqueue without becoming idle: a job that enqueues itself ` +
+        "(or a follow-up with a delay: inline mode runs delays at once) never ends here; stop the loop, or " +
+        "raise the limit with inline:?maxRunsPerDrive=<n>",
     );
   }
 }

@@ -181,6 +181,25 @@ export class OutcomeWriter {
   }
 
   /**
+   * Resolves when everything queued so far (outcomes with their events, progress, log lines) is written
+   * or given up. The writer stays open: the inline runner calls it after each job, so the next claim and
+   * the caller of enqueue see the outcome.
+   */
+  async flush(): Promise<void> {
+    const batchers = [
+      this.starts,
+      this.completions,
+      this.failures,
+      this.releases,
+      this.blocks,
+      this.progressWrites,
+      this.logWrites,
+    ];
+    await Promise.allSettled(batchers.map((b) => b.drain()));
+    await Promise.allSettled([...this.pending.keys()]);
+  }
+
+  /**
    * Waits for queued writes and the last stats flush for at most `boundMs`, then gives up on what is left
    * (the store went away), so a worker's stop returns: a batcher retries an unreachable store forever.
    */

@@ -21,6 +21,7 @@ import {
   type FileSchedule,
   loadWorkerConfig,
   parseQueuesFlag,
+  refuseInlineUrl,
   resolveUrl,
   type WorkerFileConfig,
 } from "../config.js";
@@ -141,7 +142,7 @@ export function registerWorker(program: Command): void {
       }
       const url =
         flagUrl === undefined && !process.env.SLUICE_URL && file.url
-          ? { url: file.url, source: flags.config ?? "" }
+          ? refuseInlineUrl({ url: file.url, source: flags.config ?? "" })
           : await resolveUrl(flagUrl);
 
       const logger = pino({ level: process.env.SLUICE_LOG_LEVEL ?? "info" });
