@@ -18,10 +18,10 @@ import { CancelledError, InlineRunawayError } from "../core/errors.js";
 import { decideFailure } from "../core/failure-policy.js";
 import { newWorkerTag } from "../core/ids.js";
 import type { JobRecord, JobState } from "../core/job.js";
-import { serializeResult } from "../core/payload.js";
 import type { RegisteredTask } from "../core/task.js";
 import type { Store } from "../store/contract.js";
-import { createContext, execute, RunningJob } from "./executor.js";
+import { type AttemptEnd, runAttempt } from "./attempt.js";
+import { RunningJob } from "./executor.js";
 import { OutcomeWriter } from "./outcome-writer.js";
 import type { WorkerHost } from "./worker-options.js";
 
@@ -147,54 +147,37 @@ export class InlineRunner {
 
   /** One attempt of `job`, as `Worker.run` does it; resolves with the state its outcome left the job in. */
   private async runOne(job: JobRecord, store: Store, writer: OutcomeWriter): Promise<JobState> {
-    const { events } = this.host;
     const running = new RunningJob(job, Date.now());
     const task = this.host.tasks.get(job.task);
-    if (events.wants("active")) {
-      events.emit("active", {
-        jobId: job.id,
-        queue: job.queue,
-        task: job.task,
-        at: running.startedAt,
-        attempt: job.attempt,
-        workerId: this.id,
-      });
-    }
-    const ctx = createContext(running, {
-      events,
-      maxPayloadBytes: this.host.maxPayloadBytes,
-      saveProgress: (j, text) => writer.saveProgress(j, text, task?.definition.progressEvents !== false),
-      log: (j, message, at) => writer.log(j, message, at),
-      heartbeat: async () => {}, // no lease to keep alive: nothing recovers an inline job
-      enqueue: (steps, parent) => this.host.enqueueChildren(steps, parent),
-      flow: (id) => store.getFlow(id),
-      canWait: true,
-    });
     this.running = running;
-    let result: Awaited<ReturnType<typeof execute>>;
+    let end: AttemptEnd;
     try {
-      result = await this.insideJob.run(true, () => execute(running, task, ctx, this.id));
+      end = await runAttempt(
+        {
+          id: this.id,
+          host: this.host,
+          store,
+          writer,
+          heartbeat: async () => {}, // no lease to keep alive: nothing recovers an inline job
+          around: (run) => this.insideJob.run(true, run),
+        },
+        running,
+        task,
+      );
     } finally {
       this.running = null;
     }
-    let error: unknown;
-    if (result.ok && running.awaitedChildren.length > 0) {
-      // It enqueued children with `wait`: it runs again once they are final (this drive runs them first).
-      await writer.block(job, running.awaitedChildren);
+    if (end.kind === "blocked") {
+      // It waits for its children: this drive runs them first, then the job again.
+      await end.written;
       await writer.flush();
       return "blocked";
     }
-    if (result.ok) {
-      try {
-        writer.complete(job, running.startedAt, serializeResult(result.value));
-        await writer.flush();
-        return "completed";
-      } catch (unstorable) {
-        error = unstorable; // a result that is not JSON or too large fails the attempt
-      }
-    } else {
-      error = result.error;
+    if (end.kind === "completed") {
+      await writer.flush();
+      return "completed";
     }
+    const error = end.error;
     const state = await this.failed(running, task, error, writer);
     await writer.flush();
     return state;

@@ -18,11 +18,11 @@ import { cancelledBeforeStart, decideFailure } from "../core/failure-policy.js";
 import { newWorkerTag } from "../core/ids.js";
 import type { JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
-import { serializeResult } from "../core/payload.js";
 import type { RegisteredTask } from "../core/task.js";
 import type { LeaseRef, Store, WorkerInfo } from "../store/contract.js";
 import { VERSION } from "../version.js";
-import { createContext, execute, RunningJob } from "./executor.js";
+import { runAttempt } from "./attempt.js";
+import { RunningJob } from "./executor.js";
 import { FetchLoop } from "./fetch-loop.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { LoopMonitor } from "./loop-monitor.js";
@@ -316,7 +316,6 @@ export class Worker {
 
   private async run(running: RunningJob, held: boolean): Promise<void> {
     const { job } = running;
-    const events = this.host.events;
     if (held && !(await this.writer.markStarted(job))) {
       // Refused: an operator deleted, moved or cancelled it, it was recovered, or its queue is paused. Give
       // it back (fenced: only the paused one goes back to waiting, uncharged) and never run it.
@@ -326,43 +325,20 @@ export class Worker {
     const task = this.host.tasks.get(job.task);
     // Aborted while its start was being written (cancel, lost lease, shutdown): the handler never runs.
     if (running.aborted) return this.failed(running, task, running.abortReason);
-    if (events.wants("active")) {
-      events.emit("active", {
-        jobId: job.id,
-        queue: job.queue,
-        task: job.task,
-        at: running.startedAt,
-        attempt: job.attempt,
-        workerId: this.id,
-      });
-    }
-    const ctx = createContext(running, {
-      events,
-      maxPayloadBytes: this.host.maxPayloadBytes,
-      saveProgress: (j, text) => this.writer.saveProgress(j, text, task?.definition.progressEvents !== false),
-      log: (j, message, at) => this.writer.log(j, message, at),
-      heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
-      enqueue: (steps, parent) => this.host.enqueueChildren(steps, parent),
-      flow: async (id) => this.store.getFlow(id),
-      canWait: true,
-    });
-    const result = await execute(running, task, ctx, this.id);
-    let error: unknown;
-    if (result.ok && running.awaitedChildren.length > 0) {
-      // It enqueued children with `wait`: it runs again once they are final (its result now is not kept).
-      return this.writer.block(job, running.awaitedChildren);
-    }
-    if (result.ok) {
-      try {
-        // Queued for the next batch; the slot frees now, so the next claim overlaps the write.
-        return this.writer.complete(job, running.startedAt, serializeResult(result.value));
-      } catch (unstorable) {
-        error = unstorable; // a result that is not JSON or too large fails the attempt
-      }
-    } else {
-      error = result.error;
-    }
-    await this.failed(running, task, error);
+    const end = await runAttempt(
+      {
+        id: this.id,
+        host: this.host,
+        store: this.store,
+        writer: this.writer,
+        heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
+      },
+      running,
+      task,
+    );
+    if (end.kind === "blocked") return end.written;
+    if (end.kind === "completed") return;
+    await this.failed(running, task, end.error);
   }
 
   private async failed(running: RunningJob, task: RegisteredTask | undefined, error: unknown): Promise<void> {
