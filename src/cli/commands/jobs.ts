@@ -113,7 +113,7 @@ export function renderFlow(flow: FlowView, colour: boolean): string[] {
     s === null ? c.dim("gone") : s === "dead" ? c.red(s) : s === "completed" ? c.green(s) : c.yellow(s);
   const job = (j: FlowJob) => `${j.id}  ${j.task || "-"}  ${state(j.state)}`;
   const edge = (e: FlowEdge) =>
-    `  ${job(e)}  on failure: ${e.onFailure}${e.resolved ? "" : c.yellow("  (waiting)")}`;
+    `  ${job(e)}  on failure: ${e.onFailure}${e.resolved ? "" : c.yellow("  (unresolved)")}`;
   const empty =
     !flow.parent &&
     !flow.batch &&
