@@ -451,7 +451,7 @@ describe("sqlite flows: batches", () => {
     await expect(
       store.enqueue([newJob({ batchId: "x" })], { batch: batchOf("x", []) }),
     ).rejects.toMatchObject({
-      code: "INVALID_OPTION",
+      code: "BATCH_EXISTS",
     });
     expect(raw.prepare("SELECT COUNT(*) AS n FROM jobs").get()).toEqual({ n: 1 });
   });

@@ -55,4 +55,25 @@ describe("sqlite group commit", () => {
       await store.close();
     }
   });
+
+  it("writes asked for just before close() are written, and a write after it rejects with CLOSED", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-group-"));
+    dirs.push(dir);
+    const url = `sqlite:${join(dir, "c.db")}`;
+    const store = (await createStore(url, { logger: silentLogger() })) as SqliteStore;
+    await store.open();
+    const job = newJob({ queue: "c" });
+    // Same turn as close(): the group's flush is still ahead when the store closes.
+    const pending = store.enqueue([job]);
+    await store.close();
+    await expect(pending).resolves.toEqual([expect.objectContaining({ id: job.id, created: true })]);
+    await expect(store.enqueue([newJob({ queue: "c" })])).rejects.toMatchObject({ code: "CLOSED" });
+    const reopened = (await createStore(url, { logger: silentLogger() })) as SqliteStore;
+    await reopened.open();
+    try {
+      expect((await reopened.getJob(job.id))?.state).toBe("waiting");
+    } finally {
+      await reopened.close();
+    }
+  });
 });

@@ -234,6 +234,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Writes asked for before close() are written (or rejected), never left pending with no transaction.
+    if (this.pendingWrites.length > 0 && this.db) await this.flushWrites();
     this.wake?.close();
     this.wake = null;
     await this.checkpointer?.close();
@@ -1692,9 +1694,12 @@ export class SqliteStore implements Store {
   private async flushWrites(): Promise<void> {
     const group = this.pendingWrites;
     this.pendingWrites = [];
-    const runner = this.runInTransaction();
+    if (group.length === 0) return; // close() wrote them already
     let outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
+      // Inside the try: a store closed meanwhile must reject the group's writes, not leave them pending
+      // forever (their callers would hang) with an unhandled rejection instead.
+      const runner = this.runInTransaction();
       await this.retryWhileBusy(() => {
         outcomes = [];
         runner.immediate(() => {
