@@ -64,6 +64,7 @@ export type {
 } from "./core/flows.js";
 export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES } from "./core/flows.js";
 export * from "./core/job.js";
+export type { QueueLimits, RateLimit } from "./core/limits.js";
 export type { Logger } from "./core/logger.js";
 export { silentLogger } from "./core/logger.js";
 export type { JobOptions } from "./core/options.js";

@@ -27,6 +27,7 @@ import type {
   BulkOptions,
   BulkResult,
   JobFilter,
+  KeyHold,
   MigrationStatus,
   NewJob,
   QueueStats,
@@ -277,6 +278,11 @@ export class Admin {
     const flow = await (await this.store()).getFlow(id);
     if (!flow) throw new JobNotFoundError(id);
     return flow;
+  }
+
+  /** Limit keys held by a rate limit now, with their backlog, largest backlog first (`sluice doctor`). */
+  async keyHolds(limit = 20): Promise<KeyHold[]> {
+    return (await this.store()).keyHolds(limit);
   }
 
   /** Blocked jobs that nothing will release (`sluice doctor`); empty on a healthy store. */

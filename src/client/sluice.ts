@@ -16,6 +16,7 @@ import {
 import type { FlowStep } from "../core/flows.js";
 import { newJobId } from "../core/ids.js";
 import type { JobRecord, JobState, Json } from "../core/job.js";
+import { type QueueLimits, unlimited, validateQueueLimits } from "../core/limits.js";
 import { defaultLogger, type Logger } from "../core/logger.js";
 import {
   type JobOptions,
@@ -217,7 +218,15 @@ export class Sluice {
         `task "${name}" is already defined in this process; define each task once`,
       );
     }
-    const { schema, retryOn, discardOn, run, backoff, ...jobOptions } = definition;
+    const { schema, retryOn, discardOn, run, backoff, progressEvents, limitKey, ...jobOptions } = definition;
+    if (progressEvents !== undefined && typeof progressEvents !== "boolean") {
+      throw new ValidationError("INVALID_OPTION", `task "${name}": progressEvents must be true or false`, {
+        field: "task.progressEvents",
+      });
+    }
+    if (limitKey !== undefined && typeof limitKey !== "function") {
+      validateJobOptions({ limitKey }, "task"); // a fixed key: the same rules as the job option
+    }
     if (run !== undefined && typeof run !== "function") {
       throw new ValidationError("INVALID_OPTION", `task "${name}": run must be a function`, {
         field: "task.run",
@@ -260,6 +269,7 @@ export class Sluice {
       definition: definition as TaskDefinition<unknown, unknown>,
       defaults,
       backoff: validatedBackoff,
+      limitKey: (limitKey ?? null) as RegisteredTask["limitKey"],
     });
     return new Task<P, R>(this, name, definition);
   }
@@ -542,6 +552,26 @@ export class Sluice {
     });
   }
 
+  /**
+   * Declares a queue's fleet-wide limits, saved in the store so every worker's claims obey them at once
+   * (core/limits.ts): `concurrency` (most active jobs of the queue across the fleet), `rate` (`{ max,
+   * windowMs }`: most job starts per window), `keyConcurrency` and `keyRate` (the same per job `limitKey`:
+   * a tenant, a user). Replaces the queue's earlier limits; `null` removes them. Call it at every start,
+   * like `schedule`, or once from a deploy script.
+   *
+   * ```ts
+   * await sluice.limits("embeddings", { rate: { max: 500, windowMs: 60_000 }, keyConcurrency: 1 });
+   * ```
+   */
+  async limits(queue: string, limits: Partial<QueueLimits> | null): Promise<void> {
+    validateQueueName(queue, "queue");
+    const validated = limits === null ? null : validateQueueLimits(limits);
+    await (await this.store()).setQueueLimits(
+      queue,
+      validated === null || unlimited(validated) ? null : validated,
+    );
+  }
+
   /** Deletes a schedule (jobs it already enqueued stay); false when there was none. */
   async unschedule(name: string): Promise<boolean> {
     validateTaskName(name, "schedule");
@@ -716,6 +746,7 @@ export class Sluice {
       parentId: null,
       dependsOn: resolved.dependsOn,
       batchId: null,
+      limitKey: perCall?.limitKey ?? taskLimitKey(registered, value, task),
     };
   }
 
@@ -723,6 +754,32 @@ export class Sluice {
   get safeUrl(): string {
     return redactUrl(this.url);
   }
+}
+
+/** The task's limit key for a payload (a fixed key, or its function's answer); null when none. */
+function taskLimitKey(registered: RegisteredTask | undefined, payload: unknown, task: string): string | null {
+  const key = registered?.limitKey ?? null;
+  if (key === null || typeof key === "string") return key;
+  let computed: unknown;
+  try {
+    computed = key(payload);
+  } catch (error) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `task "${task}": its limitKey function threw (${(error as Error)?.message ?? String(error)}); nothing was enqueued`,
+      { field: "task.limitKey", cause: error },
+    );
+  }
+  if (computed === null || computed === undefined) return null;
+  if (typeof computed !== "string" || computed.length === 0 || computed.length > 512) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `task "${task}": its limitKey function must return a string of 1 to 512 characters, or null for no key; ` +
+        `got ${typeof computed === "string" ? `${computed.length} characters` : typeof computed}`,
+      { field: "task.limitKey" },
+    );
+  }
+  return computed;
 }
 
 function inlineRecord(
@@ -763,5 +820,6 @@ function inlineRecord(
     parentId: null,
     batchId: null,
     pendingDependencies: 0,
+    limitKey: null,
   };
 }

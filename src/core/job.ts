@@ -103,6 +103,8 @@ export interface JobRecord {
   batchId: string | null;
   /** Dependencies not yet resolved (a `blocked` job waits while this is above 0); 0 when none. */
   pendingDependencies: number;
+  /** The job's limit key (per-key concurrency, rate and holds: core/limits.ts), or null. */
+  limitKey: string | null;
   /**
    * Set by an engine when a stored field (payload, errors, …) could not be parsed. The worker fails such
    * a job with outcome `invalid-payload` instead of crashing; the raw text stays in the store for forensics.

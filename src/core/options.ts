@@ -47,6 +47,11 @@ export interface JobOptions {
    * enqueued in the same call (`sluice.chain`, `sluice.batch`, `enqueueMany`). At most 10,000.
    */
   dependsOn?: readonly (string | { id: string; onFailure?: DependencyPolicy })[];
+  /**
+   * The job's limit key for its queue's per-key limits (`sluice.limits(queue, { keyConcurrency, keyRate })`)
+   * and holds: a tenant, a user, an API key. 1 to 512 characters. Default: the task's `limitKey`, or none.
+   */
+  limitKey?: string;
 }
 
 /** Options after validation and merging, ready to build a `NewJob`. */
@@ -112,6 +117,7 @@ export const JOB_OPTION_KEYS: readonly (keyof JobOptions)[] = Object.freeze([
   "tags",
   "retention",
   "dependsOn",
+  "limitKey",
 ]);
 
 /** Words people reach for that are not option names. */
@@ -284,6 +290,8 @@ export function validateJobOptions(
   if (input.tags !== undefined) out.tags = tags(input.tags, at("tags"));
   if (input.retention !== undefined) out.retention = retention(input.retention, at("retention"));
   if (input.dependsOn !== undefined) out.dependsOn = dependsOn(input.dependsOn, at("dependsOn"));
+  if (input.limitKey !== undefined)
+    out.limitKey = boundedString(input.limitKey, at("limitKey"), LIMITS.uniqueKeyLength);
   return markValidated(out);
 }
 

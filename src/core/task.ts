@@ -60,7 +60,14 @@ export interface TaskContext {
 
 /** A task definition: defaults for its jobs, and the handler on processes that run them. */
 export interface TaskDefinition<P = unknown, R = unknown>
-  extends Omit<JobOptions, "jobId" | "uniqueKey" | "runAt" | "delayMs"> {
+  extends Omit<JobOptions, "jobId" | "uniqueKey" | "runAt" | "delayMs" | "dependsOn" | "limitKey"> {
+  /**
+   * The limit key of the task's jobs (per-key concurrency, rate and holds: `sluice.limits`): a fixed key,
+   * or a function of the validated payload (`(doc) => doc.tenantId`) run at enqueue. A function that throws
+   * or returns something other than a string (or null/undefined for no key) refuses the enqueue
+   * (INVALID_OPTION). A job's own `limitKey` option wins.
+   */
+  limitKey?: string | ((payload: P) => string | null | undefined);
   /** Validates (and may transform) the payload at enqueue and again before each run. Any Standard Schema. */
   schema?: StandardSchemaV1<unknown, P>;
   /** Only these errors are retried; any other error sends the job to `dead`. Default: retry every error. */
@@ -85,4 +92,6 @@ export interface RegisteredTask {
   defaults: JobOptions;
   /** The definition's backoff (may be a function, which cannot be stored with the job). */
   backoff: BackoffOption | null;
+  /** The definition's limit key: fixed, computed from the (validated) payload at enqueue, or none. */
+  limitKey: string | ((payload: unknown) => string | null | undefined) | null;
 }

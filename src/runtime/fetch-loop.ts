@@ -101,8 +101,11 @@ export class FetchLoop {
   }
 
   /** Removes and returns every held job of `queue` (or of every queue). */
-  takeAll(queue?: string): JobRecord[] {
-    const taken = this.held.filter((job) => queue === undefined || job.queue === queue);
+  takeAll(queue?: string, limitKey?: string): JobRecord[] {
+    const taken = this.held.filter(
+      (job) =>
+        (queue === undefined || job.queue === queue) && (limitKey === undefined || job.limitKey === limitKey),
+    );
     for (const job of taken) this.take({ id: job.id, token: job.leaseToken });
     return taken;
   }

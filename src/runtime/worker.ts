@@ -353,18 +353,24 @@ export class Worker {
     });
     if (decision.kind === "none") return; // already released (shutdown) or no longer ours (lease lost)
     if (decision.kind === "fail") return this.writer.fail(job, decision.error, decision.next);
-    // Rate limited: hold the queue, and give back this job and those of its queue held ahead (they would
-    // meet the same limit), without charging an attempt.
+    // Rate limited: hold the job's limit key (only that key's jobs wait) or, without one, the queue; give
+    // back this job and those of the same key / queue held ahead (they would meet the same limit), without
+    // charging an attempt.
+    const key = job.limitKey;
     try {
-      await this.store.pauseQueue(job.queue, decision.until);
-    } catch (pauseError) {
-      this.logger.warn({ err: pauseError, queue: job.queue }, "could not pause rate-limited queue");
+      if (key !== null) await this.store.holdKey(job.queue, key, decision.until);
+      else await this.store.pauseQueue(job.queue, decision.until);
+    } catch (holdError) {
+      this.logger.warn(
+        { err: holdError, queue: job.queue, limitKey: key },
+        "could not hold the rate-limited queue or key",
+      );
     }
     this.logger.warn(
-      { queue: job.queue, jobId: job.id, retryAfterMs: decision.error.retryAfterMs },
-      "rate limited; queue paused",
+      { queue: job.queue, limitKey: key, jobId: job.id, retryAfterMs: decision.error.retryAfterMs },
+      key !== null ? "rate limited; key held" : "rate limited; queue paused",
     );
-    const jobs = [job, ...this.fetcher.takeAll(job.queue)];
+    const jobs = [job, ...this.fetcher.takeAll(job.queue, key ?? undefined)];
     await this.giveBack(jobs, `rate limited: ${decision.error.message}`, decision.until);
   }
 

@@ -14,6 +14,10 @@
  *   Queues in a claim request are served strictly in the given order; weighting is the runtime's job.
  * - **Promotion.** `claim` first moves due `scheduled` jobs of the requested queues to `waiting`, so a
  *   delayed job never needs a separate scheduler process to start.
+ * - **Limits.** `claim` never takes a job that would break its queue's limits (core/limits.ts) — queue
+ *   concurrency and rate, per-key concurrency and rate, key holds — counted atomically with the claim
+ *   across every process (a claim racing another claim cannot both take the last slot). Jobs of a key at
+ *   its limit are skipped, not waited for: other keys of the queue keep flowing.
  * - **No partial writes.** Invalid input is rejected by the caller before the store is called; a store
  *   failure rejects with `StoreUnavailableError` and leaves nothing half-written.
  *
@@ -29,6 +33,7 @@ import type { FailNext } from "../core/failure-policy.js";
 import type { FleetEvent } from "../core/fleet-events.js";
 import type { BatchEvent, BatchRecord, Dependency, FlowView } from "../core/flows.js";
 import type { AttemptError, BackoffSpec, JobLogLine, JobRecord, JobState, Retention } from "../core/job.js";
+import type { QueueLimits } from "../core/limits.js";
 import type { StatsRow } from "../core/stats.js";
 
 /** Where a failed attempt sends the job; the runtime decides it (core/failure-policy.ts). */
@@ -73,6 +78,8 @@ export interface NewJob {
    * rejects with BatchNotFoundError / BatchFinishedError and writes nothing). Null = none.
    */
   batchId: string | null;
+  /** The job's limit key (core/limits.ts: per-key concurrency, rate and holds), or null. */
+  limitKey: string | null;
 }
 
 /** A batch created by an enqueue call together with its first members (core/flows.ts rule 3). */
@@ -267,6 +274,22 @@ export interface QueueStats {
   paused: boolean;
   /** Epoch ms until which the queue is paused by a rate limit, or null. */
   pausedUntil: number | null;
+  /** The queue's limits (`setQueueLimits`), or null when it has none. */
+  limits: QueueLimits | null;
+  /** Active jobs counting toward the limits (claimed-ahead included). */
+  limitedActive: number;
+  /** Keys of the queue held by a rate limit now (`holdKey`). */
+  heldKeys: number;
+}
+
+/** A limit key held by a `RateLimitedError` (`sluice doctor`: held keys with a backlog, top offenders first). */
+export interface KeyHold {
+  queue: string;
+  key: string;
+  /** Epoch ms when the hold ends. */
+  until: number;
+  /** Jobs of the key ready to run (waiting, or scheduled and due). */
+  backlog: number;
 }
 
 export interface WorkerInfo {
@@ -613,6 +636,18 @@ export interface Store {
    */
   pauseQueue(queue: string, until: number | null): Promise<void>;
   resumeQueue(queue: string): Promise<void>;
+  /**
+   * Sets (replaces) a queue's limits; null removes them. Claims apply them from the next call on, in every
+   * process. Jobs already active stay active (a lowered concurrency drains down to the new limit).
+   */
+  setQueueLimits(queue: string, limits: QueueLimits | null): Promise<void>;
+  /**
+   * Holds a limit key of a queue until `until` (a job with that key met an upstream 429): claims skip its
+   * jobs until then; only ever extends an earlier hold. `resumeQueue` clears the queue's key holds too.
+   */
+  holdKey(queue: string, key: string, until: number): Promise<void>;
+  /** Keys held now, with their backlog, largest backlog first (at most `limit`). */
+  keyHolds(limit: number): Promise<KeyHold[]>;
 
   // ── schedules ──────────────────────────────────────────────────────────────────────────────────
   /**

@@ -21,13 +21,15 @@ export interface ConformanceContext {
 export interface WorkerProcessArgs {
   queue: string;
   /** `hang`: every job waits forever (until aborted). `record`: jobs complete at once and their ids are reported. */
-  mode: "hang" | "record";
+  mode: "hang" | "record" | "timed";
   concurrency?: number;
   leaseMs?: number;
   /** Safety poll period; a huge value proves wake-ups arrive without polling. */
   pollMs?: number;
   /** Jobs of `queue` the process enqueues itself once its worker runs (a few at a time), then prints `produced`. */
   produce?: number;
+  /** The worker's prefetch (jobs claimed ahead of free slots). */
+  prefetch?: number;
 }
 
 export interface WorkerProcess {

@@ -15,6 +15,7 @@ import { heldTests } from "./held.js";
 import { inputTests } from "./input.js";
 import { leaseTests } from "./leases.js";
 import { lifecycleTests } from "./lifecycle.js";
+import { limitTests } from "./limits.js";
 import { methodTests } from "./methods/index.js";
 import { runtimeTests } from "./runtime.js";
 import { scheduleTests } from "./schedules.js";
@@ -37,6 +38,7 @@ export function defineConformanceSuite(harness: EngineHarness): void {
     eventTests(ctx);
     filterTests(ctx);
     flowTests(ctx);
+    limitTests(ctx);
     describe("methods", () => methodTests(ctx));
   });
 }

@@ -22,6 +22,7 @@ export function newJob(overrides: Partial<NewJob> = {}): NewJob {
     parentId: null,
     dependsOn: [],
     batchId: null,
+    limitKey: null,
     ...overrides,
   };
 }

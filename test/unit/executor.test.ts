@@ -50,12 +50,13 @@ function job(overrides: Partial<JobRecord> = {}): JobRecord {
     parentId: null,
     batchId: null,
     pendingDependencies: 0,
+    limitKey: null,
     ...overrides,
   };
 }
 
 function task(definition: TaskDefinition): RegisteredTask {
-  return { name: "t", definition, defaults: {}, backoff: null };
+  return { name: "t", definition, defaults: {}, backoff: null, limitKey: null };
 }
 
 async function run(definition: TaskDefinition | undefined, record = job()) {

@@ -21,6 +21,7 @@ import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from ".
 import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
+import type { QueueLimits } from "../../core/limits.js";
 import {
   asSeen,
   CANCEL_AT_ONCE_STATES,
@@ -45,6 +46,7 @@ import type {
   FireRequest,
   JobFilter,
   JobPage,
+  KeyHold,
   LeaseRef,
   ListRequest,
   LogRequest,
@@ -820,7 +822,17 @@ export class PostgresStore implements Store {
       let stats = byQueue.get(row.queue);
       if (!stats) {
         const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-        stats = { queue: row.queue, counts, due: 0, oldestWaitingAt: null, paused: false, pausedUntil: null };
+        stats = {
+          queue: row.queue,
+          counts,
+          due: 0,
+          oldestWaitingAt: null,
+          paused: false,
+          pausedUntil: null,
+          limits: null,
+          limitedActive: 0,
+          heldKeys: 0,
+        };
         byQueue.set(row.queue, stats);
       }
       if (row.state === "due") stats.due = num(row.n);
@@ -962,6 +974,17 @@ export class PostgresStore implements Store {
       }
       return rows;
     });
+  }
+
+  // ── limits (core/limits.ts) ── placeholder until this engine implements them
+  async setQueueLimits(_queue: string, _limits: QueueLimits | null): Promise<void> {
+    throw new Error("limits: not implemented on this engine yet");
+  }
+  async holdKey(_queue: string, _key: string, _until: number): Promise<void> {
+    throw new Error("limits: not implemented on this engine yet");
+  }
+  async keyHolds(_limit: number): Promise<KeyHold[]> {
+    throw new Error("limits: not implemented on this engine yet");
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {

@@ -89,6 +89,7 @@ export function rowToJob(row: JobRow): JobRecord {
     parentId: row.parent_id,
     batchId: row.batch_id ?? null,
     pendingDependencies: row.pending_deps ?? 0,
+    limitKey: null,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

@@ -233,6 +233,7 @@ export function decodeJob(queue: string, reply: JobReply): JobRecord {
     parentId: f.pi ?? null,
     batchId: f.bi ?? null,
     pendingDependencies: Number(f.pd ?? 0),
+    limitKey: null,
   };
   if (problems.length > 0) job.dataError = `stored job data is unreadable (${problems.join("; ")})`;
   return job;

@@ -23,6 +23,7 @@ import {
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
 import type { BatchRecord, FlowEdge, FlowJob, FlowView } from "../../core/flows.js";
 import type { JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
+import type { QueueLimits } from "../../core/limits.js";
 import {
   asSeen,
   CANCELLABLE_STATES,
@@ -47,6 +48,7 @@ import type {
   FireRequest,
   JobFilter,
   JobPage,
+  KeyHold,
   LeaseRef,
   ListRequest,
   LogRequest,
@@ -815,6 +817,9 @@ export class RedisStore implements Store {
         oldestWaitingAt: oldest.length > 0 ? Math.min(...oldest) : null,
         paused: r[7] === "1",
         pausedUntil: until !== null && until > now ? until : null,
+        limits: null,
+        limitedActive: 0,
+        heldKeys: 0,
       };
     });
   }
@@ -1026,6 +1031,17 @@ export class RedisStore implements Store {
       }
     }
     return out;
+  }
+
+  // ── limits (core/limits.ts) ── placeholder until this engine implements them
+  async setQueueLimits(_queue: string, _limits: QueueLimits | null): Promise<void> {
+    throw new Error("limits: not implemented on this engine yet");
+  }
+  async holdKey(_queue: string, _key: string, _until: number): Promise<void> {
+    throw new Error("limits: not implemented on this engine yet");
+  }
+  async keyHolds(_limit: number): Promise<KeyHold[]> {
+    throw new Error("limits: not implemented on this engine yet");
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {

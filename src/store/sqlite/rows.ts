@@ -75,6 +75,7 @@ export function rowToJob(row: JobRow): JobRecord {
     parentId: row.parent_id,
     batchId: row.batch_id,
     pendingDependencies: row.pending_deps,
+    limitKey: null,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

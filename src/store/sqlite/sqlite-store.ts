@@ -25,6 +25,7 @@ import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from ".
 import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
+import type { QueueLimits } from "../../core/limits.js";
 import {
   asSeen,
   CANCEL_AT_ONCE_STATES,
@@ -52,6 +53,7 @@ import type {
   FireRequest,
   JobFilter,
   JobPage,
+  KeyHold,
   LeaseRef,
   ListRequest,
   LogRequest,
@@ -1125,7 +1127,17 @@ export class SqliteStore implements Store {
       let stats = byQueue.get(queue);
       if (!stats) {
         const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-        stats = { queue, counts, due: 0, oldestWaitingAt: null, paused: false, pausedUntil: null };
+        stats = {
+          queue,
+          counts,
+          due: 0,
+          oldestWaitingAt: null,
+          paused: false,
+          pausedUntil: null,
+          limits: null,
+          limitedActive: 0,
+          heldKeys: 0,
+        };
         byQueue.set(queue, stats);
       }
       return stats;
@@ -1248,6 +1260,17 @@ export class SqliteStore implements Store {
     return this.read(
       () => this.runInTransaction()(() => this.flows().stuckBlocked(limit)) as StuckBlockedJob[],
     );
+  }
+
+  // ── limits (core/limits.ts) ── placeholder until this engine implements them
+  async setQueueLimits(_queue: string, _limits: QueueLimits | null): Promise<void> {
+    throw new Error("limits: not implemented on this engine yet");
+  }
+  async holdKey(_queue: string, _key: string, _until: number): Promise<void> {
+    throw new Error("limits: not implemented on this engine yet");
+  }
+  async keyHolds(_limit: number): Promise<KeyHold[]> {
+    throw new Error("limits: not implemented on this engine yet");
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
