@@ -54,6 +54,7 @@ export function insertArrays(jobs: readonly NewJob[], states?: readonly JobState
       keep.mode,
       keep.value,
       job.parentId,
+      job.limitKey ?? null,
     ];
     values.forEach((value, column) => {
       (arrays[column] as unknown[])[i] = value;

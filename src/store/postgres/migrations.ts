@@ -15,6 +15,7 @@
  */
 import type pg from "pg";
 import { flowsMigrationSql } from "./migration-flows.js";
+import { limitsMigrationSql } from "./migration-limits.js";
 import { NOW_MS } from "./sql.js";
 
 export interface Migration {
@@ -782,6 +783,11 @@ export const MIGRATIONS: readonly Migration[] = [
       -- the schedule again at a worker's start never touches it, so a redeploy does not undo a pause.
       ALTER TABLE ${s}.schedules ADD COLUMN paused boolean NOT NULL DEFAULT false;
     `,
+  },
+  {
+    version: 13,
+    description: "limits: job limit keys, queue limits and key holds, enforced by claim",
+    sql: limitsMigrationSql,
   },
 ];
 

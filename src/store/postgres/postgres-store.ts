@@ -21,7 +21,7 @@ import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from ".
 import type { BatchRecord, FlowView } from "../../core/flows.js";
 import type { AttemptError, JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
 import { JOB_STATES } from "../../core/job.js";
-import type { QueueLimits } from "../../core/limits.js";
+import { MAX_WINDOW_MS, type QueueLimits, unlimited } from "../../core/limits.js";
 import {
   asSeen,
   CANCEL_AT_ONCE_STATES,
@@ -731,6 +731,21 @@ export class PostgresStore implements Store {
     await this.query("prune the stats roll-up", `DELETE FROM ${this.s}.queue_stats WHERE hour < $1`, [
       Date.now() - STATS_RETENTION_MS,
     ]);
+    // Limit bookkeeping past its use: key rate counters of windows over (no window is longer than a day)
+    // and key holds that ended. SKIP LOCKED: a claim updating a counter now keeps it, and is never waited on.
+    await this.query(
+      "prune limit counters",
+      `WITH rates AS (
+         DELETE FROM ${this.s}.key_rates WHERE (queue, key) IN (
+           SELECT queue, key FROM ${this.s}.key_rates WHERE window_start < ${NOW_MS} - $1::bigint
+           LIMIT $2 FOR UPDATE SKIP LOCKED)),
+       holds AS (
+         DELETE FROM ${this.s}.key_holds WHERE (queue, key) IN (
+           SELECT queue, key FROM ${this.s}.key_holds WHERE until <= ${NOW_MS}
+           LIMIT $2 FOR UPDATE SKIP LOCKED))
+       SELECT 1`,
+      [MAX_WINDOW_MS, options.limit],
+    );
     let events = 0;
     if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
       const gone = await this.query<{ n: number }>("prune events", this.sql.pruneEvents, [
@@ -811,11 +826,13 @@ export class PostgresStore implements Store {
   async queueStats(): Promise<QueueStats[]> {
     const rows = await this.query<{
       queue: string;
-      state: JobState | "due" | null;
+      state: JobState | "due" | "held" | null;
       n: number;
       oldest: number | null;
       paused: boolean | null;
       paused_until: number | null;
+      limits: QueueLimits | null;
+      held_keys: number | null;
     }>("read queue stats", this.sql.stats);
     const byQueue = new Map<string, QueueStats>();
     for (const row of rows) {
@@ -836,7 +853,14 @@ export class PostgresStore implements Store {
         byQueue.set(row.queue, stats);
       }
       if (row.state === "due") stats.due = num(row.n);
-      else if (row.state !== null) stats.counts[row.state] += num(row.n);
+      else if (row.state === "held") {
+        // Claimed ahead, not started: waiting as users see it, active for the limits.
+        stats.counts.waiting += num(row.n);
+        stats.limitedActive += num(row.n);
+      } else if (row.state !== null) {
+        stats.counts[row.state] += num(row.n);
+        if (row.state === "active") stats.limitedActive += num(row.n);
+      }
       if (row.oldest !== null) {
         const oldest = num(row.oldest);
         stats.oldestWaitingAt = Math.min(stats.oldestWaitingAt ?? oldest, oldest);
@@ -844,6 +868,8 @@ export class PostgresStore implements Store {
       if (row.paused !== null) {
         stats.paused = row.paused;
         stats.pausedUntil = numOrNull(row.paused_until);
+        stats.limits = row.limits;
+        stats.heldKeys = row.held_keys ?? 0;
       }
     }
     return [...byQueue.values()].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
@@ -976,15 +1002,66 @@ export class PostgresStore implements Store {
     });
   }
 
-  // ── limits (core/limits.ts) ── placeholder until this engine implements them
-  async setQueueLimits(_queue: string, _limits: QueueLimits | null): Promise<void> {
-    throw new Error("limits: not implemented on this engine yet");
+  // ── limits (core/limits.ts; enforced by claim, migration-limits.ts) ──
+
+  async setQueueLimits(queue: string, limits: QueueLimits | null): Promise<void> {
+    await this.transaction("set the queue's limits", async (client) => {
+      // The queue row first: its lock orders this call after (or before) any claim or holdKey of the queue,
+      // so the flag below is computed from the holds as committed once the lock is held.
+      await client.query(
+        `INSERT INTO ${this.s}.queues AS q (name, limits, limited) VALUES ($1, $2::jsonb, true)
+         ON CONFLICT (name) DO UPDATE SET limits = EXCLUDED.limits`,
+        // Limits that limit nothing are stored as none, so claims take the plain path.
+        [queue, unlimited(limits) ? null : JSON.stringify(limits)],
+      );
+      await client.query(
+        `UPDATE ${this.s}.queues SET limited = limits IS NOT NULL
+           OR EXISTS (SELECT 1 FROM ${this.s}.key_holds h WHERE h.queue = $1 AND h.until > ${NOW_MS})
+         WHERE name = $1`,
+        [queue],
+      );
+      // Raised or removed limits may free jobs now: wake the workers of the queue.
+      await client.query("SELECT pg_notify($1, $2)", [this.config.schema, jobsPayload([queue])]);
+    });
   }
-  async holdKey(_queue: string, _key: string, _until: number): Promise<void> {
-    throw new Error("limits: not implemented on this engine yet");
+
+  async holdKey(queue: string, key: string, until: number): Promise<void> {
+    await this.transaction("hold the limit key", async (client) => {
+      // The queue row (and its flag) first, under its lock: a claim or setQueueLimits running now either
+      // finishes before (and the next claim sees the flag and the hold) or waits for this commit.
+      await client.query(
+        `INSERT INTO ${this.s}.queues AS q (name, limited) VALUES ($1, true)
+         ON CONFLICT (name) DO UPDATE SET limited = true`,
+        [queue],
+      );
+      // Only ever extends an earlier hold.
+      await client.query(
+        `INSERT INTO ${this.s}.key_holds AS h (queue, key, until) VALUES ($1, $2, $3::bigint)
+         ON CONFLICT (queue, key) DO UPDATE SET until = greatest(h.until, EXCLUDED.until)`,
+        [queue, key, until],
+      );
+    });
   }
-  async keyHolds(_limit: number): Promise<KeyHold[]> {
-    throw new Error("limits: not implemented on this engine yet");
+
+  async keyHolds(limit: number): Promise<KeyHold[]> {
+    if (limit <= 0) return [];
+    const rows = await this.query<{ queue: string; key: string; until: number | string; backlog: number }>(
+      "read key holds",
+      // Backlog from jobs_key_backlog (keyed waiting and scheduled jobs only).
+      `SELECT h.queue, h.key, h.until,
+         (SELECT count(*)::int FROM ${this.s}.jobs j
+          WHERE j.queue = h.queue AND j.limit_key = h.key AND j.limit_key IS NOT NULL
+            AND (j.state = 'waiting' OR (j.state = 'scheduled' AND j.run_at <= ${NOW_MS}))) AS backlog
+       FROM ${this.s}.key_holds h WHERE h.until > ${NOW_MS}
+       ORDER BY backlog DESC, h.until DESC, h.queue, h.key LIMIT $1`,
+      [limit],
+    );
+    return rows.map((row) => ({
+      queue: row.queue,
+      key: row.key,
+      until: num(row.until),
+      backlog: row.backlog,
+    }));
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
@@ -1161,10 +1238,13 @@ export class PostgresStore implements Store {
   async resumeQueue(queue: string): Promise<void> {
     await this.query(
       "resume the queue",
-      `WITH resumed AS (UPDATE ${this.s}.queues SET paused = false, paused_until = NULL WHERE name = $1 RETURNING name)${this.eventsCte(
-        "'resumed', name, NULL, NULL, NULL::int, NULL::jsonb",
-        "resumed",
-      )}
+      // Key holds end too; the claim's flag stays on only while the queue has limits.
+      `WITH resumed AS (UPDATE ${this.s}.queues SET paused = false, paused_until = NULL, limited = limits IS NOT NULL
+                        WHERE name = $1 RETURNING name),
+       unheld AS (DELETE FROM ${this.s}.key_holds WHERE queue = $1)${this.eventsCte(
+         "'resumed', name, NULL, NULL, NULL::int, NULL::jsonb",
+         "resumed",
+       )}
        SELECT pg_notify($2, $3), (SELECT count(*) FROM resumed) AS n`,
       [queue, this.config.schema, jobsPayload([queue])],
     );

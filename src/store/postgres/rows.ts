@@ -40,6 +40,8 @@ export interface JobRow {
   parent_id: string | null;
   batch_id: string | null;
   pending_deps: number;
+  /** Absent from rows read before migration 13 ran (a caller's own SELECT list). */
+  limit_key?: string | null;
 }
 
 export function num(value: number | string): number {
@@ -89,7 +91,7 @@ export function rowToJob(row: JobRow): JobRecord {
     parentId: row.parent_id,
     batchId: row.batch_id ?? null,
     pendingDependencies: row.pending_deps ?? 0,
-    limitKey: null,
+    limitKey: row.limit_key ?? null,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

@@ -74,6 +74,7 @@ export const INSERT_ARRAYS = [
   ["keep_mode", "text"],
   ["keep_value", "bigint"],
   ["parent_id", "text"],
+  ["limit_key", "text"],
 ] as const;
 
 /**
@@ -104,10 +105,10 @@ export function statements(s: string, events: boolean) {
   const insertSql = (
     onConflict: string,
   ) => `INSERT INTO ${s}.jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts,
-      backoff, timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id)
+      backoff, timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id, limit_key)
     SELECT u.id, u.task, u.queue, u.state, u.payload,
       u.priority, u.run_at, ${NOW_MS}, u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_until,
-      u.tags::jsonb, u.keep_mode, u.keep_value, u.parent_id
+      u.tags::jsonb, u.keep_mode, u.keep_value, u.parent_id, u.limit_key
     FROM unnest(${unnestArgs}) WITH ORDINALITY AS u(${insertColumns}, ord)
     ORDER BY u.ord
     ${onConflict}
@@ -129,10 +130,11 @@ export function statements(s: string, events: boolean) {
     const names = flowColumns.map(([name]) => name).join(", ");
     const args = flowColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ");
     const ins = `INSERT INTO ${s}.jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts,
-        backoff, timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id, batch_id, pending_deps,
-        has_dependents, reason, errors, finished_at)
+        backoff, timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id, limit_key, batch_id,
+        pending_deps, has_dependents, reason, errors, finished_at)
       SELECT u.id, u.task, u.queue, u.state, u.payload, u.priority, u.run_at, ${NOW_MS}, u.max_attempts, u.backoff,
-        u.timeout_ms, u.unique_key, u.unique_until, u.tags::jsonb, u.keep_mode, u.keep_value, u.parent_id, u.batch_id,
+        u.timeout_ms, u.unique_key, u.unique_until, u.tags::jsonb, u.keep_mode, u.keep_value, u.parent_id, u.limit_key,
+        u.batch_id,
         u.pending_deps, u.has_dependents, u.reason, u.errors::jsonb, CASE u.state WHEN 'dead' THEN ${NOW_MS} END
       FROM unnest(${args}) WITH ORDINALITY AS u(${names}, ord)
       ORDER BY u.ord
@@ -283,21 +285,24 @@ export function statements(s: string, events: boolean) {
     // Counts per queue x state (index-only scans of jobs_queue_state, and of jobs_lease for the active
     // jobs it leaves out), the oldest waiting run time per queue (from the partial jobs_claim index) and
     // queue pause states, in one round trip. Queues known only from a pause (no jobs yet) are listed too.
-    stats: `SELECT queue, state, n, NULL::bigint AS oldest, NULL::boolean AS paused, NULL::bigint AS paused_until
+    stats: `SELECT queue, state, n, NULL::bigint AS oldest, NULL::boolean AS paused, NULL::bigint AS paused_until,
+        NULL::jsonb AS limits, NULL::int AS held_keys
       FROM (SELECT queue, state, count(*)::int AS n FROM ${s}.jobs WHERE state <> 'active' GROUP BY queue, state
             UNION ALL
-            -- A held job (claimed ahead, not started) counts as waiting: the caller adds the two waiting rows.
-            SELECT queue, CASE WHEN started_at IS NULL THEN 'waiting' ELSE 'active' END, count(*)::int
+            -- A held job (claimed ahead, not started) counts as waiting, and as active for the limits: 'held'.
+            SELECT queue, CASE WHEN started_at IS NULL THEN 'held' ELSE 'active' END, count(*)::int
             FROM ${s}.jobs WHERE state = 'active' GROUP BY 1, 2) c
       UNION ALL
-      SELECT queue, NULL, NULL, min(run_at), NULL, NULL FROM ${s}.jobs
+      SELECT queue, NULL, NULL, min(run_at), NULL, NULL, NULL, NULL FROM ${s}.jobs
       WHERE state = 'waiting' OR (state = 'active' AND started_at IS NULL) GROUP BY queue
       UNION ALL
       -- Due scheduled jobs (from jobs_due): backlog that a claim would promote; state 'due' marks the row.
-      SELECT queue, 'due', count(*)::int, min(run_at), NULL, NULL FROM ${s}.jobs
+      SELECT queue, 'due', count(*)::int, min(run_at), NULL, NULL, NULL, NULL FROM ${s}.jobs
       WHERE state = 'scheduled' AND run_at <= ${NOW_MS} GROUP BY queue
       UNION ALL
-      SELECT name, NULL, NULL, NULL, paused, CASE WHEN paused_until > ${NOW_MS} THEN paused_until END
-      FROM ${s}.queues`,
+      -- Queues known from a pause, limits or key holds are listed even without jobs.
+      SELECT name, NULL, NULL, NULL, paused, CASE WHEN paused_until > ${NOW_MS} THEN paused_until END, limits,
+        (SELECT count(*)::int FROM ${s}.key_holds h WHERE h.queue = q.name AND h.until > ${NOW_MS})
+      FROM ${s}.queues q`,
   };
 }
