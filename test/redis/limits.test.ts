@@ -165,7 +165,7 @@ describe("redis limits", () => {
     expect(await claim(store, "kr", 10)).toEqual([]);
   });
 
-  it("keeps the key indexes exact through release, fail, recover, cancel, retry, move and remove", async () => {
+  it("keeps the key indexes exact through claim, release, fail, cancel, retry, move, remove and complete", async () => {
     const { store, raw, prefix } = await open();
     await store.setQueueLimits("paths", {
       concurrency: null,

@@ -19,6 +19,7 @@
  * ma maxAttempts, bo backoff, to timeoutMs, uk uniqueKey, uu uniqueUntil, tg tags, rt retention, pi parentId,
  * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason;
  * flows (FLOW): fd has dependents, fu has dependencies, pd pending dependencies, bi batchId, fb counted in batch.
+ * limits: lk limitKey (the key indexes <qp>kw: kq ka: kr: kh are described at kw_add and in docs/redis.md).
  */
 import { MAX_QUOTED_ERROR } from "../../core/flows.js";
 import type { JobState } from "../../core/job.js";
