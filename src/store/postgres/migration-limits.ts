@@ -35,8 +35,18 @@ import { NOW_MS } from "./sql.js";
 /** Most waiting jobs one claim of a limited queue reads past (skipped keys included) before it stops. */
 export const LIMITED_SCAN_ROWS = 10_000;
 
+/** Planner settings of the lease-keyed batch functions (as migrations 6, 10 and 11). */
+const PROBES =
+  "SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off " +
+  "SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off";
+const HELD = "j.id = u.id AND j.lease_token = u.token AND COALESCE(j.state, '') = 'active'";
+
 export function limitsMigrationSql(s: string): string {
   const events = `INSERT INTO ${s}.events (at, type, queue, job_id, task, attempt, data)`;
+  const settled = `${s}.settled_job`;
+  const channel = `'${s.slice(1, -1)}'`;
+  const WAKE = `SELECT array_agg(q.name) INTO v_limited FROM ${s}.queues q WHERE q.name = ANY (v_touched) AND q.limited;
+        IF v_limited IS NOT NULL THEN PERFORM pg_notify(${channel}, ${s}.jobs_payload(v_limited)); END IF;`;
   return `
       -- A job's limit key (NewJob.limitKey); NULL = no key (key limits and holds do not apply). Adding a
       -- nullable column without a default rewrites nothing.
@@ -305,6 +315,87 @@ export function limitsMigrationSql(s: string): string {
             v_left := v_left - v_got;
           END IF;
         END LOOP;
+      END
+      $fn$;
+
+
+      -- The outcome functions of migration 11, the same signatures, now waking the fleet when a job of a
+      -- LIMITED queue leaves active: the slot it frees may be any worker's to fill, and without a wake-up the
+      -- worker that freed it would be the only one to look (it claims again at once; the others at their next
+      -- poll). One probe of the queues primary key per call; plain queues send nothing.
+      CREATE OR REPLACE FUNCTION ${s}.complete_jobs(p_ids text[], p_tokens bigint[], p_results text[], p_events boolean)
+      RETURNS SETOF text LANGUAGE plpgsql ${PROBES} AS $fn$
+      DECLARE
+        v_ids     text[];
+        v_flow    ${settled}[];
+        v_touched text[];
+        v_limited text[];
+      BEGIN
+        WITH u AS (SELECT * FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result)),
+        kept AS (
+          UPDATE ${s}.jobs j SET state = 'completed', result = u.result, finished_at = ${NOW_MS},
+            lease_expires_at = NULL, keep_until = CASE j.keep_mode WHEN 'age' THEN ${NOW_MS} + j.keep_value END
+          FROM u WHERE ${HELD} AND j.keep_mode <> 'none'
+          RETURNING j.id, j.queue, j.task, j.attempt, j.batch_id, j.has_dependents, NULL::boolean AS counted),
+        dropped AS (
+          DELETE FROM ${s}.jobs j USING u WHERE ${HELD} AND j.keep_mode = 'none'
+          RETURNING j.id, j.queue, j.task, j.attempt, j.batch_id, j.has_dependents, j.batch_counted),
+        done AS (SELECT * FROM kept UNION ALL SELECT * FROM dropped),
+        ev AS (
+          ${events}
+          SELECT ${NOW_MS}, 'completed', d.queue, d.id, d.task, d.attempt, NULL FROM done d WHERE p_events)
+        SELECT array_agg(d.id),
+               array_agg(ROW(d.id, d.task, 'completed', d.batch_id, d.counted, d.has_dependents, NULL)::${settled})
+                 FILTER (WHERE d.batch_id IS NOT NULL OR d.has_dependents),
+               array_agg(DISTINCT d.queue)
+        INTO v_ids, v_flow, v_touched FROM done d;
+        ${WAKE}
+        IF v_flow IS NOT NULL THEN PERFORM ${s}.settle(v_flow, p_events); END IF;
+        RETURN QUERY SELECT unnest(v_ids);
+      END
+      $fn$;
+
+      CREATE OR REPLACE FUNCTION ${s}.fail_jobs(p_ids text[], p_tokens bigint[], p_next text[], p_run_at bigint[],
+        p_reason text[], p_error text[], p_channel text, p_events boolean)
+      RETURNS SETOF text LANGUAGE plpgsql ${PROBES} AS $fn$
+      DECLARE
+        v_now    bigint := ${NOW_MS};
+        v_ids    text[];
+        v_queues text[];
+        v_flow   ${settled}[];
+        v_touched text[];
+        v_limited text[];
+      BEGIN
+        WITH u AS (SELECT * FROM unnest(p_ids, p_tokens, p_next, p_run_at, p_reason, p_error)
+                     AS u(id, token, next, run_at, reason, error)),
+        changed AS (
+          UPDATE ${s}.jobs j SET state = u.next,
+            run_at = CASE u.next WHEN 'scheduled' THEN u.run_at WHEN 'waiting' THEN v_now ELSE j.run_at END,
+            finished_at = CASE WHEN u.next IN ('dead', 'cancelled') THEN v_now END,
+            lease_expires_at = NULL, errors = j.errors || jsonb_build_array(u.error::jsonb), reason = u.reason
+          FROM u WHERE ${HELD}
+          RETURNING j.id, j.queue, j.state, j.task, j.attempt, j.run_at, j.batch_id, j.has_dependents,
+            u.reason AS why, u.error AS err),
+        ev AS (
+          ${events}
+          SELECT v_now, CASE WHEN c.state IN ('dead', 'cancelled') THEN c.state ELSE 'retrying' END,
+            c.queue, c.id, c.task, c.attempt,
+            CASE c.state
+              WHEN 'dead' THEN jsonb_build_object('error', c.err::jsonb ->> 'message', 'reason', c.why)
+              WHEN 'cancelled' THEN jsonb_build_object('reason', c.why)
+              ELSE jsonb_build_object('error', c.err::jsonb ->> 'message', 'runAt', c.run_at)
+            END
+          FROM changed c WHERE p_events)
+        SELECT array_agg(c.id), array_agg(DISTINCT c.queue) FILTER (WHERE c.state IN ('waiting', 'scheduled')),
+          array_agg(ROW(c.id, c.task, c.state, c.batch_id, NULL, c.has_dependents,
+                        coalesce(c.err::jsonb ->> 'message', c.why))::${settled})
+            FILTER (WHERE c.state = 'cancelled' OR (c.state = 'dead' AND (c.batch_id IS NOT NULL OR c.has_dependents))),
+          array_agg(DISTINCT c.queue)
+        INTO v_ids, v_queues, v_flow, v_touched FROM changed c;
+        ${WAKE}
+        IF v_queues IS NOT NULL THEN PERFORM pg_notify(p_channel, ${s}.jobs_payload(v_queues)); END IF;
+        IF v_flow IS NOT NULL THEN PERFORM ${s}.settle(v_flow, p_events); END IF;
+        RETURN QUERY SELECT unnest(v_ids);
       END
       $fn$;
 
