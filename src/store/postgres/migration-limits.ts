@@ -128,6 +128,10 @@ export function limitsMigrationSql(s: string): string {
         END IF;
         -- Paused while this claim waited for the lock: nothing (the plain path has the same check, unlocked).
         IF NOT FOUND OR v_paused THEN RETURN; END IF;
+        -- The clock read AFTER the lock, not now() (the transaction's start, before the wait): so the holders
+        -- of the lock see time in the order they held it, and a claim that waited across a window boundary
+        -- cannot count its starts in a window a later holder already moved the counter past.
+        v_now := floor(extract(epoch from clock_timestamp()) * 1000)::bigint;
         v_holds := EXISTS (SELECT 1 FROM ${s}.key_holds h WHERE h.queue = p_queue AND h.until > v_now);
         IF v_limits IS NULL AND NOT v_holds THEN
           -- No limits and no live hold: back to the plain path from the next claim on (this one finishes here,
@@ -143,6 +147,8 @@ export function limitsMigrationSql(s: string): string {
         v_rmax := (v_limits #>> '{rate,max}')::integer;
         IF v_rmax IS NOT NULL THEN
           v_ws := v_now - v_now % (v_limits #>> '{rate,windowMs}')::bigint;
+          -- A stored window newer than ours (a clock step between two holders): count in it, never reset it.
+          v_ws := greatest(v_ws, v_rwindow);
           v_cap := least(v_cap, v_rmax - CASE WHEN v_rwindow = v_ws THEN v_rcount ELSE 0 END);
         END IF;
         v_kc := (v_limits ->> 'keyConcurrency')::integer;
@@ -177,7 +183,7 @@ export function limitsMigrationSql(s: string): string {
                      CASE WHEN v_krmax IS NULL THEN 2147483647
                           ELSE v_krmax - coalesce((SELECT r.n FROM ${s}.key_rates r
                                                    WHERE r.queue = p_queue AND r.key = k.limit_key
-                                                     AND r.window_start = v_kws), 0) END)
+                                                     AND r.window_start >= v_kws), 0) END)
               END AS n
             FROM (SELECT DISTINCT p.limit_key FROM page p WHERE p.limit_key IS NOT NULL) k),
           ranked AS (
@@ -219,8 +225,8 @@ export function limitsMigrationSql(s: string): string {
                 SELECT p_queue, m.limit_key, v_kws, count(*)::integer FROM moved m
                 WHERE v_kws IS NOT NULL AND m.limit_key IS NOT NULL GROUP BY m.limit_key
                 ON CONFLICT (queue, key) DO UPDATE SET
-                  n = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.n + EXCLUDED.n ELSE EXCLUDED.n END,
-                  window_start = EXCLUDED.window_start)
+                  n = CASE WHEN r.window_start >= EXCLUDED.window_start THEN r.n + EXCLUDED.n ELSE EXCLUDED.n END,
+                  window_start = greatest(r.window_start, EXCLUDED.window_start))
               SELECT * FROM moved;
             GET DIAGNOSTICS v_got = ROW_COUNT;
             v_cap := v_cap - v_got;
