@@ -292,6 +292,31 @@ export function eventTests(ctx: ConformanceContext): void {
       }
     });
 
+    it("a task with progressEvents: false stores its progress and writes no progress event", async () => {
+      const sluice = ctx.sluice();
+      const queue = ctx.queue();
+      const task = sluice.task("quiet-progress", {
+        queue,
+        progressEvents: false,
+        async run(_payload, job) {
+          await job.progress(0.5);
+          return "ok";
+        },
+      });
+      const job = await task.enqueue({});
+      await sluice.worker({ queues: [queue] }).start();
+      const done = await until("completed", async () => {
+        const j = await sluice.admin.getJob(job.id);
+        return j.state === "completed" ? j : null;
+      });
+      expect(done.progress).toBe(0.5);
+      const events = await (await sluice.store()).readEvents({ after: null, limit: 100, jobId: job.id });
+      expect(types(events.events)).toEqual(["enqueued", "active", "completed"]);
+      expect(() => sluice.task("bad-progress-flag", { progressEvents: "no" as never })).toThrow(
+        expect.objectContaining({ code: "INVALID_OPTION", field: "task.progressEvents" }),
+      );
+    });
+
     it("sluice.events() follows a job another instance runs, from enqueue to completed, and resumes with after", async () => {
       const producer = ctx.sluice();
       const follower = ctx.sluice();
