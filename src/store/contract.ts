@@ -276,7 +276,10 @@ export interface QueueStats {
   pausedUntil: number | null;
   /** The queue's limits (`setQueueLimits`), or null when it has none. */
   limits: QueueLimits | null;
-  /** Active jobs counting toward the limits (claimed-ahead included). */
+  /**
+   * Active jobs as the limits count them — claimed-ahead included, unlike `counts.active`, which shows
+   * those as waiting — whether or not the queue has limits.
+   */
   limitedActive: number;
   /** Keys of the queue held by a rate limit now (`holdKey`). */
   heldKeys: number;

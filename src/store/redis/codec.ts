@@ -3,6 +3,7 @@
 import type { BatchCallbackRecord, BatchEvent, BatchRecord, DependencyPolicy } from "../../core/flows.js";
 import { BATCH_EVENTS, batchCallbackJobId } from "../../core/flows.js";
 import type { AttemptError, BackoffSpec, JobRecord, JobState, Json, Retention } from "../../core/job.js";
+import type { QueueLimits } from "../../core/limits.js";
 import type { JobTemplate, NewBatch, NewJob } from "../contract.js";
 
 /** Retention as one short string: `t` keep, `f` delete at once, `a:<ms>` by age, `c:<n>` newest n. */
@@ -22,8 +23,8 @@ export function decodeRetention(text: string | undefined): Retention {
 
 /**
  * The enqueue script's arguments for a chunk of jobs (keep in sync with ENQUEUE in lua.ts): count, shape
- * count, the distinct shapes (13 fields: everything but id and payload), then id, payload and shape index per
- * job. A batch of one task's jobs has one shape, so a job costs 3 arguments instead of 15.
+ * count, the distinct shapes (14 fields: everything but id and payload), then id, payload and shape index per
+ * job. A batch of one task's jobs has one shape, so a job costs 3 arguments instead of 16.
  */
 export function encodeNewJobs(jobs: readonly NewJob[]): string[] {
   const shapes = new Map<string, number>();
@@ -43,7 +44,7 @@ export function encodeNewJobs(jobs: readonly NewJob[]): string[] {
   return [String(jobs.length), String(shapes.size), ...shapeArgs, ...jobArgs];
 }
 
-/** The shape fields of a job (everything but id and payload): ENQUEUE's 13 fields (lua.ts). */
+/** The shape fields of a job (everything but id and payload): ENQUEUE's 14 fields (lua.ts). */
 function shapeOf(job: NewJob): string[] {
   return [
     job.idempotent ? "1" : "0",
@@ -59,6 +60,7 @@ function shapeOf(job: NewJob): string[] {
     job.tags.length > 0 ? JSON.stringify(job.tags) : "",
     encodeRetention(job.retention),
     job.parentId ?? "",
+    job.limitKey ?? "",
   ];
 }
 
@@ -83,8 +85,8 @@ export function hasFlowFields(jobs: readonly NewJob[], batch: NewBatch | undefin
 }
 
 /**
- * The ENQUEUE_FLOW script's arguments (lua.ts): the new batch, count, shape count, shapes of 14 fields
- * (ENQUEUE's 13, then the queue), then per job id, payload, shape index, dependencies, batch id.
+ * The ENQUEUE_FLOW script's arguments (lua.ts): the new batch, count, shape count, shapes of 15 fields
+ * (ENQUEUE's 14, then the queue), then per job id, payload, shape index, dependencies, batch id.
  */
 export function encodeFlowJobs(jobs: readonly NewJob[], batch: NewBatch | undefined): string[] {
   const shapes = new Map<string, number>();
@@ -233,7 +235,7 @@ export function decodeJob(queue: string, reply: JobReply): JobRecord {
     parentId: f.pi ?? null,
     batchId: f.bi ?? null,
     pendingDependencies: Number(f.pd ?? 0),
-    limitKey: null,
+    limitKey: f.lk ?? null,
   };
   if (problems.length > 0) job.dataError = `stored job data is unreadable (${problems.join("; ")})`;
   return job;
@@ -242,4 +244,34 @@ export function decodeJob(queue: string, reply: JobReply): JobRecord {
 /** Optional script argument: `-` absent, `=value` present. */
 export function opt(value: string | number | undefined | null): string {
   return value === undefined || value === null ? "-" : `=${value}`;
+}
+
+/**
+ * A queue's limits as its meta hash keeps them (`<qp>m` field `lim`, read by the claim script): JSON with
+ * short names, a field only for a limit that is set (Lua's cjson turns a JSON null into a truthy value).
+ * c concurrency, r / rw rate max / windowMs, kc keyConcurrency, kr / krw keyRate max / windowMs.
+ */
+export function encodeLimits(limits: QueueLimits): string {
+  const out: Record<string, number> = {};
+  if (limits.concurrency !== null) out.c = limits.concurrency;
+  if (limits.rate !== null) {
+    out.r = limits.rate.max;
+    out.rw = limits.rate.windowMs;
+  }
+  if (limits.keyConcurrency !== null) out.kc = limits.keyConcurrency;
+  if (limits.keyRate !== null) {
+    out.kr = limits.keyRate.max;
+    out.krw = limits.keyRate.windowMs;
+  }
+  return JSON.stringify(out);
+}
+
+export function decodeLimits(text: string): QueueLimits {
+  const v = JSON.parse(text) as Record<string, number | undefined>;
+  return {
+    concurrency: v.c ?? null,
+    rate: v.r !== undefined && v.rw !== undefined ? { max: v.r, windowMs: v.rw } : null,
+    keyConcurrency: v.kc ?? null,
+    keyRate: v.kr !== undefined && v.krw !== undefined ? { max: v.kr, windowMs: v.krw } : null,
+  };
 }

@@ -19,6 +19,7 @@
  * ma maxAttempts, bo backoff, to timeoutMs, uk uniqueKey, uu uniqueUntil, tg tags, rt retention, pi parentId,
  * lt leaseToken, le leaseExpiresAt, w workerId, cr cancelRequested, r result, pg progress, e errors, rs reason;
  * flows (FLOW): fd has dependents, fu has dependencies, pd pending dependencies, bi batchId, fb counted in batch.
+ * limits: lk limitKey (the key indexes <qp>kw: kq ka: kr: kh are described at kw_add and in docs/redis.md).
  */
 import { MAX_QUOTED_ERROR } from "../../core/flows.js";
 import type { JobState } from "../../core/job.js";
@@ -96,20 +97,85 @@ local function wmember(pr, ra, sq, id)
 end
 local function wid(member) return string.sub(member, 38) end
 
--- Adds / removes a job to / from the index of its state. f = { pr, ra, sq } for waiting.
-local function index(id, s, score, pr, ra, sq)
+-- Limits (docs/redis.md, "Limits"). A job's limit key is its hash field 'lk'. Only jobs WITH a key pay for
+-- these indexes; every key is under the queue's tag (p = its key prefix), so one slot:
+-- <p>kw:<key> ZSET: the key's waiting jobs, same members as <p>w (claim order within the key);
+-- <p>kq ZSET: one entry per key that has waiting jobs, its head's 37-byte order prefix then the key, so a
+--   limited claim walks keys in the order of their first job and skips a full key in one step, whatever
+--   its backlog; <p>m 'kwn' = how many waiting jobs have a key (ZCARD w - kwn = waiting jobs without one);
+-- <p>ka:<key> SET: the key's active jobs (claimed ahead included).
+local function kq_entry(member, lk) return string.sub(member, 1, 37) .. lk end
+local function kw_add(p, lk, member)
+  if not lk then return end
+  local kw = p .. 'kw:' .. lk
+  if redis.call('ZADD', kw, 0, member) == 0 then return end
+  redis.call('HINCRBY', p .. 'm', 'kwn', 1)
+  if redis.call('ZRANK', kw, member) == 0 then
+    local nxt = redis.call('ZRANGE', kw, 1, 1)[1]
+    if nxt then redis.call('ZREM', p .. 'kq', kq_entry(nxt, lk)) end
+    redis.call('ZADD', p .. 'kq', 0, kq_entry(member, lk))
+  end
+end
+local function kw_rem(p, lk, member)
+  if not lk then return end
+  local kw = p .. 'kw:' .. lk
+  local r = redis.call('ZRANK', kw, member)
+  if not r then return end
+  redis.call('ZREM', kw, member)
+  redis.call('HINCRBY', p .. 'm', 'kwn', -1)
+  if r == 0 then
+    redis.call('ZREM', p .. 'kq', kq_entry(member, lk))
+    local head = redis.call('ZRANGE', kw, 0, 0)[1]
+    if head then redis.call('ZADD', p .. 'kq', 0, kq_entry(head, lk)) end
+  end
+end
+local function ka_rem(p, lk, id) if lk then redis.call('SREM', p .. 'ka:' .. lk, id) end end
+-- A job of a queue with limits left active: a slot (queue or key) may have opened, so the fleet's workers
+-- look again (a plain queue's freed slot is its own worker's to fill; the claim that follows needs no wake).
+local function wake_if_limited()
+  if redis.call('HEXISTS', qp .. 'm', 'lim') == 1 then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
+end
+-- The job's limit key: lk as given (false = none, from an HMGET), or read when the caller did not say (nil).
+local function lk_of(id, lk)
+  if lk == nil then return redis.call('HGET', jkey(id), 'lk') end
+  return lk
+end
+-- Waiting index writes of queue prefix p (this queue or another), key indexes included.
+local function wadd(p, id, pr, ra, sq, lk)
+  local member = wmember(pr, ra, sq, id)
+  redis.call('ZADD', p .. 'w', 0, member)
+  kw_add(p, lk, member)
+end
+local function wrem(p, id, pr, ra, sq, lk)
+  local member = wmember(pr, ra, sq, id)
+  redis.call('ZREM', p .. 'w', member)
+  kw_rem(p, lk, member)
+end
+-- Out of active (this queue): the active and held indexes, and the key's active set.
+local function arem(p, id, lk)
+  redis.call('ZREM', p .. 'a', id)
+  redis.call('ZREM', p .. 'h', id)
+  ka_rem(p, lk, id)
+end
+
+-- Adds / removes a job to / from the index of its state. f = { pr, ra, sq } for waiting; lk = its limit key
+-- (false = none; nil = read it from the hash).
+local function index(id, s, score, pr, ra, sq, lk)
   if s == 'waiting' then
-    redis.call('ZADD', qp .. 'w', 0, wmember(pr, ra, sq, id))
+    wadd(qp, id, pr, ra, sq, lk_of(id, lk))
   else
     redis.call('ZADD', qp .. SET[s], score, id)
   end
 end
-local function unindex(id, s, pr, ra, sq)
+local function unindex(id, s, pr, ra, sq, lk)
   if s == 'waiting' then
-    redis.call('ZREM', qp .. 'w', wmember(pr, ra, sq, id))
+    wrem(qp, id, pr, ra, sq, lk_of(id, lk))
   elseif SET[s] then
     redis.call('ZREM', qp .. SET[s], id)
-    if s == 'active' then redis.call('ZREM', qp .. 'h', id) end
+    if s == 'active' then
+      redis.call('ZREM', qp .. 'h', id)
+      ka_rem(qp, lk_of(id, lk), id)
+    end
   end
 end
 
@@ -121,12 +187,12 @@ local function seen_state(s, sa)
 end
 -- Undoes a held job's claim: back to waiting, its attempt given back; its holder's start is then refused.
 local function unhold(id, h, pr, ra, sq)
-  redis.call('ZREM', qp .. 'a', id)
-  redis.call('ZREM', qp .. 'h', id)
+  local lk = redis.call('HGET', h, 'lk')
+  arem(qp, id, lk)
   local a = tonumber(redis.call('HGET', h, 'a') or '1')
   redis.call('HSET', h, 's', 'waiting', 'a', fmt(math.max(a - 1, 0)))
   redis.call('HDEL', h, 'le')
-  index(id, 'waiting', 0, pr, ra, sq)
+  index(id, 'waiting', 0, pr, ra, sq, lk)
 end
 
 -- Batched writes: one ZADD / ZREM / DEL per 1,000 arguments instead of one call per job (Lua's C stack
@@ -151,9 +217,9 @@ end
 -- Deletes a job and every trace of it in this queue's slot. Returns true when it existed.
 local function delete_job(id)
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'uk', 'fd', 'fu', 'pi')
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'uk', 'fd', 'fu', 'pi', 'lk')
   if not f[1] then return false end
-  unindex(id, f[1], f[2], f[3], f[4])
+  unindex(id, f[1], f[2], f[3], f[4], f[9])
   -- Flow keys (global slot), only for jobs that have them: edges from / to it, its children, its parent's list.
   if f[6] then redis.call('DEL', G .. 'fdn:' .. id) end
   if f[7] then redis.call('DEL', G .. 'fup:' .. id) end
@@ -333,14 +399,14 @@ local function fl_kill(q, id, h, msg, now)
 end
 -- A blocked dependent with nothing left to wait for: waiting (scheduled while its runAt is ahead).
 local function fl_release(q, id, h, now)
-  local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 't', 'a')
+  local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 't', 'a', 'lk')
   local p = xqp(q)
   redis.call('ZREM', p .. 'b', id)
   local state = 'waiting'
   if tonumber(f[2] or '0') > now then state = 'scheduled' end
   redis.call('HSET', h, 's', state)
   if state == 'waiting' then
-    redis.call('ZADD', p .. 'w', 0, wmember(f[1], f[2], f[3], id))
+    wadd(p, id, f[1], f[2], f[3], f[6])
     fl_wake[q] = true
   else
     redis.call('ZADD', p .. 's', f[2], id)
@@ -351,18 +417,17 @@ end
 local function fl_cancel_child(parent, q, id, now)
   local p = xqp(q)
   local h = p .. 'j:' .. id
-  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'sa', 'cr', 't', 'a')
+  local f = redis.call('HMGET', h, 's', 'pr', 'ra', 'sq', 'sa', 'cr', 't', 'a', 'lk')
   local s = f[1]
   if not s then return end
   if s == 'active' and not f[5] then
     -- Held (claimed ahead, not started): undo the claim; its holder's start is then refused.
-    redis.call('ZREM', p .. 'a', id)
-    redis.call('ZREM', p .. 'h', id)
+    arem(p, id, f[9])
     redis.call('HDEL', h, 'le')
     redis.call('HSET', h, 'a', fmt(math.max(tonumber(f[8] or '1') - 1, 0)))
     s = 'held'
   elseif CANCEL_AT_ONCE_FL[s] then
-    if s == 'waiting' then redis.call('ZREM', p .. 'w', wmember(f[2], f[3], f[4], id)) else redis.call('ZREM', p .. SET[s], id) end
+    if s == 'waiting' then wrem(p, id, f[2], f[3], f[4], f[9]) else redis.call('ZREM', p .. SET[s], id) end
   elseif s == 'active' then
     if f[6] ~= '1' then
       redis.call('HSET', h, 'cr', '1')
@@ -489,9 +554,9 @@ end
 `;
 
 const ENQUEUE = `
--- ARGV[4] = job count n, ARGV[5] = shape count k, then k shapes of 13 fields: idempotent, task, priority,
+-- ARGV[4] = job count n, ARGV[5] = shape count k, then k shapes of 14 fields: idempotent, task, priority,
 -- runAt, maxAttempts, backoff, timeoutMs, uniqueKey, uniqueStates (',a,b,'), uniqueUntil, tags, retention,
--- parentId ('' = none); then n jobs of 3: id, payload, shape index (0-based). Jobs of a batch mostly share
+-- parentId ('' = none), limitKey ('' = none); then n jobs of 3: id, payload, shape index (0-based). Jobs of a batch mostly share
 -- every field but id and payload, so each distinct shape is sent and prepared once (codec.ts).
 -- Returns per job '1' .. state (created) or '0' .. state .. ':' .. id of the existing job returned.
 -- KEYS[3] = the global id index, KEYS[4] = the queue registry: written here (entries of created jobs only)
@@ -504,8 +569,8 @@ local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local created_at = fmt(now)
 local shapes = {}
 for j = 0, k - 1 do
-  local b = 6 + j * 13
-  local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi = unpack(ARGV, b, b + 12)
+  local b = 6 + j * 14
+  local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi, lk = unpack(ARGV, b, b + 13)
   local state = 'waiting'
   if tonumber(ra) > now then state = 'scheduled' end
   -- The hash fields of every job of this shape; [2] = state, [4] = seq (per job), payload last when inline.
@@ -516,10 +581,12 @@ for j = 0, k - 1 do
   if tg ~= '' then f[#f + 1] = 'tg'; f[#f + 1] = tg end
   if pi ~= '' then f[#f + 1] = 'pi'; f[#f + 1] = pi end
   if uk ~= '' then f[#f + 1] = 'uk'; f[#f + 1] = uk end
+  if lk ~= '' then f[#f + 1] = 'lk'; f[#f + 1] = lk end
   local fp = { unpack(f) }
   fp[#fp + 1] = 'p'; fp[#fp + 1] = ''
   shapes[j] = {
     idem = idem == '1', uk = uk, us = us, state = state, ra = ra, f = f, fp = fp, task = task, pi = pi,
+    lk = lk ~= '' and lk or false,
     edata = '{"state":"' .. state .. '"}',
     -- wmember's first two parts (priority, runAt); the seq part is added per job.
     wpre = string.format('%07.0f%014.0f', tonumber(pr) + 1000000, math.max(tonumber(ra), 0)),
@@ -528,7 +595,7 @@ end
 local out = {}
 local created = false
 local all, waiting, scheduled, ids = {}, {}, {}, {}
-local jb = 6 + k * 13
+local jb = 6 + k * 14
 for i = 0, n - 1 do
   local b = jb + i * 3
   local id, payload, sh = ARGV[b], ARGV[b + 1], shapes[tonumber(ARGV[b + 2])]
@@ -574,7 +641,9 @@ for i = 0, n - 1 do
       scheduled[ns + 1] = sh.ra; scheduled[ns + 2] = id
     else
       local nw = #waiting
-      waiting[nw + 1] = '0'; waiting[nw + 2] = sh.wpre .. string.format('%016.0f', seq) .. id
+      local member = sh.wpre .. string.format('%016.0f', seq) .. id
+      waiting[nw + 1] = '0'; waiting[nw + 2] = member
+      kw_add(qp, sh.lk, member)
     end
     -- Written at once (not batched) so a later job of this batch with the same key sees it.
     if sh.uk ~= '' then redis.call('HSET', qp .. 'u', sh.uk, id) end
@@ -606,7 +675,7 @@ return out
  */
 const FIRE = `
 do
-  local tail = 6 + tonumber(ARGV[5]) * 13 + tonumber(ARGV[4]) * 3
+  local tail = 6 + tonumber(ARGV[5]) * 14 + tonumber(ARGV[4]) * 3
   local name = ARGV[tail]
   if redis.call('HGET', qp .. 'schn', name) ~= ARGV[tail + 1] then return false end
   if redis.call('HEXISTS', qp .. 'schp', name) == 1 then return false end
@@ -619,26 +688,157 @@ do
 end
 ${ENQUEUE}`;
 
+/** Most key entries (`<qp>kq`) one limited claim visits, and most waiting members it scans for jobs without a key. */
+export const CLAIM_KEY_WALK = 1000;
+export const CLAIM_SCAN = 1000;
+
 const CLAIM = `
 -- ARGV[4] = limit, [5] = workerId, [6] = leaseMs, [7] = most scheduled jobs to promote per call, [8] = how
 -- many of the jobs taken start at once ('sa' set, an 'active' event); the rest are held ahead (no 'sa', in
 -- <qp>h, no event until start() starts them).
 -- Returns JSON: [[id, [flat hash fields], payload | false (when the payload is the hash field p)], ...]
+-- Limits (docs/redis.md, "Limits"): <qp>m 'lim' = the queue's limits (JSON { c, r, rw, kc, kr, krw }), 'khu'
+-- = the latest key hold's end. With neither (a plain queue) the claim is the head of <qp>w, as always; the
+-- meta HMGET it already made tells it, no extra call.
 local now = now_ms()
-local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
+local m = redis.call('HMGET', KEYS[1], 'paused', 'until', 'lim', 'khu')
 if m[1] == '1' or (m[2] and tonumber(m[2]) > now) then return '[]' end
 local due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[7]))
 if #due > 0 then
   for _, id in ipairs(due) do
-    local f = redis.call('HMGET', jkey(id), 'pr', 'ra', 'sq')
+    local f = redis.call('HMGET', jkey(id), 'pr', 'ra', 'sq', 'lk')
     if f[1] then
       redis.call('HSET', jkey(id), 's', 'waiting')
-      redis.call('ZADD', qp .. 'w', 0, wmember(f[1], f[2], f[3], id))
+      wadd(qp, id, f[1], f[2], f[3], f[4])
     end
   end
   redis.call('ZREM', qp .. 's', unpack(due))
 end
-local members = redis.call('ZRANGE', qp .. 'w', 0, tonumber(ARGV[4]) - 1)
+local want = tonumber(ARGV[4])
+local lim = nil
+if m[3] then lim = cjson.decode(m[3]) end
+local holds = m[4] and tonumber(m[4]) > now
+local members
+local rate_ws, rate_used = nil, 0
+if not lim and not holds then
+  members = redis.call('ZRANGE', qp .. 'w', 0, want - 1)
+else
+  lim = lim or {}
+  -- Queue concurrency: active counts jobs claimed ahead (they hold a slot).
+  if lim.c then want = math.min(want, lim.c - redis.call('ZCARD', qp .. 'a')) end
+  -- Queue rate: a fixed window by this server's clock; a claim of n jobs consumes n.
+  if lim.r then
+    rate_ws = now - (now % lim.rw)
+    local r = redis.call('HMGET', KEYS[1], 'rw', 'rc')
+    if tonumber(r[1] or '-1') == rate_ws then rate_used = tonumber(r[2] or '0') end
+    want = math.min(want, lim.r - rate_used)
+  end
+  if want <= 0 then return '[]' end
+  if not lim.kc and not lim.kr and not holds then
+    members = redis.call('ZRANGE', qp .. 'w', 0, want - 1)
+  else
+    -- How many more jobs of a key may be claimed now (0: skip the key: held, full or out of rate).
+    local function room(key)
+      if holds then
+        local u = redis.call('ZSCORE', qp .. 'kh', key)
+        if u and tonumber(u) > now then return 0 end
+      end
+      local n = want
+      if lim.kc then
+        local ka = qp .. 'ka:' .. key
+        local busy = redis.call('SCARD', ka)
+        -- At the limit: check the members (a safety net: every way out of active removes its job).
+        if busy >= lim.kc and busy <= 64 then
+          for _, id in ipairs(redis.call('SMEMBERS', ka)) do
+            local f = redis.call('HMGET', jkey(id), 's', 'lk')
+            if f[1] ~= 'active' or f[2] ~= key then
+              redis.call('SREM', ka, id)
+              busy = busy - 1
+            end
+          end
+        end
+        n = math.min(n, lim.kc - busy)
+      end
+      if lim.kr and n > 0 then
+        local used = 0
+        local v = redis.call('GET', qp .. 'kr:' .. key)
+        if v then
+          local sep = string.find(v, ':', 1, true)
+          if tonumber(string.sub(v, 1, sep - 1)) == now - (now % lim.krw) then used = tonumber(string.sub(v, sep + 1)) end
+        end
+        n = math.min(n, lim.kr - used)
+      end
+      return n
+    end
+    -- Jobs with a key: walk the keys in the order of their first waiting job (<qp>kq), skipping a key
+    -- that may not run in one step however long its backlog. The first n allowed jobs come from the first
+    -- n allowed keys, the i-th (0-based) giving at most n - i.
+    local cands = {}
+    local keys_taken, visited, cursor, seen = 0, 0, '-', {}
+    while keys_taken < want and visited < ${CLAIM_KEY_WALK} do
+      local page = redis.call('ZRANGEBYLEX', qp .. 'kq', cursor, '+', 'LIMIT', 0, 100)
+      if #page == 0 then break end
+      for _, e in ipairs(page) do
+        cursor = '(' .. e
+        visited = visited + 1
+        local key = string.sub(e, 38)
+        if not seen[key] then
+          local kw = qp .. 'kw:' .. key
+          local head = redis.call('ZRANGE', kw, 0, 0)[1]
+          if not head or string.sub(head, 1, 37) ~= string.sub(e, 1, 37) then
+            -- A stale entry (kw_add / kw_rem keep <qp>kq exact; this repairs rather than trusts): move it
+            -- to the key's head, later in this walk (an entry is never after its key's head).
+            redis.call('ZREM', qp .. 'kq', e)
+            if head then redis.call('ZADD', qp .. 'kq', 0, kq_entry(head, key)) end
+          else
+            seen[key] = true
+            local n = math.min(room(key), want - keys_taken)
+            if n > 0 then
+              for _, member in ipairs(redis.call('ZRANGE', kw, 0, n - 1)) do cands[#cands + 1] = member end
+              keys_taken = keys_taken + 1
+            end
+          end
+        end
+        if keys_taken >= want or visited >= ${CLAIM_KEY_WALK} then break end
+      end
+    end
+    -- Jobs without a key: <qp>w minus the keyed ones, looked for only when there are some (kwn counts the
+    -- keyed waiting jobs), scanning at most CLAIM_SCAN members.
+    local keyed = tonumber(redis.call('HGET', KEYS[1], 'kwn') or '0')
+    local nokey = redis.call('ZCARD', qp .. 'w') - keyed
+    if nokey > 0 then
+      if keyed <= 0 then
+        for _, member in ipairs(redis.call('ZRANGE', qp .. 'w', 0, want - 1)) do cands[#cands + 1] = member end
+      else
+        local found, offset = 0, 0
+        while found < want and found < nokey and offset < ${CLAIM_SCAN} do
+          local page = redis.call('ZRANGE', qp .. 'w', offset, offset + 99)
+          if #page == 0 then break end
+          offset = offset + #page
+          for _, member in ipairs(page) do
+            if not redis.call('HGET', jkey(wid(member)), 'lk') then
+              cands[#cands + 1] = member
+              found = found + 1
+              if found >= want then break end
+            end
+          end
+        end
+      end
+    end
+    -- Claim order among the allowed jobs: (priority, runAt, seq), compared as numbers (Lua's string '<'
+    -- follows the server's locale).
+    local function order(a, b)
+      for _, r in ipairs({ { 1, 7 }, { 8, 21 }, { 22, 37 } }) do
+        local x, y = tonumber(string.sub(a, r[1], r[2])), tonumber(string.sub(b, r[1], r[2]))
+        if x ~= y then return x < y end
+      end
+      return false
+    end
+    table.sort(cands, order)
+    members = {}
+    for i = 1, math.min(want, #cands) do members[i] = cands[i] end
+  end
+end
 if #members == 0 then return '[]' end
 many('ZREM', qp .. 'w', members)
 local exp = fmt(now + tonumber(ARGV[6]))
@@ -646,14 +846,17 @@ local started = fmt(now)
 local worker = ARGV[5]
 local wdata = '{"workerId":' .. cjson.encode(worker) .. '}'
 local out, active, heldIds = {}, {}, {}
+local per_key = {}
 local starting = tonumber(ARGV[8])
 for _, member in ipairs(members) do
   local id = wid(member)
   local h = jkey(id)
   -- No field-by-field work in Lua: read the counters, write the lease, then return the hash as stored.
   -- 's' tells whether the hash exists, without a separate EXISTS call (a fresh job has no 'lt' yet).
-  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's', 't')
+  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's', 't', 'lk')
   local lt = f[1]
+  local lk = f[7]
+  if lk then kw_rem(qp, lk, member) end
   if f[5] then
     if #out < starting then
       local attempt = fmt(tonumber(f[2] or '0') + 1)
@@ -665,6 +868,10 @@ for _, member in ipairs(members) do
       heldIds[#heldIds + 1] = 0; heldIds[#heldIds + 1] = id
     end
     if f[3] then redis.call('HDEL', h, 'rs') end
+    if lk then
+      redis.call('SADD', qp .. 'ka:' .. lk, id)
+      per_key[lk] = (per_key[lk] or 0) + 1
+    end
     local n = #active
     active[n + 1] = exp; active[n + 2] = id
     local payload = false
@@ -675,6 +882,21 @@ end
 if #out == 0 then return '[]' end
 many('ZADD', qp .. 'a', active)
 many('ZADD', qp .. 'h', heldIds)
+-- Rates count at claim: the queue's window counter, and each key's (a string that expires with its window).
+if rate_ws then redis.call('HSET', KEYS[1], 'rw', fmt(rate_ws), 'rc', fmt(rate_used + #out)) end
+if lim and lim.kr then
+  local ws = now - (now % lim.krw)
+  for key, n in pairs(per_key) do
+    local kr = qp .. 'kr:' .. key
+    local v = redis.call('GET', kr)
+    local used = 0
+    if v then
+      local sep = string.find(v, ':', 1, true)
+      if tonumber(string.sub(v, 1, sep - 1)) == ws then used = tonumber(string.sub(v, sep + 1)) end
+    end
+    redis.call('SET', kr, fmt(ws) .. ':' .. fmt(used + n), 'PXAT', fmt(ws + lim.krw))
+  end
+end
 -- One JSON text instead of a nested multi-bulk reply: far cheaper for the client to decode.
 return cjson.encode(out)
 `;
@@ -696,7 +918,7 @@ end
 const ENQUEUE_FLOW = `
 -- ARGV[4] = the call's new batch ('' = none): JSON { id, ds (text | null), data (JSON text), cbs: { event:
 -- template JSON text [queue, flat hash fields] } }; ARGV[5] = job count n, ARGV[6] = shape count k, then k
--- shapes of 14 fields (ENQUEUE's 13, then the queue); then n jobs of 5: id, payload, shape index,
+-- shapes of 15 fields (ENQUEUE's 14, then the queue); then n jobs of 5: id, payload, shape index,
 -- dependencies ('' = none, else JSON [[id, policy char], ...]), batch id ('' = none).
 -- Returns ENQUEUE's per-job texts, or { '!' .. error code, arguments... } having written nothing.
 local now = now_ms()
@@ -706,8 +928,8 @@ if ARGV[4] ~= '' then batch = cjson.decode(ARGV[4]) end
 local n, k = tonumber(ARGV[5]), tonumber(ARGV[6])
 local shapes = {}
 for j = 0, k - 1 do
-  local b = 7 + j * 14
-  local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi, q = unpack(ARGV, b, b + 13)
+  local b = 7 + j * 15
+  local idem, task, pr, ra, ma, bo, to, uk, us, uu, tg, rt, pi, lk, q = unpack(ARGV, b, b + 14)
   local f = { 't', task, 'pr', pr, 'ra', ra, 'ma', ma, 'rt', rt, 'ca', created_at }
   if bo ~= '' then push(f, 'bo', bo) end
   if to ~= '' then push(f, 'to', to) end
@@ -715,9 +937,11 @@ for j = 0, k - 1 do
   if tg ~= '' then push(f, 'tg', tg) end
   if pi ~= '' then push(f, 'pi', pi) end
   if uk ~= '' then push(f, 'uk', uk) end
-  shapes[j] = { idem = idem == '1', task = task, pr = pr, ra = ra, uk = uk, us = us, pi = pi, q = q, f = f }
+  if lk ~= '' then push(f, 'lk', lk) end
+  shapes[j] = { idem = idem == '1', task = task, pr = pr, ra = ra, uk = uk, us = us, pi = pi, q = q, f = f,
+    lk = lk ~= '' and lk or false }
 end
-local jb = 7 + k * 14
+local jb = 7 + k * 15
 -- Pass 1: validate (no write): the call's batch is new, dependencies exist (in the store or earlier in the
 -- call), batches joined exist and have not finished.
 if batch and redis.call('EXISTS', G .. 'bt:' .. batch.id) == 1 then return { '!BATCH_EXISTS', batch.id } end
@@ -836,7 +1060,7 @@ for i = 0, n - 1 do
     end
     redis.call('ZADD', p .. 'all', sq, id)
     if state == 'waiting' then
-      redis.call('ZADD', p .. 'w', 0, wmember(sh.pr, sh.ra, sq, id))
+      wadd(p, id, sh.pr, sh.ra, sq, sh.lk)
       fl_wake[q] = true
     elseif state == 'scheduled' then
       redis.call('ZADD', p .. 's', sh.ra, id)
@@ -878,10 +1102,9 @@ for i = 4, #ARGV, 3 do
   local id = ARGV[i]
   local h = jkey(id)
   if held(h, ARGV[i + 1]) then
-    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr', 't')
+    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr', 't', 'lk')
     local attempt = fmt(math.max(tonumber(f[4] or '0') - 1, 0))
-    redis.call('ZREM', qp .. 'a', id)
-    redis.call('ZREM', qp .. 'h', id)
+    arem(qp, id, f[7])
     redis.call('HDEL', h, 'le', 'w')
     redis.call('HSET', h, 'a', attempt)
     if f[5] == '1' then
@@ -930,7 +1153,7 @@ for i = 4, #ARGV, 3 do
         emit('blocked', QUEUE, id, f[6], attempt, '{"pending":' .. pd .. '}')
       else
         redis.call('HSET', h, 's', 'waiting')
-        index(id, 'waiting', 0, f[1], f[2], f[3])
+        index(id, 'waiting', 0, f[1], f[2], f[3], f[7])
         fl_wake[QUEUE] = true
         emit('unblocked', QUEUE, id, f[6], attempt, '{"state":"waiting"}')
       end
@@ -954,9 +1177,10 @@ local active, all, dels, done, byAge, byCount, flowdels = {}, {}, {}, {}, {}, {}
 for i = 4, #ARGV, 3 do
   local id, res = ARGV[i], ARGV[i + 2]
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk', 't', 'a', 'fd', 'bi', 'fu', 'pi')
+  local f = redis.call('HMGET', h, 's', 'lt', 'rt', 'uk', 't', 'a', 'fd', 'bi', 'fu', 'pi', 'lk')
   if f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
     active[#active + 1] = id
+    ka_rem(qp, f[11], id)
     emit('completed', QUEUE, id, f[5], f[6], nil)
     -- Flows: only a job with dependents or a batch has anything to settle (plain jobs skip it).
     if f[7] or f[8] then fl_final(QUEUE, id, 'completed') end
@@ -991,6 +1215,7 @@ fl_settle(now)
 many('DEL', nil, flowdels)
 many('ZREM', qp .. 'a', active)
 many('ZREM', qp .. 'h', active)
+if #active > 0 then wake_if_limited() end
 many('ZREM', qp .. 'all', all)
 many('DEL', nil, dels)
 many('ZADD', qp .. 'c', done)
@@ -1008,10 +1233,9 @@ local wake = false
 for i = 4, #ARGV, 6 do
   local id, nxt, arg = ARGV[i], ARGV[i + 3], ARGV[i + 4]
   local h = jkey(id)
-  local g = redis.call('HMGET', h, 's', 'lt', 't', 'a', 'fd', 'bi')
+  local g = redis.call('HMGET', h, 's', 'lt', 't', 'a', 'fd', 'bi', 'lk')
   if g[1] == 'active' and (g[2] or '0') == ARGV[i + 1] then
-    redis.call('ZREM', qp .. 'a', id)
-    redis.call('ZREM', qp .. 'h', id)
+    arem(qp, id, g[7])
     redis.call('HDEL', h, 'le')
     push_error(h, ARGV[i + 2])
     if nxt == 'scheduled' or nxt == 'waiting' then
@@ -1020,7 +1244,7 @@ for i = 4, #ARGV, 6 do
       redis.call('HSET', h, 's', nxt, 'ra', ra)
       redis.call('HDEL', h, 'rs', 'fa')
       local f = redis.call('HMGET', h, 'pr', 'sq')
-      index(id, nxt, ra, f[1], ra, f[2])
+      index(id, nxt, ra, f[1], ra, f[2], g[7])
       emit('retrying', QUEUE, id, g[3], g[4], '{"error":' .. cjson.encode(ARGV[i + 5]) .. ',"runAt":' .. ra .. '}')
     else
       redis.call('HSET', h, 's', nxt, 'fa', fmt(now), 'rs', arg)
@@ -1040,7 +1264,7 @@ for i = 4, #ARGV, 6 do
   end
 end
 fl_settle(now)
-if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) end
+if wake then redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE) elseif #out > 0 then wake_if_limited() end
 return out
 `;
 
@@ -1055,10 +1279,9 @@ for i = 4, #ARGV, 4 do
   local id, runAt = ARGV[i], ARGV[i + 2]
   local h = jkey(id)
   if held(h, ARGV[i + 1]) then
-    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr', 'sa', 't')
+    local f = redis.call('HMGET', h, 'pr', 'ra', 'sq', 'a', 'cr', 'sa', 't', 'lk')
     local attempt = fmt(math.max(tonumber(f[4] or '0') - 1, 0))
-    redis.call('ZREM', qp .. 'a', id)
-    redis.call('ZREM', qp .. 'h', id)
+    arem(qp, id, f[8])
     redis.call('HDEL', h, 'le')
     if f[5] == '1' then
       local reason = ${luaString(CANCELLED_WHILE_ACTIVE_REASON)}
@@ -1072,7 +1295,7 @@ for i = 4, #ARGV, 4 do
       local state = 'waiting'
       if runAt ~= '' and tonumber(runAt) > now then state = 'scheduled' else wake = true end
       redis.call('HSET', h, 's', state, 'ra', ra, 'rs', ARGV[i + 3], 'a', attempt)
-      index(id, state, ra, f[1], ra, f[3])
+      index(id, state, ra, f[1], ra, f[3], f[8])
       if f[6] then
         local at = 'null'
         if runAt ~= '' then at = runAt end
@@ -1202,7 +1425,7 @@ local out = {}
 local wake = false
 for _, id in ipairs(ids) do
   local h = jkey(id)
-  local f = redis.call('HMGET', h, 's', 't', 'w', 'a', 'ma', 'cr', 'pr', 'ra', 'sq')
+  local f = redis.call('HMGET', h, 's', 't', 'w', 'a', 'ma', 'cr', 'pr', 'ra', 'sq', 'lk')
   if f[1] == 'active' then
     local reason = ARGV[10]
     if f[3] then reason = ARGV[8] .. f[3] .. ARGV[9] end
@@ -1215,13 +1438,12 @@ for _, id in ipairs(ids) do
       local err = { attempt = attempt, outcome = 'lease-expired', name = 'LeaseExpiredError', message = reason, at = now }
       if f[3] then err.workerId = f[3] end
       push_error(h, cjson.encode(err))
-      redis.call('ZREM', qp .. 'a', id)
-      redis.call('ZREM', qp .. 'h', id)
+      arem(qp, id, f[10])
       redis.call('HDEL', h, 'le')
       if to == 'waiting' then
         redis.call('HSET', h, 's', to, 'rs', reason)
         redis.call('HDEL', h, 'fa')
-        index(id, to, 0, f[7], f[8], f[9])
+        index(id, to, 0, f[7], f[8], f[9], f[10])
         wake = true
       else
         redis.call('HSET', h, 's', to, 'rs', reason, 'fa', fmt(now))
@@ -1347,7 +1569,7 @@ for _, id in ipairs(picked) do
         redis.call('HSETNX', dqp .. 'u', uk, id)
       end
       if s == 'waiting' then
-        redis.call('ZADD', dqp .. 'w', 0, wmember(f[2], f[3], f[4], id))
+        wadd(dqp, id, f[2], f[3], f[4], redis.call('HGET', dqp .. 'j:' .. id, 'lk'))
       else
         redis.call('ZADD', dqp .. SET[s], score or f[4], id)
       end
@@ -1361,8 +1583,9 @@ for _, id in ipairs(picked) do
   elseif action == 'reprioritize' then
     if REPRIORITIZABLE[s] and tonumber(f[2]) ~= tonumber(arg) then
       if s == 'waiting' then
-        redis.call('ZREM', qp .. 'w', wmember(f[2], f[3], f[4], id))
-        redis.call('ZADD', qp .. 'w', 0, wmember(arg, f[3], f[4], id))
+        local lk = redis.call('HGET', h, 'lk')
+        wrem(qp, id, f[2], f[3], f[4], lk)
+        wadd(qp, id, arg, f[3], f[4], lk)
       end
       redis.call('HSET', h, 'pr', arg)
       changed[#changed + 1] = id
@@ -1495,7 +1718,7 @@ return out
 
 const STATS = `
 -- Returns { counts in JOB_STATES order..., paused, pausedUntil, oldest waiting runAt, due scheduled count,
--- oldest due runAt }.
+-- oldest due runAt, limits JSON ('' = none), active jobs held-ahead included, keys held now }.
 local now = now_ms()
 local out = {}
 for _, s in ipairs({ 'scheduled', 'waiting', 'active', 'completed', 'dead', 'cancelled', 'blocked' }) do
@@ -1528,6 +1751,60 @@ out[#out + 1] = oldest and fmt(oldest) or ''
 out[#out + 1] = redis.call('ZCOUNT', qp .. 's', '-inf', fmt(now))
 local first_due = redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'WITHSCORES', 'LIMIT', 0, 1)
 out[#out + 1] = first_due[2] or ''
+out[#out + 1] = redis.call('HGET', KEYS[1], 'lim') or ''
+out[#out + 1] = redis.call('ZCARD', qp .. 'a')
+out[#out + 1] = redis.call('ZCOUNT', qp .. 'kh', '(' .. fmt(now), '+inf')
+return out
+`;
+
+/**
+ * Limits of a queue (docs/redis.md, "Limits"): ARGV[3] = JSON { c, r, rw, kc, kr, krw } (absent = no limit of
+ * that kind), '' = none. The claim reads it in the meta HMGET it already makes.
+ */
+const SET_LIMITS = `
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], 'lim', 'rw', 'rc')
+else
+  redis.call('HSET', KEYS[1], 'lim', ARGV[3])
+end
+redis.call('PUBLISH', CHANNEL, 'j' .. QUEUE)
+return 0
+`;
+
+/**
+ * Holds a limit key until ARGV[4] (epoch ms; ARGV[3] = the key): only ever extends (ZADD GT). 'khu' on the
+ * meta hash = the latest hold's end, so a claim knows from its meta HMGET whether any hold may be on. Holds
+ * already over are dropped here.
+ */
+const HOLD_KEY = `
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', qp .. 'kh', '-inf', fmt(now))
+-- GT: a new key is added; an existing one only moves later.
+redis.call('ZADD', qp .. 'kh', 'GT', ARGV[4], ARGV[3])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'khu') or '0')
+if tonumber(ARGV[4]) > cur then redis.call('HSET', KEYS[1], 'khu', ARGV[4]) end
+return 0
+`;
+
+/**
+ * Keys of this queue held now, with their backlog: ARGV[3] = most keys. Returns flat key, until, backlog
+ * triples. Backlog = the key's waiting jobs (ZCARD <qp>kw:<key>) plus its due scheduled jobs (a claim promotes
+ * them; the due ones are read, at most 1,000).
+ */
+const KEY_HOLDS = `
+local now = now_ms()
+local held = redis.call('ZRANGEBYSCORE', qp .. 'kh', '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+if #held == 0 then return {} end
+local due = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', qp .. 's', '-inf', fmt(now), 'LIMIT', 0, 1000)) do
+  local lk = redis.call('HGET', jkey(id), 'lk')
+  if lk then due[lk] = (due[lk] or 0) + 1 end
+end
+local out = {}
+for i = 1, #held, 2 do
+  local key = held[i]
+  push(out, key, held[i + 1], redis.call('ZCARD', qp .. 'kw:' .. key) + (due[key] or 0))
+end
 return out
 `;
 
@@ -1826,6 +2103,9 @@ export const SCRIPTS = {
   list: queueScript(LIST),
   get: queueScript(GET),
   stats: queueScript(STATS),
+  setLimits: queueScript(SET_LIMITS),
+  holdKey: queueScript(HOLD_KEY),
+  keyHolds: queueScript(KEY_HOLDS),
   prune: queueScript(PRUNE),
   pause: eventScript(PAUSE),
   addHourlyStats: queueScript(ADD_STATS),

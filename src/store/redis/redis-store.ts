@@ -23,7 +23,7 @@ import {
 import { DEFAULT_EVENT_RETENTION, type FleetEvent, type FleetEventType } from "../../core/fleet-events.js";
 import type { BatchRecord, FlowEdge, FlowJob, FlowView } from "../../core/flows.js";
 import type { JobLogLine, JobRecord, JobState, Json } from "../../core/job.js";
-import type { QueueLimits } from "../../core/limits.js";
+import { type QueueLimits, unlimited } from "../../core/limits.js";
 import {
   asSeen,
   CANCELLABLE_STATES,
@@ -81,8 +81,10 @@ import {
   decodeEdge,
   decodeEnqueued,
   decodeJob,
+  decodeLimits,
   encodeDependencies,
   encodeFlowJobs,
+  encodeLimits,
   encodeNewJobs,
   hasFlowFields,
   type JobReply,
@@ -817,9 +819,9 @@ export class RedisStore implements Store {
         oldestWaitingAt: oldest.length > 0 ? Math.min(...oldest) : null,
         paused: r[7] === "1",
         pausedUntil: until !== null && until > now ? until : null,
-        limits: null,
-        limitedActive: 0,
-        heldKeys: 0,
+        limits: r[12] ? decodeLimits(r[12]) : null,
+        limitedActive: Number(r[13] ?? 0),
+        heldKeys: Number(r[14] ?? 0),
       };
     });
   }
@@ -1033,15 +1035,38 @@ export class RedisStore implements Store {
     return out;
   }
 
-  // ── limits (core/limits.ts) ── placeholder until this engine implements them
-  async setQueueLimits(_queue: string, _limits: QueueLimits | null): Promise<void> {
-    throw new Error("limits: not implemented on this engine yet");
+  // ── limits (core/limits.ts; docs/redis.md, "Limits") ──────────────────────────────────────────
+
+  async setQueueLimits(queue: string, limits: QueueLimits | null): Promise<void> {
+    const stored = limits === null || unlimited(limits) ? "" : encodeLimits(limits);
+    // Registered too: a queue with limits is listed by queueStats before its first job.
+    await this.scripts([this.queueCall("setLimits", queue, [stored])], "set queue limits", [
+      ["sadd", this.keys.queues, queue],
+    ]);
   }
-  async holdKey(_queue: string, _key: string, _until: number): Promise<void> {
-    throw new Error("limits: not implemented on this engine yet");
+
+  async holdKey(queue: string, key: string, until: number): Promise<void> {
+    await this.scripts([this.queueCall("holdKey", queue, [key, Math.round(until)])], "hold a limit key", [
+      ["sadd", this.keys.queues, queue],
+    ]);
   }
-  async keyHolds(_limit: number): Promise<KeyHold[]> {
-    throw new Error("limits: not implemented on this engine yet");
+
+  async keyHolds(limit: number): Promise<KeyHold[]> {
+    if (limit <= 0) return [];
+    const queues = await this.queueNames();
+    const replies = await this.scripts<string[]>(
+      queues.map((q) => this.queueCall("keyHolds", q, [limit])),
+      "read key holds",
+    );
+    const holds: KeyHold[] = [];
+    queues.forEach((queue, i) => {
+      const r = replies[i] ?? [];
+      for (let j = 0; j + 2 < r.length; j += 3) {
+        holds.push({ queue, key: r[j]!, until: Number(r[j + 1]), backlog: Number(r[j + 2]) });
+      }
+    });
+    holds.sort((a, b) => b.backlog - a.backlog || a.until - b.until);
+    return holds.slice(0, limit);
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
@@ -1152,7 +1177,12 @@ export class RedisStore implements Store {
   async resumeQueue(queue: string): Promise<void> {
     const meta = `${this.keys.queue(queue)}m`;
     await this.call("resume queue", (c) => {
-      const tx = c.multi().hset(meta, "paused", "0").hdel(meta, "until");
+      // Key holds end with the pause (Store.resumeQueue).
+      const tx = c
+        .multi()
+        .hset(meta, "paused", "0")
+        .hdel(meta, "until", "khu")
+        .del(`${this.keys.queue(queue)}kh`);
       // Its event in the same MULTI (the fields of lua.ts EVENTS; the next script write trims the stream).
       if (this.eventCap !== "")
         tx.xadd(this.keys.events, "*", "t", "resumed", "q", queue, "j", "", "k", "", "a", "", "d", "");

@@ -66,6 +66,9 @@ export function adminMethodTests(ctx: ConformanceContext): void {
         oldestWaitingAt: Math.min(due.runAt, waiting.runAt),
         paused: false,
         pausedUntil: null,
+        limits: null,
+        limitedActive: 1,
+        heldKeys: 0,
       });
       await store.pauseQueue(queue, null);
       expect((await store.queueStats()).find((s) => s.queue === queue)).toMatchObject({ paused: true });
