@@ -102,6 +102,9 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
       startedAt: Date.now() - 120_000,
       lastHeartbeatAt: Date.now(),
       version: "0.0.0-test",
+      health: [],
+      clock: Date.now(),
+      clockSkewMs: 0,
       stalls: {
         count: 3,
         longestMs: 42_000,
