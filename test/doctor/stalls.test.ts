@@ -64,6 +64,7 @@ function input(workers: WorkerOverview[]): DoctorInput {
     completionsLookbackMs: WINDOW,
     active: [],
     stuckBlocked: [],
+    keyHolds: [],
     commandSuffix: "",
   };
 }
