@@ -74,6 +74,7 @@ export type { TaskContext, TaskDefinition } from "./core/task.js";
 /** The HTTP API's options; `createHttpApi` itself is imported from `sluice/http` (so `sluice` never loads Hono). */
 export type { HttpApiOptions, HttpRole, HttpToken } from "./http/index.js";
 export type { SluiceEventName, SluiceEvents } from "./runtime/events.js";
+export type { HealthCheck, HealthChecks, HealthEvent } from "./runtime/health.js";
 export type { QueueSpec } from "./runtime/queue-selector.js";
 export type { StopReport, WorkerOptions } from "./runtime/worker.js";
 export { Worker } from "./runtime/worker.js";

@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { isInlineUrl } from "../client/inline.js";
 import { validateMissed } from "../core/cron.js";
+import { type QueueLimits, validateQueueLimits } from "../core/limits.js";
 import { validateJobOptions, validateTaskName } from "../core/options.js";
 import {
   type JobOptions,
@@ -154,6 +155,12 @@ export interface WorkerFileConfig {
   options: WorkerOptions;
   /** `schedules:`, in file order: declared by `sluice worker` at start (`sluice.schedule(name, definition)`). */
   schedules?: FileSchedule[];
+  /**
+   * `limits:` by queue, validated: applied by `sluice worker` at start with `sluice.limits(queue, limits)`
+   * (fleet-wide, stored; the last worker started with a file wins). Health checks are code, not config:
+   * they come from the tasks module's `health` export.
+   */
+  limits?: Record<string, QueueLimits>;
 }
 
 /** One schedule of a worker config file, validated, with where it is written (for errors found at start). */
@@ -248,7 +255,11 @@ const WORKER_FIELDS: Record<string, string> = {
   pollMs: "duration",
   maintenance: "boolean",
   schedules: "mapping of schedule name → { task, cron | every, … }",
+  limits: "mapping of queue → { concurrency, rate: { max, window }, keyConcurrency, keyRate }",
 };
+
+/** Fields of one queue under `limits:`. */
+const LIMIT_FIELDS = ["concurrency", "rate", "keyConcurrency", "keyRate"] as const;
 
 /** Fields of one entry of `schedules:` and what each takes. */
 const SCHEDULE_FIELDS: Record<string, string> = {
@@ -365,6 +376,11 @@ export function loadWorkerConfig(path: string): WorkerFileConfig {
         if (queues) out.options.queues = queues;
         break;
       }
+      case "limits": {
+        const limits = readLimits(valueNode, at);
+        if (limits) out.limits = limits;
+        break;
+      }
       case "schedules":
         out.schedules = readSchedules(
           valueNode,
@@ -469,6 +485,141 @@ function readQueues(
   }
   if (!ok) return undefined;
   return weighted ? pairs : names;
+}
+
+/**
+ * Reads `limits:`: queue → { concurrency?, rate?: { max, window }, keyConcurrency?, keyRate?: { max, window } }.
+ * A window is a duration ("1m", "500ms") or milliseconds; every value is then checked by the validator of
+ * `sluice.limits()`, and each problem is reported at its field.
+ */
+function readLimits(
+  node: Node | null,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): Record<string, QueueLimits> | undefined {
+  if (!isMap(node) || node.items.length === 0) {
+    at(
+      node,
+      "limits",
+      "must be a mapping of queue → { concurrency, rate: { max, window }, keyConcurrency, keyRate }",
+    );
+    return undefined;
+  }
+  const out: Record<string, QueueLimits> = {};
+  let ok = true;
+  for (const pair of node.items) {
+    const queueNode = pair.key as Node | null;
+    const entryNode = pair.value as Node | null;
+    const queue = isScalar(queueNode) ? queueNode.value : undefined;
+    if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
+      at(
+        queueNode,
+        "limits",
+        `must be keyed by queue names (letters, digits, _ . : -), got ${show(queue, queueNode)}`,
+      );
+      ok = false;
+      continue;
+    }
+    const base = `limits.${queue}`;
+    if (!isMap(entryNode)) {
+      at(
+        entryNode ?? queueNode,
+        base,
+        "must be a mapping such as { concurrency: 5, rate: { max: 500, window: 1m } }",
+      );
+      ok = false;
+      continue;
+    }
+    const input: Record<string, unknown> = {};
+    const fieldNodes = new Map<string, Node | null>();
+    let entryOk = true;
+    for (const field of entryNode.items) {
+      const keyNode = field.key as Node | null;
+      const valueNode = field.value as Node | null;
+      const key = isScalar(keyNode) ? String(keyNode.value) : "";
+      fieldNodes.set(key, valueNode ?? keyNode);
+      if (!(LIMIT_FIELDS as readonly string[]).includes(key)) {
+        at(keyNode, `${base}.${key}`, `unknown field; expected one of ${LIMIT_FIELDS.join(", ")}`);
+        entryOk = false;
+        continue;
+      }
+      if (key === "rate" || key === "keyRate") {
+        const rate = readRate(valueNode, `${base}.${key}`, at);
+        if (rate === undefined) entryOk = false;
+        else input[key] = rate;
+      } else {
+        input[key] = isScalar(valueNode) ? valueNode.value : isSeq(valueNode) || isMap(valueNode) ? [] : null;
+      }
+    }
+    if (!entryOk) {
+      ok = false;
+      continue;
+    }
+    try {
+      out[queue] = validateQueueLimits(input, base);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      const field = error.field ?? base;
+      const key = field.slice(base.length + 1).split(".")[0] ?? "";
+      const message = error.message.startsWith(`${field} `)
+        ? error.message.slice(field.length + 1)
+        : error.message;
+      at(fieldNodes.get(key) ?? entryNode, field, message);
+      ok = false;
+    }
+  }
+  return ok ? out : undefined;
+}
+
+/** Reads `{ max, window }` (window a duration or ms) into `{ max, windowMs }`; undefined after reporting. */
+function readRate(
+  node: Node | null,
+  field: string,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): { max: unknown; windowMs: number } | undefined {
+  if (!isMap(node)) {
+    at(node, field, 'must be { max, window }, e.g. { max: 500, window: "1m" }');
+    return undefined;
+  }
+  let max: unknown;
+  let windowMs: number | undefined;
+  let ok = true;
+  for (const item of node.items) {
+    const keyNode = item.key as Node | null;
+    const valueNode = item.value as Node | null;
+    const key = isScalar(keyNode) ? String(keyNode.value) : "";
+    const value = isScalar(valueNode) ? valueNode.value : undefined;
+    if (key === "max") {
+      max = value ?? null;
+    } else if (key === "window" || key === "windowMs") {
+      if (typeof value !== "number" && typeof value !== "string") {
+        at(
+          valueNode ?? keyNode,
+          `${field}.${key}`,
+          'must be a duration such as "1m", "10s" or a number of milliseconds',
+        );
+        ok = false;
+        continue;
+      }
+      try {
+        windowMs = parseDuration(value, `${field}.${key}`);
+      } catch (error) {
+        at(
+          valueNode,
+          `${field}.${key}`,
+          (error as Error).message.replace(`${field}.${key} must be`, "must be"),
+        );
+        ok = false;
+      }
+    } else {
+      at(keyNode, `${field}.${key}`, "unknown field; a rate is { max, window }");
+      ok = false;
+    }
+  }
+  if (ok && (max === undefined || windowMs === undefined)) {
+    at(node, field, `needs both max and window, e.g. { max: 500, window: "1m" }`);
+    ok = false;
+  }
+  return ok ? { max, windowMs: windowMs as number } : undefined;
 }
 
 /**

@@ -34,7 +34,8 @@ export type SluiceErrorCode =
   | "BATCH_FINISHED"
   | "BATCH_EXISTS"
   | "DEPENDENCY_FAILED"
-  | "INLINE_RUNAWAY";
+  | "INLINE_RUNAWAY"
+  | "HEALTH_CHECK_TIMEOUT";
 
 /** Base class of every error Sluice throws. */
 export class SluiceError extends Error {
@@ -147,6 +148,23 @@ export class TimeoutError extends SluiceError {
     super(
       "JOB_TIMEOUT",
       `job exceeded its timeout of ${timeoutMs} ms; raise timeoutMs or make the handler faster`,
+    );
+  }
+}
+
+/**
+ * A queue's health check did not settle within its `timeoutMs` (runtime/health.ts): it counts as failing,
+ * and its `signal` is aborted with this error so the check can give up its connection attempt.
+ */
+export class HealthCheckTimeoutError extends SluiceError {
+  constructor(
+    readonly queue: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      "HEALTH_CHECK_TIMEOUT",
+      `health check of queue ${queue} did not answer within ${timeoutMs} ms; the dependency is unreachable ` +
+        "or the check ignores its signal (raise timeoutMs if the dependency is just slow)",
     );
   }
 }

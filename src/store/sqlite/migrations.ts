@@ -295,6 +295,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 10,
+    description: "worker health checks and clock",
+    sql: `
+      -- QueueHealth[] as JSON (runtime/health.ts), the worker's clock at its last registration or heartbeat
+      -- and that clock minus the store's (the process clock here: 0 on one host). Read by sluice info and
+      -- sluice doctor.
+      ALTER TABLE workers ADD COLUMN health TEXT;
+      ALTER TABLE workers ADD COLUMN clock INTEGER;
+      ALTER TABLE workers ADD COLUMN clock_skew_ms INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

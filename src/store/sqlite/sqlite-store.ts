@@ -74,6 +74,7 @@ import type {
   StoreTraits,
   StuckBlockedJob,
   TransactionHandle,
+  WorkerBeat,
   WorkerInfo,
   WorkerStalls,
 } from "../contract.js";
@@ -91,6 +92,7 @@ import {
   sqlString,
 } from "../sql-common.js";
 import { parseStalls, stallsText } from "../stalls.js";
+import { healthText, parseHealth } from "../worker-health.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { parseSqliteUrl, type SqliteConfig } from "./config.js";
 import { sqliteEngine } from "./engine.js";
@@ -1119,10 +1121,12 @@ export class SqliteStore implements Store {
   // ── worker registry ────────────────────────────────────────────────────────────────────────────
 
   async registerWorker(worker: WorkerInfo): Promise<void> {
-    await this.write(() =>
+    await this.write(() => {
+      // The process clock is the store's clock here: a worker on this host has no skew beyond the call.
+      const now = Date.now();
       this.stmt(
-        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls, health, clock, clock_skew_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         worker.id,
         worker.host,
@@ -1131,20 +1135,42 @@ export class SqliteStore implements Store {
         worker.concurrency,
         worker.busy,
         worker.startedAt,
-        Date.now(),
+        now,
         worker.version,
         stallsText(worker.stalls),
-      ),
-    );
+        healthText(worker.health),
+        worker.clock,
+        worker.clock - now,
+      );
+    });
   }
 
-  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
-    return this.write(
-      () =>
+  async heartbeatWorker(
+    id: string,
+    busy: number,
+    stalls?: WorkerStalls,
+    beat?: WorkerBeat,
+  ): Promise<boolean> {
+    return this.write(() => {
+      const now = Date.now();
+      const clock = beat?.clock ?? null;
+      return (
         this.stmt(
-          "UPDATE workers SET busy = ?, last_heartbeat_at = ?, stalls = coalesce(?, stalls) WHERE id = ?",
-        ).run(busy, Date.now(), stalls ? stallsText(stalls) : null, id).changes === 1,
-    );
+          `UPDATE workers SET busy = ?, last_heartbeat_at = ?, stalls = coalesce(?, stalls),
+             health = CASE WHEN ? THEN ? ELSE health END, clock = coalesce(?, clock),
+             clock_skew_ms = coalesce(?, clock_skew_ms) WHERE id = ?`,
+        ).run(
+          busy,
+          now,
+          stalls ? stallsText(stalls) : null,
+          beat?.health ? 1 : 0,
+          healthText(beat?.health),
+          clock,
+          clock === null ? null : clock - now,
+          id,
+        ).changes === 1
+      );
+    });
   }
 
   async unregisterWorker(id: string): Promise<void> {
@@ -1164,6 +1190,9 @@ export class SqliteStore implements Store {
         last_heartbeat_at: number;
         version: string;
         stalls: string | null;
+        health: string | null;
+        clock: number | null;
+        clock_skew_ms: number;
       }[];
       return rows.map((r) => ({
         id: r.id,
@@ -1176,6 +1205,9 @@ export class SqliteStore implements Store {
         lastHeartbeatAt: r.last_heartbeat_at,
         version: r.version,
         stalls: parseStalls(r.stalls),
+        health: parseHealth(r.health),
+        clock: r.clock ?? r.last_heartbeat_at,
+        clockSkewMs: r.clock_skew_ms,
       }));
     });
   }
