@@ -73,7 +73,7 @@ describe.each(["thread", "process"] as const)("%s sandbox", (kind) => {
     expect((await final(sluice, `${id}.1`)).state).toBe("completed");
   });
 
-  it("keeps a thrown error's name, message, code, data and stack; RateLimitedError still holds the queue", async () => {
+  it("keeps a thrown error's name, message, code and stack; RateLimitedError still holds the queue", async () => {
     const sluice = open();
     const throws = sluice.task("sb-throws", { queue: "sb", attempts: 1, sandbox: sandbox(kind, "throws") });
     const limited = sluice.task("sb-limited", { queue: "sb2", sandbox: sandbox(kind, "limited") });
