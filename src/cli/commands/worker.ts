@@ -17,7 +17,9 @@ import { pino } from "pino";
 import type { RegisteredTask } from "../../core/task.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
 import {
+  applyFileSandboxes,
   ConfigFileError,
+  type FileSandboxes,
   type FileSchedule,
   loadWorkerConfig,
   parseQueuesFlag,
@@ -137,7 +139,7 @@ export function registerWorker(program: Command): void {
       if (!tasks) throw new UsageError(NO_TASKS_MESSAGE);
       const flagUrl = globals(cmd).url;
       if (flags.check) {
-        await checkOnly(tasks, options, flags.config, file.schedules ?? []);
+        await checkOnly(tasks, options, flags.config, file.schedules ?? [], file.sandbox);
         return;
       }
       const url =
@@ -149,6 +151,7 @@ export function registerWorker(program: Command): void {
       const sluice = new Sluice({ url: url.url, logger });
       try {
         await loadTasks(tasks, sluice);
+        if (flags.config && file.sandbox) applyFileSandboxes(sluice.tasks, file.sandbox, tasks, flags.config);
         // Before the worker starts, so its first maintenance pass already sees them.
         if (flags.config && file.schedules) await declareSchedules(sluice, file.schedules, flags.config);
       } catch (error) {
@@ -216,12 +219,14 @@ async function checkOnly(
   options: WorkerOptions,
   config: string | undefined,
   schedules: readonly FileSchedule[],
+  sandboxes?: FileSandboxes,
 ): Promise<void> {
   // A private in-memory store: creating tasks and a worker does not touch it; declaring the schedules on it
   // checks them as a real start would (task defined, payload valid) without writing to the real store.
   const sluice = new Sluice({ url: "sqlite::memory:", logger: pino({ level: "silent" }) });
   try {
     await loadTasks(tasks, sluice);
+    if (config && sandboxes) applyFileSandboxes(sluice.tasks, sandboxes, tasks, config);
     if (config) await declareSchedules(sluice, schedules, config);
     try {
       sluice.worker(options);
