@@ -17,6 +17,7 @@ import { isInlineUrl } from "../client/inline.js";
 import { validateMissed } from "../core/cron.js";
 import { type QueueLimits, validateQueueLimits } from "../core/limits.js";
 import { validateJobOptions, validateTaskName } from "../core/options.js";
+import type { HandlerSource, RegisteredTask, ResolvedSandbox } from "../core/task.js";
 import {
   type JobOptions,
   parseDuration,
@@ -25,6 +26,7 @@ import {
   validateTiming,
   type WorkerOptions,
 } from "../index.js";
+import { validateSandbox } from "../runtime/sandbox/options.js";
 import { QUEUE_NAME, UsageError } from "./errors.js";
 
 /** Config file names searched in the working directory, in order. */
@@ -161,6 +163,8 @@ export interface WorkerFileConfig {
    * they come from the tasks module's `health` export.
    */
   limits?: Record<string, QueueLimits>;
+  /** `sandbox:`: which tasks run in a sandbox, by task name or by queue (see {@link applyFileSandboxes}). */
+  sandbox?: FileSandboxes;
 }
 
 /** One schedule of a worker config file, validated, with where it is written (for errors found at start). */
@@ -256,6 +260,7 @@ const WORKER_FIELDS: Record<string, string> = {
   maintenance: "boolean",
   schedules: "mapping of schedule name → { task, cron | every, … }",
   limits: "mapping of queue → { concurrency, rate: { max, window }, keyConcurrency, keyRate }",
+  sandbox: "{ tasks: { <task>: { kind, memoryMb?, … } }, queues: { <queue>: { … } } }",
 };
 
 /** Fields of one queue under `limits:`. */
@@ -381,6 +386,9 @@ export function loadWorkerConfig(path: string): WorkerFileConfig {
         if (limits) out.limits = limits;
         break;
       }
+      case "sandbox":
+        out.sandbox = readSandboxes(valueNode, dirname(absolute), at);
+        break;
       case "schedules":
         out.schedules = readSchedules(
           valueNode,
@@ -751,6 +759,113 @@ function show(value: unknown, node: Node | null | undefined): string {
   if (isSeq(node)) return "a list";
   if (isMap(node)) return "a mapping";
   return JSON.stringify(value) ?? String(value);
+}
+
+// ── sandbox: ─────────────────────────────────────────────────────────────────────────────────────
+
+/** `sandbox:` of a worker config file: per task name, and per queue (a task's own entry wins). */
+export interface FileSandboxes {
+  tasks: Record<string, ResolvedSandbox>;
+  queues: Record<string, ResolvedSandbox>;
+}
+
+/** Until applied, an entry without `module` runs the task's own run() from the tasks module. */
+const FROM_TASKS_MODULE: HandlerSource = { tasksModule: "", task: "" };
+
+/**
+ * Reads `sandbox: { tasks: { name: entry }, queues: { name: entry } }`; an entry is { kind, memoryMb?,
+ * recycleAfter?, module?, export? } checked by the same rules as the task option (`module` relative to the
+ * config file). Without `module`, the sandbox loads the tasks module and runs the task's own `run`.
+ */
+function readSandboxes(
+  node: Node | null,
+  base: string,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): FileSandboxes | undefined {
+  const out: FileSandboxes = { tasks: {}, queues: {} };
+  if (!isMap(node)) {
+    at(
+      node,
+      "sandbox",
+      "must be a mapping: { tasks: { <task>: { kind: process, memoryMb: 512 } }, queues: { … } }",
+    );
+    return undefined;
+  }
+  for (const pair of node.items) {
+    const keyNode = pair.key as Node | null;
+    const group = isScalar(keyNode) ? String(keyNode.value) : "";
+    if (group !== "tasks" && group !== "queues") {
+      at(keyNode, `sandbox.${group}`, "unknown field; expected tasks or queues");
+      continue;
+    }
+    const entries = pair.value as Node | null;
+    if (!isMap(entries)) {
+      at(
+        entries ?? keyNode,
+        `sandbox.${group}`,
+        `must be a mapping of ${group === "tasks" ? "task" : "queue"} name → { kind, memoryMb?, recycleAfter?, module?, export? }`,
+      );
+      continue;
+    }
+    for (const entry of entries.items) {
+      const nameNode = entry.key as Node | null;
+      const name = isScalar(nameNode) ? String(nameNode.value) : "";
+      const field = `sandbox.${group}.${name}`;
+      const valueNode = entry.value as Node | null;
+      const value = isMap(valueNode) ? (valueNode.toJSON() as Record<string, unknown>) : valueNode?.toJSON();
+      if (value && typeof value === "object" && typeof (value as { module?: unknown }).module === "string") {
+        const module = (value as { module: string }).module;
+        (value as { module: string }).module = isAbsolute(module) ? module : resolve(base, module);
+      }
+      try {
+        out[group][name] = validateSandbox(value, field, FROM_TASKS_MODULE);
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        const key = error.field?.slice(field.length + 1) ?? "";
+        const where =
+          isMap(valueNode) && key ? ((valueNode.get(key, true) as Node | undefined) ?? valueNode) : valueNode;
+        at(where ?? nameNode, error.field ?? field, error.message.replace(`${error.field} `, ""));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Puts the config file's sandboxes on the tasks the tasks module defined (before the worker starts): a
+ * task's entry, else its queue's. Throws UsageError for a task entry that names no defined task, or a task
+ * with neither a run() nor a `module` to run.
+ */
+export function applyFileSandboxes(
+  tasks: ReadonlyMap<string, RegisteredTask>,
+  sandboxes: FileSandboxes,
+  tasksModule: string,
+  configPath: string,
+): void {
+  for (const name of Object.keys(sandboxes.tasks)) {
+    if (!tasks.has(name)) {
+      throw new UsageError(
+        `${configPath}: sandbox.tasks.${name}: the tasks module defines no task "${name}"`,
+      );
+    }
+  }
+  for (const task of tasks.values()) {
+    const entry = sandboxes.tasks[task.name] ?? sandboxes.queues[task.defaults.queue ?? "default"];
+    if (!entry) continue;
+    if (entry.source !== FROM_TASKS_MODULE) {
+      task.sandbox = entry;
+      continue;
+    }
+    if (typeof task.definition.run !== "function") {
+      throw new UsageError(
+        `${configPath}: sandbox for task "${task.name}": it has no run() to sandbox; give the entry a module`,
+      );
+    }
+    task.sandbox = {
+      ...entry,
+      source: { tasksModule: pathToFileURL(resolve(tasksModule)).href, task: task.name },
+    };
+  }
 }
 
 /** Parses `--queues a,b` or `--queues a:5,b:3` (weights) into the worker's queue option. */

@@ -29,6 +29,7 @@ import { LeaseKeeper } from "./lease-keeper.js";
 import { LoopMonitor } from "./loop-monitor.js";
 import { Maintenance } from "./maintenance.js";
 import { OutcomeWriter } from "./outcome-writer.js";
+import { SandboxPools } from "./sandbox/pool.js";
 import { settlesWithin } from "./timing.js";
 import {
   type ResolvedWorkerOptions,
@@ -66,6 +67,8 @@ export class Worker {
   private maintenance: Maintenance | null = null;
   private health: HealthMonitor | null = null;
   private unsubscribe: (() => void) | null = null;
+  /** Sandboxes of the tasks that run in one (task option `sandbox`), ended at stop. */
+  private readonly sandboxes = new SandboxPools();
 
   constructor(
     private readonly host: WorkerHost,
@@ -269,6 +272,7 @@ export class Worker {
       );
       this.running.clear();
     }
+    await this.sandboxes.stop(); // a sandboxed handler that ignored its signal is killed here, not left running
     this.unsubscribe?.();
     this.leases.stop();
     this.loop.stop();
@@ -365,6 +369,7 @@ export class Worker {
         store: this.store,
         writer: this.writer,
         heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
+        sandboxes: this.sandboxes,
       },
       running,
       task,

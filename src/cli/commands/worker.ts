@@ -21,7 +21,9 @@ import { pino } from "pino";
 import type { RegisteredTask } from "../../core/task.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
 import {
+  applyFileSandboxes,
   ConfigFileError,
+  type FileSandboxes,
   type FileSchedule,
   loadWorkerConfig,
   parseQueuesFlag,
@@ -159,7 +161,7 @@ export function registerWorker(program: Command): void {
       if (!tasks) throw new UsageError(NO_TASKS_MESSAGE);
       const flagUrl = globals(cmd).url;
       if (flags.check) {
-        await checkOnly(tasks, options, flags.config, file.schedules ?? [], file.limits);
+        await checkOnly(tasks, options, flags.config, file.schedules ?? [], file.limits, file.sandbox);
         return;
       }
       const url =
@@ -172,6 +174,7 @@ export function registerWorker(program: Command): void {
       try {
         const loaded = await loadTasks(tasks, sluice);
         if (loaded.health) options.health = loaded.health;
+        if (flags.config && file.sandbox) applyFileSandboxes(sluice.tasks, file.sandbox, tasks, flags.config);
         // Before the worker starts, so its first maintenance pass already sees them.
         if (flags.config && file.schedules) await declareSchedules(sluice, file.schedules, flags.config);
         // Before the first claim, so it already obeys them.
@@ -242,6 +245,7 @@ async function checkOnly(
   config: string | undefined,
   schedules: readonly FileSchedule[],
   limits: WorkerFileConfig["limits"],
+  sandboxes?: FileSandboxes,
 ): Promise<void> {
   // A private in-memory store: creating tasks and a worker does not touch it; declaring the schedules on it
   // checks them as a real start would (task defined, payload valid) without writing to the real store.
@@ -249,6 +253,7 @@ async function checkOnly(
   try {
     const loaded = await loadTasks(tasks, sluice);
     const withHealth = loaded.health ? { ...options, health: loaded.health } : options;
+    if (config && sandboxes) applyFileSandboxes(sluice.tasks, sandboxes, tasks, config);
     if (config) await declareSchedules(sluice, schedules, config);
     try {
       sluice.worker(withHealth);
