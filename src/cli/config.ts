@@ -15,7 +15,9 @@ import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { isInlineUrl } from "../client/inline.js";
 import { validateMissed } from "../core/cron.js";
+import { type QueueLimits, validateQueueLimits } from "../core/limits.js";
 import { validateJobOptions, validateTaskName } from "../core/options.js";
+import type { HandlerSource, RegisteredTask, ResolvedSandbox } from "../core/task.js";
 import {
   type JobOptions,
   parseDuration,
@@ -24,6 +26,7 @@ import {
   validateTiming,
   type WorkerOptions,
 } from "../index.js";
+import { validateSandbox } from "../runtime/sandbox/options.js";
 import { QUEUE_NAME, UsageError } from "./errors.js";
 
 /** Config file names searched in the working directory, in order. */
@@ -154,6 +157,14 @@ export interface WorkerFileConfig {
   options: WorkerOptions;
   /** `schedules:`, in file order: declared by `sluice worker` at start (`sluice.schedule(name, definition)`). */
   schedules?: FileSchedule[];
+  /**
+   * `limits:` by queue, validated: applied by `sluice worker` at start with `sluice.limits(queue, limits)`
+   * (fleet-wide, stored; the last worker started with a file wins). Health checks are code, not config:
+   * they come from the tasks module's `health` export.
+   */
+  limits?: Record<string, QueueLimits>;
+  /** `sandbox:`: which tasks run in a sandbox, by task name or by queue (see {@link applyFileSandboxes}). */
+  sandbox?: FileSandboxes;
 }
 
 /** One schedule of a worker config file, validated, with where it is written (for errors found at start). */
@@ -248,7 +259,12 @@ const WORKER_FIELDS: Record<string, string> = {
   pollMs: "duration",
   maintenance: "boolean",
   schedules: "mapping of schedule name → { task, cron | every, … }",
+  limits: "mapping of queue → { concurrency, rate: { max, window }, keyConcurrency, keyRate }",
+  sandbox: "{ tasks: { <task>: { kind, memoryMb?, … } }, queues: { <queue>: { … } } }",
 };
+
+/** Fields of one queue under `limits:`. */
+const LIMIT_FIELDS = ["concurrency", "rate", "keyConcurrency", "keyRate"] as const;
 
 /** Fields of one entry of `schedules:` and what each takes. */
 const SCHEDULE_FIELDS: Record<string, string> = {
@@ -365,6 +381,14 @@ export function loadWorkerConfig(path: string): WorkerFileConfig {
         if (queues) out.options.queues = queues;
         break;
       }
+      case "limits": {
+        const limits = readLimits(valueNode, at);
+        if (limits) out.limits = limits;
+        break;
+      }
+      case "sandbox":
+        out.sandbox = readSandboxes(valueNode, dirname(absolute), at);
+        break;
       case "schedules":
         out.schedules = readSchedules(
           valueNode,
@@ -469,6 +493,141 @@ function readQueues(
   }
   if (!ok) return undefined;
   return weighted ? pairs : names;
+}
+
+/**
+ * Reads `limits:`: queue → { concurrency?, rate?: { max, window }, keyConcurrency?, keyRate?: { max, window } }.
+ * A window is a duration ("1m", "500ms") or milliseconds; every value is then checked by the validator of
+ * `sluice.limits()`, and each problem is reported at its field.
+ */
+function readLimits(
+  node: Node | null,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): Record<string, QueueLimits> | undefined {
+  if (!isMap(node) || node.items.length === 0) {
+    at(
+      node,
+      "limits",
+      "must be a mapping of queue → { concurrency, rate: { max, window }, keyConcurrency, keyRate }",
+    );
+    return undefined;
+  }
+  const out: Record<string, QueueLimits> = {};
+  let ok = true;
+  for (const pair of node.items) {
+    const queueNode = pair.key as Node | null;
+    const entryNode = pair.value as Node | null;
+    const queue = isScalar(queueNode) ? queueNode.value : undefined;
+    if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
+      at(
+        queueNode,
+        "limits",
+        `must be keyed by queue names (letters, digits, _ . : -), got ${show(queue, queueNode)}`,
+      );
+      ok = false;
+      continue;
+    }
+    const base = `limits.${queue}`;
+    if (!isMap(entryNode)) {
+      at(
+        entryNode ?? queueNode,
+        base,
+        "must be a mapping such as { concurrency: 5, rate: { max: 500, window: 1m } }",
+      );
+      ok = false;
+      continue;
+    }
+    const input: Record<string, unknown> = {};
+    const fieldNodes = new Map<string, Node | null>();
+    let entryOk = true;
+    for (const field of entryNode.items) {
+      const keyNode = field.key as Node | null;
+      const valueNode = field.value as Node | null;
+      const key = isScalar(keyNode) ? String(keyNode.value) : "";
+      fieldNodes.set(key, valueNode ?? keyNode);
+      if (!(LIMIT_FIELDS as readonly string[]).includes(key)) {
+        at(keyNode, `${base}.${key}`, `unknown field; expected one of ${LIMIT_FIELDS.join(", ")}`);
+        entryOk = false;
+        continue;
+      }
+      if (key === "rate" || key === "keyRate") {
+        const rate = readRate(valueNode, `${base}.${key}`, at);
+        if (rate === undefined) entryOk = false;
+        else input[key] = rate;
+      } else {
+        input[key] = isScalar(valueNode) ? valueNode.value : isSeq(valueNode) || isMap(valueNode) ? [] : null;
+      }
+    }
+    if (!entryOk) {
+      ok = false;
+      continue;
+    }
+    try {
+      out[queue] = validateQueueLimits(input, base);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      const field = error.field ?? base;
+      const key = field.slice(base.length + 1).split(".")[0] ?? "";
+      const message = error.message.startsWith(`${field} `)
+        ? error.message.slice(field.length + 1)
+        : error.message;
+      at(fieldNodes.get(key) ?? entryNode, field, message);
+      ok = false;
+    }
+  }
+  return ok ? out : undefined;
+}
+
+/** Reads `{ max, window }` (window a duration or ms) into `{ max, windowMs }`; undefined after reporting. */
+function readRate(
+  node: Node | null,
+  field: string,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): { max: unknown; windowMs: number } | undefined {
+  if (!isMap(node)) {
+    at(node, field, 'must be { max, window }, e.g. { max: 500, window: "1m" }');
+    return undefined;
+  }
+  let max: unknown;
+  let windowMs: number | undefined;
+  let ok = true;
+  for (const item of node.items) {
+    const keyNode = item.key as Node | null;
+    const valueNode = item.value as Node | null;
+    const key = isScalar(keyNode) ? String(keyNode.value) : "";
+    const value = isScalar(valueNode) ? valueNode.value : undefined;
+    if (key === "max") {
+      max = value ?? null;
+    } else if (key === "window" || key === "windowMs") {
+      if (typeof value !== "number" && typeof value !== "string") {
+        at(
+          valueNode ?? keyNode,
+          `${field}.${key}`,
+          'must be a duration such as "1m", "10s" or a number of milliseconds',
+        );
+        ok = false;
+        continue;
+      }
+      try {
+        windowMs = parseDuration(value, `${field}.${key}`);
+      } catch (error) {
+        at(
+          valueNode,
+          `${field}.${key}`,
+          (error as Error).message.replace(`${field}.${key} must be`, "must be"),
+        );
+        ok = false;
+      }
+    } else {
+      at(keyNode, `${field}.${key}`, "unknown field; a rate is { max, window }");
+      ok = false;
+    }
+  }
+  if (ok && (max === undefined || windowMs === undefined)) {
+    at(node, field, `needs both max and window, e.g. { max: 500, window: "1m" }`);
+    ok = false;
+  }
+  return ok ? { max, windowMs: windowMs as number } : undefined;
 }
 
 /**
@@ -600,6 +759,113 @@ function show(value: unknown, node: Node | null | undefined): string {
   if (isSeq(node)) return "a list";
   if (isMap(node)) return "a mapping";
   return JSON.stringify(value) ?? String(value);
+}
+
+// ── sandbox: ─────────────────────────────────────────────────────────────────────────────────────
+
+/** `sandbox:` of a worker config file: per task name, and per queue (a task's own entry wins). */
+export interface FileSandboxes {
+  tasks: Record<string, ResolvedSandbox>;
+  queues: Record<string, ResolvedSandbox>;
+}
+
+/** Until applied, an entry without `module` runs the task's own run() from the tasks module. */
+const FROM_TASKS_MODULE: HandlerSource = { tasksModule: "", task: "" };
+
+/**
+ * Reads `sandbox: { tasks: { name: entry }, queues: { name: entry } }`; an entry is { kind, memoryMb?,
+ * recycleAfter?, module?, export? } checked by the same rules as the task option (`module` relative to the
+ * config file). Without `module`, the sandbox loads the tasks module and runs the task's own `run`.
+ */
+function readSandboxes(
+  node: Node | null,
+  base: string,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): FileSandboxes | undefined {
+  const out: FileSandboxes = { tasks: {}, queues: {} };
+  if (!isMap(node)) {
+    at(
+      node,
+      "sandbox",
+      "must be a mapping: { tasks: { <task>: { kind: process, memoryMb: 512 } }, queues: { … } }",
+    );
+    return undefined;
+  }
+  for (const pair of node.items) {
+    const keyNode = pair.key as Node | null;
+    const group = isScalar(keyNode) ? String(keyNode.value) : "";
+    if (group !== "tasks" && group !== "queues") {
+      at(keyNode, `sandbox.${group}`, "unknown field; expected tasks or queues");
+      continue;
+    }
+    const entries = pair.value as Node | null;
+    if (!isMap(entries)) {
+      at(
+        entries ?? keyNode,
+        `sandbox.${group}`,
+        `must be a mapping of ${group === "tasks" ? "task" : "queue"} name → { kind, memoryMb?, recycleAfter?, module?, export? }`,
+      );
+      continue;
+    }
+    for (const entry of entries.items) {
+      const nameNode = entry.key as Node | null;
+      const name = isScalar(nameNode) ? String(nameNode.value) : "";
+      const field = `sandbox.${group}.${name}`;
+      const valueNode = entry.value as Node | null;
+      const value = isMap(valueNode) ? (valueNode.toJSON() as Record<string, unknown>) : valueNode?.toJSON();
+      if (value && typeof value === "object" && typeof (value as { module?: unknown }).module === "string") {
+        const module = (value as { module: string }).module;
+        (value as { module: string }).module = isAbsolute(module) ? module : resolve(base, module);
+      }
+      try {
+        out[group][name] = validateSandbox(value, field, FROM_TASKS_MODULE);
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        const key = error.field?.slice(field.length + 1) ?? "";
+        const where =
+          isMap(valueNode) && key ? ((valueNode.get(key, true) as Node | undefined) ?? valueNode) : valueNode;
+        at(where ?? nameNode, error.field ?? field, error.message.replace(`${error.field} `, ""));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Puts the config file's sandboxes on the tasks the tasks module defined (before the worker starts): a
+ * task's entry, else its queue's. Throws UsageError for a task entry that names no defined task, or a task
+ * with neither a run() nor a `module` to run.
+ */
+export function applyFileSandboxes(
+  tasks: ReadonlyMap<string, RegisteredTask>,
+  sandboxes: FileSandboxes,
+  tasksModule: string,
+  configPath: string,
+): void {
+  for (const name of Object.keys(sandboxes.tasks)) {
+    if (!tasks.has(name)) {
+      throw new UsageError(
+        `${configPath}: sandbox.tasks.${name}: the tasks module defines no task "${name}"`,
+      );
+    }
+  }
+  for (const task of tasks.values()) {
+    const entry = sandboxes.tasks[task.name] ?? sandboxes.queues[task.defaults.queue ?? "default"];
+    if (!entry) continue;
+    if (entry.source !== FROM_TASKS_MODULE) {
+      task.sandbox = entry;
+      continue;
+    }
+    if (typeof task.definition.run !== "function") {
+      throw new UsageError(
+        `${configPath}: sandbox for task "${task.name}": it has no run() to sandbox; give the entry a module`,
+      );
+    }
+    task.sandbox = {
+      ...entry,
+      source: { tasksModule: pathToFileURL(resolve(tasksModule)).href, task: task.name },
+    };
+  }
 }
 
 /** Parses `--queues a,b` or `--queues a:5,b:3` (weights) into the worker's queue option. */

@@ -29,6 +29,8 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from 
 import type { RegisteredTask, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { createContext, execute, RunningJob } from "../runtime/executor.js";
+import { inProcessHandler } from "../runtime/sandbox/in-process.js";
+import { validateSandbox } from "../runtime/sandbox/options.js";
 import { Worker, type WorkerHost, type WorkerOptions } from "../runtime/worker.js";
 import type { NewBatch, NewJob, ScheduleRecord, Store, TransactionHandle } from "../store/contract.js";
 import { createStore, engineOf, redactUrl } from "../store/index.js";
@@ -218,7 +220,8 @@ export class Sluice {
         `task "${name}" is already defined in this process; define each task once`,
       );
     }
-    const { schema, retryOn, discardOn, run, backoff, progressEvents, limitKey, ...jobOptions } = definition;
+    const { schema, retryOn, discardOn, run, backoff, progressEvents, limitKey, sandbox, ...jobOptions } =
+      definition;
     if (progressEvents !== undefined && typeof progressEvents !== "boolean") {
       throw new ValidationError("INVALID_OPTION", `task "${name}": progressEvents must be true or false`, {
         field: "task.progressEvents",
@@ -231,6 +234,14 @@ export class Sluice {
       throw new ValidationError("INVALID_OPTION", `task "${name}": run must be a function`, {
         field: "task.run",
       });
+    }
+    const sandboxed = sandbox === undefined ? null : validateSandbox(sandbox, "task.sandbox");
+    if (sandboxed && run !== undefined) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `task "${name}": give run or sandbox, not both (a sandbox runs the handler exported by sandbox.module)`,
+        { field: "task.run" },
+      );
     }
     if (schema !== undefined && typeof (schema as { "~standard"?: unknown })["~standard"] !== "object") {
       throw new ValidationError(
@@ -266,10 +277,14 @@ export class Sluice {
     const validatedBackoff = backoff === undefined ? null : validateBackoff(backoff, "task.backoff");
     this.registry.set(name, {
       name,
-      definition: definition as TaskDefinition<unknown, unknown>,
+      // A sandboxed task's worker runs it in a sandbox; inline mode and runNow() call its module here.
+      definition: (sandboxed && "module" in sandboxed.source
+        ? { ...definition, run: inProcessHandler(name, sandboxed.source) }
+        : definition) as TaskDefinition<unknown, unknown>,
       defaults,
       backoff: validatedBackoff,
       limitKey: (limitKey ?? null) as RegisteredTask["limitKey"],
+      sandbox: sandboxed,
     });
     return new Task<P, R>(this, name, definition);
   }

@@ -34,7 +34,10 @@ export type SluiceErrorCode =
   | "BATCH_FINISHED"
   | "BATCH_EXISTS"
   | "DEPENDENCY_FAILED"
-  | "INLINE_RUNAWAY";
+  | "INLINE_RUNAWAY"
+  | "HEALTH_CHECK_TIMEOUT"
+  | "SANDBOX_OUT_OF_MEMORY"
+  | "SANDBOX_CRASHED";
 
 /** Base class of every error Sluice throws. */
 export class SluiceError extends Error {
@@ -147,6 +150,23 @@ export class TimeoutError extends SluiceError {
     super(
       "JOB_TIMEOUT",
       `job exceeded its timeout of ${timeoutMs} ms; raise timeoutMs or make the handler faster`,
+    );
+  }
+}
+
+/**
+ * A queue's health check did not settle within its `timeoutMs` (runtime/health.ts): it counts as failing,
+ * and its `signal` is aborted with this error so the check can give up its connection attempt.
+ */
+export class HealthCheckTimeoutError extends SluiceError {
+  constructor(
+    readonly queue: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      "HEALTH_CHECK_TIMEOUT",
+      `health check of queue ${queue} did not answer within ${timeoutMs} ms; the dependency is unreachable ` +
+        "or the check ignores its signal (raise timeoutMs if the dependency is just slow)",
     );
   }
 }
@@ -348,5 +368,50 @@ export class BatchExistsError extends SluiceError {
 export class DependencyFailedError extends SluiceError {
   constructor(message: string) {
     super("DEPENDENCY_FAILED", message);
+  }
+}
+
+/**
+ * A sandboxed handler (task option `sandbox`) ran its sandbox out of memory: the sandbox was killed, the
+ * worker was not, and the attempt is retried (or the job goes dead) per the task's rules.
+ */
+export class SandboxMemoryError extends SluiceError {
+  constructor(
+    readonly task: string,
+    readonly memoryMb: number | null,
+  ) {
+    super(
+      "SANDBOX_OUT_OF_MEMORY",
+      memoryMb === null
+        ? `sandbox ran out of memory (V8's default heap limit) running task "${task}"; set sandbox.memoryMb or make the handler use less`
+        : `sandbox exceeded ${memoryMb} MB running task "${task}"; raise sandbox.memoryMb or make the handler use less`,
+    );
+  }
+}
+
+/**
+ * A sandboxed handler's sandbox died under it (`process.abort()`, a native crash, a signal, `process.exit`,
+ * an uncaught exception): the sandbox is gone, the worker is not; the attempt is retried or dead per the
+ * task's rules. `detail` says how it died (`SIGABRT`, `exit code 3`, `uncaught TypeError: …`).
+ */
+export class SandboxCrashedError extends SluiceError {
+  constructor(
+    readonly task: string,
+    readonly detail: string,
+  ) {
+    super("SANDBOX_CRASHED", `sandbox crashed: ${detail} (task "${task}"); the worker is unaffected`);
+  }
+}
+
+/**
+ * A sandboxed handler did not settle after its job's timeout aborted it (a busy loop, or a handler that
+ * ignores `ctx.signal`): its sandbox was killed. A {@link TimeoutError} (code JOB_TIMEOUT), so `retryOn`
+ * rules that name TimeoutError still match.
+ */
+export class SandboxTimeoutError extends TimeoutError {
+  constructor(timeoutMs: number, label: string) {
+    super(timeoutMs);
+    this.message = `sandbox killed after timeout ${label}: the handler ignored its abort signal`;
+    this.stack = `${this.name}: ${this.message}\n${(this.stack ?? "").split("\n").slice(1).join("\n")}`;
   }
 }

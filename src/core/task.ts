@@ -81,6 +81,52 @@ export interface TaskDefinition<P = unknown, R = unknown>
   progressEvents?: boolean;
   /** The handler. Omit it to declare a task that this process only enqueues. */
   run?: (payload: P, ctx: TaskContext) => Promise<R> | R;
+  /**
+   * Runs the handler in a worker thread or a child process instead of the worker's event loop (README
+   * "Sandboxed handlers"): an out-of-memory, a crash or a busy loop past `timeoutMs` kills the sandbox, not
+   * the worker. The handler comes from `sandbox.module` (functions cannot cross threads), so `run` is not
+   * given with it.
+   */
+  sandbox?: SandboxOptions;
+}
+
+/**
+ * Where and how a sandboxed handler runs. The module exports the handler `(payload, ctx) => result`; its
+ * `ctx` works as in the worker (progress, log, heartbeat, enqueue, signal, dependencies, children).
+ *
+ * ```ts
+ * sluice.task("parse-pdf", {
+ *   queue: "pdf",
+ *   timeoutMs: 15 * 60_000,
+ *   sandbox: { kind: "process", module: new URL("./parse-pdf.js", import.meta.url), memoryMb: 512, recycleAfter: 100 },
+ * });
+ * ```
+ */
+export interface SandboxOptions {
+  /** `thread`: a worker thread (cheap to start; a native crash still takes the process). `process`: a child process. */
+  kind: "thread" | "process";
+  /** The handler's module: a file URL (`new URL("./h.js", import.meta.url)`) or an absolute path. */
+  module: string | URL;
+  /** The export that is the handler. Default `default`. */
+  export?: string;
+  /** Heap limit of the sandbox in MB (thread: resourceLimits; process: --max-old-space-size). Default: V8's. */
+  memoryMb?: number;
+  /** Replace a sandbox after it ran this many jobs (leaky libraries). Default: never. */
+  recycleAfter?: number;
+}
+
+/** Where a sandbox finds its handler: an export of a module, or a task of a worker's tasks module. */
+export type HandlerSource =
+  | { module: string; export: string }
+  /** `sandbox:` in the worker config file: the task's own `run`, from the tasks module loaded in the sandbox. */
+  | { tasksModule: string; task: string };
+
+/** A task's validated sandbox (`module` as a file URL). */
+export interface ResolvedSandbox {
+  kind: "thread" | "process";
+  source: HandlerSource;
+  memoryMb: number | null;
+  recycleAfter: number | null;
 }
 
 /** A task as a Sluice instance holds it: the definition with its validated defaults. */
@@ -94,4 +140,6 @@ export interface RegisteredTask {
   backoff: BackoffOption | null;
   /** The definition's limit key: fixed, computed from the (validated) payload at enqueue, or none. */
   limitKey: string | ((payload: unknown) => string | null | undefined) | null;
+  /** Where the worker runs the handler: in a sandbox, or (null / absent) on its own event loop. */
+  sandbox?: ResolvedSandbox | null;
 }

@@ -7,9 +7,14 @@
  * passed — retries and delays that are over; with no live worker they stay `scheduled`, so counting only
  * `waiting` would hide them).
  */
-import { formatDuration, type QueueOverview } from "../index.js";
+import { formatDuration, type KeyHold, type QueueOverview, type WorkerOverview } from "../index.js";
 import { pgArgs, quotePath, redisCliArgs } from "./target.js";
 import { CHECK_IDS, type CheckId, type DoctorInput, type Finding } from "./types.js";
+
+/** Worker clock skew above this is a warning (schedules and `runAt` are computed on worker clocks). */
+export const CLOCK_SKEW_WARN_MS = 2_000;
+/** Keys named per queue in a rate-held finding (the largest backlogs). */
+export const TOP_HELD_KEYS = 5;
 
 /** Round trip above this is a warning. */
 export const SLOW_PING_MS = 100;
@@ -147,13 +152,14 @@ export function checkQueuesWithoutWorkers(input: DoctorInput): Finding[] {
  * job of that queue completed within the window — the seed's `queue_length > 0 and
  * increase(completed[10m]) == 0`. The last completion comes from the roll-up's `lastCompletedAt` (as of the
  * workers' last stats flush, every few seconds), compared with the real window, not whole hours.
- * Paused and rate-limited queues are left to their own checks.
+ * Paused and rate-limited queues, and queues whose health check fails on every live worker serving them,
+ * are left to their own checks.
  */
 export function checkStagnation(input: DoctorInput): Finding[] {
   const out: Finding[] = [];
   const since = input.now - input.windowMs;
   for (const q of input.queues) {
-    if (q.paused || rateHeld(input, q)) continue;
+    if (q.paused || rateHeld(input, q) || healthHolds(input, q.queue)) continue;
     if (backlogOf(q) === 0 || q.latencyMs < input.windowMs) continue;
     const last = input.lastCompletions.get(q.queue) ?? null;
     if (last !== null && last >= since) continue;
@@ -443,6 +449,179 @@ export function checkStuckBlocked(input: DoctorInput): Finding[] {
     : [okFinding("stuck-blocked", "every blocked job waits for a dependency that can still finish")];
 }
 
+/** Live workers serving `queue`, split by their health check of it (no check = passing). */
+function healthOf(input: DoctorInput, queue: string): { passing: number; failing: WorkerOverview[] } {
+  const out = { passing: 0, failing: [] as WorkerOverview[] };
+  for (const w of input.workers) {
+    if (!w.alive || !w.queues.includes(queue)) continue;
+    const h = w.health.find((x) => x.queue === queue);
+    if (h && !h.ok) out.failing.push(w);
+    else out.passing++;
+  }
+  return out;
+}
+
+/** True when the queue's health check fails on every live worker serving it (and some serve it). */
+function healthHolds(input: DoctorInput, queue: string): boolean {
+  const { passing, failing } = healthOf(input, queue);
+  return passing === 0 && failing.length > 0;
+}
+
+/**
+ * Dependency health checks failing on live workers (runtime/health.ts): those workers do not fetch the
+ * queue. Critical when no live worker of the queue passes (nothing runs it), warn otherwise (the others do;
+ * the failing host may have a network problem of its own). A silent worker's last state is stale: skipped.
+ */
+export function checkFailingHealthChecks(input: DoctorInput): Finding[] {
+  const out: Finding[] = [];
+  let checked = 0;
+  for (const w of input.workers) {
+    if (!w.alive) continue;
+    for (const h of w.health) {
+      checked++;
+      if (h.ok) continue;
+      const { passing } = healthOf(input, h.queue);
+      const backlog = input.queues.find((q) => q.queue === h.queue);
+      const waiting = backlog ? backlogOf(backlog) : 0;
+      const failingFor = input.now - h.since;
+      out.push({
+        check: "failing-health-check",
+        severity: passing === 0 ? "critical" : "warn",
+        subject: `${h.queue}@${w.id}`,
+        message:
+          `queue ${h.queue}: the health check fails on worker ${w.id} (${w.host}) since ${new Date(h.since).toISOString()} ` +
+          `(${formatDuration(failingFor)}): ${h.lastError ?? "no error recorded"}; that worker does not fetch the queue` +
+          (passing === 0
+            ? `, and no live worker of the queue passes its check: nothing runs its ${waiting} ready job(s)`
+            : ` (${passing} other live worker(s) do)`),
+        evidence: {
+          queue: h.queue,
+          workerId: w.id,
+          host: w.host,
+          lastError: h.lastError,
+          since: new Date(h.since).toISOString(),
+          failingForMs: failingFor,
+          checkedAt: h.checkedAt === null ? null : new Date(h.checkedAt).toISOString(),
+          passingWorkers: passing,
+          backlog: waiting,
+        },
+        fix: `check that ${w.host} reaches the dependency of queue ${h.queue} (${h.lastError ?? "see the worker's logs"}); the worker resumes the queue by itself once its check passes`,
+      });
+    }
+  }
+  return out.length > 0
+    ? out
+    : [
+        okFinding(
+          "failing-health-check",
+          checked === 0
+            ? "no live worker declares a health check"
+            : `every health check passes (${checked} on live workers)`,
+          { checks: checked },
+        ),
+      ];
+}
+
+/**
+ * Limit keys held by a rate limit (a keyed job's handler threw RateLimitedError) while their jobs wait:
+ * one finding per queue, its top offenders (largest backlogs) named. Queue-wide holds are `rate-limited`.
+ */
+export function checkRateHeldKeys(input: DoctorInput): Finding[] {
+  if (!Array.isArray(input.keyHolds)) {
+    return [
+      {
+        check: "rate-held",
+        severity: "skipped",
+        subject: null,
+        message: `not checked: the store could not list held keys (${input.keyHolds.error})`,
+        evidence: {},
+        fix: null,
+      },
+    ];
+  }
+  const byQueue = new Map<string, KeyHold[]>();
+  let idle = 0;
+  for (const hold of input.keyHolds) {
+    if (hold.until <= input.now) continue;
+    if (hold.backlog === 0) {
+      idle++;
+      continue;
+    }
+    const list = byQueue.get(hold.queue) ?? [];
+    list.push(hold);
+    byQueue.set(hold.queue, list);
+  }
+  const out: Finding[] = [];
+  for (const [queue, holds] of [...byQueue].sort(([a], [b]) => a.localeCompare(b))) {
+    holds.sort((a, b) => b.backlog - a.backlog || a.key.localeCompare(b.key));
+    const top = holds.slice(0, TOP_HELD_KEYS);
+    const backlog = holds.reduce((sum, h) => sum + h.backlog, 0);
+    const longest = Math.max(...holds.map((h) => h.until)) - input.now;
+    out.push({
+      check: "rate-held",
+      severity: "warn",
+      subject: queue,
+      message:
+        `queue ${queue}: ${holds.length} limit key(s) held by a rate limit (their upstream answered 429) with ${backlog} job(s) ready; ` +
+        `top: ${top.map((h) => `${h.key} (${h.backlog} ready, ${formatDuration(h.until - input.now)} left)`).join(", ")}` +
+        `${holds.length > top.length ? ` and ${holds.length - top.length} more` : ""}; other keys of the queue keep flowing, and each hold lifts by itself`,
+      evidence: {
+        heldKeys: holds.length,
+        backlog,
+        top: top.map((h) => `${h.key}:${h.backlog}`).join(","),
+        longestHoldMs: longest,
+      },
+      fix: `${sluice(input, `resume ${queue}`)}   # lifts every hold of the queue: only once the upstream accepts requests again`,
+    });
+  }
+  return out.length > 0
+    ? out
+    : [
+        okFinding(
+          "rate-held",
+          idle === 0
+            ? "no limit key is held by a rate limit"
+            : `no held limit key has a backlog (${idle} held without one)`,
+          { held: idle },
+        ),
+      ];
+}
+
+/**
+ * Workers whose clock differs from the store's by more than CLOCK_SKEW_WARN_MS: schedules fire and delayed
+ * jobs (`runAt`, backoffs) fall due by the enqueuing host's clock, so a skewed host runs them early or late.
+ * Leases are safe (the store's clock decides them).
+ */
+export function checkClockSkew(input: DoctorInput): Finding[] {
+  const out: Finding[] = [];
+  for (const w of input.workers) {
+    if (!w.alive || Math.abs(w.clockSkewMs) <= CLOCK_SKEW_WARN_MS) continue;
+    const ahead = w.clockSkewMs > 0;
+    out.push({
+      check: "clock-skew",
+      severity: "warn",
+      subject: w.id,
+      message:
+        `worker ${w.id} on ${w.host}: its clock is ${formatDuration(Math.abs(w.clockSkewMs))} ${ahead ? "ahead of" : "behind"} the store's ` +
+        `(over ${formatDuration(CLOCK_SKEW_WARN_MS)}): jobs it delays or retries, and schedules it fires, fall due ${ahead ? "late" : "early"} by that much`,
+      evidence: { skewMs: w.clockSkewMs, thresholdMs: CLOCK_SKEW_WARN_MS, host: w.host, pid: w.pid },
+      fix: `sync ${w.host}'s clock: timedatectl status (NTP synchronized: yes), or chronyc tracking`,
+    });
+  }
+  const live = input.workers.filter((w) => w.alive);
+  return out.length > 0
+    ? out
+    : [
+        okFinding(
+          "clock-skew",
+          live.length === 0
+            ? "no live worker to compare clocks with"
+            : `every live worker's clock is within ${formatDuration(CLOCK_SKEW_WARN_MS)} of the store's (largest ${formatDuration(Math.max(...live.map((w) => Math.abs(w.clockSkewMs))))})`,
+          { workers: live.length },
+        ),
+      ];
+}
+
 /** Every check, in report order. */
 export const CHECKS: readonly { id: CheckId; run: (input: DoctorInput) => Finding[] }[] = [
   { id: "store-reachable", run: checkStoreReachable },
@@ -455,7 +634,10 @@ export const CHECKS: readonly { id: CheckId; run: (input: DoctorInput) => Findin
   { id: "event-loop-stalls", run: checkEventLoopStalls },
   { id: "paused-backlog", run: checkPausedBacklog },
   { id: "rate-limited", run: checkRateLimited },
+  { id: "rate-held", run: checkRateHeldKeys },
   { id: "stuck-blocked", run: checkStuckBlocked },
+  { id: "failing-health-check", run: checkFailingHealthChecks },
+  { id: "clock-skew", run: checkClockSkew },
 ];
 
 /** A check that could not run because the store is unreachable: said so, never reported as ok. */

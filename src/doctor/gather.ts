@@ -52,6 +52,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
     completionsLookbackMs,
     active: [],
     stuckBlocked: [],
+    keyHolds: [],
   };
   const unreachable = (error: unknown, engine: string): DoctorInput => ({
     ...base,
@@ -77,7 +78,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
     const admin = sluice.admin;
     const at = Date.now();
     const rollupSince = hourStart(at - options.windowMs);
-    const [queues, workers, stats, lastCompletions, active, stuckBlocked] = await withTimeout(
+    const [queues, workers, stats, lastCompletions, active, stuckBlocked, keyHolds] = await withTimeout(
       Promise.all([
         admin.queues(),
         admin.workers({ staleAfterMs: options.staleAfterMs }),
@@ -86,6 +87,10 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
         admin.lastCompletions({ sinceMs: completionsLookbackMs }),
         activeJobs(sluice),
         admin.stuckBlocked(100),
+        // One check's input: a store that cannot list them skips that check, not the whole report.
+        admin
+          .keyHolds(1_000)
+          .catch((error: unknown) => ({ error: (error as Error)?.message ?? String(error) })),
       ]),
       Math.max(connectTimeoutMs, 30_000),
       "reading the store",
@@ -101,6 +106,7 @@ export async function gatherDoctorInput(sluice: Sluice, options: GatherOptions):
       lastCompletions,
       active,
       stuckBlocked,
+      keyHolds,
     };
   } catch (error) {
     // Reachable a moment ago, failing now: report it as unreachable rather than half a picture.

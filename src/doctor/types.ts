@@ -2,6 +2,7 @@
 import type {
   HourlyStats,
   JobRecord,
+  KeyHold,
   QueueOverview,
   StoreInfo,
   StuckBlockedJob,
@@ -31,7 +32,10 @@ export const CHECK_IDS = [
   "event-loop-stalls",
   "paused-backlog",
   "rate-limited",
+  "rate-held",
   "stuck-blocked",
+  "failing-health-check",
+  "clock-skew",
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -77,6 +81,11 @@ export interface DoctorInput {
   active: JobRecord[];
   /** Blocked jobs nothing will release (up to 100): `Admin.stuckBlocked`. */
   stuckBlocked: StuckBlockedJob[];
+  /**
+   * Limit keys held by a rate limit (up to 1,000, largest backlog first): `Admin.keyHolds`; or the reason
+   * they could not be read (then `rate-held` is skipped, the other checks still run).
+   */
+  keyHolds: KeyHold[] | { error: string };
   /** Appended to every suggested `sluice` command (` --url '…'` when the URL came from --url). */
   commandSuffix: string;
 }

@@ -10,6 +10,8 @@ import type { RegisteredTask } from "../core/task.js";
 import type { Store } from "../store/contract.js";
 import { createContext, execute, type RunningJob } from "./executor.js";
 import type { OutcomeWriter } from "./outcome-writer.js";
+import type { SandboxPools } from "./sandbox/pool.js";
+import { executeSandboxed } from "./sandbox/run.js";
 import type { WorkerHost } from "./worker-options.js";
 
 /** What the runner supplies to an attempt. */
@@ -22,6 +24,8 @@ export interface AttemptRunner {
   heartbeat(job: JobRecord): Promise<void>;
   /** Runs the executor (the inline runner wraps it to know when a handler is running). */
   around?: <T>(run: () => Promise<T>) => Promise<T>;
+  /** The worker's sandboxes: a task with `sandbox` runs in one (absent: every handler runs in process). */
+  sandboxes?: SandboxPools;
 }
 
 /**
@@ -62,7 +66,12 @@ export async function runAttempt(
     flow: (id) => store.getFlow(id),
     canWait: true,
   });
-  const run = () => execute(running, task, ctx, runner.id);
+  const { sandboxes } = runner;
+  const sandbox = task?.sandbox;
+  const run = () =>
+    sandbox && sandboxes
+      ? executeSandboxed(running, task, sandbox, ctx, sandboxes)
+      : execute(running, task, ctx, runner.id);
   const result = await (runner.around ? runner.around(run) : run());
   if (!result.ok) return { kind: "failed", error: result.error };
   if (running.awaitedChildren.length > 0) {

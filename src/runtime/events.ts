@@ -5,6 +5,7 @@
 import { EventEmitter } from "node:events";
 import type { AttemptError, JobState, Json } from "../core/job.js";
 import type { EnqueueResult, NewJob } from "../store/contract.js";
+import type { HealthEvent } from "./health.js";
 
 interface JobEventBase {
   jobId: string;
@@ -48,6 +49,11 @@ export interface SluiceEvents {
   stalled: [
     { workerId: string; at: number; stallMs: number; leaseMs: number; tasks: string[]; jobIds: string[] },
   ];
+  /**
+   * A queue's dependency health check changed state on a worker of this instance (runtime/health.ts):
+   * `ok: false` = the worker stopped fetching the queue (`error` says why), `ok: true` = it fetches again.
+   */
+  health: [HealthEvent];
   /** Runtime trouble worth surfacing (store unreachable, handler misbehaving). */
   error: [Error];
 }

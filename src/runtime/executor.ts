@@ -93,16 +93,8 @@ export async function execute(
     if (job.dataError) throw new InvalidPayloadError(job.dataError);
     const run = task?.definition.run;
     if (!run) throw new NoHandlerError(job.task, workerId);
-    let payload: unknown = job.payload;
-    if (task.definition.schema) {
-      try {
-        payload = await validateWithSchema(task.definition.schema, payload, "payload");
-      } catch (error) {
-        throw new InvalidPayloadError(`stored payload fails the task schema: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
-    }
+    // No await without a schema: the handler starts in this turn of the event loop, as it always did.
+    const payload = task.definition.schema ? await checkedPayload(job, task) : job.payload;
     const timeoutMs = job.timeoutMs;
     if (timeoutMs !== null) timer = setTimeout(() => running.abort(new TimeoutError(timeoutMs)), timeoutMs);
     running.inHandler = true;
@@ -126,6 +118,19 @@ export async function execute(
     return { ok: false, error };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The stored payload as the handler receives it: checked (and transformed) by the task's schema. */
+export async function checkedPayload(job: JobRecord, task: RegisteredTask): Promise<unknown> {
+  if (job.dataError) throw new InvalidPayloadError(job.dataError);
+  if (!task.definition.schema) return job.payload;
+  try {
+    return await validateWithSchema(task.definition.schema, job.payload, "payload");
+  } catch (error) {
+    throw new InvalidPayloadError(`stored payload fails the task schema: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -11,6 +11,9 @@
  *   backing off  the last claim failed: the next try is after 200 ms, doubling to 10 s
  *   stopped      no more claims; a claim in flight when it stopped hands its jobs straight back
  *
+ * Queues whose health check fails on this worker (runtime/health.ts) are left out of claims and of the
+ * next-due lookup; with every queue failing the loop claims nothing until a check passes and wakes it.
+ *
  * Claims take as many jobs as there are free slots in one call, queues ordered by the QueueSelector.
  */
 import type { JobRecord } from "../core/job.js";
@@ -44,6 +47,10 @@ export interface FetchHost {
   claimed(): void;
   /** Gives back jobs claimed after the loop stopped (no attempt charged). */
   giveBack(jobs: JobRecord[]): Promise<void>;
+  /** Queues not to claim from now (their health check fails on this worker). */
+  excluded?(): ReadonlySet<string>;
+  /** Gives back jobs of excluded queues that a claim in flight took (no attempt charged). */
+  giveBackExcluded?(jobs: JobRecord[]): Promise<void>;
 }
 
 export class FetchLoop {
@@ -151,12 +158,15 @@ export class FetchLoop {
     const free = concurrency + prefetch - this.host.running() - this.held.length - unwritten;
     this.writeBound = unwritten > 0;
     if (free <= 0) return;
+    const excluded = this.host.excluded?.();
+    const queues = this.fetchable(excluded);
+    if (queues.length === 0) return; // every queue's health check fails: a passing check wakes the loop
     this.claiming = true;
     this.again = false;
     let claimed: JobRecord[];
     try {
       claimed = await this.store.claim({
-        queues: this.queues.order(),
+        queues,
         limit: free,
         workerId: this.options.workerId,
         leaseMs: this.options.leaseMs,
@@ -181,6 +191,13 @@ export class FetchLoop {
       await this.host.giveBack(claimed); // stopped while the claim was in flight
       return;
     }
+    // A check that started failing while the claim was in flight: those jobs go back, never started.
+    const nowExcluded = this.host.excluded?.();
+    if (nowExcluded && nowExcluded.size > 0 && claimed.some((job) => nowExcluded.has(job.queue))) {
+      const back = claimed.filter((job) => nowExcluded.has(job.queue));
+      claimed = claimed.filter((job) => !nowExcluded.has(job.queue));
+      void this.host.giveBackExcluded?.(back);
+    }
     this.held.push(...claimed);
     this.host.claimed();
     if (claimed.length > 0) this.drained = false;
@@ -202,6 +219,12 @@ export class FetchLoop {
     if (this.again) this.wake();
   }
 
+  /** The queues to claim from, in this claim's order, without the excluded ones. */
+  private fetchable(excluded: ReadonlySet<string> | undefined): readonly string[] {
+    const order = this.queues.order();
+    return excluded && excluded.size > 0 ? order.filter((q) => !excluded.has(q)) : order;
+  }
+
   private armPoll(delayMs: number): void {
     this.clearPoll();
     this.pollTimer = setTimeout(
@@ -217,7 +240,9 @@ export class FetchLoop {
   private async armDueTimer(): Promise<void> {
     let next: number | null;
     try {
-      next = await this.store.nextRunAt(this.queues.names);
+      const names = this.fetchable(this.host.excluded?.());
+      if (names.length === 0) return;
+      next = await this.store.nextRunAt(names);
     } catch {
       return; // the poll covers it
     }

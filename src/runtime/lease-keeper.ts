@@ -10,7 +10,14 @@
  *   cancel that lands just after a check still reaches its handler within milliseconds.
  */
 import type { Logger } from "../core/logger.js";
-import type { ExtendResult, LeaseRef, Store, WorkerInfo, WorkerStalls } from "../store/contract.js";
+import type {
+  ExtendResult,
+  LeaseRef,
+  Store,
+  WorkerBeat,
+  WorkerInfo,
+  WorkerStalls,
+} from "../store/contract.js";
 
 /** Fewest milliseconds between two cancel checks caused by store signals (a burst of cancels costs one). */
 const CANCEL_CHECK_MS = 100;
@@ -35,6 +42,8 @@ export interface LeaseHolder {
   queuePaused(lease: LeaseRef): void;
   /** Event-loop stalls to write with the heartbeat (undefined: none, the stored entry stays). */
   stalls?(): WorkerStalls | undefined;
+  /** Health checks and clock to write with the heartbeat (the store measures the clock's skew). */
+  beat?(): WorkerBeat;
 }
 
 export class LeaseKeeper {
@@ -69,7 +78,10 @@ export class LeaseKeeper {
     try {
       const leases = this.holder.heldLeases();
       if (leases.length > 0) this.apply(await this.store.extendLeases(leases, this.leaseMs));
-      if (!(await this.store.heartbeatWorker(this.holder.id, this.holder.busy(), this.holder.stalls?.()))) {
+      const beat = this.holder.beat?.();
+      if (
+        !(await this.store.heartbeatWorker(this.holder.id, this.holder.busy(), this.holder.stalls?.(), beat))
+      ) {
         // Pruned as silent (a long outage or a partition): register again so operators see this worker.
         await this.store.registerWorker(this.holder.info());
         this.logger.warn(

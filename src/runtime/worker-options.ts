@@ -10,6 +10,7 @@ import type { Logger } from "../core/logger.js";
 import type { RegisteredTask } from "../core/task.js";
 import type { Store } from "../store/contract.js";
 import type { SluiceEventEmitter } from "./events.js";
+import { type HealthChecks, resolveHealthChecks } from "./health.js";
 import { QueueSelector, type QueueSpec } from "./queue-selector.js";
 
 /** Options of `sluice.worker()`. */
@@ -43,6 +44,14 @@ export interface WorkerOptions {
   maintenance?: boolean;
   /** Period of the maintenance pass. Default min(leaseMs / 2, 5 s). */
   maintenanceMs?: number;
+  /**
+   * Dependency health checks by queue (runtime/health.ts), e.g.
+   * `{ rag: { check: (signal) => qdrant.healthz({ signal }), everyMs: 10_000, timeoutMs: 5_000 } }`. While a
+   * queue's check fails, this worker stops claiming from that queue (no attempt is charged; running jobs
+   * finish; jobs claimed ahead go back) and resumes by itself when it passes. Per worker: other workers
+   * judge their own reach of the dependency. Each queue must be one of `queues`.
+   */
+  health?: HealthChecks;
 }
 
 /** Worker options with defaults applied and every value checked. */
@@ -54,6 +63,7 @@ export interface ResolvedWorkerOptions {
   pollMs: number;
   shutdownGraceMs: number;
   storeGraceMs: number;
+  health: ReturnType<typeof resolveHealthChecks>;
 }
 
 /** Applies defaults and validates; throws INVALID_OPTION (field `worker.<name>`) on a bad value. */
@@ -78,6 +88,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     pollMs: positiveInt(options.pollMs ?? 1_000, "pollMs"),
     shutdownGraceMs: nonNegativeInt(options.shutdownGraceMs ?? 25_000, "shutdownGraceMs"),
     storeGraceMs: nonNegativeInt(options.storeGraceMs ?? 10_000, "storeGraceMs"),
+    health: resolveHealthChecks(options.health, queues.names),
   };
 }
 

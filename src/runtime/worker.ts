@@ -24,10 +24,12 @@ import { VERSION } from "../version.js";
 import { runAttempt } from "./attempt.js";
 import { RunningJob } from "./executor.js";
 import { FetchLoop } from "./fetch-loop.js";
+import { HealthMonitor } from "./health.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { LoopMonitor } from "./loop-monitor.js";
 import { Maintenance } from "./maintenance.js";
 import { OutcomeWriter } from "./outcome-writer.js";
+import { SandboxPools } from "./sandbox/pool.js";
 import { settlesWithin } from "./timing.js";
 import {
   type ResolvedWorkerOptions,
@@ -38,6 +40,8 @@ import {
 } from "./worker-options.js";
 
 export type { StopReport, WorkerHost, WorkerOptions };
+
+const NONE: ReadonlySet<string> = new Set();
 
 /**
  * Runs the jobs of its queues: claims them under a lease, runs their handlers with bounded concurrency,
@@ -61,7 +65,10 @@ export class Worker {
   private leases!: LeaseKeeper;
   private loop!: LoopMonitor;
   private maintenance: Maintenance | null = null;
+  private health: HealthMonitor | null = null;
   private unsubscribe: (() => void) | null = null;
+  /** Sandboxes of the tasks that run in one (task option `sandbox`), ended at stop. */
+  private readonly sandboxes = new SandboxPools();
 
   constructor(
     private readonly host: WorkerHost,
@@ -87,7 +94,8 @@ export class Worker {
     try {
       await this.starting;
     } catch (error) {
-      // Nothing runs yet (no timer, no claim); a later stop() has nothing to undo.
+      // Nothing runs yet (no claim; the health timers are stopped here); a later stop() has nothing to undo.
+      this.health?.stop();
       this.unsubscribe?.();
       this.state = "stopped";
       throw error;
@@ -113,6 +121,8 @@ export class Worker {
         unwritten: () => this.writer.unwritten,
         claimed: () => this.startHeld(),
         giveBack: (jobs) => this.giveBack(jobs, "released: worker stopping"),
+        excluded: () => this.health?.failingQueues() ?? NONE,
+        giveBackExcluded: (jobs) => this.giveBack(jobs, "released: health check failing"),
       },
       this.host.events,
       this.logger,
@@ -135,6 +145,7 @@ export class Worker {
         cancelRequested: (lease) => this.cancelRequested(lease),
         queuePaused: (lease) => this.queuePaused(lease),
         stalls: () => this.loop.current(),
+        beat: () => ({ health: this.health?.snapshot() ?? [], clock: Date.now() }),
       },
       this.logger,
       this.config.leaseMs,
@@ -146,6 +157,27 @@ export class Worker {
       leaseMs: this.config.leaseMs,
       running: () => [...this.running.values()].map((r) => ({ ...r.job, startedAt: r.startedAt })),
     });
+    this.health = new HealthMonitor(
+      this.config.health,
+      {
+        failing: (queue) => {
+          // Claimed ahead, never started: back to the queue uncharged. Running jobs finish normally.
+          const held = this.fetcher.takeAll(queue);
+          if (held.length > 0) void this.giveBack(held, "released: health check failing");
+        },
+        passing: () => this.fetcher.wake(),
+        // Operators see the change at once rather than at the next heartbeat.
+        changed: () => {
+          if (this.state === "running") void this.leases.heartbeat();
+        },
+      },
+      this.host.events,
+      this.logger,
+      this.id,
+    );
+    // The first run of every check before anything is claimed (each bounded by its timeout): a worker never
+    // starts a job of a queue whose dependency is down at start.
+    await this.health.start();
     await store.registerWorker(this.info());
     this.unsubscribe = store.subscribe((signal) => {
       if (signal.type === "jobs") {
@@ -214,6 +246,7 @@ export class Worker {
         "claim still in flight at shutdown; its jobs are recovered when their leases expire",
       );
     }
+    this.health?.stop();
     // Jobs held ahead never started: give them back at once (no attempt charged).
     const held = this.fetcher.takeAll();
     report.released.push(...held.map((job) => job.id));
@@ -239,6 +272,7 @@ export class Worker {
       );
       this.running.clear();
     }
+    await this.sandboxes.stop(); // a sandboxed handler that ignored its signal is killed here, not left running
     this.unsubscribe?.();
     this.leases.stop();
     this.loop.stop();
@@ -283,6 +317,9 @@ export class Worker {
       lastHeartbeatAt: Date.now(),
       version: VERSION,
       stalls: this.loop.snapshot(),
+      health: this.health?.snapshot() ?? [],
+      clock: Date.now(),
+      clockSkewMs: 0, // the store measures it
     };
   }
 
@@ -332,6 +369,7 @@ export class Worker {
         store: this.store,
         writer: this.writer,
         heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
+        sandboxes: this.sandboxes,
       },
       running,
       task,

@@ -308,6 +308,42 @@ export interface WorkerInfo {
   version: string;
   /** Event-loop stalls the worker observed (runtime/loop-monitor.ts); zeros and null when none. */
   stalls: WorkerStalls;
+  /**
+   * The worker's dependency health checks (runtime/health.ts), one per queue that has one; empty when none.
+   * Per worker: a failing check stops only this worker fetching that queue.
+   */
+  health: QueueHealth[];
+  /** The worker's clock (its Date.now()) when it sent its last registration or heartbeat. */
+  clock: number;
+  /**
+   * `clock` minus the store's clock when the store recorded it (PostgreSQL: the database's clock; Redis: its
+   * TIME; SQLite: the process clock, so 0 on one host), in ms: positive = the worker's clock is ahead.
+   * Includes the one-way latency of the call (milliseconds). Schedules and `runAt` rely on worker clocks.
+   */
+  clockSkewMs: number;
+}
+
+/** The state of one queue's dependency health check on one worker. */
+export interface QueueHealth {
+  queue: string;
+  /** True while the check passes (or has not run yet). */
+  ok: boolean;
+  /** Epoch ms (worker clock) since when it is in this state. */
+  since: number;
+  /** The latest failure's message (kept after it passes again), or null when it never failed. */
+  lastError: string | null;
+  /** Epoch ms of the latest completed check, or null before the first. */
+  checkedAt: number | null;
+}
+
+/** What a heartbeat carries besides the busy count (`heartbeatWorker`). */
+export interface WorkerBeat {
+  /** Event-loop stalls; absent = the stored ones stay. */
+  stalls?: WorkerStalls;
+  /** Health checks; absent = the stored ones stay. */
+  health?: QueueHealth[];
+  /** The worker's Date.now() as it sends the beat; absent = clock and skew stay as stored. */
+  clock?: number;
 }
 
 /**
@@ -581,11 +617,12 @@ export interface Store {
   /** Adds or replaces a worker's entry. */
   registerWorker(worker: WorkerInfo): Promise<void>;
   /**
-   * Records a heartbeat, and the worker's event-loop stalls when given (left as stored when absent).
-   * Returns false when the worker has no entry (pruned after a long outage or a partition): the runtime
+   * Records a heartbeat, and the worker's event-loop stalls when given (left as stored when absent); with
+   * `beat`, its health checks and its clock (the store computes `clockSkewMs` against its own clock).
+   * `registerWorker` computes the skew from `WorkerInfo.clock` the same way. Returns false when the worker has no entry (pruned after a long outage or a partition): the runtime
    * then registers it again, so it never silently disappears from the registry.
    */
-  heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean>;
+  heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls, beat?: WorkerBeat): Promise<boolean>;
   unregisterWorker(id: string): Promise<void>;
   listWorkers(): Promise<WorkerInfo[]>;
 

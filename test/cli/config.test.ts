@@ -237,6 +237,86 @@ describe("worker config file", () => {
     );
   });
 
+  it("reads limits: queue → concurrency, rate { max, window }, keyConcurrency, keyRate", () => {
+    const path = file(
+      "limits.yaml",
+      [
+        "limits:",
+        "  embeddings:",
+        "    rate: { max: 500, window: 1m }",
+        "    keyConcurrency: 1",
+        "  ocr:",
+        "    concurrency: 4",
+        "    keyRate:",
+        "      max: 10",
+        "      windowMs: 1000",
+        "",
+      ].join("\n"),
+    );
+    expect(loadWorkerConfig(path).limits).toEqual({
+      embeddings: {
+        concurrency: null,
+        rate: { max: 500, windowMs: 60_000 },
+        keyConcurrency: 1,
+        keyRate: null,
+      },
+      ocr: { concurrency: 4, rate: null, keyConcurrency: null, keyRate: { max: 10, windowMs: 1_000 } },
+    });
+  });
+
+  it("reports every limits problem with line, column and field: 0, negative, NaN, bad window, unknown field", () => {
+    const path = file(
+      "limits-bad.yaml",
+      [
+        "limits:",
+        "  zero:",
+        "    concurrency: 0",
+        "  negative:",
+        "    keyConcurrency: -2",
+        "  nan:",
+        "    concurrency: .nan",
+        "  window:",
+        "    rate: { max: 5, window: soon }",
+        "  half:",
+        "    rate: { max: 5 }",
+        "  typo:",
+        "    concurency: 3",
+        "  fraction:",
+        "    rate: { max: 2.5, window: 1s }",
+        "  flat: 5",
+        "  bad queue!:",
+        "    concurrency: 1",
+        "",
+      ].join("\n"),
+    );
+    let error: ConfigFileError | undefined;
+    try {
+      loadWorkerConfig(path);
+    } catch (e) {
+      error = e as ConfigFileError;
+    }
+    expect(error).toBeInstanceOf(ConfigFileError);
+    expect(error?.exitCode).toBe(2);
+    expect(error?.issues.map((i) => `${i.line}:${i.column} ${i.field}`)).toEqual([
+      "3:18 limits.zero.concurrency",
+      "5:21 limits.negative.keyConcurrency",
+      "7:18 limits.nan.concurrency",
+      "9:29 limits.window.rate.window",
+      "11:11 limits.half.rate",
+      "13:5 limits.typo.concurency",
+      "15:11 limits.fraction.rate.max",
+      "16:9 limits.flat",
+      "17:3 limits",
+    ]);
+    expect(error?.message).toContain(
+      `${path}:3:18: limits.zero.concurrency: must be a whole number from 1 to`,
+    );
+    expect(error?.message).toContain(`${path}:11:11: limits.half.rate: needs both max and window`);
+    expect(() => loadWorkerConfig(file("limits-list.yaml", "limits: [a]\n"))).toThrow(
+      /limits-list\.yaml:1:9: limits: must be a mapping of queue/,
+    );
+  });
+
   it("reports YAML syntax errors with their position", () => {
     const path = file("syntax.yaml", "concurrency: 3\nqueues: [a, b\n");
     expect(() => loadWorkerConfig(path)).toThrow(/syntax\.yaml:\d+:\d+/);

@@ -102,6 +102,9 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
       startedAt: Date.now() - 120_000,
       lastHeartbeatAt: Date.now(),
       version: "0.0.0-test",
+      health: [],
+      clock: Date.now(),
+      clockSkewMs: 0,
       stalls: {
         count: 3,
         longestMs: 42_000,
@@ -134,6 +137,55 @@ describe.each(ENGINES)("sluice inspection commands on %s", (engine) => {
     } finally {
       await raw.unregisterWorker(workerId);
       await sluice.admin.delete({ queue: "cli_stall" });
+    }
+  });
+
+  it("info shows each worker's failing health checks and its clock skew", async () => {
+    const raw = await sluice.store();
+    const workerId = `health-host/4343/${engine}`;
+    const since = Date.now() - 90_000;
+    await raw.registerWorker({
+      id: workerId,
+      host: "health-host",
+      pid: 4343,
+      queues: ["cli_vec", "cli_ok"],
+      concurrency: 1,
+      busy: 0,
+      startedAt: Date.now() - 120_000,
+      lastHeartbeatAt: Date.now(),
+      version: "0.0.0-test",
+      stalls: { count: 0, longestMs: 0, last: null },
+      health: [
+        {
+          queue: "cli_vec",
+          ok: false,
+          since,
+          lastError: "connect ECONNREFUSED 10.0.0.7:6333",
+          checkedAt: Date.now(),
+        },
+        { queue: "cli_ok", ok: true, since, lastError: null, checkedAt: Date.now() },
+      ],
+      clock: Date.now() + 30_000,
+      clockSkewMs: 0,
+    });
+    try {
+      const [info, infoJson] = await Promise.all([
+        runCli(["info", "--url", store.url]),
+        runCli(["info", "--json", "--url", store.url]),
+      ]);
+      expect(info.code, info.stderr).toBe(0);
+      expect(info.stdout).toMatch(/HEALTH/);
+      const row = info.stdout.split("\n").find((l) => l.startsWith(workerId));
+      expect(row).toMatch(/cli_vec failing 1m 3\d(\.\d)?s: connect ECONNREFUSED 10\.0\.0\.7:6333/);
+      expect(row).toMatch(/\+(29|30|31)(\.\d+)?s/);
+      const entry = (JSON.parse(infoJson.stdout) as InfoReport).workers.find((w) => w.id === workerId);
+      expect(entry?.health.map((h) => [h.queue, h.ok])).toEqual([
+        ["cli_vec", false],
+        ["cli_ok", true],
+      ]);
+      expect(Math.abs((entry?.clockSkewMs ?? 0) - 30_000)).toBeLessThan(2_000);
+    } finally {
+      await raw.unregisterWorker(workerId);
     }
   });
 

@@ -27,6 +27,9 @@ function worker(id: string, stalls: WorkerStalls): WorkerOverview {
     lastHeartbeatAt: NOW - 1_000,
     version: "0.0.0-test",
     stalls,
+    health: [],
+    clock: NOW - 1_000,
+    clockSkewMs: 0,
     alive: true,
   };
 }
@@ -61,6 +64,7 @@ function input(workers: WorkerOverview[]): DoctorInput {
     completionsLookbackMs: WINDOW,
     active: [],
     stuckBlocked: [],
+    keyHolds: [],
     commandSuffix: "",
   };
 }
@@ -139,6 +143,9 @@ describe.each(ENGINES)("sluice doctor reports event-loop stalls on %s", (engine)
       startedAt: Date.now() - 120_000,
       lastHeartbeatAt: Date.now(),
       version: "0.0.0-test",
+      health: [],
+      clock: Date.now(),
+      clockSkewMs: 0,
     };
     const over = "stall-host/101/over";
     const under = "stall-host/102/under";

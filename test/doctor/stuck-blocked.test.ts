@@ -25,6 +25,7 @@ function input(stuckBlocked: StuckBlockedJob[]): DoctorInput {
     completionsLookbackMs: 600_000,
     active: [],
     stuckBlocked,
+    keyHolds: [],
     commandSuffix: " --url 'x'",
   };
 }

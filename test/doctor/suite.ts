@@ -37,7 +37,10 @@ export const CHECK_IDS = [
   "event-loop-stalls",
   "paused-backlog",
   "rate-limited",
+  "rate-held",
   "stuck-blocked",
+  "failing-health-check",
+  "clock-skew",
 ] as const;
 
 /** Runs `sluice doctor --json <args>` against `url` (in SLUICE_URL); returns the exit code and report. */
@@ -340,6 +343,96 @@ export function doctorSuite(engine: Engine): void {
       expect(fix.code, fix.stderr).toBe(0);
       expect(fix.stdout).toContain("recovered 1 job");
       expect((await sluice.admin.getJob(id as string)).state).not.toBe("active");
+    });
+
+    it("a worker whose health check fails, the only one of its queue, is critical with the last error and since when", async () => {
+      const app = open(store.url);
+      try {
+        app.task("job_dep_down", { queue: "dep_down", async run() {} });
+        const worker = app.worker({
+          queues: ["dep_down"],
+          health: {
+            dep_down: {
+              everyMs: 100,
+              check: () => {
+                throw new Error("connect ECONNREFUSED 127.0.0.1:6333");
+              },
+            },
+          },
+        });
+        await worker.start();
+        await enqueue(sluice, "dep_down", [{}, {}]);
+        const { code, report } = await doctorJson(store.url);
+        expect(code).toBe(1);
+        const [finding] = about(report, "failing-health-check", `dep_down@${worker.id}`);
+        expect(finding).toMatchObject({
+          severity: "critical",
+          evidence: {
+            queue: "dep_down",
+            workerId: worker.id,
+            lastError: "connect ECONNREFUSED 127.0.0.1:6333",
+            passingWorkers: 0,
+            backlog: 2,
+          },
+        });
+        expect(Date.parse(String(finding?.evidence.since))).toBeLessThanOrEqual(Date.now());
+        // Not also reported as stagnation or a queue without a worker: the check says why nothing runs.
+        expect(about(report, "no-worker", "dep_down")).toEqual([]);
+        await worker.stop({ graceMs: 0 });
+        const after = await doctorJson(store.url);
+        expect(about(after.report, "failing-health-check").map((f) => f.severity)).toEqual(["ok"]);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("a worker whose clock is 10 s ahead of the store's is a clock-skew warning naming worker and host", async () => {
+      const raw = await sluice.store();
+      const id = "skewed-host/777/clock";
+      await raw.registerWorker({
+        id,
+        host: "skewed-host",
+        pid: 777,
+        queues: ["cli_skew"],
+        concurrency: 1,
+        busy: 0,
+        startedAt: Date.now(),
+        lastHeartbeatAt: Date.now(),
+        version: "0.0.0-test",
+        stalls: { count: 0, longestMs: 0, last: null },
+        health: [],
+        clock: Date.now() + 10_000, // as a worker whose clock runs 10 s ahead sends it
+        clockSkewMs: 0,
+      });
+      try {
+        const { report } = await doctorJson(store.url);
+        const [finding] = about(report, "clock-skew", id);
+        expect(finding).toMatchObject({ severity: "warn", evidence: { host: "skewed-host", pid: 777 } });
+        expect(Math.abs(Number(finding?.evidence.skewMs) - 10_000)).toBeLessThan(2_000);
+        expect(finding?.message).toContain("ahead of the store's");
+      } finally {
+        await raw.unregisterWorker(id);
+      }
+    });
+
+    it("limit keys held by a rate limit with a backlog are reported per queue, top offenders first", async () => {
+      const raw = await sluice.store();
+      await sluice.enqueueMany("job_cli_held", [
+        ...[1, 2, 3].map(() => ({ payload: {}, options: { queue: "cli_held", limitKey: "tenant-big" } })),
+        { payload: {}, options: { queue: "cli_held", limitKey: "tenant-small" } },
+      ]);
+      await raw.holdKey("cli_held", "tenant-big", Date.now() + 60_000);
+      await raw.holdKey("cli_held", "tenant-small", Date.now() + 60_000);
+      const { report } = await doctorJson(store.url);
+      const [finding] = about(report, "rate-held", "cli_held");
+      expect(finding).toMatchObject({
+        severity: "warn",
+        evidence: { heldKeys: 2, backlog: 4, top: "tenant-big:3,tenant-small:1" },
+      });
+      const fix = await runFix(finding?.fix?.split("   #")[0] as string, store.url);
+      expect(fix.code, fix.stderr).toBe(0);
+      const after = await doctorJson(store.url);
+      expect(about(after.report, "rate-held", "cli_held")).toEqual([]);
     });
   });
 }

@@ -1,6 +1,10 @@
-/** `sluice info`: queues (counts, latency, throughput, pause) and workers, as tables or `--json`. */
+/**
+ * `sluice info`: queues (counts, latency, throughput, limits, pause and key holds) and workers (load, loop
+ * stalls, failing health checks, clock skew), as tables or `--json`.
+ */
 import type { Command } from "commander";
-import type { QueueOverview, Sluice, WorkerOverview } from "../../index.js";
+import type { QueueLimits, QueueOverview, RateLimit, Sluice, WorkerOverview } from "../../index.js";
+import { formatDuration } from "../../index.js";
 import { withSluice } from "../context.js";
 import { colourEnabled, type Palette, palette } from "../output/colour.js";
 import { ago, durationCell } from "../output/format.js";
@@ -25,7 +29,16 @@ export interface QueueInfo {
   pausedUntil: number | null;
   /** Completed jobs per minute, averaged over the stats roll-up since the start of the previous hour. */
   throughputPerMin: number;
+  /** The queue's fleet-wide limits (`sluice.limits`), or null when it has none. */
+  limits: QueueLimits | null;
+  /** Active jobs counting toward the limits (claimed-ahead included). */
+  limitedActive: number;
+  /** Limit keys held by a rate limit now. */
+  heldKeys: number;
 }
+
+/** A worker's clock skew above this is shown in yellow (as `sluice doctor`'s clock-skew warns). */
+const SKEW_WARN_MS = 2_000;
 
 /** `sluice info --json`. */
 export interface InfoReport {
@@ -66,6 +79,9 @@ export async function gatherInfo(sluice: Sluice): Promise<InfoReport> {
       paused: q.paused,
       pausedUntil: q.pausedUntil,
       throughputPerMin: Math.round(((completed.get(q.queue) ?? 0) / minutes) * 100) / 100,
+      limits: q.limits,
+      limitedActive: q.limitedActive,
+      heldKeys: q.heldKeys,
     })),
     workers,
   };
@@ -93,14 +109,19 @@ export function renderInfo(report: InfoReport, colour: boolean): string {
         align: "right",
       },
       { header: "done/min", value: (q) => String(q.throughputPerMin), align: "right" },
+      { header: "limits", value: (q) => limitsCell(q) },
       {
         header: "status",
-        value: (q) =>
-          q.paused
+        value: (q) => {
+          const status = q.paused
             ? c.yellow("paused")
             : q.pausedUntil !== null && q.pausedUntil > now
               ? c.yellow(`rate-limited ${durationCell(q.pausedUntil - now)}`)
-              : c.green("running"),
+              : c.green("running");
+          return q.heldKeys > 0
+            ? `${status} ${c.yellow(`(${q.heldKeys} key${q.heldKeys === 1 ? "" : "s"} held)`)}`
+            : status;
+        },
       },
     ],
     report.queues,
@@ -115,6 +136,15 @@ export function renderInfo(report: InfoReport, colour: boolean): string {
       { header: "started", value: (w) => ago(w.startedAt, now) },
       { header: "heartbeat", value: (w) => ago(w.lastHeartbeatAt, now) },
       { header: "loop stalls", value: (w) => stallsCell(w, now, c) },
+      { header: "health", value: (w) => healthCell(w, now, c) },
+      {
+        header: "clock",
+        value: (w) => {
+          const text = `${w.clockSkewMs >= 0 ? "+" : "-"}${formatDuration(Math.abs(w.clockSkewMs))}`;
+          return Math.abs(w.clockSkewMs) > SKEW_WARN_MS ? c.yellow(text) : text;
+        },
+        align: "right",
+      },
       { header: "status", value: (w) => (w.alive ? c.green("alive") : c.red("silent")) },
     ],
     report.workers,
@@ -133,6 +163,43 @@ function stallsCell(w: WorkerOverview, now: number, c: Palette): string {
   const tasks = last.tasks.length > 0 ? ` during ${last.tasks.join(",")}` : "";
   const text = `${count} (longest ${durationCell(longestMs)}; last ${durationCell(last.ms)} ${ago(last.at, now)}${tasks})`;
   return last.ms > last.leaseMs ? c.red(text) : c.yellow(text);
+}
+
+/**
+ * A queue's limits and how full they are: `5/10 active, 500/1m; per key 1 active, 10/1s`, or `-`. The rate
+ * is the limit, not the current window's count (that lives in the store's counters).
+ */
+function limitsCell(q: QueueInfo): string {
+  const l = q.limits;
+  if (!l) return "-";
+  const rate = (r: RateLimit) => `${r.max}/${formatDuration(r.windowMs)}`;
+  const queue: string[] = [];
+  if (l.concurrency !== null) queue.push(`${q.limitedActive}/${l.concurrency} active`);
+  if (l.rate !== null) queue.push(rate(l.rate));
+  const key: string[] = [];
+  if (l.keyConcurrency !== null) key.push(`${l.keyConcurrency} active`);
+  if (l.keyRate !== null) key.push(rate(l.keyRate));
+  const parts = [queue.join(", "), key.length > 0 ? `per key ${key.join(", ")}` : ""].filter((p) => p !== "");
+  return parts.length > 0 ? parts.join("; ") : "-";
+}
+
+/** A worker's health checks: `-` (none), `ok (2)`, or each failing queue with how long and why, in red. */
+function healthCell(w: WorkerOverview, now: number, c: Palette): string {
+  if (w.health.length === 0) return "-";
+  const failing = w.health.filter((h) => !h.ok);
+  if (failing.length === 0) return c.green(`ok (${w.health.length})`);
+  return c.red(
+    failing
+      .map(
+        (h) =>
+          `${h.queue} failing ${formatDuration(Math.max(now - h.since, 0))}: ${truncate(h.lastError ?? "?", 60)}`,
+      )
+      .join("; "),
+  );
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** Registers `sluice info`. */

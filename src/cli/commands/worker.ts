@@ -9,6 +9,10 @@
  * Without one the worker refuses to start (exit 2): it would claim jobs and send every one to dead with
  * NO_HANDLER. `--check` validates the config and the tasks module, prints what would run, and exits 0
  * without connecting to the store.
+ *
+ * The config file's `limits:` are applied at start (`sluice.limits(queue, …)`, fleet-wide). Health checks
+ * are code, so they are not in the file: the tasks module may export `health` (queue → { check, everyMs,
+ * timeoutMs }), which becomes the worker's `health` option.
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -17,7 +21,9 @@ import { pino } from "pino";
 import type { RegisteredTask } from "../../core/task.js";
 import { Sluice, type WorkerOptions } from "../../index.js";
 import {
+  applyFileSandboxes,
   ConfigFileError,
+  type FileSandboxes,
   type FileSchedule,
   loadWorkerConfig,
   parseQueuesFlag,
@@ -48,11 +54,14 @@ export const NO_TASKS_MESSAGE =
   "Pass --tasks <module> (an ES module whose default export (sluice) => { sluice.task(…) } defines them), " +
   "or set tasks: /path/to/tasks.js in the config file given with --config";
 
-/** Imports the tasks module and lets it define tasks on `sluice`. */
-export async function loadTasks(path: string, sluice: Sluice): Promise<void> {
-  let mod: { default?: unknown };
+/**
+ * Imports the tasks module and lets it define tasks on `sluice`; returns its `health` export (the worker's
+ * health checks by queue) when it has one.
+ */
+export async function loadTasks(path: string, sluice: Sluice): Promise<{ health?: WorkerOptions["health"] }> {
+  let mod: { default?: unknown; health?: unknown };
   try {
-    mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
+    mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; health?: unknown };
   } catch (error) {
     throw new UsageError(`cannot load tasks module ${path}: ${(error as Error).message}`);
   }
@@ -68,6 +77,21 @@ export async function loadTasks(path: string, sluice: Sluice): Promise<void> {
       `tasks module ${path} defined no task: its default export must call sluice.task(name, { queue, run }) for each task`,
     );
   }
+  if (mod.health === undefined) return {};
+  if (mod.health === null || typeof mod.health !== "object" || Array.isArray(mod.health)) {
+    throw new UsageError(
+      `tasks module ${path}: its health export must map queue names to { check: async (signal) => …, everyMs?, timeoutMs? }`,
+    );
+  }
+  return { health: mod.health as WorkerOptions["health"] };
+}
+
+/**
+ * Applies the config file's `limits:` (`sluice.limits`, fleet-wide and stored) before the worker claims:
+ * the file already validated them, so only the store can refuse here.
+ */
+export async function applyLimits(sluice: Sluice, limits: WorkerFileConfig["limits"]): Promise<void> {
+  for (const [queue, queueLimits] of Object.entries(limits ?? {})) await sluice.limits(queue, queueLimits);
 }
 
 /**
@@ -106,7 +130,7 @@ export function registerWorker(program: Command): void {
     .description("run a worker (SIGTERM/SIGINT: graceful stop within the grace, exit 0; JSON logs on stdout)")
     .option(
       "-c, --config <file>",
-      "worker config file (YAML or JSON): concurrency, queues, shutdownGrace, lease, tasks, schedules",
+      "worker config file (YAML or JSON): concurrency, queues, shutdownGrace, lease, tasks, schedules, limits",
     )
     .option("--queues <list>", "queues in strict order (a,b) or with weights (a:5,b:3); overrides the file")
     .option("--concurrency <n>", "jobs at once; overrides the file", wholeNumber)
@@ -137,7 +161,7 @@ export function registerWorker(program: Command): void {
       if (!tasks) throw new UsageError(NO_TASKS_MESSAGE);
       const flagUrl = globals(cmd).url;
       if (flags.check) {
-        await checkOnly(tasks, options, flags.config, file.schedules ?? []);
+        await checkOnly(tasks, options, flags.config, file.schedules ?? [], file.limits, file.sandbox);
         return;
       }
       const url =
@@ -148,9 +172,13 @@ export function registerWorker(program: Command): void {
       const logger = pino({ level: process.env.SLUICE_LOG_LEVEL ?? "info" });
       const sluice = new Sluice({ url: url.url, logger });
       try {
-        await loadTasks(tasks, sluice);
+        const loaded = await loadTasks(tasks, sluice);
+        if (loaded.health) options.health = loaded.health;
+        if (flags.config && file.sandbox) applyFileSandboxes(sluice.tasks, file.sandbox, tasks, flags.config);
         // Before the worker starts, so its first maintenance pass already sees them.
         if (flags.config && file.schedules) await declareSchedules(sluice, file.schedules, flags.config);
+        // Before the first claim, so it already obeys them.
+        await applyLimits(sluice, file.limits);
       } catch (error) {
         await sluice.close().catch(() => {});
         throw error;
@@ -216,15 +244,19 @@ async function checkOnly(
   options: WorkerOptions,
   config: string | undefined,
   schedules: readonly FileSchedule[],
+  limits: WorkerFileConfig["limits"],
+  sandboxes?: FileSandboxes,
 ): Promise<void> {
   // A private in-memory store: creating tasks and a worker does not touch it; declaring the schedules on it
   // checks them as a real start would (task defined, payload valid) without writing to the real store.
   const sluice = new Sluice({ url: "sqlite::memory:", logger: pino({ level: "silent" }) });
   try {
-    await loadTasks(tasks, sluice);
+    const loaded = await loadTasks(tasks, sluice);
+    const withHealth = loaded.health ? { ...options, health: loaded.health } : options;
+    if (config && sandboxes) applyFileSandboxes(sluice.tasks, sandboxes, tasks, config);
     if (config) await declareSchedules(sluice, schedules, config);
     try {
-      sluice.worker(options);
+      sluice.worker(withHealth);
     } catch (error) {
       throw new UsageError(`invalid worker options: ${(error as Error).message}`);
     }
@@ -249,6 +281,12 @@ async function checkOnly(
         `  schedules    ${schedules.map((s) => `${s.name} (${String(s.definition.task)}, ${timing(s.definition)})`).join(", ")}`,
       );
     }
+    const limited = Object.entries(limits ?? {});
+    if (limited.length > 0) {
+      lines.push(`  limits       ${limited.map(([q, l]) => `${q} ${JSON.stringify(l)}`).join(", ")}`);
+    }
+    if (withHealth.health)
+      lines.push(`  health       ${Object.keys(withHealth.health).join(", ")} (from ${tasks})`);
     if (unserved.length > 0) {
       lines.push(
         `  note: none of these queues runs ${unserved.map((t) => `${t.name} (queue ${queueOf(t)})`).join(", ")}`,

@@ -789,6 +789,18 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "limits: job limit keys, queue limits and key holds, enforced by claim",
     sql: limitsMigrationSql,
   },
+  {
+    // 14, not 13: the limits migration (issue 13) takes 13.
+    version: 14,
+    description: "worker health checks and clock",
+    sql: (s) => `
+      -- QueueHealth[] (runtime/health.ts), the worker's clock at its last registration or heartbeat, and
+      -- that clock minus the database's clock when it was recorded. Read by sluice info and sluice doctor.
+      ALTER TABLE ${s}.workers ADD COLUMN health jsonb;
+      ALTER TABLE ${s}.workers ADD COLUMN clock bigint;
+      ALTER TABLE ${s}.workers ADD COLUMN clock_skew_ms bigint NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Latest schema version this build knows. */

@@ -67,6 +67,7 @@ import type {
   StoreTraits,
   StuckBlockedJob,
   TransactionHandle,
+  WorkerBeat,
   WorkerInfo,
   WorkerStalls,
 } from "../contract.js";
@@ -84,6 +85,7 @@ import {
   sqlString,
 } from "../sql-common.js";
 import { stallsText } from "../stalls.js";
+import { healthText } from "../worker-health.js";
 import { type PostgresConfig, parsePostgresUrl } from "./config.js";
 import { postgresEngine } from "./engine.js";
 import { toStoreError } from "./errors.js";
@@ -778,13 +780,15 @@ export class PostgresStore implements Store {
   // ── worker registry ────────────────────────────────────────────────────────────────────────────
 
   async registerWorker(worker: WorkerInfo): Promise<void> {
+    // The skew is measured against the database's clock, the one leases and schedules are compared with.
     await this.query(
       "register the worker",
-      `INSERT INTO ${this.s}.workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, ${NOW_MS}, $8, $9::jsonb)
+      `INSERT INTO ${this.s}.workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls, health, clock, clock_skew_ms)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, ${NOW_MS}, $8, $9::jsonb, $10::jsonb, $11::bigint, $11::bigint - ${NOW_MS})
        ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
          concurrency = EXCLUDED.concurrency, busy = EXCLUDED.busy, started_at = EXCLUDED.started_at,
-         last_heartbeat_at = EXCLUDED.last_heartbeat_at, version = EXCLUDED.version, stalls = EXCLUDED.stalls`,
+         last_heartbeat_at = EXCLUDED.last_heartbeat_at, version = EXCLUDED.version, stalls = EXCLUDED.stalls,
+         health = EXCLUDED.health, clock = EXCLUDED.clock, clock_skew_ms = EXCLUDED.clock_skew_ms`,
       [
         worker.id,
         worker.host,
@@ -795,16 +799,34 @@ export class PostgresStore implements Store {
         worker.startedAt,
         worker.version,
         stallsText(worker.stalls),
+        healthText(worker.health),
+        worker.clock,
       ],
     );
   }
 
-  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
+  async heartbeatWorker(
+    id: string,
+    busy: number,
+    stalls?: WorkerStalls,
+    beat?: WorkerBeat,
+  ): Promise<boolean> {
     const rows = await this.query(
       "record the worker heartbeat",
       `UPDATE ${this.s}.workers SET busy = $2, last_heartbeat_at = ${NOW_MS},
-         stalls = coalesce($3::jsonb, stalls) WHERE id = $1 RETURNING id`,
-      [id, busy, stalls ? stallsText(stalls) : null],
+         stalls = coalesce($3::jsonb, stalls),
+         health = CASE WHEN $4::boolean THEN $5::jsonb ELSE health END,
+         clock = coalesce($6::bigint, clock),
+         clock_skew_ms = coalesce($6::bigint - ${NOW_MS}, clock_skew_ms)
+       WHERE id = $1 RETURNING id`,
+      [
+        id,
+        busy,
+        stalls ? stallsText(stalls) : null,
+        beat?.health !== undefined,
+        healthText(beat?.health),
+        beat?.clock ?? null,
+      ],
     );
     return rows.length === 1;
   }

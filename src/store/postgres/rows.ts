@@ -3,6 +3,7 @@ import type { AttemptError, BackoffSpec, JobRecord, JobState, Json } from "../..
 import type { WorkerInfo } from "../contract.js";
 import { JsonFields, retentionOf } from "../sql-common.js";
 import { parseStalls } from "../stalls.js";
+import { parseHealth } from "../worker-health.js";
 
 /**
  * A `jobs` row as `pg` returns it. `bigint` columns arrive as numbers through the store's pool (see
@@ -110,6 +111,9 @@ export interface WorkerRow {
   last_heartbeat_at: number | string;
   version: string;
   stalls?: unknown;
+  health?: unknown;
+  clock?: number | string | null;
+  clock_skew_ms?: number | string | null;
 }
 
 export function rowToWorker(row: WorkerRow): WorkerInfo {
@@ -124,5 +128,8 @@ export function rowToWorker(row: WorkerRow): WorkerInfo {
     lastHeartbeatAt: num(row.last_heartbeat_at),
     version: row.version,
     stalls: parseStalls(row.stalls ?? null),
+    health: parseHealth(row.health ?? null),
+    clock: row.clock === null || row.clock === undefined ? num(row.last_heartbeat_at) : num(row.clock),
+    clockSkewMs: row.clock_skew_ms === null || row.clock_skew_ms === undefined ? 0 : num(row.clock_skew_ms),
   };
 }

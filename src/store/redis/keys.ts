@@ -36,6 +36,10 @@ export class Keys {
   readonly workerBusy: string;
   /** HASH worker id → WorkerStalls JSON (only workers that observed an event-loop stall). */
   readonly workerStalls: string;
+  /** HASH worker id → QueueHealth[] JSON (only workers with a health check). */
+  readonly workerHealth: string;
+  /** HASH worker id → "<clock> <skew>": the worker's clock at its last beat and that minus the server's TIME. */
+  readonly workerClock: string;
   /** Pub/sub channel for wake-ups. */
   readonly channel: string;
   /**
@@ -58,6 +62,8 @@ export class Keys {
     this.workerBeats = `${this.global}:wb`;
     this.workerBusy = `${this.global}:wbusy`;
     this.workerStalls = `${this.global}:wstall`;
+    this.workerHealth = `${this.global}:whealth`;
+    this.workerClock = `${this.global}:wclock`;
     this.channel = `${this.global}:signal`;
     this.schedules = `${this.global}:schedules`;
     this.events = `${this.global}:events`;

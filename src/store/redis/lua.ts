@@ -2012,14 +2012,23 @@ return 0
 `;
 
 /**
- * Worker heartbeat. KEYS[1] = beats ZSET, KEYS[2] = busy HASH, KEYS[3] = stalls HASH; ARGV = id, now ms,
- * busy, stalls JSON ('' = leave as stored). 1 = entry exists.
+ * Worker heartbeat. KEYS[1] = beats ZSET, KEYS[2] = busy HASH, KEYS[3] = stalls HASH, KEYS[4] = health HASH,
+ * KEYS[5] = clock HASH; ARGV = id, now ms, busy, stalls JSON ('' = leave as stored), health JSON ('' = leave
+ * as stored, '[]' = none), the worker's clock ('' = leave as stored). The clock's skew is measured against
+ * the server's TIME, the clock leases and schedules are compared with. 1 = entry exists.
  */
 const BEAT = `
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 if ARGV[4] and ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
+if ARGV[5] == '[]' then redis.call('HDEL', KEYS[4], ARGV[1])
+elseif ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[5]) end
+if ARGV[6] and ARGV[6] ~= '' then
+  local t = redis.call('TIME')
+  local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[6] .. ' ' .. string.format('%.0f', tonumber(ARGV[6]) - server))
+end
 return 1
 `;
 
@@ -2113,7 +2122,7 @@ export const SCRIPTS = {
   readEvents: { lua: READ_EVENTS, keys: 1 },
   pruneEvents: { lua: PRUNE_EVENTS, keys: 1 },
   lead: { lua: LEAD, keys: 1 },
-  beat: { lua: BEAT, keys: 3 },
+  beat: { lua: BEAT, keys: 5 },
   resign: { lua: RESIGN, keys: 1 },
 } satisfies Record<string, ScriptSource>;
 

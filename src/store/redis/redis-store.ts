@@ -69,6 +69,7 @@ import type {
   StoreTraits,
   StuckBlockedJob,
   TransactionHandle,
+  WorkerBeat,
   WorkerInfo,
   WorkerStalls,
 } from "../contract.js";
@@ -76,6 +77,7 @@ import type { StoreOptions } from "../engine.js";
 import { RecoveryGate } from "../outage.js";
 import { redactUrl } from "../redact.js";
 import { parseStalls, stallsText } from "../stalls.js";
+import { healthText, parseHealth } from "../worker-health.js";
 import {
   decodeBatch,
   decodeEdge,
@@ -714,7 +716,15 @@ export class RedisStore implements Store {
   // ── worker registry ────────────────────────────────────────────────────────────────────────────
 
   async registerWorker(worker: WorkerInfo): Promise<void> {
-    const { busy: _busy, lastHeartbeatAt: _beat, stalls, ...fixed } = worker;
+    const {
+      busy: _busy,
+      lastHeartbeatAt: _beat,
+      stalls,
+      health,
+      clock,
+      clockSkewMs: _skew,
+      ...fixed
+    } = worker;
     const stalled = stallsText(stalls);
     await this.call("register worker", (c) => {
       const tx = c
@@ -726,16 +736,37 @@ export class RedisStore implements Store {
       else tx.hset(this.keys.workerStalls, worker.id, stalled);
       return tx.exec();
     });
+    // The skew needs the server's TIME, which only a script can compare before writing: the entry exists
+    // now, so this beat records the clock (and the health checks) against it.
+    await this.heartbeatWorker(worker.id, worker.busy, undefined, { health, clock });
   }
 
-  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
+  async heartbeatWorker(
+    id: string,
+    busy: number,
+    stalls?: WorkerStalls,
+    beat?: WorkerBeat,
+  ): Promise<boolean> {
     // XX CH: a worker pruned as silent is not brought back half-registered; the reply (0 = no entry) makes
     // the runtime register it again in full. Its busy count is written only when the entry exists.
     const updated = await this.script<number>(
       {
         name: "beat",
-        keys: [this.keys.workerBeats, this.keys.workerBusy, this.keys.workerStalls],
-        args: [id, Date.now(), busy, (stalls && stallsText(stalls)) ?? ""],
+        keys: [
+          this.keys.workerBeats,
+          this.keys.workerBusy,
+          this.keys.workerStalls,
+          this.keys.workerHealth,
+          this.keys.workerClock,
+        ],
+        args: [
+          id,
+          Date.now(),
+          busy,
+          (stalls && stallsText(stalls)) ?? "",
+          beat?.health === undefined ? "" : (healthText(beat.health) ?? "[]"),
+          beat?.clock === undefined ? "" : Math.round(beat.clock),
+        ],
       },
       "heartbeat",
     );
@@ -754,22 +785,28 @@ export class RedisStore implements Store {
         .zrem(this.keys.workerBeats, ...ids)
         .hdel(this.keys.workerBusy, ...ids)
         .hdel(this.keys.workerStalls, ...ids)
+        .hdel(this.keys.workerHealth, ...ids)
+        .hdel(this.keys.workerClock, ...ids)
         .exec(),
     );
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    const [fixed, beats, busy, stalls] = await this.call("list workers", async (c) => {
+    const [fixed, beats, busy, stalls, health, clocks] = await this.call("list workers", async (c) => {
       const replies = (await c
         .multi()
         .hgetall(this.keys.workers)
         .zrange(this.keys.workerBeats, "0", "-1", "WITHSCORES")
         .hgetall(this.keys.workerBusy)
         .hgetall(this.keys.workerStalls)
+        .hgetall(this.keys.workerHealth)
+        .hgetall(this.keys.workerClock)
         .exec()) as [Error | null, unknown][];
       return replies.map(([, r]) => r) as [
         Record<string, string>,
         string[],
+        Record<string, string>,
+        Record<string, string>,
         Record<string, string>,
         Record<string, string>,
       ];
@@ -778,13 +815,21 @@ export class RedisStore implements Store {
     for (let i = 0; i < beats.length; i += 2) beatOf.set(beats[i]!, Number(beats[i + 1]));
     return Object.entries(fixed)
       .map(([id, json]) => {
-        const info = JSON.parse(json) as Omit<WorkerInfo, "busy" | "lastHeartbeatAt" | "stalls">;
+        const info = JSON.parse(json) as Omit<
+          WorkerInfo,
+          "busy" | "lastHeartbeatAt" | "stalls" | "health" | "clock" | "clockSkewMs"
+        >;
+        const lastHeartbeatAt = beatOf.get(id) ?? info.startedAt;
+        const [clock, skew] = (clocks[id] ?? "").split(" ");
         return {
           ...info,
           id,
           busy: Number(busy[id] ?? 0),
-          lastHeartbeatAt: beatOf.get(id) ?? info.startedAt,
+          lastHeartbeatAt,
           stalls: parseStalls(stalls[id] ?? null),
+          health: parseHealth(health[id] ?? null),
+          clock: clock ? Number(clock) : lastHeartbeatAt,
+          clockSkewMs: skew ? Number(skew) : 0,
         };
       })
       .sort((a, b) => a.startedAt - b.startedAt);

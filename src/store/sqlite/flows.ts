@@ -371,6 +371,8 @@ export class SqliteFlows {
       // A callback is not a member and waits for nothing (a template's own flow fields are ignored).
       batchId: null,
       dependsOn: [],
+      // Nor a limit key: a callback reports on the batch, it does not call the keyed dependency.
+      limitKey: null,
     };
     const [result] = this.insertPlain([job], now);
     if (result?.created) effects.wake.add(job.queue);

@@ -254,6 +254,59 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE schedules ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 9,
+    description: "limits: limit keys, queue limits and rate windows, key holds and key rate windows",
+    sql: `
+      -- A job's limit key (core/limits.ts): per-key concurrency, rate and holds. NULL: no key.
+      ALTER TABLE jobs ADD COLUMN limit_key TEXT;
+      -- The claim index again, with limit_key last: a keyed claim skips the jobs of keys at their limit by
+      -- reading the index entry alone (no row lookup per skipped job). Plain claims use the same prefix.
+      DROP INDEX jobs_claim;
+      CREATE INDEX jobs_claim ON jobs (queue, priority, run_at, seq, limit_key) WHERE state = 'waiting';
+      -- Active jobs per key, counted at claim (held-ahead jobs are active too). Keyed jobs only, so plain
+      -- jobs never write to it. Counted from the index, not kept in a counter: every path that moves a job
+      -- out of active (complete, fail, release, recover, cancel, delete, move) keeps it exact by itself.
+      CREATE INDEX jobs_active_key ON jobs (queue, limit_key) WHERE state = 'active' AND limit_key IS NOT NULL;
+
+      -- limits: QueueLimits as JSON, NULL = none. holds_until: the latest key hold of the queue. Claims read
+      -- both in the statement that reads pauses, so a queue with neither costs nothing more than before.
+      -- rate_window_end / rate_count: the queue rate's current fixed window and the claims counted in it.
+      ALTER TABLE queues ADD COLUMN limits TEXT;
+      ALTER TABLE queues ADD COLUMN holds_until INTEGER;
+      ALTER TABLE queues ADD COLUMN rate_window_end INTEGER;
+      ALTER TABLE queues ADD COLUMN rate_count INTEGER NOT NULL DEFAULT 0;
+
+      -- Keys held by a RateLimitedError until a time (only ever extended); resumeQueue clears them.
+      CREATE TABLE key_holds (
+        queue TEXT    NOT NULL,
+        key   TEXT    NOT NULL,
+        until INTEGER NOT NULL,
+        PRIMARY KEY (queue, key)
+      ) WITHOUT ROWID;
+      -- Per-key rate: the key's current fixed window and the claims counted in it (a claim in a later window
+      -- starts the count again). Rows whose window ended are pruned by maintenance.
+      CREATE TABLE key_rates (
+        queue      TEXT    NOT NULL,
+        key        TEXT    NOT NULL,
+        window_end INTEGER NOT NULL,
+        count      INTEGER NOT NULL,
+        PRIMARY KEY (queue, key)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 10,
+    description: "worker health checks and clock",
+    sql: `
+      -- QueueHealth[] as JSON (runtime/health.ts), the worker's clock at its last registration or heartbeat
+      -- and that clock minus the store's (the process clock here: 0 on one host). Read by sluice info and
+      -- sluice doctor.
+      ALTER TABLE workers ADD COLUMN health TEXT;
+      ALTER TABLE workers ADD COLUMN clock INTEGER;
+      ALTER TABLE workers ADD COLUMN clock_skew_ms INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */

@@ -34,6 +34,7 @@ export interface JobRow {
   parent_id: string | null;
   batch_id: string | null;
   pending_deps: number;
+  limit_key: string | null;
 }
 
 /**
@@ -75,7 +76,7 @@ export function rowToJob(row: JobRow): JobRecord {
     parentId: row.parent_id,
     batchId: row.batch_id,
     pendingDependencies: row.pending_deps,
-    limitKey: null,
+    limitKey: row.limit_key ?? null,
   };
   const dataError = fields.error;
   if (dataError) job.dataError = dataError;

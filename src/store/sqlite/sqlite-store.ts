@@ -74,6 +74,7 @@ import type {
   StoreTraits,
   StuckBlockedJob,
   TransactionHandle,
+  WorkerBeat,
   WorkerInfo,
   WorkerStalls,
 } from "../contract.js";
@@ -91,6 +92,7 @@ import {
   sqlString,
 } from "../sql-common.js";
 import { parseStalls, stallsText } from "../stalls.js";
+import { healthText, parseHealth } from "../worker-health.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, Checkpointer } from "./checkpointer.js";
 import { parseSqliteUrl, type SqliteConfig } from "./config.js";
 import { sqliteEngine } from "./engine.js";
@@ -108,6 +110,7 @@ import {
   settled,
 } from "./flows.js";
 import { sqliteHazards } from "./hazards.js";
+import { type Gate, parseLimits, SqliteLimits } from "./limits.js";
 import { LATEST_VERSION, migrate } from "./migrations.js";
 import { byClaimOrder, type JobRow, rowToJob } from "./rows.js";
 import { WakeChannel } from "./signals.js";
@@ -158,6 +161,13 @@ export class SqliteStore implements Store {
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
   private storeFlows: SqliteFlows | null = null;
+  private storeLimits: SqliteLimits | null = null;
+  /**
+   * Queues with a concurrency limit (queue or key), as this process's last claim read them: a job of one
+   * leaving \`active\` frees a slot that idle workers of other processes should race for, so they are woken
+   * (they otherwise wait for their poll, and the worker that freed the slot refills it alone).
+   */
+  private slotLimited: ReadonlySet<string> = new Set();
   /** Whether transitions write fleet-wide events (StoreOptions.events.enabled). */
   private readonly eventsOn: boolean;
 
@@ -405,8 +415,8 @@ export class SqliteStore implements Store {
     const insert = sql(
       `INSERT INTO jobs (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, backoff,
          timeout_ms, unique_key, unique_until, tags, keep_mode, keep_value, parent_id, batch_id, pending_deps,
-         finished_at, reason, errors, batch_counted)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         finished_at, reason, errors, batch_counted, limit_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     );
     const byId = sql("SELECT id, state FROM jobs WHERE id = ?");
@@ -464,6 +474,8 @@ export class SqliteStore implements Store {
         prepared?.errors ?? "[]",
         // A member written dead has become final once: counted (flows.ts settles it below).
         dead && job.batchId !== null ? 1 : 0,
+        // A schedule's template stored before limits existed has no limitKey at all.
+        job.limitKey ?? null,
       );
       if (info.changes === 1) {
         firstCreated ??= info.lastInsertRowid;
@@ -499,9 +511,20 @@ export class SqliteStore implements Store {
     return this.storeFlows;
   }
 
+  /** The limit statements (limits.ts), on the store's own connection. */
+  private limits(): SqliteLimits {
+    this.storeLimits ??= new SqliteLimits((text) => this.stmt(text));
+    return this.storeLimits;
+  }
+
   /** The flow statements on an application's connection (a transactional enqueue). */
   private flowsOn(prepare: (sql: string) => Statement): SqliteFlows {
     return new SqliteFlows(prepare, this.eventsOn, (jobs, now) => this.insertJobs(jobs, now, prepare));
+  }
+
+  /** Wakes workers of limited queues where a job left `active` (see slotLimited). */
+  private notifyFreed(queues: ReadonlySet<string>): void {
+    if (queues.size > 0) this.notify({ type: "jobs", queues: [...queues] });
   }
 
   /** Wakes whom a flow transition made runnable, and the workers of children whose cancel was requested. */
@@ -541,7 +564,9 @@ export class SqliteStore implements Store {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     const rows = await this.write(() => {
       const now = Date.now();
-      const blocked = this.blockedQueues(now);
+      // Paused, limited and key-holding queues, in one statement; a queue not in it is plain.
+      const gates = this.limits().gates(now);
+      if (gates.size > 0 || this.slotLimited.size > 0) this.slotLimited = slotLimitedQueues(gates);
       const promote = this.stmt(
         "UPDATE jobs SET state = 'waiting' WHERE queue = ? AND state = 'scheduled' AND run_at <= ?",
       );
@@ -556,9 +581,7 @@ export class SqliteStore implements Store {
       const out: JobRow[] = [];
       // The first `start` jobs start now; the rest are held ahead (started_at NULL) until start().
       const starting = request.start ?? request.limit;
-      const takeFrom = (queue: string, limit: number, startedAt: number | null) => {
-        if (limit <= 0) return;
-        const taken = take.all(startedAt, request.workerId, now + request.leaseMs, queue, limit) as JobRow[];
+      const took = (taken: JobRow[], startedAt: number | null): JobRow[] => {
         taken.sort(byClaimOrder);
         // Jobs that start now are `active`; those held ahead say so when start() starts them. One prepared
         // insert per row, from the rows the claim returned (no second lookup of the jobs).
@@ -567,12 +590,51 @@ export class SqliteStore implements Store {
           for (const row of taken) active.run(now, row.queue, row.id, row.task, row.attempt, data);
         }
         out.push(...taken);
+        return taken;
       };
+      const takeFrom = (queue: string, limit: number, startedAt: number | null): JobRow[] =>
+        limit <= 0
+          ? []
+          : took(
+              take.all(startedAt, request.workerId, now + request.leaseMs, queue, limit) as JobRow[],
+              startedAt,
+            );
+      // The exact jobs a limited queue allows (keys at a limit skipped), already in claim order.
+      const takeSeqs = (seqs: readonly number[], startedAt: number | null): JobRow[] =>
+        seqs.length === 0
+          ? []
+          : took(
+              this.stmt(
+                `UPDATE jobs SET state = 'active', attempt = attempt + 1, lease_token = lease_token + 1,
+                   started_at = ?, worker_id = ?, lease_expires_at = ?, reason = NULL
+                 WHERE seq IN (SELECT value FROM json_each(?)) AND state = 'waiting'
+                 RETURNING *`,
+              ).all(startedAt, request.workerId, now + request.leaseMs, JSON.stringify(seqs)) as JobRow[],
+              startedAt,
+            );
       for (const queue of request.queues) {
-        if (blocked.has(queue)) continue;
+        const gate = gates.get(queue);
+        if (gate?.blocked) continue;
         promote.run(queue, now);
-        takeFrom(queue, Math.min(starting, request.limit) - out.length, now);
-        takeFrom(queue, request.limit - out.length, null);
+        const startNow = Math.min(starting, request.limit) - out.length;
+        if (gate === undefined) {
+          takeFrom(queue, startNow, now);
+          takeFrom(queue, request.limit - out.length, null);
+        } else {
+          const allowed = this.limits().allowance(queue, gate, now, request.limit - out.length);
+          let taken: JobRow[];
+          if ("count" in allowed) {
+            const first = takeFrom(queue, Math.min(startNow, allowed.count), now);
+            taken = [...first, ...takeFrom(queue, allowed.count - first.length, null)];
+          } else {
+            const split = Math.max(0, startNow);
+            taken = [
+              ...takeSeqs(allowed.seqs.slice(0, split), now),
+              ...takeSeqs(allowed.seqs.slice(split), null),
+            ];
+          }
+          this.limits().consume(queue, gate, now, taken);
+        }
         if (out.length >= request.limit) break;
       }
       return out;
@@ -615,6 +677,7 @@ export class SqliteStore implements Store {
   async complete(requests: readonly CompleteRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     const effects = newEffects();
+    const freed = new Set<string>();
     const applied = await this.write(() => {
       const now = Date.now();
       // Jobs kept for no time at all (retention: false) are deleted in one statement; the others are updated.
@@ -637,6 +700,7 @@ export class SqliteStore implements Store {
         const counted = job ? 0 : 1;
         job ??= done.get(r.result, now, now, r.id, r.token) as (EventJob & SettleColumns) | undefined;
         if (!job) return false;
+        if (this.slotLimited.has(job.queue)) freed.add(job.queue);
         completed?.run(now, job.queue, r.id, job.task, job.attempt);
         if (needsSettle(job, "completed"))
           toSettle.push(settled({ ...job, id: r.id }, job, "completed", counted));
@@ -646,6 +710,7 @@ export class SqliteStore implements Store {
       this.flows().settle(toSettle, now, effects);
       return out;
     });
+    this.notifyFreed(freed);
     this.notifyEffects(effects);
     return applied;
   }
@@ -654,6 +719,7 @@ export class SqliteStore implements Store {
     if (requests.length === 0) return [];
     let wake = false;
     const effects = newEffects();
+    const freed = new Set<string>();
     const applied = await this.write(() => {
       const now = Date.now();
       const update = this.stmt(
@@ -680,6 +746,7 @@ export class SqliteStore implements Store {
           r.token,
         ) as (EventJob & SettleColumns) | undefined;
         if (!job) return false;
+        if (this.slotLimited.has(job.queue)) freed.add(job.queue);
         if (final && needsSettle(job, next.state)) {
           // The dependents' error is this attempt's: the latest one.
           toSettle.push(settled({ ...job, id: r.id }, job, next.state, 1, r.error.message));
@@ -708,6 +775,7 @@ export class SqliteStore implements Store {
       return out;
     });
     if (wake) this.notify({ type: "jobs", queues: null });
+    else this.notifyFreed(freed);
     this.notifyEffects(effects);
     return applied;
   }
@@ -994,6 +1062,7 @@ export class SqliteStore implements Store {
       ).changes;
       this.stmt("DELETE FROM queue_stats WHERE hour < ?").run(now - STATS_RETENTION_MS);
       const events = this.pruneEvents(options.limit, options.eventsBefore, options.maxEvents);
+      this.limits().prune(now, options.limit);
       return { jobs, workers, events };
     });
   }
@@ -1052,10 +1121,12 @@ export class SqliteStore implements Store {
   // ── worker registry ────────────────────────────────────────────────────────────────────────────
 
   async registerWorker(worker: WorkerInfo): Promise<void> {
-    await this.write(() =>
+    await this.write(() => {
+      // The process clock is the store's clock here: a worker on this host has no skew beyond the call.
+      const now = Date.now();
       this.stmt(
-        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version, stalls, health, clock, clock_skew_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         worker.id,
         worker.host,
@@ -1064,20 +1135,42 @@ export class SqliteStore implements Store {
         worker.concurrency,
         worker.busy,
         worker.startedAt,
-        Date.now(),
+        now,
         worker.version,
         stallsText(worker.stalls),
-      ),
-    );
+        healthText(worker.health),
+        worker.clock,
+        worker.clock - now,
+      );
+    });
   }
 
-  async heartbeatWorker(id: string, busy: number, stalls?: WorkerStalls): Promise<boolean> {
-    return this.write(
-      () =>
+  async heartbeatWorker(
+    id: string,
+    busy: number,
+    stalls?: WorkerStalls,
+    beat?: WorkerBeat,
+  ): Promise<boolean> {
+    return this.write(() => {
+      const now = Date.now();
+      const clock = beat?.clock ?? null;
+      return (
         this.stmt(
-          "UPDATE workers SET busy = ?, last_heartbeat_at = ?, stalls = coalesce(?, stalls) WHERE id = ?",
-        ).run(busy, Date.now(), stalls ? stallsText(stalls) : null, id).changes === 1,
-    );
+          `UPDATE workers SET busy = ?, last_heartbeat_at = ?, stalls = coalesce(?, stalls),
+             health = CASE WHEN ? THEN ? ELSE health END, clock = coalesce(?, clock),
+             clock_skew_ms = coalesce(?, clock_skew_ms) WHERE id = ?`,
+        ).run(
+          busy,
+          now,
+          stalls ? stallsText(stalls) : null,
+          beat?.health ? 1 : 0,
+          healthText(beat?.health),
+          clock,
+          clock === null ? null : clock - now,
+          id,
+        ).changes === 1
+      );
+    });
   }
 
   async unregisterWorker(id: string): Promise<void> {
@@ -1097,6 +1190,9 @@ export class SqliteStore implements Store {
         last_heartbeat_at: number;
         version: string;
         stalls: string | null;
+        health: string | null;
+        clock: number | null;
+        clock_skew_ms: number;
       }[];
       return rows.map((r) => ({
         id: r.id,
@@ -1109,6 +1205,9 @@ export class SqliteStore implements Store {
         lastHeartbeatAt: r.last_heartbeat_at,
         version: r.version,
         stalls: parseStalls(r.stalls),
+        health: parseHealth(r.health),
+        clock: r.clock ?? r.last_heartbeat_at,
+        clockSkewMs: r.clock_skew_ms,
       }));
     });
   }
@@ -1168,7 +1267,11 @@ export class SqliteStore implements Store {
       const stats = entry(q.queue);
       stats.paused = q.paused;
       stats.pausedUntil = q.pausedUntil;
+      stats.limits = q.limits;
     }
+    const { active, held } = this.limits().statsParts(now);
+    for (const [queue, n] of active) entry(queue).limitedActive = n;
+    for (const [queue, n] of held) entry(queue).heldKeys = n;
     return [...byQueue.values()].sort((a, b) => a.queue.localeCompare(b.queue));
   }
 
@@ -1262,15 +1365,20 @@ export class SqliteStore implements Store {
     );
   }
 
-  // ── limits (core/limits.ts) ── placeholder until this engine implements them
-  async setQueueLimits(_queue: string, _limits: QueueLimits | null): Promise<void> {
-    throw new Error("limits: not implemented on this engine yet");
+  // ── limits (core/limits.ts; statements in limits.ts) ──────────────────────────────────────────
+
+  async setQueueLimits(queue: string, limits: QueueLimits | null): Promise<void> {
+    await this.write(() => this.limits().setLimits(queue, limits));
+    // Raised or removed limits may let waiting jobs run now.
+    this.notify({ type: "jobs", queues: [queue] });
   }
-  async holdKey(_queue: string, _key: string, _until: number): Promise<void> {
-    throw new Error("limits: not implemented on this engine yet");
+
+  async holdKey(queue: string, key: string, until: number): Promise<void> {
+    await this.write(() => this.limits().holdKey(queue, key, until));
   }
-  async keyHolds(_limit: number): Promise<KeyHold[]> {
-    throw new Error("limits: not implemented on this engine yet");
+
+  async keyHolds(limit: number): Promise<KeyHold[]> {
+    return this.read(() => this.limits().keyHolds(Date.now(), limit));
   }
 
   async getLogs(id: string, limit: number): Promise<JobLogLine[]> {
@@ -1438,6 +1546,7 @@ export class SqliteStore implements Store {
   async resumeQueue(queue: string): Promise<void> {
     await this.write(() => {
       this.stmt("UPDATE queues SET paused = 0, paused_until = NULL WHERE name = ?").run(queue);
+      this.limits().clearHolds(queue);
       if (this.eventsOn) {
         this.stmt(
           `INSERT INTO events (at, type, queue, job_id, task, attempt, data)
@@ -1448,16 +1557,20 @@ export class SqliteStore implements Store {
     this.notify({ type: "jobs", queues: [queue] });
   }
 
-  private queueStates(now: number): { queue: string; paused: boolean; pausedUntil: number | null }[] {
-    const rows = this.stmt("SELECT name, paused, paused_until FROM queues ORDER BY name").all() as {
+  private queueStates(
+    now: number,
+  ): { queue: string; paused: boolean; pausedUntil: number | null; limits: QueueLimits | null }[] {
+    const rows = this.stmt("SELECT name, paused, paused_until, limits FROM queues ORDER BY name").all() as {
       name: string;
       paused: number;
       paused_until: number | null;
+      limits: string | null;
     }[];
     return rows.map((r) => ({
       queue: r.name,
       paused: r.paused === 1,
       pausedUntil: r.paused_until !== null && r.paused_until > now ? r.paused_until : null,
+      limits: parseLimits(r.limits),
     }));
   }
 
@@ -1802,6 +1915,15 @@ export class SqliteStore implements Store {
     }
     return error instanceof Error ? error : new Error(String(error));
   }
+}
+
+/** The queues of `gates` whose limits include a concurrency (queue or key). */
+function slotLimitedQueues(gates: ReadonlyMap<string, Gate>): Set<string> {
+  const out = new Set<string>();
+  for (const [queue, gate] of gates) {
+    if (gate.limits?.concurrency != null || gate.limits?.keyConcurrency != null) out.add(queue);
+  }
+  return out;
 }
 
 function rowToEvent(row: EventRow): FleetEvent {

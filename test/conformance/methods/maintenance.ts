@@ -1,6 +1,6 @@
 /** Method cases: leader election (`tryLead` / `resign`) and the worker registry, straight on the store. */
 import { describe, expect, it } from "vitest";
-import type { Store, WorkerInfo, WorkerStalls } from "../../../src/store/contract.js";
+import type { QueueHealth, Store, WorkerInfo, WorkerStalls } from "../../../src/store/contract.js";
 import type { ConformanceContext } from "../context.js";
 import { until } from "../context.js";
 
@@ -65,6 +65,10 @@ function workerInfo(id: string, overrides: Partial<WorkerInfo> = {}): WorkerInfo
     startedAt: Date.now() - 5_000,
     lastHeartbeatAt: 0, // the store sets it (its own clock) on register and heartbeat
     stalls: { count: 0, longestMs: 0, last: null },
+    health: [],
+    clock: Date.now(),
+    // The store computes it (the worker's clock minus its own); a worker's value is ignored.
+    clockSkewMs: expect.any(Number),
     ...overrides,
     version: overrides.version ?? "9.9.9-test",
   };
@@ -153,6 +157,42 @@ export function registryMethodTests(ctx: ConformanceContext): void {
       expect((await registered(store, id))?.stalls).toEqual({ count: 0, longestMs: 0, last: null });
       await store.unregisterWorker(id);
       expect(await registered(store, id)).toBeUndefined();
+    });
+
+    it("keeps a worker's health checks and clock, and measures its clock skew against the store's clock", async () => {
+      const store = await ctx.sluice().store();
+      const id = `health/${ctx.queue()}/a`;
+      const failing: QueueHealth = {
+        queue: "q1",
+        ok: false,
+        since: Date.now() - 3_000,
+        lastError: "ECONNREFUSED 127.0.0.1:6333",
+        checkedAt: Date.now() - 1_000,
+      };
+      // A worker whose clock is an hour ahead: the skew is about +1 h whatever the store's own clock.
+      const ahead = Date.now() + 3_600_000;
+      await store.registerWorker(workerInfo(id, { health: [failing], clock: ahead }));
+      const entry = await registered(store, id);
+      expect(entry?.health).toEqual([failing]);
+      expect(entry?.clock).toBe(ahead);
+      expect(Math.abs((entry?.clockSkewMs ?? 0) - 3_600_000)).toBeLessThan(60_000);
+      // A plain heartbeat keeps them; one that carries them replaces them (an empty list clears the checks).
+      expect(await store.heartbeatWorker(id, 1)).toBe(true);
+      expect((await registered(store, id))?.health).toEqual([failing]);
+      const passing: QueueHealth = { ...failing, ok: true, since: Date.now() };
+      const behind = Date.now() - 5_000;
+      expect(await store.heartbeatWorker(id, 1, undefined, { health: [passing], clock: behind })).toBe(true);
+      const beat = await registered(store, id);
+      expect(beat?.health).toEqual([passing]);
+      expect(beat?.clock).toBe(behind);
+      expect(Math.abs((beat?.clockSkewMs ?? 0) + 5_000)).toBeLessThan(2_000);
+      expect(await store.heartbeatWorker(id, 1, undefined, { health: [] })).toBe(true);
+      expect((await registered(store, id))?.health).toEqual([]);
+      expect((await registered(store, id))?.clock).toBe(behind);
+      await store.unregisterWorker(id);
+      expect(await store.heartbeatWorker(id, 0, undefined, { health: [passing], clock: Date.now() })).toBe(
+        false,
+      );
     });
 
     it("unregisters only the given worker (an unknown id is a no-op)", async () => {
