@@ -793,7 +793,10 @@ else
           else
             seen[key] = true
             local n = math.min(room(key), want - keys_taken)
-            if n > 0 then
+            if n == 1 then
+              cands[#cands + 1] = head -- the key's first job, already read: no second ZRANGE
+              keys_taken = keys_taken + 1
+            elseif n > 1 then
               for _, member in ipairs(redis.call('ZRANGE', kw, 0, n - 1)) do cands[#cands + 1] = member end
               keys_taken = keys_taken + 1
             end
