@@ -119,15 +119,13 @@ end
 local function kw_rem(p, lk, member)
   if not lk then return end
   local kw = p .. 'kw:' .. lk
-  local r = redis.call('ZRANK', kw, member)
-  if not r then return end
-  redis.call('ZREM', kw, member)
+  if redis.call('ZREM', kw, member) == 0 then return end
   redis.call('HINCRBY', p .. 'm', 'kwn', -1)
-  if r == 0 then
-    redis.call('ZREM', p .. 'kq', kq_entry(member, lk))
-    local head = redis.call('ZRANGE', kw, 0, 0)[1]
-    if head then redis.call('ZADD', p .. 'kq', 0, kq_entry(head, lk)) end
-  end
+  -- No ZRANK first (a claim removes the key's head almost always): dropping the member's entry is a no-op
+  -- when it was not the head, and re-adding the head's entry then adds what is already there.
+  redis.call('ZREM', p .. 'kq', kq_entry(member, lk))
+  local head = redis.call('ZRANGE', kw, 0, 0)[1]
+  if head then redis.call('ZADD', p .. 'kq', 0, kq_entry(head, lk)) end
 end
 local function ka_rem(p, lk, id) if lk then redis.call('SREM', p .. 'ka:' .. lk, id) end end
 -- A job of a queue with limits left active: a slot (queue or key) may have opened, so the fleet's workers
