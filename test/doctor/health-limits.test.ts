@@ -9,36 +9,11 @@ import {
   checkRateHeldKeys,
   checkStagnation,
 } from "../../src/doctor/checks.js";
-import type { DoctorInput } from "../../src/doctor/types.js";
 import type { QueueOverview, WorkerOverview } from "../../src/index.js";
 import type { KeyHold, QueueHealth } from "../../src/store/contract.js";
+import { NOW, snapshot } from "./snapshot.js";
 
-const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
-
-function input(overrides: Partial<DoctorInput> = {}): DoctorInput {
-  return {
-    now: NOW,
-    windowMs: 600_000,
-    staleAfterMs: 60_000,
-    store: {
-      reachable: true,
-      pingMs: 1,
-      info: { engine: "sqlite", version: "3", location: "/tmp/x.db", hazards: [] },
-    },
-    target: { engine: "sqlite", path: "/tmp/x.db", memory: false },
-    queues: [],
-    workers: [],
-    stats: [],
-    rollupSince: NOW - 3_600_000,
-    lastCompletions: new Map(),
-    completionsLookbackMs: 600_000,
-    active: [],
-    stuckBlocked: [],
-    keyHolds: [],
-    commandSuffix: " --url 'x'",
-    ...overrides,
-  };
-}
+const input = snapshot;
 
 function worker(id: string, overrides: Partial<WorkerOverview> = {}): WorkerOverview {
   return {

@@ -1,34 +1,10 @@
 /** `sluice doctor`'s stuck-blocked check on snapshots: each stuck job named with what it waits for and a fix. */
 import { describe, expect, it } from "vitest";
 import { checkStuckBlocked } from "../../src/doctor/checks.js";
-import type { DoctorInput } from "../../src/doctor/types.js";
 import type { StuckBlockedJob } from "../../src/store/contract.js";
+import { NOW, snapshot } from "./snapshot.js";
 
-const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
-
-function input(stuckBlocked: StuckBlockedJob[]): DoctorInput {
-  return {
-    now: NOW,
-    windowMs: 600_000,
-    staleAfterMs: 60_000,
-    store: {
-      reachable: true,
-      pingMs: 1,
-      info: { engine: "sqlite", version: "3", location: "/tmp/x.db", hazards: [] },
-    },
-    target: { engine: "sqlite", path: "/tmp/x.db", memory: false },
-    queues: [],
-    workers: [],
-    stats: [],
-    rollupSince: NOW - 3_600_000,
-    lastCompletions: new Map(),
-    completionsLookbackMs: 600_000,
-    active: [],
-    stuckBlocked,
-    keyHolds: [],
-    commandSuffix: " --url 'x'",
-  };
-}
+const input = (stuckBlocked: StuckBlockedJob[]) => snapshot({ stuckBlocked });
 
 describe("stuck-blocked (pure check)", () => {
   it("is ok when no blocked job is stuck", () => {
