@@ -10,9 +10,9 @@ import type { Sluice, WorkerOverview } from "../../src/index.js";
 import type { StallRecord, WorkerStalls } from "../../src/store/contract.js";
 import { ENGINES, type TestStore, testStore } from "../cli/helpers.js";
 import { open } from "../cli/seed.js";
+import { NOW, snapshot } from "./snapshot.js";
 import { about, doctorJson } from "./suite.js";
 
-const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const WINDOW = 10 * 60_000;
 
 function worker(id: string, stalls: WorkerStalls): WorkerOverview {
@@ -46,27 +46,7 @@ function stall(overrides: Partial<StallRecord> = {}): StallRecord {
 }
 
 function input(workers: WorkerOverview[]): DoctorInput {
-  return {
-    now: NOW,
-    windowMs: WINDOW,
-    staleAfterMs: 60_000,
-    store: {
-      reachable: true,
-      pingMs: 1,
-      info: { engine: "sqlite", version: "3", location: "/tmp/x.db", hazards: [] },
-    },
-    target: { engine: "sqlite", path: "/tmp/x.db", memory: false },
-    queues: [],
-    workers,
-    stats: [],
-    rollupSince: NOW - 3_600_000,
-    lastCompletions: new Map(),
-    completionsLookbackMs: WINDOW,
-    active: [],
-    stuckBlocked: [],
-    keyHolds: [],
-    commandSuffix: "",
-  };
+  return snapshot({ windowMs: WINDOW, completionsLookbackMs: WINDOW, workers, commandSuffix: "" });
 }
 
 describe("event-loop-stalls (pure check)", () => {
