@@ -59,7 +59,6 @@ export type {
   DependencyPolicy,
   FlowEdge,
   FlowJob,
-  FlowStep,
   FlowView,
 } from "./core/flows.js";
 export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES } from "./core/flows.js";
@@ -70,11 +69,11 @@ export { silentLogger } from "./core/logger.js";
 export type { JobOptions } from "./core/options.js";
 export { DEFAULT_MAX_PAYLOAD_BYTES } from "./core/payload.js";
 export type { StatsRow } from "./core/stats.js";
-export type { SandboxOptions, TaskContext, TaskDefinition } from "./core/task.js";
+export type { FlowStep, SandboxOptions, TaskContext, TaskDefinition } from "./core/task.js";
 /** The HTTP API's options; `createHttpApi` itself is imported from `sluice/http` (so `sluice` never loads Hono). */
 export type { HttpApiOptions, HttpRole, HttpToken } from "./http/index.js";
-export type { SluiceEventName, SluiceEvents } from "./runtime/events.js";
-export type { HealthCheck, HealthChecks, HealthEvent } from "./runtime/health.js";
+export type { HealthEvent, SluiceEventName, SluiceEvents } from "./runtime/events.js";
+export type { HealthCheck, HealthChecks } from "./runtime/health.js";
 export type { QueueSpec } from "./runtime/queue-selector.js";
 export type { StopReport, WorkerOptions } from "./runtime/worker.js";
 export { Worker } from "./runtime/worker.js";

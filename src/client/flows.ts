@@ -3,8 +3,9 @@
  * dependent, cycles refused), and batch options. Pure functions; Sluice calls them before any write.
  */
 import { DependencyCycleError, ValidationError } from "../core/errors.js";
-import type { BatchEvent, FlowStep } from "../core/flows.js";
+import type { BatchEvent } from "../core/flows.js";
 import type { JobOptions } from "../core/options.js";
+import type { FlowStep } from "../core/task.js";
 import type { NewJob } from "../store/contract.js";
 
 /**

@@ -13,7 +13,6 @@ import {
   type EventRetentionOption,
   resolveEventRetention,
 } from "../core/fleet-events.js";
-import type { FlowStep } from "../core/flows.js";
 import { newJobId } from "../core/ids.js";
 import type { JobRecord, JobState, Json } from "../core/job.js";
 import { type QueueLimits, unlimited, validateQueueLimits } from "../core/limits.js";
@@ -26,7 +25,7 @@ import {
   validateTaskName,
 } from "../core/options.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, serializePayload, validateWithSchema } from "../core/payload.js";
-import type { RegisteredTask, TaskDefinition } from "../core/task.js";
+import type { FlowStep, RegisteredTask, TaskDefinition } from "../core/task.js";
 import { emitEnqueued, SluiceEventEmitter, type SluiceEvents } from "../runtime/events.js";
 import { createContext, execute, RunningJob } from "../runtime/executor.js";
 import { inProcessHandler } from "../runtime/sandbox/in-process.js";

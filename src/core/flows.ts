@@ -158,14 +158,6 @@ export function batchCallbackJobId(batchId: string, event: BatchEvent): string {
   return `${batchId}:${event}`;
 }
 
-/** One job of a flow (`sluice.chain`, `sluice.batch`, `ctx.enqueue([...])`): its task, payload and options. */
-export interface FlowStep<P = unknown> {
-  /** A task name, or the `Task` object `sluice.task()` returned. */
-  task: string | { readonly name: string };
-  payload: P;
-  options?: import("./options.js").JobOptions;
-}
-
 /** How `ctx.enqueue([...], options)` relates the children to the running job. */
 export interface ChildOptions {
   /**

@@ -5,9 +5,17 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { BackoffOption } from "./backoff.js";
 import type { ErrorMatcher } from "./errors.js";
-import type { ChildOptions, EnqueuedStep, FlowEdge, FlowJob, FlowStep } from "./flows.js";
+import type { ChildOptions, EnqueuedStep, FlowEdge, FlowJob } from "./flows.js";
 import type { JobRecord, Json } from "./job.js";
 import type { JobOptions } from "./options.js";
+
+/** One job of a flow (`sluice.chain`, `sluice.batch`, `ctx.enqueue([...])`): its task, payload and options. */
+export interface FlowStep<P = unknown> {
+  /** A task name, or the `Task` object `sluice.task()` returned. */
+  task: string | { readonly name: string };
+  payload: P;
+  options?: JobOptions;
+}
 
 /** What a handler receives besides its payload. */
 export interface TaskContext {

@@ -5,7 +5,6 @@
 import { EventEmitter } from "node:events";
 import type { AttemptError, JobState, Json } from "../core/job.js";
 import type { EnqueueResult, NewJob } from "../store/contract.js";
-import type { HealthEvent } from "./health.js";
 
 interface JobEventBase {
   jobId: string;
@@ -16,6 +15,18 @@ interface JobEventBase {
 }
 
 /** Events by name, each with its payload (`sluice.on("completed", (e) => …)`). */
+/** A `health` event: a queue's check on one worker changed state. */
+export interface HealthEvent {
+  workerId: string;
+  queue: string;
+  ok: boolean;
+  /** Epoch ms since when it is in this state. */
+  since: number;
+  /** The failure (null when it passes). */
+  error: string | null;
+  at: number;
+}
+
 export interface SluiceEvents {
   /** A job was stored (`created: false`: an existing job was returned for its jobId or unique key). */
   enqueued: [JobEventBase & { state: JobState; created: boolean }];

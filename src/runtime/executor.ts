@@ -11,13 +11,12 @@ import {
   type Dependency,
   type DependencyPolicy,
   type EnqueuedStep,
-  type FlowStep,
   type FlowView,
 } from "../core/flows.js";
 import type { JobRecord, Json } from "../core/job.js";
 import type { JobOptions } from "../core/options.js";
 import { serializePayload, validateWithSchema } from "../core/payload.js";
-import type { RegisteredTask, TaskContext } from "../core/task.js";
+import type { FlowStep, RegisteredTask, TaskContext } from "../core/task.js";
 import type { SluiceEventEmitter } from "./events.js";
 
 /** Longest log line a handler can store; the rest is cut. */

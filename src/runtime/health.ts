@@ -38,18 +38,6 @@ export interface HealthCheck {
 /** Health checks by queue name. */
 export type HealthChecks = Readonly<Record<string, HealthCheck>>;
 
-/** A `health` event: a queue's check on one worker changed state. */
-export interface HealthEvent {
-  workerId: string;
-  queue: string;
-  ok: boolean;
-  /** Epoch ms since when it is in this state. */
-  since: number;
-  /** The failure (null when it passes). */
-  error: string | null;
-  at: number;
-}
-
 interface ResolvedCheck {
   queue: string;
   check: HealthCheck["check"];

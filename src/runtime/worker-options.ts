@@ -4,10 +4,10 @@
  */
 import { ValidationError } from "../core/errors.js";
 import type { EventRetention } from "../core/fleet-events.js";
-import type { EnqueuedStep, FlowStep } from "../core/flows.js";
+import type { EnqueuedStep } from "../core/flows.js";
 import type { JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
-import type { RegisteredTask } from "../core/task.js";
+import type { FlowStep, RegisteredTask } from "../core/task.js";
 import type { Store } from "../store/contract.js";
 import type { SluiceEventEmitter } from "./events.js";
 import { type HealthChecks, resolveHealthChecks } from "./health.js";
