@@ -22,14 +22,13 @@ import {
 } from "../core/states.js";
 import { histogramPercentile, hourOf, latest, recoveryStats } from "../core/stats.js";
 import { emitEnqueued, type SluiceEventEmitter } from "../runtime/events.js";
-import { timingOf } from "../runtime/scheduler.js";
+import { jobFromTemplate, timingOf } from "../runtime/scheduler.js";
 import type {
   BulkOptions,
   BulkResult,
   JobFilter,
   KeyHold,
   MigrationStatus,
-  NewJob,
   QueueStats,
   RecoveredJob,
   ScheduleRecord,
@@ -210,14 +209,7 @@ export class Admin {
   async runScheduleNow(name: string): Promise<ScheduleRun> {
     const schedule = await this.getSchedule(name);
     const now = Date.now();
-    const job: NewJob = {
-      ...schedule.template,
-      dependsOn: [],
-      batchId: null,
-      id: `schedule:${name}:manual:${now}`,
-      idempotent: true,
-      runAt: now,
-    };
+    const job = jobFromTemplate(schedule, `schedule:${name}:manual:${now}`, now);
     const [result] = await (await this.store()).enqueue([job]);
     if (!result) throw new Error("the store returned no result for the job enqueued");
     if (this.events) emitEnqueued(this.events, [job], [result]);

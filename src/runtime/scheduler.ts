@@ -18,18 +18,24 @@ export function timingOf(schedule: ScheduleRecord): Timing {
 }
 
 /**
- * The job of one tick. Its run time is the tick, so a late firing still runs in tick order. A schedule's
- * jobs have no dependencies and no batch (templates stored before flows existed lack the fields).
+ * A job built from a schedule's stored template. Templates stored before flows and limits existed lack
+ * `dependsOn`, `batchId` and `limitKey`; a schedule's jobs have no dependencies and no batch in any case.
  */
-export function tickJob(schedule: ScheduleRecord, tick: number): NewJob {
+export function jobFromTemplate(schedule: ScheduleRecord, id: string, runAt: number): NewJob {
   return {
     ...schedule.template,
     dependsOn: [],
     batchId: null,
-    id: scheduleJobId(schedule.name, tick),
+    limitKey: schedule.template.limitKey ?? null,
+    id,
     idempotent: true,
-    runAt: tick,
+    runAt,
   };
+}
+
+/** The job of one tick. Its run time is the tick, so a late firing still runs in tick order. */
+export function tickJob(schedule: ScheduleRecord, tick: number): NewJob {
+  return jobFromTemplate(schedule, scheduleJobId(schedule.name, tick), tick);
 }
 
 export class Scheduler {
