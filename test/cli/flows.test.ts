@@ -1,6 +1,7 @@
 /** `sluice jobs show` with a flow, `sluice batches list/show`, and `--batch` on a bulk command, on every engine. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BatchRecord, FlowView, JobDetail, Sluice } from "../../src/index.js";
+import { newJob } from "../support/new-job.js";
 import { ENGINES, runCli, type TestStore, testStore } from "./helpers.js";
 import { open } from "./seed.js";
 
@@ -42,6 +43,23 @@ describe.each(ENGINES)("sluice flow commands on %s", (engine) => {
     const json = await runCli(["jobs", "show", chain[0] as string, "--json", "--url", store.url]);
     const shown = JSON.parse(json.stdout) as JobDetail & { flow: FlowView };
     expect(shown.flow.dependents.map((d) => d.id)).toEqual([chain[1]]);
+  });
+
+  it("jobs show lists 20 children, counts the rest, and prints the command that lists them all", async () => {
+    const raw = await sluice.store();
+    const parent = (await sluice.enqueue("parse", { docId: 2 })).id;
+    await raw.enqueue(
+      Array.from({ length: 23 }, (_, n) =>
+        newJob({ queue: "cli_flow_kids", task: "parse", parentId: parent, payload: `{"n":${n}}` }),
+      ),
+    );
+    const shown = await runCli(["jobs", "show", parent, "--url", store.url]);
+    expect(shown.stdout).toContain("children (23: 23 waiting)");
+    const hint = `npx sluice jobs list --parent ${parent}`;
+    expect(shown.stdout).toContain(`… 3 more: ${hint}`);
+    const listed = await runCli([...hint.split(" ").slice(2), "--json", "--url", store.url]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { jobs: unknown[] }).jobs).toHaveLength(23);
   });
 
   it("batches list and show report progress and callbacks; cancel --batch cancels the members", async () => {

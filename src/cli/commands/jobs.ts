@@ -99,7 +99,7 @@ export function renderJob(job: JobDetail, colour: boolean, flow?: FlowView): str
   lines.push("", c.bold(`logs (${job.logs.length})`));
   if (job.logs.length === 0) lines.push("-");
   for (const l of job.logs) lines.push(`${isoTime(l.at)} #${l.attempt} ${l.message}`);
-  if (flow) lines.push(...renderFlow(flow, colour));
+  if (flow) lines.push(...renderFlow(job.id, flow, colour));
   return `${lines.join("\n")}\n`;
 }
 
@@ -107,7 +107,7 @@ export function renderJob(job: JobDetail, colour: boolean, flow?: FlowView): str
 const CHILDREN_SHOWN = 20;
 
 /** The flow section of `jobs show`: parent, batch, dependencies, dependents, children. */
-export function renderFlow(flow: FlowView, colour: boolean): string[] {
+export function renderFlow(id: string, flow: FlowView, colour: boolean): string[] {
   const c = palette(colour);
   const state = (s: string | null) =>
     s === null ? c.dim("gone") : s === "dead" ? c.red(s) : s === "completed" ? c.green(s) : c.yellow(s);
@@ -141,7 +141,7 @@ export function renderFlow(flow: FlowView, colour: boolean): string[] {
     lines.push(`children (${flow.children.length}: ${summary})`);
     for (const child of flow.children.slice(0, CHILDREN_SHOWN)) lines.push(`  ${job(child)}`);
     if (flow.children.length > CHILDREN_SHOWN) {
-      lines.push(c.dim(`  … ${flow.children.length - CHILDREN_SHOWN} more: sluice jobs list --parent <id>`));
+      lines.push(c.dim(`  … ${flow.children.length - CHILDREN_SHOWN} more: npx sluice jobs list --parent ${id}`));
     }
   }
   return lines;
