@@ -61,7 +61,7 @@ export type {
   FlowJob,
   FlowView,
 } from "./core/flows.js";
-export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES } from "./core/flows.js";
+export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES, MAX_QUOTED_ERROR } from "./core/flows.js";
 export * from "./core/job.js";
 export type { QueueLimits, RateLimit } from "./core/limits.js";
 export type { Logger } from "./core/logger.js";

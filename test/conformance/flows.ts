@@ -10,6 +10,7 @@ import {
   BatchNotFoundError,
   DependencyCycleError,
   DependencyNotFoundError,
+  MAX_QUOTED_ERROR,
   type Sluice,
   UnknownTaskError,
   ValidationError,
@@ -71,6 +72,33 @@ export function flowTests(ctx: ConformanceContext): void {
         const events = await store.readEvents({ after: null, limit: 1_000, jobId: b.id });
         expect(events.events.map((e) => e.type)).toEqual(["enqueued", "unblocked"]);
         expect(events.events[0]?.data).toMatchObject({ state: "blocked" });
+      });
+
+      it("a dependent quotes at most MAX_QUOTED_ERROR characters of its dependency's error", async () => {
+        const sluice = ctx.sluice();
+        const queue = ctx.queue("quote");
+        sluice.task("t", { queue });
+        const a = await sluice.enqueue("t", {});
+        const b = await sluice.enqueue("t", {}, { dependsOn: [a.id] });
+        const store = await sluice.store();
+        const [claimed] = await store.claim({ queues: [queue], limit: 1, workerId: "w", leaseMs: 30_000 });
+        const message = "x".repeat(MAX_QUOTED_ERROR * 5);
+        const error = { attempt: 1, outcome: "error" as const, name: "Error", message, at: Date.now() };
+        await store.fail([
+          {
+            id: a.id,
+            token: (claimed as { leaseToken: number }).leaseToken,
+            error,
+            next: { state: "dead", reason: "boom" },
+          },
+        ]);
+        const dead = await sluice.admin.getJob(b.id);
+        expect(dead.state).toBe("dead");
+        const quoted = dead.errors.at(-1)?.message ?? "";
+        expect(quoted).toContain(`x`.repeat(MAX_QUOTED_ERROR));
+        expect(quoted).not.toContain(`x`.repeat(MAX_QUOTED_ERROR + 1));
+        expect(quoted.endsWith("…")).toBe(true);
+        expect(dead.reason?.length).toBeLessThan(MAX_QUOTED_ERROR + 200);
       });
 
       it("a chain passes each step's result to the next, in one call", async () => {
