@@ -50,6 +50,8 @@ export interface JobOptions {
   /**
    * The job's limit key for its queue's per-key limits (`sluice.limits(queue, { keyConcurrency, keyRate })`)
    * and holds: a tenant, a user, an API key. 1 to 512 characters. Default: the task's `limitKey`, or none.
+   * Operators see it (`sluice doctor`, the worker's rate-limit log line): use an identifier, never a secret —
+   * for a per-API-key limit, pass a hash or the key's id, not the key.
    */
   limitKey?: string;
 }
