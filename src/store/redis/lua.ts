@@ -376,6 +376,28 @@ local function fl_message(id, task, state, err)
   end
   return m
 end
+-- A new edge id → r (policy pol, its first letter) written with the dependency's state now (enqueue and
+-- block): '1' resolved (final or gone) or '0' pending, and the kill message when the policy is fail and the
+-- dependency did not complete. r learns it has a dependent (fdn, its 'fd' flag) when it exists.
+local function fl_add_edge(id, r, pol)
+  local rq = redis.call('HGET', IDS, r)
+  local rh = rq and (xqp(rq) .. 'j:' .. r)
+  local rf = rh and redis.call('HMGET', rh, 's', 't') or {}
+  local res, kill = '1', nil
+  if not rf[1] then
+    if pol == 'f' then kill = fl_message(r, nil, 'deleted', nil) end
+  elseif rf[1] == 'dead' or rf[1] == 'cancelled' then
+    if pol == 'f' then kill = fl_message(r, rf[2], rf[1], fl_error(rh)) end
+  elseif rf[1] ~= 'completed' then
+    res = '0'
+  end
+  redis.call('HSET', G .. 'fup:' .. id, r, pol .. res)
+  if rf[1] then
+    redis.call('HSET', G .. 'fdn:' .. r, id, pol)
+    redis.call('HSET', rh, 'fd', '1')
+  end
+  return res, kill
+end
 -- Next seq of queue q (the rule of ENQUEUE: max(previous + 1, now in µs)), written back at once.
 local function fl_seq(q)
   local m = xqp(q) .. 'm'
@@ -1030,23 +1052,9 @@ for i = 0, n - 1 do
         local r, pol = actual[d[1]] or d[1], string.sub(d[2], 1, 1)
         if not seen[r] then
           seen[r] = true
-          local rq = redis.call('HGET', IDS, r)
-          local rh = rq and (xqp(rq) .. 'j:' .. r)
-          local rf = rh and redis.call('HMGET', rh, 's', 't') or {}
-          local res = '1'
-          if not rf[1] then
-            if pol == 'f' then kill = kill or fl_message(r, nil, 'deleted', nil) end
-          elseif rf[1] == 'dead' or rf[1] == 'cancelled' then
-            if pol == 'f' then kill = kill or fl_message(r, rf[2], rf[1], fl_error(rh)) end
-          elseif rf[1] ~= 'completed' then
-            res = '0'
-            pd = pd + 1
-          end
-          redis.call('HSET', G .. 'fup:' .. id, r, pol .. res)
-          if rf[1] then
-            redis.call('HSET', G .. 'fdn:' .. r, id, pol)
-            redis.call('HSET', rh, 'fd', '1')
-          end
+          local res, k = fl_add_edge(id, r, pol)
+          kill = kill or k
+          if res == '0' then pd = pd + 1 end
         end
       end
     end
@@ -1118,23 +1126,8 @@ for i = 4, #ARGV, 3 do
       local up = G .. 'fup:' .. id
       local kill = nil
       for _, d in ipairs(cjson.decode(ARGV[i + 2])) do
-        local r, pol = d[1], string.sub(d[2], 1, 1)
-        local rq = redis.call('HGET', IDS, r)
-        local rh = rq and (xqp(rq) .. 'j:' .. r)
-        local rf = rh and redis.call('HMGET', rh, 's', 't') or {}
-        local res = '1'
-        if not rf[1] then
-          if pol == 'f' then kill = kill or fl_message(r, nil, 'deleted', nil) end
-        elseif rf[1] == 'dead' or rf[1] == 'cancelled' then
-          if pol == 'f' then kill = kill or fl_message(r, rf[2], rf[1], fl_error(rh)) end
-        elseif rf[1] ~= 'completed' then
-          res = '0'
-        end
-        redis.call('HSET', up, r, pol .. res)
-        if rf[1] then
-          redis.call('HSET', G .. 'fdn:' .. r, id, pol)
-          redis.call('HSET', rh, 'fd', '1')
-        end
+        local _, k = fl_add_edge(id, d[1], string.sub(d[2], 1, 1))
+        kill = kill or k
       end
       -- Pending = unresolved edges over every round.
       local pd = 0
