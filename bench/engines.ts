@@ -20,3 +20,21 @@ export function engineUrl(engine: BenchEngine): { url: string; cleanup: () => Pr
   const store = isolatedStore(engine, "bench", BENCH_SERVERS[engine]);
   return { url: store.url, cleanup: () => store.dispose() };
 }
+
+/** `--engine`'s value as an engine name; anything else exits 2 with the names to use. */
+export function benchEngineArg(value: string | undefined): BenchEngine {
+  const engine = (value ?? "sqlite") as BenchEngine;
+  if (BENCH_ENGINES.includes(engine)) return engine;
+  process.stderr.write(`unknown engine "${engine}": use ${BENCH_ENGINES.join(", ")}\n`);
+  process.exit(2);
+}
+
+/** A whole-number flag from `min` to `max`; anything else exits 2 saying which flag and what it takes. */
+export function wholeArg(flag: string, value: string | undefined, min: number, max: number): number {
+  const n = Number(value);
+  if (Number.isInteger(n) && n >= min && n <= max) return n;
+  process.stderr.write(
+    `--${flag} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value)}\n`,
+  );
+  process.exit(2);
+}

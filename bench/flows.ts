@@ -4,9 +4,9 @@
  * in interleaved rounds (plain, batch, plain, batch, …); prints each round and the medians.
  */
 import { parseArgs } from "node:util";
-import { BENCH_ENGINES, type BenchEngine, engineUrl } from "./engines.js";
+import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
 import { flowRound } from "./flow-workload.js";
-import { fmt } from "./stats.js";
+import { fmt, median } from "./stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -16,16 +16,11 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "50" },
   },
 });
-const engine = values.engine as BenchEngine;
-if (!BENCH_ENGINES.includes(engine)) {
-  process.stderr.write(`unknown engine "${engine}": use ${BENCH_ENGINES.join(", ")}\n`);
-  process.exit(2);
-}
-const count = Math.min(Number(values.count), 100_000);
-const rounds = Math.min(Number(values.rounds), 10);
-const concurrency = Number(values.concurrency);
+const engine = benchEngineArg(values.engine);
+const count = wholeArg("count", values.count, 1, 100_000);
+const rounds = wholeArg("rounds", values.rounds, 1, 10);
+const concurrency = wholeArg("concurrency", values.concurrency, 1, 1_000);
 const { url, cleanup } = engineUrl(engine);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 process.stdout.write(
   `sluice flows benchmark — engine ${engine} — ${fmt(count)} children, concurrency ${concurrency}, ${rounds} rounds, defaults\n`,
 );

@@ -9,8 +9,8 @@
  */
 import { parseArgs } from "node:util";
 import { Sluice, silentLogger } from "../src/index.js";
-import { BENCH_ENGINES, type BenchEngine, engineUrl } from "./engines.js";
-import { fmt } from "./stats.js";
+import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
+import { fmt, median } from "./stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -19,13 +19,9 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
   },
 });
-const engine = values.engine as BenchEngine;
-if (!BENCH_ENGINES.includes(engine)) {
-  process.stderr.write(`unknown engine "${engine}": use ${BENCH_ENGINES.join(", ")}\n`);
-  process.exit(2);
-}
-const count = Math.min(Number(values.count), 100_000);
-const rounds = Math.min(Number(values.rounds), 10);
+const engine = benchEngineArg(values.engine);
+const count = wholeArg("count", values.count, 1, 100_000);
+const rounds = wholeArg("rounds", values.rounds, 1, 10);
 const DEADLINE_MS = 180_000;
 type Workload = "plain" | "keys" | "rate";
 
@@ -72,7 +68,6 @@ async function round(url: string, workload: Workload, n: number): Promise<number
 }
 
 const { url, cleanup } = engineUrl(engine);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 process.stdout.write(
   `sluice limits benchmark — engine ${engine} — ${fmt(count)} no-op jobs, concurrency 50, ${rounds} rounds, defaults\n`,
 );

@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { Sluice, silentLogger } from "../src/index.js";
 import { engineUrl } from "./engines.js";
-import { fmt } from "./stats.js";
+import { fmt, median } from "./stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -85,7 +85,6 @@ async function round(mode: Mode, n: number): Promise<number> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 process.stdout.write(
   `sluice sandbox benchmark — engine sqlite — ${fmt(count)} no-op jobs, concurrency ${concurrency}, ${rounds} rounds\n`,
 );

@@ -29,3 +29,8 @@ export function fmt(n: number, digits = 0): string {
     ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : "n/a";
 }
+
+/** The median of `xs` (the upper one of an even count), as the rounds of a benchmark report it. */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+}
