@@ -111,9 +111,9 @@ export function batchCallbacks(
     const callback = options[key];
     if (callback === undefined) continue;
     const field = `options.${key}`;
-    const task = typeof callback === "string" ? callback : "task" in callback ? callback.task : callback;
-    const name = typeof task === "string" ? task : (task as { name?: unknown } | null)?.name;
-    if (typeof name !== "string") {
+    const spec = isObject(callback) && "task" in callback ? callback : null;
+    const name = taskName(spec ? spec.task : callback);
+    if (name === null) {
       throw new ValidationError(
         "INVALID_OPTION",
         `${field} must be a task (its name or the Task object) or { task, options }`,
@@ -122,10 +122,21 @@ export function batchCallbacks(
         },
       );
     }
-    const jobOptions = typeof callback === "object" && "task" in callback ? callback.options : undefined;
+    const jobOptions = spec ? (spec as { options?: JobOptions }).options : undefined;
     out.push({ event: CALLBACK_EVENTS[key], task: name, options: jobOptions });
   }
   return out;
+}
+
+function isObject(value: unknown): value is object {
+  return value !== null && typeof value === "object";
+}
+
+/** The name of a task given by name or as the Task object; null for anything else. */
+function taskName(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  const name = isObject(value) ? (value as { name?: unknown }).name : undefined;
+  return typeof name === "string" ? name : null;
 }
 
 /** The task name of a step (a name or a Task). */
@@ -133,9 +144,8 @@ export function stepTask(step: FlowStep, field: string): string {
   if (step === null || typeof step !== "object" || !("payload" in step)) {
     throw new ValidationError("INVALID_OPTION", `${field} must be { task, payload, options? }`, { field });
   }
-  const task = step.task;
-  const name = typeof task === "string" ? task : (task as { name?: unknown } | null)?.name;
-  if (typeof name !== "string") {
+  const name = taskName(step.task);
+  if (name === null) {
     throw new ValidationError("INVALID_OPTION", `${field}.task must be a task name or the Task object`, {
       field: `${field}.task`,
     });

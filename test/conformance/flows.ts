@@ -298,6 +298,11 @@ export function flowTests(ctx: ConformanceContext): void {
         await expect(
           sluice.batch([{ task: "t", payload: {} }], { onCompleted: "done" } as never),
         ).rejects.toMatchObject({ code: "INVALID_OPTION" });
+        for (const bad of [null, 5, { task: 7 }]) {
+          await expect(
+            sluice.batch([{ task: "t", payload: {} }], { onComplete: bad } as never),
+          ).rejects.toMatchObject({ code: "INVALID_OPTION", field: "options.onComplete" });
+        }
         await expect(
           sluice.enqueue("t", {}, { dependsOn: [{ id: "x", onFailure: "explode" }] } as never),
         ).rejects.toMatchObject({ code: "INVALID_OPTION", field: "options.dependsOn[0].onFailure" });
