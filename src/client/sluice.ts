@@ -19,6 +19,7 @@ import { type QueueLimits, unlimited, validateQueueLimits } from "../core/limits
 import { defaultLogger, type Logger } from "../core/logger.js";
 import {
   type JobOptions,
+  LIMITS,
   resolveJobOptions,
   validateJobOptions,
   validateQueueName,
@@ -785,10 +786,10 @@ function taskLimitKey(registered: RegisteredTask | undefined, payload: unknown, 
     );
   }
   if (computed === null || computed === undefined) return null;
-  if (typeof computed !== "string" || computed.length === 0 || computed.length > 512) {
+  if (typeof computed !== "string" || computed.length === 0 || computed.length > LIMITS.uniqueKeyLength) {
     throw new ValidationError(
       "INVALID_OPTION",
-      `task "${task}": its limitKey function must return a string of 1 to 512 characters, or null for no key; ` +
+      `task "${task}": its limitKey function must return a string of 1 to ${LIMITS.uniqueKeyLength} characters, or null for no key; ` +
         `got ${typeof computed === "string" ? `${computed.length} characters` : typeof computed}`,
       { field: "task.limitKey" },
     );
