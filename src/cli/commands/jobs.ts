@@ -141,7 +141,9 @@ export function renderFlow(id: string, flow: FlowView, colour: boolean): string[
     lines.push(`children (${flow.children.length}: ${summary})`);
     for (const child of flow.children.slice(0, CHILDREN_SHOWN)) lines.push(`  ${job(child)}`);
     if (flow.children.length > CHILDREN_SHOWN) {
-      lines.push(c.dim(`  … ${flow.children.length - CHILDREN_SHOWN} more: npx sluice jobs list --parent ${id}`));
+      lines.push(
+        c.dim(`  … ${flow.children.length - CHILDREN_SHOWN} more: npx sluice jobs list --parent ${id}`),
+      );
     }
   }
   return lines;
