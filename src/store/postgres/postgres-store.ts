@@ -97,6 +97,13 @@ import { currentVersion, LATEST_VERSION, migrate } from "./migrations.js";
 import { type JobRow, num, numOrNull, rowToJob, rowToWorker, type WorkerRow } from "./rows.js";
 import { CANCEL_PAYLOAD, jobsPayload, NotificationListener } from "./signals.js";
 import { eventInsert, filterSql, NOW_MS, notifyJobsFrom, quoteSchema, statements } from "./sql.js";
+import {
+  DUE_FOR_VACUUM,
+  VACUUM_DEAD_FRACTION,
+  VACUUM_MIN_DEAD_ROWS,
+  VACUUMED_TABLES,
+  vacuumAllowed,
+} from "./vacuum.js";
 
 /**
  * `bigint` columns (ids, epoch ms) as JS numbers on the store's own connections: epoch ms and sequence
@@ -191,6 +198,9 @@ export class PostgresStore implements Store {
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
   private closed = false;
+  /** Vacuums by the maintenance leader (vacuum.ts): on unless the URL says off or the role may not. */
+  private vacuumEnabled: boolean;
+  private lastVacuumAt = 0;
   /** This process's connection to the server (lost / back) and the expired-lease recovery rule after outages. */
   private readonly gate: RecoveryGate;
   /** Whether transitions write fleet events (StoreOptions.events). */
@@ -210,7 +220,8 @@ export class PostgresStore implements Store {
     this.gate = new RecoveryGate(options.logger, { engine: "postgres", location: this.config.location });
     this.s = quoteSchema(this.config.schema);
     this.eventsOn = (options.events ?? DEFAULT_EVENT_RETENTION).enabled;
-    this.sql = statements(this.s, this.eventsOn);
+    this.sql = statements(this.s, this.eventsOn, this.config.asyncClaims);
+    this.vacuumEnabled = this.config.vacuum;
     this.prepared = new Map(
       Object.entries(this.sql).flatMap(([key, text]) =>
         typeof text === "string" ? [[text, `sluice_${key}`]] : [],
@@ -757,7 +768,43 @@ export class PostgresStore implements Store {
       ]);
       events = num(gone[0]?.n ?? 0);
     }
+    await this.vacuumIfDue();
     return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0), events };
+  }
+
+  /**
+   * Vacuums the busy tables whose dead rows passed the threshold (vacuum.ts: why, and when). A failure is
+   * logged, never thrown: pruning succeeded. Without the privilege (a role that does not own the tables)
+   * it says so once and stops trying.
+   */
+  private async vacuumIfDue(): Promise<void> {
+    const now = Date.now();
+    if (!vacuumAllowed(this.vacuumEnabled, this.lastVacuumAt, now)) return;
+    this.lastVacuumAt = now;
+    try {
+      const due = await this.query<{ relname: string }>("find tables to vacuum", DUE_FOR_VACUUM, [
+        this.config.schema,
+        VACUUMED_TABLES,
+        VACUUM_MIN_DEAD_ROWS,
+        VACUUM_DEAD_FRACTION,
+      ]);
+      for (const { relname } of due) {
+        const started = Date.now();
+        // VACUUM runs outside a transaction block: a plain pooled query (autocommit) is one.
+        await this.query(`vacuum ${relname}`, `VACUUM (SKIP_LOCKED) ${this.s}."${relname}"`);
+        this.options.logger.debug({ table: relname, ms: Date.now() - started }, "vacuumed");
+      }
+      this.lastVacuumAt = Date.now();
+    } catch (error) {
+      if ((error as { cause?: { code?: string } }).cause?.code === "42501") this.vacuumEnabled = false;
+      this.options.logger.warn(
+        { err: error, disabled: !this.vacuumEnabled },
+        this.vacuumEnabled
+          ? "could not vacuum the job tables; trying again at a later maintenance pass"
+          : "the database role may not vacuum the job tables (it does not own them): leaving it to autovacuum; " +
+              "set ?vacuum=off to silence this",
+      );
+    }
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {

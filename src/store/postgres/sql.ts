@@ -98,8 +98,18 @@ export function eventInsert(s: string, values: string, from: string): string {
   return `INSERT INTO ${s}.events (at, type, queue, job_id, task, attempt, data) SELECT ${values} FROM ${from}`;
 }
 
-/** The store's fixed statements for schema `s` (quoted), built once per store; `events`: write fleet events. */
-export function statements(s: string, events: boolean) {
+/**
+ * Makes the statement's own transaction commit without waiting for the WAL flush. The setting is read at
+ * commit, so where it is evaluated within the statement does not matter; `true`: this transaction only.
+ */
+const ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit";
+
+/**
+ * The store's fixed statements for schema `s` (quoted), built once per store; `events`: write fleet events;
+ * `asyncClaims`: claims and starts commit without waiting for the flush (config.ts, `claimCommit`).
+ */
+export function statements(s: string, events: boolean, asyncClaims = false) {
+  const asyncCommit = asyncClaims ? `, ${ASYNC_COMMIT}` : "";
   const insertColumns = INSERT_ARRAYS.map(([name]) => name).join(", ");
   const unnestArgs = INSERT_ARRAYS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ");
   const insertSql = (
@@ -190,8 +200,8 @@ export function statements(s: string, events: boolean) {
         AND (unique_until IS NULL OR unique_until > ${NOW_MS})
       ORDER BY seq DESC LIMIT 1`,
     statesById: `SELECT id, state FROM ${s}.jobs WHERE id = ANY ($1::text[])`,
-    claim: `SELECT * FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint, $5::int, ${events})`,
-    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[], ${events}) AS j`,
+    claim: `SELECT c.* FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint, $5::int, ${events}) AS c${asyncCommit}`,
+    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[], ${events}) AS j${asyncCommit}`,
     // Lease-keyed batch writes: functions of migration 6, with events since migration 10 (planned as index
     // probes, see migration 6).
     complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[], ${events}) AS j`,

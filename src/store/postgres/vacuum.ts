@@ -1,0 +1,35 @@
+/**
+ * Vacuum on the store's own schedule, for servers where autovacuum is off or falls behind.
+ *
+ * Why Sluice needs it: every claim turns a `waiting` row into an `active` one, so the `waiting` entry it
+ * leaves in the partial claim index (`jobs_claim`) is dead. New jobs go in at the index's right edge and
+ * claims take from its left, so the pages that hold the dead entries never see an insert again: nothing
+ * but VACUUM removes them. Until it runs, every claim walks every dead entry left since the last vacuum
+ * (measured: 149 index and heap buffers to claim one job after 20,000 had been processed; the harness of
+ * issue 14 saw 1,818 buffers and 118 ms for a 100-job claim after 300,000, with autovacuum off). The same
+ * holds for the events table, whose pruned rows otherwise never give their space back.
+ *
+ * The maintenance leader asks the statistics collector after each prune pass (one cheap catalog read);
+ * a table whose dead rows pass the threshold is vacuumed with `SKIP_LOCKED` (it never waits for a lock
+ * and takes none that blocks reads or writes). With autovacuum keeping up, dead rows stay under the
+ * threshold and this never runs.
+ */
+
+/** Fewest dead rows that make a table worth vacuuming (also: at least this fraction of its live rows). */
+export const VACUUM_MIN_DEAD_ROWS = 20_000;
+export const VACUUM_DEAD_FRACTION = 0.01;
+/** Shortest time between two vacuums by one store (the statistics lag by about a second). */
+export const VACUUM_MIN_INTERVAL_MS = 5_000;
+
+/** The tables of the schema that take updates and deletes at the job rate. */
+export const VACUUMED_TABLES = ["jobs", "events", "job_logs", "job_deps"] as const;
+
+/** Tables of schema `$1` (unquoted) due for a vacuum, from the statistics collector. */
+export const DUE_FOR_VACUUM = `SELECT relname FROM pg_stat_user_tables
+  WHERE schemaname = $1 AND relname = ANY ($2::text[])
+    AND n_dead_tup >= greatest($3::bigint, n_live_tup * $4::float8)`;
+
+/** Whether a vacuum may run now: the URL allows it and the last one was long enough ago. */
+export function vacuumAllowed(enabled: boolean, lastAt: number, now: number): boolean {
+  return enabled && now - lastAt >= VACUUM_MIN_INTERVAL_MS;
+}
