@@ -3,8 +3,8 @@
  * - the maintenance leader's prune pass vacuums the jobs table once its dead rows pass the threshold
  *   (vacuum.ts: a claim otherwise walks every dead `waiting` entry left since the last vacuum), and does not
  *   with `?vacuum=off`;
- * - a claim commits without waiting for the WAL flush, for its own transaction only: the next statement on
- *   the same connection (a completion) waits for the flush again;
+ * - with `?claimCommit=async`, a claim commits without waiting for the WAL flush, for its own transaction
+ *   only: the next statement on the same connection (a completion) waits for the flush again;
  * - the URL options are checked.
  */
 import type pg from "pg";
@@ -89,7 +89,7 @@ describe("postgres housekeeping", () => {
 
   it("commits a claim asynchronously for its own transaction only", async () => {
     // One connection: the statement after the claim runs where the claim ran.
-    const { store } = await open({ pool: "1" });
+    const { store } = await open({ pool: "1", claimCommit: "async" });
     await store.enqueue([newJob({ queue: "hk" })]);
     const [job] = await store.claim({ queues: ["hk"], limit: 1, workerId: "w", leaseMs: 60_000 });
     expect(job).toBeDefined();
@@ -100,13 +100,14 @@ describe("postgres housekeeping", () => {
 
   it("checks the claimCommit and vacuum URL options", () => {
     const base = "postgres://u@127.0.0.1/db";
-    expect(parsePostgresUrl(base)).toMatchObject({ asyncClaims: true, vacuum: true });
-    expect(parsePostgresUrl(`${base}?claimCommit=sync&vacuum=off`)).toMatchObject({
-      asyncClaims: false,
+    // Claims wait for the flush unless asked: a store restart must never run a job twice.
+    expect(parsePostgresUrl(base)).toMatchObject({ asyncClaims: false, vacuum: true });
+    expect(parsePostgresUrl(`${base}?claimCommit=async&vacuum=off`)).toMatchObject({
+      asyncClaims: true,
       vacuum: false,
     });
     // Sluice's options never reach pg as server startup options.
-    expect(parsePostgresUrl(`${base}?claimCommit=sync&vacuum=off`).connectionString).toBe(base);
+    expect(parsePostgresUrl(`${base}?claimCommit=async&vacuum=off`).connectionString).toBe(base);
     expect(() => parsePostgresUrl(`${base}?claimCommit=later`)).toThrow(
       /claimCommit="later" must be async or sync/,
     );

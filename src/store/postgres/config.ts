@@ -13,13 +13,12 @@
  *   default because `pg`'s per-query timer halved single-statement throughput on the benchmarks.
  * - `listenCheckMs` (default 10000): how often the LISTEN connection, which otherwise only receives, proves
  *   it is alive with a `SELECT 1` (answered within 5 s, else it reconnects).
- * - `claimCommit` (default `async`): how a claim (and the start of a job claimed ahead) commits. `async`
+ * - `claimCommit` (default `sync`): how a claim (and the start of a job claimed ahead) commits. `async`
  *   commits without waiting for the WAL flush (`synchronous_commit = off` for that transaction only): a
- *   claim is then one round trip with no disk wait, the cost that bounded a worker at low concurrency.
- *   Atomicity and visibility are unchanged; what a server crash (not a client crash) can lose is the last
- *   claims of the WAL writer's delay (≤ 3 × wal_writer_delay), whose jobs come back as they were and run
- *   again — the at-least-once that a worker crash already gives. Enqueues and outcomes always wait for
- *   the flush. `sync` makes claims wait too.
+ *   claim is then one round trip with no disk wait. Atomicity and visibility are unchanged, but a server
+ *   crash (not a client crash) can lose the claims of the last few hundred milliseconds while their
+ *   handlers already run: those jobs come back as waiting and run a second time. `sync`, the default,
+ *   keeps the guarantee that a store restart never runs a job twice (test/chaos, restart-recovery).
  * - `vacuum` (default `auto`): the maintenance leader vacuums the jobs, events, logs and edges tables when
  *   their dead rows pass a threshold (vacuum.ts says why a queue needs it even with autovacuum on). `off`
  *   leaves vacuuming to autovacuum or the operator.
@@ -91,7 +90,7 @@ export function parsePostgresUrl(url: string): PostgresConfig {
   const connectTimeoutMs = integer("connectTimeoutMs", 5_000, 1, 600_000);
   const queryTimeoutMs = integer("queryTimeoutMs", 0, 0, 3_600_000);
   const listenCheckMs = integer("listenCheckMs", 10_000, 100, 600_000);
-  const claimCommit = params.get("claimCommit") ?? "async";
+  const claimCommit = params.get("claimCommit") ?? "sync";
   if (claimCommit !== "async" && claimCommit !== "sync") {
     throw new ValidationError(
       "INVALID_CONFIG",
