@@ -19,6 +19,7 @@
 import type { JobRecord } from "../core/job.js";
 import type { Logger } from "../core/logger.js";
 import type { LeaseRef, Store } from "../store/contract.js";
+import { ClaimAhead } from "./claim-ahead.js";
 import type { SluiceEventEmitter } from "./events.js";
 import type { QueueSelector } from "./queue-selector.js";
 import { settlesWithin } from "./timing.js";
@@ -31,8 +32,8 @@ const MAX_BACKOFF_MS = 10_000;
 export interface FetchLoopOptions {
   workerId: string;
   concurrency: number;
-  /** Jobs claimed ahead of free slots (see WorkerOptions.prefetch). */
-  prefetch: number;
+  /** Jobs claimed ahead of free slots, or "auto" (see WorkerOptions.prefetch and claim-ahead.ts). */
+  prefetch: number | "auto";
   leaseMs: number;
   pollMs: number;
 }
@@ -71,6 +72,8 @@ export class FetchLoop {
   private dueTimer: NodeJS.Timeout | null = null;
   private dueAt: number | null = null;
   private dueCheckedAt = 0;
+  /** How many jobs to hold ahead (fixed, or sized by the observed start rate). */
+  private readonly ahead: ClaimAhead;
 
   constructor(
     private readonly store: Store,
@@ -79,7 +82,11 @@ export class FetchLoop {
     private readonly events: SluiceEventEmitter,
     private readonly logger: Logger,
     private readonly options: FetchLoopOptions,
-  ) {}
+  ) {
+    // "auto" holds ahead only where a claim costs much more than a start (StoreTraits.claimAhead).
+    const auto = store.traits.claimAhead === true ? null : 0;
+    this.ahead = new ClaimAhead(options.prefetch === "auto" ? auto : options.prefetch);
+  }
 
   /** Starts claiming. */
   start(): void {
@@ -98,7 +105,9 @@ export class FetchLoop {
 
   /** The next held job to start, in claim order. */
   next(): JobRecord | undefined {
-    return this.held.shift();
+    const job = this.held.shift();
+    if (job) this.ahead.started();
+    return job;
   }
 
   /** Removes a held job by its lease (id and token); returns it when it was held under that token. */
@@ -150,7 +159,8 @@ export class FetchLoop {
 
   private async fetch(): Promise<void> {
     if (this.state !== "on" || this.claiming) return;
-    const { concurrency, prefetch } = this.options;
+    const { concurrency } = this.options;
+    const prefetch = this.ahead.target();
     // A finished job frees its slot before its outcome is stored, so the next claim overlaps the write;
     // but outcomes written slower than jobs finish must not pile up without bound (memory, and leases to
     // keep alive). Past one slot's worth of unwritten outcomes per slot, each one takes a slot.
@@ -158,6 +168,10 @@ export class FetchLoop {
     const free = concurrency + prefetch - this.host.running() - this.held.length - unwritten;
     this.writeBound = unwritten > 0;
     if (free <= 0) return;
+    // Held jobs are refilled in bulk, at half their number, not one claim per finished job: where jobs
+    // are held ahead, a claim costs much more than a start (claim-ahead.ts). A free slot never waits.
+    const startable = concurrency - this.host.running() - this.held.length;
+    if (startable <= 0 && this.held.length > prefetch / 2) return;
     const excluded = this.host.excluded?.();
     const queues = this.fetchable(excluded);
     if (queues.length === 0) return; // every queue's health check fails: a passing check wakes the loop

@@ -27,11 +27,16 @@ export interface WorkerOptions {
   pollMs?: number;
   /**
    * Jobs claimed ahead of free slots and held under lease, so a finishing job is replaced without waiting
-   * a round trip. Default 0: a held job costs one more write when it starts (users see it as waiting until
-   * then), and on the benchmarks against a local store no prefetch was as fast or faster; raise it when the
-   * store is far away. Held jobs can delay a newly enqueued higher-priority job by at most this many jobs.
+   * for a claim. A held job costs one more write when it starts (users see it as waiting until then) and
+   * can delay a newly enqueued higher-priority job by as many jobs as are held.
+   *
+   * Default "auto": where a claim costs much more than a start (PostgreSQL, whose claim waits for the WAL
+   * flush and whose start does not), hold what this worker will start in the next 100 ms at the rate it has
+   * been starting jobs, at most 100 — many for short jobs, none for jobs of a second or more, so a busy
+   * worker never keeps jobs from an idle one (runtime/claim-ahead.ts). On SQLite and Redis "auto" holds
+   * none: a claim there costs no more than a start. A number holds that many, always.
    */
-  prefetch?: number;
+  prefetch?: number | "auto";
   /** Default grace for `stop()` before running handlers are aborted. Default 25 s. */
   shutdownGraceMs?: number;
   /**
@@ -79,7 +84,14 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
       { field: "worker.heartbeatMs" },
     );
   }
-  if (options.prefetch !== undefined) nonNegativeInt(options.prefetch, "prefetch");
+  const { prefetch } = options;
+  if (prefetch !== undefined && prefetch !== "auto" && !(Number.isInteger(prefetch) && prefetch >= 0)) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `worker.prefetch must be "auto" or an integer >= 0, got ${JSON.stringify(prefetch)}`,
+      { field: "worker.prefetch" },
+    );
+  }
   return {
     queues,
     concurrency,

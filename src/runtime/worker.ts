@@ -105,8 +105,8 @@ export class Worker {
   private async startNow(): Promise<void> {
     const store = await this.host.store();
     this.store = store;
-    // No jobs held ahead unless asked: a held job costs a start write, and claims are cheap (see prefetch).
-    const prefetch = this.options.prefetch ?? 0;
+    // Held ahead by the observed rate where claims cost more than starts (WorkerOptions.prefetch).
+    const prefetch = this.options.prefetch ?? "auto";
     this.writer = new OutcomeWriter(store, this.host.events, this.logger, {
       // One write lock in process: one lane. A networked store works on a batch during another's round trip.
       lanes: store.traits.inProcess ? 1 : 2,

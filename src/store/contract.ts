@@ -491,6 +491,12 @@ export interface StoreTraits {
    * ahead of free slots (a claim costs nothing to repeat) and writes outcomes in one lane (one write lock).
    */
   readonly inProcess: boolean;
+  /**
+   * A claim costs much more than starting a job claimed ahead (PostgreSQL: a claim waits for the WAL
+   * flush, a start does not). A worker on `prefetch: "auto"` then holds ahead what it will start in the next
+   * moment at its observed rate (runtime/claim-ahead.ts); elsewhere "auto" holds nothing.
+   */
+  readonly claimAhead?: boolean;
 }
 
 /**

@@ -12,5 +12,5 @@ export const postgresEngine: EngineDescriptor<"postgres", PostgresConfig> = {
     const { PostgresStore } = await import("./postgres-store.js");
     return new PostgresStore(url, options);
   },
-  traits: { inProcess: false },
+  traits: { inProcess: false, claimAhead: true },
 };

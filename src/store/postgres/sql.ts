@@ -201,7 +201,10 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
       ORDER BY seq DESC LIMIT 1`,
     statesById: `SELECT id, state FROM ${s}.jobs WHERE id = ANY ($1::text[])`,
     claim: `SELECT c.* FROM ${s}.claim($1::text[], $2::int, $3::text, $4::bigint, $5::int, ${events}) AS c${asyncCommit}`,
-    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[], ${events}) AS j${asyncCommit}`,
+    // A start never waits for the flush: the claim before it did, so a server crash that loses a start
+    // leaves the job claimed by the same worker under the same lease, and its outcome still lands (no
+    // second run); the start only marks the job active for users and fences off cancels and pauses.
+    start: `SELECT j AS id FROM ${s}.start_jobs($1::text[], $2::bigint[], ${events}) AS j, ${ASYNC_COMMIT}`,
     // Lease-keyed batch writes: functions of migration 6, with events since migration 10 (planned as index
     // probes, see migration 6).
     complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[], ${events}) AS j`,

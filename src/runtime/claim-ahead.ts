@@ -1,0 +1,63 @@
+/**
+ * How many jobs a worker holds ahead of its free slots (claimed, leased, not started; users see them
+ * waiting). A fixed `prefetch` is used as given. On "auto" the worker holds what it will start in the next
+ * AHEAD_MS at the rate it has been starting jobs, at most AUTO_CAP:
+ *
+ * - short jobs at a high rate (a PostgreSQL worker at concurrency 1 starts a no-op job every ~1 ms): one
+ *   claim, which waits for the WAL flush, serves up to a hundred jobs, each started by a write that does not;
+ * - long jobs (seconds or more): the rate is below 1 / AHEAD_MS per slot, so nothing is held and an idle
+ *   worker elsewhere takes the next job at once — holding ahead would make it wait behind a busy worker;
+ * - a rate that stops (an empty queue, a slow dependency) decays by half per empty window, so held jobs do
+ *   not outlive the burst that justified them.
+ *
+ * A held job never waits longer than about AHEAD_MS of this worker's own work before it starts, far inside
+ * its lease (which the worker extends for held jobs too).
+ */
+
+/** The look-ahead: hold what will start within this time at the observed rate. */
+export const AHEAD_MS = 100;
+/** Most jobs held ahead on "auto". */
+export const AUTO_CAP = 100;
+/** The rate is measured over windows of this length. */
+const WINDOW_MS = 200;
+
+export class ClaimAhead {
+  /** Starts per second, smoothed over windows. */
+  private rate = 0;
+  private windowStart: number;
+  private windowStarts = 0;
+
+  /** @param fixed the worker's `prefetch` when a number; null for "auto". */
+  constructor(
+    private readonly fixed: number | null,
+    now = Date.now(),
+  ) {
+    this.windowStart = now;
+  }
+
+  /** A held or claimed job started. */
+  started(now = Date.now()): void {
+    this.roll(now);
+    this.windowStarts++;
+  }
+
+  /** Jobs to hold ahead now. */
+  target(now = Date.now()): number {
+    if (this.fixed !== null) return this.fixed;
+    this.roll(now);
+    return Math.min(AUTO_CAP, Math.floor((this.rate * AHEAD_MS) / 1_000));
+  }
+
+  /** Closes the windows that ended before `now`: the first carries the starts counted, the rest none. */
+  private roll(now: number): void {
+    const elapsed = now - this.windowStart;
+    if (elapsed < WINDOW_MS) return;
+    const windows = Math.floor(elapsed / WINDOW_MS);
+    const windowRate = (this.windowStarts * 1_000) / WINDOW_MS;
+    // Smoothed: half the last window, half the history; each empty window after it halves the rate.
+    this.rate = (this.rate + windowRate) / 2 / 2 ** (windows - 1);
+    if (this.rate < 0.5) this.rate = 0;
+    this.windowStart += windows * WINDOW_MS;
+    this.windowStarts = 0;
+  }
+}

@@ -1,0 +1,57 @@
+/** How many jobs a worker holds ahead: fixed, or sized by its observed start rate (runtime/claim-ahead.ts). */
+import { describe, expect, it } from "vitest";
+import { AHEAD_MS, AUTO_CAP, ClaimAhead } from "../../src/runtime/claim-ahead.js";
+
+/** Starts `perSecond` jobs a second, evenly, for `ms` from `from`; returns the time it ended. */
+function startAt(ahead: ClaimAhead, perSecond: number, from: number, ms: number): number {
+  const gap = 1_000 / perSecond;
+  let t = from;
+  for (; t < from + ms; t += gap) ahead.started(t);
+  return from + ms;
+}
+
+describe("claim ahead", () => {
+  it("holds a fixed prefetch whatever the rate", () => {
+    const ahead = new ClaimAhead(7, 0);
+    expect(ahead.target(0)).toBe(7);
+    const end = startAt(ahead, 5_000, 0, 2_000);
+    expect(ahead.target(end)).toBe(7);
+    expect(new ClaimAhead(0, 0).target(10_000)).toBe(0);
+  });
+
+  it("on auto, holds nothing before it has seen jobs start", () => {
+    const ahead = new ClaimAhead(null, 0);
+    expect(ahead.target(0)).toBe(0);
+    expect(ahead.target(5_000)).toBe(0);
+  });
+
+  it("holds what starts within the look-ahead at a steady rate", () => {
+    const ahead = new ClaimAhead(null, 0);
+    const end = startAt(ahead, 500, 0, 3_000);
+    // 500 starts/s for 100 ms: 50 (the smoothed rate approaches 500 from below, so 49 or 50).
+    const expected = (500 * AHEAD_MS) / 1_000;
+    expect(ahead.target(end)).toBeGreaterThanOrEqual(expected - 1);
+    expect(ahead.target(end)).toBeLessThanOrEqual(expected);
+  });
+
+  it("caps what it holds however fast jobs start", () => {
+    const ahead = new ClaimAhead(null, 0);
+    const end = startAt(ahead, 50_000, 0, 2_000);
+    expect(ahead.target(end)).toBe(AUTO_CAP);
+  });
+
+  it("holds nothing for long jobs (an idle worker elsewhere takes the next one at once)", () => {
+    const ahead = new ClaimAhead(null, 0);
+    // Ten slots of one-second jobs: 10 starts a second, one per 100 ms, under one job per look-ahead.
+    const end = startAt(ahead, 9, 0, 10_000);
+    expect(ahead.target(end)).toBe(0);
+  });
+
+  it("lets go when starts stop: the rate halves per empty window", () => {
+    const ahead = new ClaimAhead(null, 0);
+    const end = startAt(ahead, 2_000, 0, 2_000);
+    expect(ahead.target(end)).toBe(AUTO_CAP);
+    expect(ahead.target(end + 400)).toBeLessThan(AUTO_CAP);
+    expect(ahead.target(end + 2_000)).toBe(0);
+  });
+});
