@@ -11,8 +11,9 @@
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { openEventStream } from "../../src/http/event-stream.js";
-import { JobNotFoundError, Sluice, SluiceError, type Worker } from "../../src/index.js";
+// The package's two entry points, as source: "sluice" and "sluice/http" in an application.
+import { openEventStream } from "../../src/http/index.js";
+import { JobNotFoundError, Sluice, SluiceError, StoreTimeoutError, type Worker } from "../../src/index.js";
 
 export interface DocumentApp {
   server: Server;
@@ -90,6 +91,8 @@ export async function startDocumentApp(options: {
       if (res.headersSent) return void res.destroy();
       if (error instanceof JobNotFoundError)
         return json(res, 404, { error: { code: error.code, message: error.message } });
+      if (error instanceof StoreTimeoutError)
+        return json(res, 504, { error: { code: error.code, message: error.message } });
       if (error instanceof SluiceError)
         return json(res, 400, { error: { code: error.code, message: error.message } });
       if (error instanceof BodyTooLargeError)

@@ -15,10 +15,12 @@ import { pathToFileURL } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { isInlineUrl } from "../client/inline.js";
 import { validateMissed } from "../core/cron.js";
+import { resolveEventRetention } from "../core/fleet-events.js";
 import { type QueueLimits, validateQueueLimits } from "../core/limits.js";
 import { validateJobOptions, validateTaskName } from "../core/options.js";
 import type { HandlerSource, RegisteredTask, ResolvedSandbox } from "../core/task.js";
 import {
+  type EventRetentionOption,
   type JobOptions,
   parseDuration,
   type ScheduleDefinition,
@@ -165,6 +167,11 @@ export interface WorkerFileConfig {
   limits?: Record<string, QueueLimits>;
   /** `sandbox:`: which tasks run in a sandbox, by task name or by queue (see {@link applyFileSandboxes}). */
   sandbox?: FileSandboxes;
+  /**
+   * `events:`: how long the store keeps fleet-wide events (`SluiceOptions.events`): `{ maxEvents?,
+   * retentionMs? }`, or false to write none. The worker's maintenance prunes by it.
+   */
+  events?: EventRetentionOption;
 }
 
 /** One schedule of a worker config file, validated, with where it is written (for errors found at start). */
@@ -261,6 +268,7 @@ const WORKER_FIELDS: Record<string, string> = {
   schedules: "mapping of schedule name → { task, cron | every, … }",
   limits: "mapping of queue → { concurrency, rate: { max, window }, keyConcurrency, keyRate }",
   sandbox: "{ tasks: { <task>: { kind, memoryMb?, … } }, queues: { <queue>: { … } } }",
+  events: "{ maxEvents, retention } (fleet-wide event retention), or false",
 };
 
 /** Fields of one queue under `limits:`. */
@@ -384,6 +392,11 @@ export function loadWorkerConfig(path: string): WorkerFileConfig {
       case "limits": {
         const limits = readLimits(valueNode, at);
         if (limits) out.limits = limits;
+        break;
+      }
+      case "events": {
+        const events = readEvents(valueNode, at);
+        if (events !== undefined) out.events = events;
         break;
       }
       case "sandbox":
@@ -576,6 +589,85 @@ function readLimits(
     }
   }
   return ok ? out : undefined;
+}
+
+/** Fields of `events:`, and what each takes. */
+const EVENT_FIELDS: Record<string, string> = {
+  maxEvents: "most events kept (a positive whole number; default 100000)",
+  retention: 'how long events are kept, a duration such as "24h" (default 24h)',
+  retentionMs: "how long events are kept, in milliseconds",
+};
+
+/**
+ * Reads `events:` — `{ maxEvents?, retention? | retentionMs? }` or `false` — into `SluiceOptions.events`.
+ * Each problem is reported at its field; undefined after reporting.
+ */
+function readEvents(
+  node: Node | null,
+  at: (node: Node | null | undefined, field: string, message: string) => void,
+): EventRetentionOption | undefined {
+  if (isScalar(node) && node.value === false) return false;
+  const shape =
+    "must be a mapping such as { maxEvents: 100000, retention: 24h }, or false to write no events";
+  if (!isMap(node) || node.items.length === 0) {
+    at(node, "events", shape);
+    return undefined;
+  }
+  const out: { maxEvents?: number; retentionMs?: number } = {};
+  let ok = true;
+  const seen = new Set<string>();
+  for (const pair of node.items) {
+    const keyNode = pair.key as Node | null;
+    const valueNode = pair.value as Node | null;
+    const key = isScalar(keyNode) ? String(keyNode.value) : "";
+    const field = `events.${key}`;
+    if (!(key in EVENT_FIELDS)) {
+      at(keyNode, field, `unknown field; expected one of ${Object.keys(EVENT_FIELDS).join(", ")}`);
+      ok = false;
+      continue;
+    }
+    const canonical = key === "retentionMs" ? "retention" : key;
+    if (seen.has(canonical)) {
+      at(keyNode, field, "given twice (retention and retentionMs mean the same)");
+      ok = false;
+      continue;
+    }
+    seen.add(canonical);
+    const value = isScalar(valueNode) ? valueNode.value : undefined;
+    if (key === "maxEvents") {
+      if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+        at(
+          valueNode ?? keyNode,
+          field,
+          `must be a positive whole number, got ${show(value, valueNode)}; use events: false to write no events`,
+        );
+        ok = false;
+      } else out.maxEvents = value;
+      continue;
+    }
+    if (typeof value !== "number" && typeof value !== "string") {
+      at(valueNode ?? keyNode, field, 'must be a duration such as "24h", "7d" or a number of milliseconds');
+      ok = false;
+      continue;
+    }
+    try {
+      const ms = parseDuration(value, field);
+      if (ms < 1) throw new ValidationError("INVALID_CONFIG", `${field} must be at least 1ms`, { field });
+      out.retentionMs = ms;
+    } catch (error) {
+      at(valueNode, field, (error as Error).message.replace(`${field} must be`, "must be"));
+      ok = false;
+    }
+  }
+  if (!ok) return undefined;
+  // The same check as `new Sluice({ events })`, so the file cannot pass what the constructor refuses.
+  try {
+    resolveEventRetention(out);
+  } catch (error) {
+    at(node, (error as ValidationError).field ?? "events", (error as Error).message);
+    return undefined;
+  }
+  return out;
 }
 
 /** Reads `{ max, window }` (window a duration or ms) into `{ max, windowMs }`; undefined after reporting. */

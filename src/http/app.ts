@@ -22,7 +22,6 @@ import {
   type Json,
   parseDuration,
   type Sluice,
-  StoreTimeoutError,
   ValidationError,
 } from "../index.js";
 import {
@@ -33,8 +32,8 @@ import {
   tokenTable,
   validateTokens,
 } from "./auth.js";
-import { HttpError, toErrorResponse } from "./errors.js";
-import { type EventStreamOptions, openEventStream } from "./event-stream.js";
+import { HttpError, toErrorResponse, withDeadline } from "./errors.js";
+import { openEventStream, type SseStreamOptions } from "./event-stream.js";
 import { parseBulkFilter, parseListQuery } from "./filters.js";
 import { OPENAPI_DOCUMENT } from "./openapi.js";
 import { compileRedaction, type RedactionRules, redactFields, redactLogMessage } from "./redaction.js";
@@ -66,8 +65,11 @@ export interface HttpApiOptions {
   maxBodyBytes?: number;
   /** Deadline of each store call a request makes; past it the request answers 504 STORE_TIMEOUT. Default 10 s. */
   storeTimeoutMs?: number;
-  /** The `/events` stream: heartbeat period, buffer bound and slow-client cut-off (docs/events.md). */
-  events?: Omit<EventStreamOptions, "transform">;
+  /**
+   * The `/events` stream: heartbeat period, buffer bound, slow-client cut-off, and `onClose` to observe each
+   * stream's end (docs/events.md). Its store deadline is `storeTimeoutMs`; progress is redacted as job detail.
+   */
+  events?: Omit<SseStreamOptions, "transform" | "storeTimeoutMs">;
   /** Where `SLUICE_HTTP_TOKENS` is read from. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
 }
@@ -186,6 +188,18 @@ export function createHttpApi(sluice: Sluice, options: HttpApiOptions = {}): Hon
       },
       {
         ...options.events,
+        // The probe read of `after` is a store call of this request: the same deadline as every route's.
+        storeTimeoutMs: timeoutMs,
+        onClose: (summary) => {
+          // A cut client reconnects and resumes; the line says why its page kept reconnecting.
+          if (summary.reason === "slow-client") {
+            sluice.logger.info(
+              summary,
+              "http api: slow /events client disconnected (its buffer stayed full)",
+            );
+          }
+          options.events?.onClose?.(summary);
+        },
         // Progress is handler data: the same redaction as job detail.
         transform: (item) =>
           item.type === "progress" && item.data
@@ -455,18 +469,8 @@ function urlSecrets(url: string): string[] {
 }
 
 /** Runs one store call with the request's deadline (`factor` × the timeout for multi-call reads). */
-async function timed<T>(ctx: Context, promise: Promise<T>, factor = 1): Promise<T> {
-  const ms = ctx.timeoutMs * factor;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms);
-  });
-  promise.catch(() => {}); // a late failure after the deadline must not be an unhandled rejection
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+function timed<T>(ctx: Context, promise: Promise<T>, factor = 1): Promise<T> {
+  return withDeadline(promise, ctx.timeoutMs * factor);
 }
 
 /** Reads the request body, at most `max` bytes (413 beyond, before reading the rest). */

@@ -3,7 +3,7 @@
  * that maps a `SluiceError` code to a status; anything else is a 500 `INTERNAL` with a generic message
  * (the error itself goes to the sluice logger, never to the client).
  */
-import { redactUrl, SluiceError, ValidationError } from "../index.js";
+import { redactUrl, SluiceError, StoreTimeoutError, ValidationError } from "../index.js";
 
 /** Codes only the HTTP layer raises (the rest are `SluiceErrorCode`s). */
 export type HttpOnlyCode =
@@ -101,4 +101,22 @@ export function scrub(message: string, secrets: readonly string[]): string {
     if (secret.length >= 4) out = out.split(secret).join("***");
   }
   return out;
+}
+
+/**
+ * `promise`, or a StoreTimeoutError (504 STORE_TIMEOUT) once `ms` have passed without it settling. The call
+ * itself is not cancelled (a store call cannot be), so its late failure is swallowed rather than left as an
+ * unhandled rejection.
+ */
+export async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms);
+  });
+  promise.catch(() => {});
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -6,27 +6,52 @@
  *   no gap or duplicate while the store keeps it; otherwise an `event: reset` tells the page to reload.
  * - Heartbeats: a comment line every `heartbeatMs` keeps proxies from closing an idle stream.
  * - Slow clients: the stream is pulled by the socket, so nothing is read from the feed faster than the
- *   client takes it, and at most `maxBufferedBytes` wait in memory. A client that takes nothing for
- *   `slowClientMs` while data waits is disconnected; it reconnects with its `Last-Event-ID` and loses
- *   nothing the store still keeps.
+ *   client takes it, and at most `maxBufferedBytes` (plus the event being added) wait in memory. A client
+ *   that takes nothing for `slowClientMs` while data waits is disconnected; it reconnects with its
+ *   `Last-Event-ID` and loses nothing the store still keeps.
  */
 
 import type { FleetStreamItem } from "../client/event-feed.js";
 import type { Sluice } from "../client/sluice.js";
+import { withDeadline } from "./errors.js";
 
-export interface EventStreamOptions {
+/** How {@link openEventStream} streams: heartbeats, the buffer bound, the slow-client cut, the probe's deadline. */
+export interface SseStreamOptions {
   /** Comment line sent when no event went out for this long. Default 15 s. */
   heartbeatMs?: number;
   /** Most bytes waiting for a client before the stream stops reading events for it. Default 256 KiB. */
   maxBufferedBytes?: number;
   /** A client whose buffer stays full this long is disconnected. Default 10 s. */
   slowClientMs?: number;
+  /**
+   * Deadline of the store calls made before the stream starts (opening the store, checking `after`); past
+   * it `openEventStream` rejects with StoreTimeoutError (`STORE_TIMEOUT`). Default 10 s.
+   */
+  storeTimeoutMs?: number;
   /** Changes an event before it is sent (redaction of progress data); null drops it. */
   transform?: (item: FleetStreamItem) => FleetStreamItem | null;
+  /** Called once when the stream ends, with why and how much it held (for logs and metrics). */
+  onClose?: (summary: SseStreamSummary) => void;
 }
 
-export interface EventStreamRequest {
+/** How one stream ended (`SseStreamOptions.onClose`). */
+export interface SseStreamSummary {
+  /**
+   * `slow-client`: cut because its buffer stayed full for `slowClientMs`; `client`: the client went away
+   * (or the caller cancelled the body); `ended`: the event feed ended (its Sluice instance closed).
+   */
+  reason: "slow-client" | "client" | "ended";
+  /** Bytes handed to the stream for this client in all. */
+  bytes: number;
+  /** Most bytes that waited in the stream's buffer at once: at most `maxBufferedBytes` plus one event. */
+  peakBufferedBytes: number;
+}
+
+/** What one client asked for (the `GET /events` query and `Last-Event-ID`). */
+export interface SseStreamRequest {
+  /** Only events of this queue. */
   queue?: string;
+  /** Only events of this job. */
   jobId?: string;
   /** Resume after this id (`Last-Event-ID` or `?after=`); null: from the oldest event kept; absent: from now. */
   after?: string | null;
@@ -59,21 +84,40 @@ export function formatSse(item: FleetStreamItem): string {
 }
 
 /**
- * Opens the stream. Validates the request first (a malformed `after` or queue rejects with the typed
- * error, before any byte is sent), so the caller can answer 400.
+ * Opens a Server-Sent Events stream of `sluice`'s fleet-wide events for one client, as a Fetch `Response`
+ * (status 200, `text/event-stream`): what `GET /events` of {@link createHttpApi} serves, for an application
+ * that streams from its own route (its own auth and URL, e.g. one job's progress page).
+ *
+ * The request is checked first: a malformed `after` rejects with ValidationError (`INVALID_OPTION`) and a
+ * store that does not answer within `storeTimeoutMs` with StoreTimeoutError (`STORE_TIMEOUT`), before any
+ * byte is sent, so the caller can answer 400 or 504. Abort `request.signal` when the client goes away.
+ *
+ * ```ts
+ * const abort = new AbortController();
+ * req.on("close", () => abort.abort());
+ * const stream = await openEventStream(sluice, { jobId, after: req.headers["last-event-id"], signal: abort.signal });
+ * res.writeHead(stream.status, Object.fromEntries(stream.headers));
+ * for await (const chunk of stream.body) if (!res.write(chunk)) await once(res, "drain");
+ * res.end();
+ * ```
  */
 export async function openEventStream(
   sluice: Sluice,
-  request: EventStreamRequest,
-  options: EventStreamOptions = {},
+  request: SseStreamRequest,
+  options: SseStreamOptions = {},
 ): Promise<Response> {
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const slowClientMs = options.slowClientMs ?? 10_000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 256 * 1024;
+  const storeTimeoutMs = options.storeTimeoutMs ?? 10_000;
   if (request.after !== undefined && request.after !== null) {
-    // The store checks the id's shape; a probe read makes a bad one a 400 instead of a broken stream.
-    const store = await sluice.store();
-    await store.readEvents({ after: request.after, limit: 1 });
+    // The store checks the id's shape; a probe read makes a bad one a 400 instead of a broken stream. Under
+    // a deadline, as every store call a request makes: a store that hangs must not hold the request open.
+    const after = request.after;
+    await withDeadline(
+      sluice.store().then((store) => store.readEvents({ after, limit: 1 })),
+      storeTimeoutMs,
+    );
   }
   const abort = new AbortController();
   request.signal?.addEventListener("abort", () => abort.abort(), { once: true });
@@ -87,22 +131,33 @@ export async function openEventStream(
   let watchdog: NodeJS.Timeout | undefined;
   let lastPull = Date.now();
   let ended = false;
-  const stop = () => {
+  let bytes = 0;
+  let peakBufferedBytes = 0;
+  const stop = (reason: SseStreamSummary["reason"]) => {
+    if (ended) return;
     ended = true;
     clearInterval(watchdog);
     abort.abort();
     void items.return(undefined).catch(() => {});
+    options.onClose?.({ reason, bytes, peakBufferedBytes });
+  };
+  const send = (controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array) => {
+    controller.enqueue(chunk);
+    bytes += chunk.byteLength;
+    // What waits in the queue now: the queue's high-water mark minus the room left (below 0 past it).
+    peakBufferedBytes = Math.max(peakBufferedBytes, strategy.highWaterMark - (controller.desiredSize ?? 0));
   };
 
+  const strategy = new ByteLengthQueuingStrategy({ highWaterMark: maxBufferedBytes });
   const body = new ReadableStream<Uint8Array>(
     {
       start(controller) {
-        controller.enqueue(encoder.encode(`retry: 2000\n: connected\n\n`));
+        send(controller, encoder.encode(`retry: 2000\n: connected\n\n`));
         watchdog = setInterval(
           () => {
             const full = (controller.desiredSize ?? 0) <= 0;
             if (full && Date.now() - lastPull > slowClientMs) {
-              stop();
+              stop("slow-client");
               controller.error(new Error("slow client disconnected: its buffer stayed full"));
             }
           },
@@ -121,23 +176,24 @@ export async function openEventStream(
         clearTimeout(timer);
         if (ended) return; // disconnected (slow, or gone) while waiting
         if (next === "beat") {
-          controller.enqueue(encoder.encode(": heartbeat\n\n"));
+          send(controller, encoder.encode(": heartbeat\n\n"));
           return;
         }
         pending = null;
         if (next.done) {
-          stop();
+          // The feed ends when the client went away (its signal) or the Sluice instance closed.
+          stop(request.signal?.aborted ? "client" : "ended");
           controller.close();
           return;
         }
         const item = options.transform ? options.transform(next.value) : next.value;
-        if (item) controller.enqueue(sseBytes(item));
+        if (item) send(controller, sseBytes(item));
       },
       cancel() {
-        stop();
+        stop("client");
       },
     },
-    new ByteLengthQueuingStrategy({ highWaterMark: maxBufferedBytes }),
+    strategy,
   );
   return new Response(body, {
     headers: {

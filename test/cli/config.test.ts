@@ -317,6 +317,55 @@ describe("worker config file", () => {
     );
   });
 
+  it("reads events: maxEvents and retention (a duration or retentionMs), or false", () => {
+    const path = file("events.yaml", "events:\n  maxEvents: 50000\n  retention: 7d\n");
+    expect(loadWorkerConfig(path).events).toEqual({ maxEvents: 50_000, retentionMs: 7 * 86_400_000 });
+    expect(loadWorkerConfig(file("events-ms.yaml", "events: { retentionMs: 60000 }\n")).events).toEqual({
+      retentionMs: 60_000,
+    });
+    expect(loadWorkerConfig(file("events-count.yaml", "events: { maxEvents: 10 }\n")).events).toEqual({
+      maxEvents: 10,
+    });
+    expect(loadWorkerConfig(file("events-off.yaml", "events: false\n")).events).toBe(false);
+    expect(loadWorkerConfig(file("events-none.yaml", "concurrency: 2\n")).events).toBeUndefined();
+  });
+
+  it("reports every events problem with line, column and field", () => {
+    const issues = (text: string) => {
+      try {
+        loadWorkerConfig(file("events-bad.yaml", text));
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigFileError);
+        expect((e as ConfigFileError).exitCode).toBe(2);
+        return (e as ConfigFileError).issues.map((i) => `${i.line}:${i.column} ${i.field}: ${i.message}`);
+      }
+      throw new Error(`accepted:\n${text}`);
+    };
+    expect(issues("events:\n  maxEvents: 0\n  retention: soon\n  max: 3\n")).toEqual([
+      "2:14 events.maxEvents: must be a positive whole number, got 0; use events: false to write no events",
+      expect.stringMatching(/^3:14 events\.retention: must be a duration/),
+      "4:3 events.max: unknown field; expected one of maxEvents, retention, retentionMs",
+    ]);
+    expect(issues("events:\n  maxEvents: -5\n")[0]).toMatch(
+      /^2:14 events\.maxEvents: must be a positive whole/,
+    );
+    expect(issues("events:\n  maxEvents: 2.5\n")[0]).toMatch(/^2:14 events\.maxEvents: .*got 2\.5/);
+    expect(issues("events:\n  maxEvents: lots\n")[0]).toMatch(/^2:14 events\.maxEvents: .*got "lots"/);
+    expect(issues("events:\n  maxEvents: .nan\n")[0]).toMatch(/^2:14 events\.maxEvents: must be a positive/);
+    expect(issues("events:\n  retention: 0\n")[0]).toMatch(/^2:14 events\.retention: must be at least 1ms/);
+    expect(issues("events:\n  retention: [1h]\n")[0]).toMatch(/^2:14 events\.retention: must be a duration/);
+    expect(issues("events:\n  retention: 1h\n  retentionMs: 5000\n")).toEqual([
+      "3:3 events.retentionMs: given twice (retention and retentionMs mean the same)",
+    ]);
+    for (const bad of ["events: true\n", "events: {}\n", "events: [a]\n", "events: 100\n"]) {
+      expect(issues(bad), bad).toEqual([
+        expect.stringMatching(
+          /^1:9 events: must be a mapping such as \{ maxEvents: 100000, retention: 24h \}/,
+        ),
+      ]);
+    }
+  });
+
   it("reports YAML syntax errors with their position", () => {
     const path = file("syntax.yaml", "concurrency: 3\nqueues: [a, b\n");
     expect(() => loadWorkerConfig(path)).toThrow(/syntax\.yaml:\d+:\d+/);

@@ -198,6 +198,41 @@ describe.each(ENGINES)("sluice worker on %s", (engine) => {
     expect(refused.stderr).toContain("concurency: unknown field");
     await sluice.admin.delete({ ids: [id as string] });
   });
+  it("keeps fleet-wide events by the config file's events: section (maintenance prunes to maxEvents)", async () => {
+    const config = join(store.dir, "events.yaml");
+    writeFileSync(
+      config,
+      `queues: [cli_a]\nlease: 2s\ntasks: ${fixture("tasks.mjs")}\nevents:\n  maxEvents: 5\n  retention: 1d\n`,
+    );
+    const check = await collect(spawnCli(["worker", "--check", "--config", config]));
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/events\s+at most 5 events, at most 1d/);
+    const ids = await enqueue(
+      sluice,
+      "cli_a",
+      Array.from({ length: 10 }, () => ({ mode: "ok" })),
+    );
+    const raw = await sluice.store();
+    const kept = async () => (await raw.readEvents({ after: null, limit: 1_000 })).events;
+    // Ten enqueues alone wrote more events than the file keeps.
+    expect((await kept()).length).toBeGreaterThan(5);
+    const child = spawnCli(["worker", "--config", config, "--url", store.url]);
+    const done = collect(child);
+    await waitForOutput(child, /sluice worker running/);
+    await until("all jobs to complete", async () => {
+      const jobs = await jobsOf(sluice, "cli_a");
+      return ids.every((id) => jobs.find((j) => j.id === id)?.state === "completed");
+    });
+    // The worker's maintenance (every lease/2 = 1 s) prunes to the newest 5: the last completions.
+    const events = await until("events pruned to 5", async () => {
+      const now = await kept();
+      return now.length === 5 ? now : null;
+    });
+    expect(events.at(-1)?.type).toBe("completed");
+    child.kill("SIGTERM");
+    expect((await done).code).toBe(0);
+  });
+
   it("declares the config file's schedules at start; a restart with the same file keeps an operator's pause", async () => {
     const config = join(store.dir, "scheduled.yaml");
     writeFileSync(

@@ -8,6 +8,7 @@ import { type Json, Sluice, silentLogger } from "../../src/index.js";
 import { ENGINE_NAMES, type IsolatedStore, isolatedStore } from "../support/engines/index.js";
 import { until } from "../support/wait.js";
 import { type ApiServer, call, codeOf, READ_TOKEN, startApi } from "./helpers.js";
+import { responseSchema, shapeProblems } from "./schema-check.js";
 
 interface Listed {
   jobs: { id: string; state: string; queue: string; payload: Json; priority: number }[];
@@ -223,6 +224,123 @@ describe.each(ENGINE_NAMES)("HTTP API on %s", (engine) => {
     };
     expect(doctor.store.engine).toBe(engine);
     expect(doctor.findings.length).toBeGreaterThan(0);
+  });
+
+  it("filters jobs by tag, alone and with a queue", async () => {
+    const tq = `${q}_tags`;
+    const red = await sluice.enqueue("send", {}, { queue: tq, tags: ["red"] });
+    const both = await sluice.enqueue("send", {}, { queue: tq, tags: ["red", "blue"] });
+    const blue = await sluice.enqueue("send", {}, { queue: `${tq}_2`, tags: ["blue"] });
+    const idsOf = async (path: string) => {
+      const answer = await call(api.base, "GET", path, { token: READ_TOKEN });
+      expect(answer.status, answer.text).toBe(200);
+      return (answer.body as Listed).jobs.map((j) => j.id).sort();
+    };
+    expect(await idsOf("/jobs?tag=red")).toEqual([red.id, both.id].sort());
+    expect(await idsOf("/jobs?tag=blue")).toEqual([both.id, blue.id].sort());
+    expect(await idsOf(`/jobs?tag=blue&queue=${tq}`)).toEqual([both.id]);
+    expect(await idsOf("/jobs?tag=green")).toEqual([]);
+    // A tag is matched whole, not as a prefix or substring.
+    expect(await idsOf("/jobs?tag=re")).toEqual([]);
+  });
+
+  it("shows a queue's limits, limited active count and held keys after sluice.limits()", async () => {
+    const lq = `${q}_limited`;
+    await sluice.enqueue("send", {}, { queue: lq });
+    await sluice.limits(lq, { concurrency: 3, rate: { max: 10, windowMs: 60_000 }, keyConcurrency: 1 });
+    const answer = await call(api.base, "GET", "/queues", { token: READ_TOKEN });
+    const queues = (answer.body as { queues: Record<string, unknown>[] }).queues;
+    expect(queues.find((s) => s.queue === lq)).toMatchObject({
+      limits: { concurrency: 3, rate: { max: 10, windowMs: 60_000 }, keyConcurrency: 1, keyRate: null },
+      limitedActive: 0,
+      heldKeys: 0,
+    });
+    // A queue without limits says so.
+    expect(queues.find((s) => s.queue === q)).toMatchObject({ limits: null });
+  });
+
+  it("shows the lines a handler logged in the job's detail, in order, with their attempt", async () => {
+    const lq = `${q}_logs`;
+    sluice.task("logs-lines", {
+      queue: lq,
+      async run(payload: { pages: number }, ctx) {
+        for (let page = 1; page <= payload.pages; page++) await ctx.log(`page ${page} of ${payload.pages}`);
+        await ctx.log(JSON.stringify({ step: "done", apiKey: "k-log-secret" }));
+        return { pages: payload.pages };
+      },
+    });
+    const job = await sluice.enqueue("logs-lines", { pages: 2 });
+    const worker = sluice.worker({ queues: [lq], pollMs: 50 });
+    await worker.start();
+    try {
+      await until(
+        "the job to complete",
+        async () => (await sluice.admin.getJob(job.id)).state === "completed",
+      );
+    } finally {
+      await worker.stop();
+    }
+    const answer = await call(api.base, "GET", `/jobs/${job.id}`, { token: READ_TOKEN });
+    const detail = answer.body as {
+      logs: { at: number; attempt: number; message: string }[];
+      result: unknown;
+    };
+    expect(detail.logs.map((l) => [l.attempt, l.message])).toEqual([
+      [1, "page 1 of 2"],
+      [1, "page 2 of 2"],
+      [1, JSON.stringify({ step: "done", apiKey: "***" })],
+    ]);
+    for (const line of detail.logs) expect(typeof line.at).toBe("number");
+    expect(detail.result).toEqual({ pages: 2 });
+    expect(answer.text).not.toContain("k-log-secret");
+    // logLimit bounds the lines answered.
+    const limited = await call(api.base, "GET", `/jobs/${job.id}?logLimit=1`, { token: READ_TOKEN });
+    expect((limited.body as { logs: unknown[] }).logs).toHaveLength(1);
+  });
+
+  it("recovers a job whose lease expired (dryRun false) and answers the count", async () => {
+    const rq = `${q}_orphan`;
+    const job = await sluice.enqueue("send", { n: 1 }, { queue: rq, attempts: 3 });
+    const store = await sluice.store();
+    // A worker that claimed the job and died: a short lease nobody renews.
+    const [claimed] = await store.claim({ queues: [rq], limit: 1, workerId: "gone/1/x", leaseMs: 100 });
+    expect(claimed?.id).toBe(job.id);
+    expect((await sluice.admin.getJob(job.id)).state).toBe("active");
+    // Poll the dry run until the lease has run out: it lists the job and changes nothing.
+    const dry = await until("the lease to expire", async () => {
+      const answer = await call(api.base, "POST", "/recover", { body: { dryRun: true } });
+      const body = answer.body as { count: number; jobs: { id: string }[] };
+      return body.count > 0 ? body : null;
+    });
+    expect(dry.jobs.map((j) => j.id)).toEqual([job.id]);
+    expect((await sluice.admin.getJob(job.id)).state).toBe("active");
+    const recovered = await call(api.base, "POST", "/recover", { body: { dryRun: false } });
+    expect(recovered.status).toBe(200);
+    expect(recovered.body).toMatchObject({ dryRun: false, count: 1, jobs: [{ id: job.id }] });
+    const after = await sluice.admin.getJob(job.id);
+    expect(after.state).not.toBe("active");
+    expect(after.errors.at(-1)?.outcome).toBe("lease-expired");
+    // Nothing is left to recover.
+    expect((await call(api.base, "POST", "/recover", { body: {} })).body).toMatchObject({ count: 0 });
+  });
+
+  it("answers /queues, /jobs and /jobs/{id} with only the properties the OpenAPI document declares", async () => {
+    const queues = await call(api.base, "GET", "/queues", { token: READ_TOKEN });
+    expect(shapeProblems(queues.body, responseSchema("GET", "/queues"))).toEqual([]);
+    const listing = await call(api.base, "GET", "/jobs?limit=500", { token: READ_TOKEN });
+    expect(shapeProblems(listing.body, responseSchema("GET", "/jobs"))).toEqual([]);
+    const listed = (listing.body as Listed).jobs;
+    // Every kind of job this file made: waiting, completed with a result and logs, recovered, requeued
+    // after dying (with errors), tagged, cancelled and retried.
+    const states = new Set(listed.map((j) => j.state));
+    expect(states.has("completed") && states.has("waiting")).toBe(true);
+    for (const job of listed) {
+      const detail = await call(api.base, "GET", `/jobs/${encodeURIComponent(job.id)}`, {
+        token: READ_TOKEN,
+      });
+      expect(detail.status).toBe(200);
+      expect(shapeProblems(detail.body, responseSchema("GET", "/jobs/{id}")), job.id).toEqual([]);
+    }
   });
 
   it("enqueues only when allowEnqueue is on", async () => {

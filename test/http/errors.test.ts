@@ -47,6 +47,44 @@ describe("HTTP API errors", () => {
     }
   });
 
+  it("answers 504 STORE_TIMEOUT when /events' first read of Last-Event-ID passes the deadline", async () => {
+    const owner = new Sluice({ url: `sqlite:${join(dir, "events.db")}`, logger: silentLogger() });
+    const real = await owner.store();
+    await owner.enqueue("any", {}, { queue: "q" });
+    const lastId = await real.lastEventId();
+    expect(lastId).not.toBeNull();
+    let reads = 0;
+    const store = overrideStore(real, {
+      readEvents: () => {
+        reads++;
+        return new Promise(() => {}); // never answers
+      },
+    });
+    const sluice = new Sluice({ store, logger: silentLogger() });
+    const api = await startApi(sluice, { storeTimeoutMs: 200 });
+    try {
+      // A deadline of the test's own: without the API's, the request would hang.
+      const byHeader = await call(api.base, "GET", "/events", {
+        headers: { "last-event-id": String(lastId) },
+        signal: AbortSignal.timeout(5_000),
+      });
+      expect(byHeader.status).toBe(504);
+      expect(codeOf(byHeader)).toBe("STORE_TIMEOUT");
+      const byQuery = await call(api.base, "GET", `/events?after=${encodeURIComponent(String(lastId))}`, {
+        signal: AbortSignal.timeout(5_000),
+      });
+      expect(byQuery.status).toBe(504);
+      expect(reads).toBe(2);
+      // Without a resume id there is nothing to check first: the stream opens at once.
+      const live = await call(api.base, "GET", "/events");
+      expect(live.status).toBe(200);
+      expect(live.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    } finally {
+      await api.close();
+      await owner.close();
+    }
+  });
+
   it("answers 503 STORE_UNAVAILABLE for an unreachable store, without the password", async () => {
     const sluice = new Sluice({
       url: "postgres://app:hunter2pw@127.0.0.1:1/app?connect_timeout=1",

@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { type EventStreamOptions, openEventStream } from "../../src/http/event-stream.js";
+import { openEventStream, type SseStreamOptions } from "../../src/http/index.js";
 import { Sluice, SluiceError, silentLogger } from "../../src/index.js";
 import { ENGINE_NAMES, isolatedStore } from "../support/engines/index.js";
 import { connectSse } from "../support/sse.js";
@@ -20,7 +20,7 @@ interface Served {
   close(): Promise<void>;
 }
 
-async function serve(storeUrl: string, options: EventStreamOptions): Promise<Served> {
+async function serve(storeUrl: string, options: SseStreamOptions): Promise<Served> {
   const sluice = new Sluice({ url: storeUrl, logger: silentLogger() });
   const served: Served = { url: "", sluice, closed: 0, close: async () => {} };
   const server: Server = createServer(async (req, res) => {
@@ -66,7 +66,7 @@ describe.each(ENGINE_NAMES)("SSE event stream on %s", (engine) => {
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
-  async function setup(options: EventStreamOptions): Promise<Served> {
+  async function setup(options: SseStreamOptions): Promise<Served> {
     const store = isolatedStore(engine, "sse");
     cleanups.push(store.dispose);
     const served = await serve(store.url, options);

@@ -50,7 +50,14 @@ export async function call(
   base: string,
   method: string,
   path: string,
-  options: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+  options: {
+    token?: string | null;
+    body?: unknown;
+    raw?: string;
+    headers?: Record<string, string>;
+    /** Gives up the request (rejecting) when it aborts: a deadline for calls that could hang. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<Answer> {
   const headers: Record<string, string> = {};
   const token = options.token === undefined ? ADMIN_TOKEN : options.token;
@@ -66,6 +73,7 @@ export async function call(
     method,
     headers,
     ...(body !== undefined ? { body } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   // An event stream never ends by itself: its status and headers are the answer.
   if (response.headers.get("content-type")?.startsWith("text/event-stream")) {

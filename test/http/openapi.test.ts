@@ -13,6 +13,7 @@ import { createHttpApi } from "../../src/http/index.js";
 import { documentedRoutes, OPENAPI_DOCUMENT, renderEndpointTable } from "../../src/http/openapi.js";
 import { Sluice, silentLogger } from "../../src/index.js";
 import { ADMIN_TOKEN, type ApiServer, call, codeOf, READ_TOKEN, startApi, TOKENS } from "./helpers.js";
+import { refsIn, resolveRef, responseSchema, shapeProblems } from "./schema-check.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "sluice-http-openapi-"));
@@ -60,6 +61,53 @@ describe("OpenAPI document", () => {
       "documented routes the app lacks",
     ).toEqual([]);
     expect(routes.length).toBeGreaterThanOrEqual(20);
+  });
+
+  it("every $ref resolves inside the document", () => {
+    const doc = JSON.parse(JSON.stringify(OPENAPI_DOCUMENT)) as Record<string, unknown>;
+    const refs = refsIn(doc);
+    expect(refs.length).toBeGreaterThan(50);
+    const broken = refs.filter(({ ref }) => {
+      try {
+        const target = resolveRef(ref, doc);
+        return target === null || typeof target !== "object";
+      } catch {
+        return true;
+      }
+    });
+    expect(broken, "dangling $refs").toEqual([]);
+    // The resolver itself refuses what is not there.
+    expect(() => resolveRef("#/components/schemas/NoSuchSchema", doc)).toThrow(/does not resolve/);
+  });
+
+  it("the shape check refuses an undeclared property, a wrong type and a missing required field", () => {
+    const queues = responseSchema("GET", "/queues");
+    const queue = {
+      queue: "q",
+      counts: { waiting: 1 },
+      due: 0,
+      oldestWaitingAt: null,
+      latencyMs: 0,
+      paused: false,
+      pausedUntil: null,
+      limits: { concurrency: 2, rate: { max: 5, windowMs: 1000 }, keyConcurrency: null, keyRate: null },
+      limitedActive: 0,
+      heldKeys: 0,
+    };
+    expect(shapeProblems({ queues: [queue] }, queues)).toEqual([]);
+    expect(shapeProblems({ queues: [{ ...queue, surprise: 1 }] }, queues)).toEqual([
+      "$.queues[0].surprise: not declared by the schema",
+    ]);
+    expect(shapeProblems({ queues: [{ ...queue, paused: "no" }] }, queues)[0]).toMatch(/paused: is string/);
+    expect(shapeProblems({ queues: [{ ...queue, limits: { concurrency: "2" } }] }, queues)[0]).toMatch(
+      /limits: fits no oneOf/,
+    );
+    const { queue: _missing, ...nameless } = queue;
+    expect(shapeProblems({ queues: [nameless] }, queues)).toEqual(["$.queues[0].queue: required, missing"]);
+    const detail = responseSchema("GET", "/jobs/{id}");
+    expect(shapeProblems({ logs: [{ at: 1, attempt: 1, message: "m", extra: true }] }, detail)).toContain(
+      "$.logs[0].extra: not declared by the schema",
+    );
   });
 
   it("docs/http.md's endpoint table is the one rendered from the document", () => {

@@ -18,8 +18,9 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { pino } from "pino";
+import { resolveEventRetention } from "../../core/fleet-events.js";
 import type { RegisteredTask } from "../../core/task.js";
-import { Sluice, type WorkerOptions } from "../../index.js";
+import { formatDuration, Sluice, type WorkerOptions } from "../../index.js";
 import {
   applyFileSandboxes,
   ConfigFileError,
@@ -130,7 +131,7 @@ export function registerWorker(program: Command): void {
     .description("run a worker (SIGTERM/SIGINT: graceful stop within the grace, exit 0; JSON logs on stdout)")
     .option(
       "-c, --config <file>",
-      "worker config file (YAML or JSON): concurrency, queues, shutdownGrace, lease, tasks, schedules, limits",
+      "worker config file (YAML or JSON): concurrency, queues, shutdownGrace, lease, tasks, schedules, limits, events",
     )
     .option("--queues <list>", "queues in strict order (a,b) or with weights (a:5,b:3); overrides the file")
     .option("--concurrency <n>", "jobs at once; overrides the file", wholeNumber)
@@ -161,7 +162,15 @@ export function registerWorker(program: Command): void {
       if (!tasks) throw new UsageError(NO_TASKS_MESSAGE);
       const flagUrl = globals(cmd).url;
       if (flags.check) {
-        await checkOnly(tasks, options, flags.config, file.schedules ?? [], file.limits, file.sandbox);
+        await checkOnly(
+          tasks,
+          options,
+          flags.config,
+          file.schedules ?? [],
+          file.limits,
+          file.sandbox,
+          file.events,
+        );
         return;
       }
       const url =
@@ -170,7 +179,12 @@ export function registerWorker(program: Command): void {
           : await resolveUrl(flagUrl);
 
       const logger = pino({ level: process.env.SLUICE_LOG_LEVEL ?? "info" });
-      const sluice = new Sluice({ url: url.url, logger });
+      // `events:` of the file: what this worker's transitions write and what its maintenance prunes.
+      const sluice = new Sluice({
+        url: url.url,
+        logger,
+        ...(file.events !== undefined ? { events: file.events } : {}),
+      });
       try {
         const loaded = await loadTasks(tasks, sluice);
         if (loaded.health) options.health = loaded.health;
@@ -246,6 +260,7 @@ async function checkOnly(
   schedules: readonly FileSchedule[],
   limits: WorkerFileConfig["limits"],
   sandboxes?: FileSandboxes,
+  events?: WorkerFileConfig["events"],
 ): Promise<void> {
   // A private in-memory store: creating tasks and a worker does not touch it; declaring the schedules on it
   // checks them as a real start would (task defined, payload valid) without writing to the real store.
@@ -284,6 +299,12 @@ async function checkOnly(
     const limited = Object.entries(limits ?? {});
     if (limited.length > 0) {
       lines.push(`  limits       ${limited.map(([q, l]) => `${q} ${JSON.stringify(l)}`).join(", ")}`);
+    }
+    if (events !== undefined) {
+      const kept = resolveEventRetention(events);
+      lines.push(
+        `  events       ${kept.enabled ? `at most ${kept.maxEvents} events, at most ${formatDuration(kept.retentionMs)}` : "off (none written)"}`,
+      );
     }
     if (withHealth.health)
       lines.push(`  health       ${Object.keys(withHealth.health).join(", ")} (from ${tasks})`);
