@@ -51,7 +51,8 @@ function passOn(pid: number | undefined, line: string): void {
   }
   if (shown.has(key)) return;
   shown.add(key);
-  process.stderr.write(`  [worker ${pid}, shown once] ${line}\n`);
+  // On a line of its own: the parent may be in the middle of a progress line.
+  process.stderr.write(`\n  [worker ${pid}, shown once] ${line}\n`);
 }
 
 /** Every child not yet exited, so that an aborted run can stop them all ({@link finishAll}). */

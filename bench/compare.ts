@@ -249,7 +249,8 @@ function table(workload: Workload, entries: Entry[]): string {
         .map((i) => {
           const s = (medians.get(sluice) as number[])[i] as number;
           const p = m[i] as number;
-          return `${fmt(workload.columns[i]?.better === "higher" ? s / p : p / s, 2)}x`;
+          const r = workload.columns[i]?.better === "higher" ? s / p : p / s;
+          return Number.isFinite(r) ? `${fmt(r, 2)}x` : "n/a";
         })
         .join(" / ");
     }
