@@ -3,15 +3,21 @@
  * `?schema=` on PostgreSQL, `?prefix=` on Redis), so `TargetOptions.namespace` is not used; the bench
  * process removes that store in its cleanup (bench/engines.ts), never a worker child.
  *
- * `BENCH_EVENTS=off` turns fleet-wide events off (docs/benchmarks.md, "Cost of fleet-wide events").
+ * Two configurations (`TargetOptions.variant`, issue 14):
  *
- * The bench worker runs with `maintenance: false` (no lease recovery or retention passes), as the peers'
- * workers run without their recovery loops (see bench/peers/*): no job is ever lost in a benchmark.
+ * - `defaults`: exactly what a user writes — `new Sluice({ url })`, a task with no retention option (completed
+ *   jobs kept 24 h), `sluice.worker({ queues, concurrency })` (maintenance on, prefetch at its default).
+ *   Nothing else: the default logger too (JSON lines at `warn` on stdout).
+ * - `tuned`: completed jobs deleted at once (`retention: false`) and a worker without maintenance (no
+ *   lease recovery or retention passes), as the peers' fast configurations run without their recovery
+ *   loops (see bench/peers/*). The older benches (`npm run bench`, bench:multi) use it.
+ *
+ * `BENCH_EVENTS=off` turns fleet-wide events off in either (docs/benchmarks.md, "Cost of fleet-wide events").
  */
 import { PENDING_STATES } from "../src/core/job.js";
 import { Sluice, silentLogger } from "../src/index.js";
 import type { Worker } from "../src/runtime/worker.js";
-import type { BenchPayload, BenchTarget, BenchTargetFactory, BenchWorker } from "./target.js";
+import type { BenchPayload, BenchTarget, BenchTargetFactory, BenchWorker, Variant } from "./target.js";
 
 export const BENCH_QUEUE = "bench";
 
@@ -21,20 +27,33 @@ function nameOf(url: string): string {
   return `sluice/${scheme === "postgresql" ? "postgres" : scheme}`;
 }
 
-export async function createSluiceTarget(url: string, name = nameOf(url)): Promise<BenchTarget> {
+/** The row label's suffix for each configuration. */
+export const SLUICE_VARIANT_LABEL: Record<Variant, string> = {
+  defaults: "defaults",
+  tuned: "tuned: no retention, no maintenance",
+};
+
+export async function createSluiceTarget(
+  url: string,
+  name = nameOf(url),
+  variant: Variant = "tuned",
+): Promise<BenchTarget> {
+  const tuned = variant === "tuned";
   // BENCH_EVENTS=off: no fleet-wide events (the A/B that measures what writing them costs).
   const events = process.env.BENCH_EVENTS === "off" ? { events: false as const } : {};
-  const sluice = new Sluice({ url, logger: silentLogger(), ...events });
-  let onJob: (p: BenchPayload) => void = () => {};
-  // Completed no-op jobs are deleted at once, as the peers are configured (removeOnComplete etc.).
+  const sluice = tuned
+    ? new Sluice({ url, logger: silentLogger(), ...events })
+    : new Sluice({ url, ...events });
+  let onJob: (p: BenchPayload) => undefined | Promise<void> = () => undefined;
   const task = sluice.task<BenchPayload>("noop", {
     queue: BENCH_QUEUE,
-    retention: false,
+    // Tuned: completed no-op jobs deleted at once, as the peers' fast configurations do (removeOnComplete).
+    ...(tuned ? { retention: false } : {}),
     run: (p) => onJob(p),
   });
   await sluice.store();
   return {
-    name,
+    name: `${name} (${SLUICE_VARIANT_LABEL[variant]})`,
     async reset() {
       await sluice.admin.delete({ queue: BENCH_QUEUE }, { batchSize: 10_000 });
     },
@@ -50,7 +69,9 @@ export async function createSluiceTarget(url: string, name = nameOf(url)): Promi
     },
     async startWorker(concurrency, handler): Promise<BenchWorker> {
       onJob = handler;
-      const worker: Worker = sluice.worker({ queues: [BENCH_QUEUE], concurrency, maintenance: false });
+      const worker: Worker = tuned
+        ? sluice.worker({ queues: [BENCH_QUEUE], concurrency, maintenance: false })
+        : sluice.worker({ queues: [BENCH_QUEUE], concurrency });
       await worker.start();
       return { stop: async () => void (await worker.stop({ graceMs: 5_000 })) };
     },
@@ -58,4 +79,5 @@ export async function createSluiceTarget(url: string, name = nameOf(url)): Promi
   };
 }
 
-export const createTarget: BenchTargetFactory = (url) => createSluiceTarget(url);
+export const createTarget: BenchTargetFactory = (url, options) =>
+  createSluiceTarget(url, undefined, options.variant ?? "tuned");

@@ -14,13 +14,33 @@ export interface BenchPayload {
   t: number;
 }
 
+/**
+ * Which configuration a target runs in (issue 14): `defaults` is what a user gets from the library's
+ * documented defaults, the headline; `tuned` is the like-for-like fast configuration (Sluice: completed
+ * jobs removed, no maintenance; peers: their documented fast settings, see bench/peers/*).
+ */
+export type Variant = "defaults" | "tuned";
+
+export const VARIANTS: readonly Variant[] = ["defaults", "tuned"];
+
+/**
+ * What a handler does: `noop` returns at once; `io` awaits a timer of 50–500 ms (an I/O-bound job that
+ * uses no CPU), the same duration for the same job number on every target (see {@link ioSleepMs}).
+ */
+export type WorkKind = "noop" | "io";
+
+/** The I/O-bound workload's sleep for job `n`: 50–500 ms, spread evenly, identical on every target. */
+export function ioSleepMs(n: number): number {
+  return 50 + ((n * 7_919) % 451);
+}
+
 export interface BenchWorker {
   /** Stops consuming; resolves once the worker no longer runs jobs and has released its connections. */
   stop(): Promise<void>;
 }
 
 export interface BenchTarget {
-  /** Row label, e.g. `sluice/postgres`, `pg-boss`. */
+  /** Row label with its configuration, e.g. `sluice/postgres (defaults)`, `pg-boss (fast: …)`. */
   readonly name: string;
   /** Empties the queue used by the workloads (no jobs of earlier workloads left). */
   reset(): Promise<void>;
@@ -30,16 +50,21 @@ export interface BenchTarget {
   enqueueBatch(payloads: BenchPayload[]): Promise<void>;
   /**
    * Jobs of the workload queue not yet completed, as the store reports them (waiting, locked or running):
-   * 0 once every job's completion is durably written. Every target deletes (or marks) completed jobs,
-   * so "completed" means the same thing on each: the handler ran and the store recorded its outcome.
+   * 0 once every job's completion is durably written. Completed jobs are deleted or kept (as the
+   * target's configuration says) but never counted, so "completed" means the same thing on each: the
+   * handler ran and the store recorded its outcome.
    */
   pending(): Promise<number>;
   /**
    * Starts consuming the workload queue in this process at `concurrency` (at most that many handlers at
-   * once), calling `onJob` at the start of each handler (a no-op job otherwise). Resolves once the worker
-   * is ready to take jobs.
+   * once). Each handler calls `onJob` at its start and returns what it returns: a no-op job when it
+   * returns nothing, an I/O-bound one when it returns a promise (awaited before the job completes).
+   * Resolves once the worker is ready to take jobs.
    */
-  startWorker(concurrency: number, onJob: (payload: BenchPayload) => void): Promise<BenchWorker>;
+  startWorker(
+    concurrency: number,
+    onJob: (payload: BenchPayload) => undefined | Promise<void>,
+  ): Promise<BenchWorker>;
   /** Closes every connection; the owner also drops the namespace (schema, key prefix) it created. */
   close(): Promise<void>;
 }
@@ -55,6 +80,8 @@ export interface TargetOptions {
    * in worker children, which attach to it and leave it in place.
    */
   owner: boolean;
+  /** The configuration to run in (default `tuned`, what the older benches measure). */
+  variant?: Variant;
 }
 
 /** Creates a target against `url` (the peer's own store URL for peers). */
@@ -66,10 +93,12 @@ export interface TargetSpec {
   module: string;
   url: string;
   namespace: string;
+  /** Default `tuned`. */
+  variant?: Variant;
 }
 
 /** Imports a factory module and creates its target. */
 export async function openTarget(spec: TargetSpec, owner: boolean): Promise<BenchTarget> {
   const { createTarget } = (await import(spec.module)) as { createTarget: BenchTargetFactory };
-  return createTarget(spec.url, { namespace: spec.namespace, owner });
+  return createTarget(spec.url, { namespace: spec.namespace, owner, variant: spec.variant ?? "tuned" });
 }

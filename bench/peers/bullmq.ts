@@ -1,5 +1,12 @@
 /**
- * BullMQ (6.x) as a benchmark peer, in its documented fast configuration:
+ * BullMQ (6.x) as a benchmark peer, in two configurations (`TargetOptions.variant`, issue 14).
+ *
+ * `defaults`: `new Queue(name, { connection, prefix })`, `add` / `addBulk`, and
+ * `new Worker(name, handler, { connection, prefix, concurrency })`: nothing else. Completed and failed jobs
+ * are kept (BullMQ's default `removeOnComplete: false`, worker-options.d.ts / base-job-options.d.ts), the
+ * stalled-jobs check runs every 30 s.
+ *
+ * `tuned` ("fast"), its documented fast configuration:
  *
  * - Enqueue: `add` one at a time; `addBulk` for batches ("Adds an array of jobs to the queue. This method
  *   may be faster than adding one job at a time in a sequence": one MULTI round trip per batch).
@@ -33,18 +40,23 @@ function connectionOf(url: string) {
   };
 }
 
-export const createTarget: BenchTargetFactory = async (url, { namespace, owner }): Promise<BenchTarget> => {
+export const createTarget: BenchTargetFactory = async (
+  url,
+  { namespace, owner, variant = "tuned" },
+): Promise<BenchTarget> => {
   const connection = connectionOf(url);
   const prefix = `bull_${namespace}`;
-  const queue = new Queue<BenchPayload>(QUEUE, {
-    connection,
-    prefix,
-    defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
-  });
+  const fast = variant === "tuned";
+  const queue = new Queue<BenchPayload>(
+    QUEUE,
+    fast
+      ? { connection, prefix, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } }
+      : { connection, prefix },
+  );
   await queue.waitUntilReady();
   const workers = new Set<Worker<BenchPayload>>();
   return {
-    name: "bullmq",
+    name: fast ? "bullmq (fast: removeOnComplete/Fail, no stalled check)" : "bullmq (defaults)",
     async reset() {
       await queue.obliterate({ force: true });
     },
@@ -62,16 +74,18 @@ export const createTarget: BenchTargetFactory = async (url, { namespace, owner }
       const worker = new Worker<BenchPayload>(
         QUEUE,
         async (job) => {
-          onJob(job.data);
+          await onJob(job.data);
         },
-        {
-          connection,
-          prefix,
-          concurrency,
-          removeOnComplete: { count: 0 },
-          removeOnFail: { count: 0 },
-          skipStalledCheck: true,
-        },
+        fast
+          ? {
+              connection,
+              prefix,
+              concurrency,
+              removeOnComplete: { count: 0 },
+              removeOnFail: { count: 0 },
+              skipStalledCheck: true,
+            }
+          : { connection, prefix, concurrency },
       );
       workers.add(worker);
       await worker.waitUntilReady();

@@ -1,5 +1,15 @@
 /**
- * graphile-worker (0.17) as a benchmark peer, in its documented fast configuration.
+ * graphile-worker (0.17) as a benchmark peer, in two configurations (`TargetOptions.variant`, issue 14).
+ * Both delete a job when it completes (graphile-worker keeps no completed jobs).
+ *
+ * `defaults`: `run({ connectionString, schema, concurrency, taskList })` and nothing else but a silent logger
+ * and `noHandleSignals` (the bench's worker child handles SIGTERM itself). Per
+ * node_modules/graphile-worker/dist/index.d.ts the defaults are: `localQueue.size` `-1` (no local queue:
+ * each job slot fetches its own job), `completeJobBatchDelay` / `failJobBatchDelay` `-1` (one statement
+ * per completion), `maxPoolSize` `10` (so at concurrency 50 jobs wait for a connection), `pollInterval`
+ * 2 s (LISTEN/NOTIFY wakes the worker anyway).
+ *
+ * `tuned` ("fast"), its documented fast configuration:
  *
  * - Enqueue: `addJob` one at a time; `addJobs` (one statement per batch) for batches. No `queueName`
  *   (named queues run serially by design).
@@ -25,7 +35,11 @@ const TASK = "bench_noop";
 /** graphile-worker's logs are noise in a benchmark. */
 const silent = new Logger(() => () => {});
 
-export const createTarget: BenchTargetFactory = async (url, { namespace, owner }): Promise<BenchTarget> => {
+export const createTarget: BenchTargetFactory = async (
+  url,
+  { namespace, owner, variant = "tuned" },
+): Promise<BenchTarget> => {
+  const fast = variant === "tuned";
   const schema = `gw_${namespace}`;
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   // Connection errors are handled by graphile-worker per query; these listeners only keep a dropped
@@ -37,7 +51,9 @@ export const createTarget: BenchTargetFactory = async (url, { namespace, owner }
   const runners = new Set<{ stop(): Promise<void> }>();
 
   return {
-    name: "graphile-worker",
+    name: fast
+      ? "graphile-worker (fast: localQueue 500, batched completions, pool c+2)"
+      : "graphile-worker (defaults)",
     async reset() {
       // Jobs are deleted on completion; this removes anything left (queued, locked by a stopped worker).
       await pool.query(`DELETE FROM "${schema}"._private_jobs`);
@@ -53,22 +69,27 @@ export const createTarget: BenchTargetFactory = async (url, { namespace, owner }
       return Number(rows[0]?.n ?? 0);
     },
     async startWorker(concurrency, onJob): Promise<BenchWorker> {
-      const runner = await run({
-        connectionString: url,
-        maxPoolSize: Math.max(10, concurrency + 2),
-        schema,
-        logger: silent,
-        concurrency,
-        noHandleSignals: true,
-        taskList: {
-          [TASK]: async (payload) => {
-            onJob(payload as BenchPayload);
-          },
+      const taskList = {
+        [TASK]: async (payload: unknown) => {
+          await onJob(payload as BenchPayload);
         },
-        preset: {
-          worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
-        },
-      });
+      };
+      const runner = await run(
+        fast
+          ? {
+              connectionString: url,
+              maxPoolSize: Math.max(10, concurrency + 2),
+              schema,
+              logger: silent,
+              concurrency,
+              noHandleSignals: true,
+              taskList,
+              preset: {
+                worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+              },
+            }
+          : { connectionString: url, schema, logger: silent, concurrency, noHandleSignals: true, taskList },
+      );
       runners.add(runner);
       return {
         async stop() {
