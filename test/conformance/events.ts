@@ -115,7 +115,13 @@ export function eventTests(ctx: ConformanceContext): void {
       await store.release([{ id: b.id, token: token(b.id), reason: "shutdown", runAt: Date.now() + 60_000 }]);
       // c: cancelled while waiting; d: moved to another queue.
       await sluice.admin.cancel(c.id);
-      await sluice.admin.move({ ids: [d.id] }, other);
+      // Redis Cluster refuses a move (two queues' slots): d stays, with no `moved` event.
+      const movable = !ctx.harness.crossSlotRefused;
+      if (movable) await sluice.admin.move({ ids: [d.id] }, other);
+      else
+        await expect(sluice.admin.move({ ids: [d.id] }, other)).rejects.toMatchObject({
+          code: "CLUSTER_CROSS_SLOT",
+        });
       // a again: claimed, its lease runs out, recovery takes it (out of attempts: dead).
       const [again] = await store.claim({ queues: [queue], limit: 1, workerId: "w2", leaseMs: 1 });
       expect(again?.id).toBe(a.id);
@@ -134,19 +140,19 @@ export function eventTests(ctx: ConformanceContext): void {
       expect(of(a.id)).toEqual(["enqueued", "active", "retrying", "active", "recovered"]);
       expect(of(b.id)).toEqual(["enqueued", "active", "released"]);
       expect(of(c.id)).toEqual(["enqueued", "cancelled", "retried", "deleted"]);
-      expect(of(d.id)).toEqual(["enqueued", "moved"]);
+      expect(of(d.id)).toEqual(movable ? ["enqueued", "moved"] : ["enqueued"]);
       const retrying = all.find((e) => e.jobId === a.id && e.type === "retrying");
       expect(retrying?.data).toMatchObject({ error: "boom" });
       expect(typeof retrying?.data?.runAt).toBe("number");
       const recovered = all.find((e) => e.type === "recovered");
       expect(recovered).toMatchObject({ attempt: 2, data: { to: "dead" } });
       const moved = all.find((e) => e.type === "moved");
-      expect(moved).toMatchObject({ queue: other, data: { from: queue } });
+      if (movable) expect(moved).toMatchObject({ queue: other, data: { from: queue } });
       const queueEvents = all.filter((e) => e.jobId === null);
       expect(types(queueEvents)).toEqual(["paused", "resumed"]);
       expect(queueEvents[0]).toMatchObject({ queue, task: null, data: { until: null } });
       // The queue filter takes a moved job's event under its new queue.
-      expect(types((await readAll(store, start, { queue: other })).events)).toEqual(["moved"]);
+      expect(types((await readAll(store, start, { queue: other })).events)).toEqual(movable ? ["moved"] : []);
     });
 
     it("writes a failed attempt that goes dead as `dead`, with the error", async () => {
