@@ -140,6 +140,40 @@ export class PrivateRedisCluster {
     return run("redis-cli", ["-p", String(port), ...args]);
   }
 
+  /** Resolves once every node reports an uptime of at least `ms` (INFO server), polled up to `ms` + 30 s. */
+  async olderThan(ms: number): Promise<void> {
+    await until(
+      `cluster nodes up for ${ms} ms`,
+      async () => {
+        for (const port of this.ports) {
+          const info = await this.cli(port, "info", "server");
+          const up = Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1] ?? 0);
+          if (up * 1000 < ms) return false;
+        }
+        return true;
+      },
+      ms + 30_000,
+      250,
+    );
+  }
+
+  /** Deletes every key of a Sluice prefix: SCAN runs per node, so on every master. */
+  async deletePrefix(prefix: string): Promise<void> {
+    for (const port of this.ports) {
+      for (const pattern of [`{${prefix}}:*`, `{${prefix}:q:*`]) {
+        let cursor = "0";
+        do {
+          const out = (await this.cli(port, "--raw", "scan", cursor, "MATCH", pattern, "COUNT", "1000"))
+            .trim()
+            .split("\n");
+          cursor = out[0] ?? "0";
+          const keys = out.slice(1).filter((k) => k !== "");
+          if (keys.length > 0) await this.cli(port, "unlink", ...keys);
+        } while (cursor !== "0");
+      }
+    }
+  }
+
   /** Kills the servers started here (by their pids) and removes their data. */
   async stop(): Promise<void> {
     await Promise.all(

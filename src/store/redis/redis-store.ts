@@ -853,23 +853,7 @@ export class RedisStore implements Store {
     if (silent.length > 0) await this.dropWorkers(silent);
     let events = 0;
     if (this.cluster && (options.eventsBefore !== undefined || options.maxEvents !== undefined)) {
-      // One stream per queue: each pruned by the same rule (maxEvents is then a cap per queue).
-      for (const queue of await this.queueNames()) {
-        const left = Math.max(0, Math.floor(options.limit)) - events;
-        if (left <= 0) break;
-        events += await this.script<number>(
-          {
-            name: "pruneEvents",
-            keys: [this.keys.eventsOf(queue)],
-            args: [
-              options.eventsBefore === undefined ? "" : Math.floor(options.eventsBefore),
-              options.maxEvents === undefined ? "" : Math.max(0, Math.floor(options.maxEvents)),
-              left,
-            ],
-          },
-          "prune events",
-        );
-      }
+      events = await this.pruneClusterEvents(options.eventsBefore, options.maxEvents, options.limit);
     } else if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
       events = await this.script<number>(
         {
@@ -885,6 +869,58 @@ export class RedisStore implements Store {
       );
     }
     return { jobs, workers: silent.length, events };
+  }
+
+  /**
+   * Cluster: one events stream per queue. Age: each stream by the same rule. Count: `maxEvents` over the
+   * whole store, as on one server: the oldest surplus across the streams (merged order) is found by reading
+   * each stream's oldest entries, at most `limit` of them, then each stream drops its share, exactly.
+   */
+  private async pruneClusterEvents(
+    before: number | undefined,
+    maxEvents: number | undefined,
+    limit: number,
+  ): Promise<number> {
+    const queues = await this.queueNames();
+    let left = Math.max(0, Math.floor(limit));
+    let deleted = 0;
+    const trim = async (queue: string, args: (string | number)[]) =>
+      this.script<number>({ name: "pruneEvents", keys: [this.keys.eventsOf(queue)], args }, "prune events");
+    if (before !== undefined) {
+      for (const queue of queues) {
+        if (left <= 0) break;
+        const n = await trim(queue, [Math.floor(before), "", left]);
+        deleted += n;
+        left -= n;
+      }
+    }
+    if (maxEvents === undefined || left <= 0 || queues.length === 0) return deleted;
+    const lengths = await this.call("count events", async (c) => {
+      const pipeline = this.pipe(c);
+      for (const q of queues) pipeline.xlen(this.keys.eventsOf(q));
+      return ((await pipeline.exec()) ?? []).map(([error, n]) => {
+        if (error) throw error;
+        return Number(n);
+      });
+    });
+    const surplus = Math.min(left, lengths.reduce((a, b) => a + b, 0) - Math.max(0, Math.floor(maxEvents)));
+    if (surplus <= 0) return deleted;
+    const oldest = await this.call("read the oldest events", async (c) => {
+      const pipeline = this.pipe(c);
+      for (const q of queues) pipeline.xrange(this.keys.eventsOf(q), "-", "+", "COUNT", surplus);
+      return ((await pipeline.exec()) ?? []).map(([error, r]) => {
+        if (error) throw error;
+        return (r as [string, string[]][]).map(([id]) => id);
+      });
+    });
+    const share = new Map<string, number>();
+    for (const at of oldest
+      .flatMap((ids, i) => ids.map((id) => ({ id, queue: queues[i]! })))
+      .sort(compareClusterEvents)
+      .slice(0, surplus))
+      share.set(at.queue, (share.get(at.queue) ?? 0) + 1);
+    for (const [queue, n] of share) deleted += await trim(queue, ["", 0, n]);
+    return deleted;
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -1707,7 +1743,13 @@ export class RedisStore implements Store {
     let reset = false;
     if (after !== null) {
       const newest = replies.reduce((m, r) => (streamIdLess(m, r[2]) ? r[2] : m), "0-0");
-      reset = replies.some((r) => streamIdLess(after.id, r[3])) || streamIdLess(newest, after.id);
+      // Ahead of the store: past every id its streams assigned (all of them are read when unfiltered), or,
+      // for a read of one queue, past the server's clock (another queue's newer ids are not read).
+      const ahead =
+        request.queue === undefined
+          ? streamIdLess(newest, after.id)
+          : streamMs(after.id) > Math.max(...replies.map((r) => Number(r[1])));
+      reset = replies.some((r) => streamIdLess(after.id, r[3])) || ahead;
       if (reset) {
         position = null;
         replies = await read(null, page);
@@ -1716,7 +1758,11 @@ export class RedisStore implements Store {
     const events: FleetEvent[] = [];
     let scanned = 0;
     for (let round = 0; round < 1_000; round++) {
-      const horizon = Math.min(...replies.map((r) => Number(r[1])));
+      // Where each stream's next entry can land at the earliest: past its newest id, and at or past its
+      // node's clock (TIME, read in the same script). An entry is handed out only when it sorts before all
+      // of them, so no entry written later can sort before a cursor already handed out.
+      const bounds = replies.map((r, i) => ({ id: nextStreamId(r[2], Number(r[1])), queue: queues[i]! }));
+      const safe = (at: ClusterEventPosition) => bounds.every((b) => compareClusterEvents(at, b) < 0);
       // A stream that filled its page may have more: nothing past its last entry is known yet.
       let frontier: ClusterEventPosition | null = null;
       replies.forEach(([entries], i) => {
@@ -1729,10 +1775,7 @@ export class RedisStore implements Store {
         .flatMap(([entries], i) =>
           entries.map((entry) => ({ entry, at: { id: entry[0], queue: queues[i]! } })),
         )
-        .filter(
-          ({ at }) =>
-            streamMs(at.id) < horizon && (frontier === null || compareClusterEvents(at, frontier) <= 0),
-        )
+        .filter(({ at }) => safe(at) && (frontier === null || compareClusterEvents(at, frontier) <= 0))
         .sort((a, b) => compareClusterEvents(a.at, b.at));
       for (const { entry, at } of merged) {
         position = at;
@@ -1741,12 +1784,20 @@ export class RedisStore implements Store {
         if (request.jobId === undefined || event.jobId === request.jobId) events.push(event);
         if (events.length >= limit) return { events, cursor: encodeClusterEventId(at), reset };
       }
-      const bounded = frontier !== null && streamMs((frontier as ClusterEventPosition).id) < horizon;
+      const bounded = frontier !== null && safe(frontier);
       if (!bounded || merged.length === 0 || scanned >= EVENT_SCAN_BUDGET) break;
       replies = await read(position, page);
     }
     let cursor: string | null = position === null ? null : encodeClusterEventId(position);
-    if (scanned === 0) {
+    if (scanned === 0 && !reset && request.queue !== undefined) {
+      // Nothing readable in this queue: still move past the other queues' events, as a filtered read on one
+      // server moves past the entries it skipped: to the newest event of the store, once it is safe.
+      const { newest, safe } = await this.newestClusterEvent();
+      cursor =
+        newest !== null && safe && (after === null || compareClusterEvents(after, newest) < 0)
+          ? encodeClusterEventId(newest)
+          : request.after;
+    } else if (scanned === 0) {
       cursor = request.after;
       if (reset) {
         // Nothing readable after a reset: the newest id any stream assigned (or null), as on one server.
@@ -1766,25 +1817,33 @@ export class RedisStore implements Store {
    * event can sort before it; on nodes of one host that is within a millisecond; bounded to a second).
    */
   private async lastClusterEventId(): Promise<string | null> {
-    const queues = await this.queueNames();
-    if (queues.length === 0) return null;
     const deadline = Date.now() + 1_000;
     for (;;) {
-      const replies = await this.scripts<QueueEventsReply>(
-        queues.map((q) => ({ name: "readQueueEvents", keys: [this.keys.eventsOf(q)], args: ["-", 0] })),
-        "read the last event id",
-      );
-      let newest: ClusterEventPosition | null = null;
-      replies.forEach((r, i) => {
-        const at = { id: r[2], queue: queues[i]! };
-        if (r[2] !== "0-0" && (newest === null || compareClusterEvents(newest, at) < 0)) newest = at;
-      });
+      const { newest, safe } = await this.newestClusterEvent();
       if (newest === null) return null;
-      const horizon = Math.min(...replies.map((r) => Number(r[1])));
-      if (streamMs((newest as ClusterEventPosition).id) < horizon || Date.now() > deadline)
-        return encodeClusterEventId(newest);
+      if (safe || Date.now() > deadline) return encodeClusterEventId(newest);
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
+  }
+
+  /**
+   * Cluster: the newest id any queue's stream assigned, and whether it is safe as a cursor: below every
+   * node's clock, so that no event written later (at or past its node's clock) can sort before it.
+   */
+  private async newestClusterEvent(): Promise<{ newest: ClusterEventPosition | null; safe: boolean }> {
+    const queues = await this.queueNames();
+    if (queues.length === 0) return { newest: null, safe: true };
+    const replies = await this.scripts<QueueEventsReply>(
+      queues.map((q) => ({ name: "readQueueEvents", keys: [this.keys.eventsOf(q)], args: ["-", 0] })),
+      "read the last event id",
+    );
+    let newest: ClusterEventPosition | null = null;
+    replies.forEach((r, i) => {
+      const at = { id: r[2], queue: queues[i]! };
+      if (r[2] !== "0-0" && (newest === null || compareClusterEvents(newest, at) < 0)) newest = at;
+    });
+    const nowMs = Math.min(...replies.map((r) => Number(r[1])));
+    return { newest, safe: newest === null || streamMs((newest as ClusterEventPosition).id) < nowMs };
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {
@@ -2163,6 +2222,12 @@ function parseClusterEventId(text: string): ClusterEventPosition {
 
 function encodeClusterEventId(at: ClusterEventPosition): string {
   return `${at.id}@${at.queue}`;
+}
+
+/** The lowest id a stream whose newest id is `last` can assign next on a node whose clock reads `nowMs`. */
+function nextStreamId(last: string, nowMs: number): string {
+  const [ms = 0, seq = 0] = last.split("-").map(Number);
+  return ms >= nowMs ? `${ms}-${seq + 1}` : `${nowMs}-0`;
 }
 
 function streamMs(id: string): number {
