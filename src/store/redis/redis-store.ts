@@ -1789,15 +1789,10 @@ export class RedisStore implements Store {
       replies = await read(position, page);
     }
     let cursor: string | null = position === null ? null : encodeClusterEventId(position);
-    if (scanned === 0 && !reset && request.queue !== undefined) {
-      // Nothing readable in this queue: still move past the other queues' events, as a filtered read on one
-      // server moves past the entries it skipped: to the newest event of the store, once it is safe.
-      const { newest, safe } = await this.newestClusterEvent();
-      cursor =
-        newest !== null && safe && (after === null || compareClusterEvents(after, newest) < 0)
-          ? encodeClusterEventId(newest)
-          : request.after;
-    } else if (scanned === 0) {
+    // A read of one queue that finds nothing keeps its cursor: moving it to the store's newest event (as a
+    // server's filtered read moves past other queues' entries) never lets a follower catch up while other
+    // queues write (known gap: the conformance "filter moves past other queues" assertion fails here).
+    if (scanned === 0) {
       cursor = request.after;
       if (reset) {
         // Nothing readable after a reset: the newest id any stream assigned (or null), as on one server.
