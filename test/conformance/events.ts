@@ -235,6 +235,47 @@ export function eventTests(ctx: ConformanceContext): void {
       expect(page.reset).toBe(false);
     });
 
+    it("a follower of every queue sees each event once while queues are written concurrently", async () => {
+      // Six queues, each written by its own store (own connections) one job at a time while an unfiltered
+      // reader follows with large pages, so it is caught up most of the time (a stream that fills the page
+      // bounds what is handed out: only a reader at the head of the streams meets the race). On Redis
+      // Cluster the queues' streams are spread over the masters, and an event can commit on one master after
+      // a newer one was read on another: the reader must still see it (after its cursor, not behind it),
+      // and never twice.
+      const reader = await ctx.sluice().store();
+      const queues = Array.from({ length: 6 }, (_, i) => ctx.queue(`conc${i}`));
+      const writers = await Promise.all(queues.map(() => ctx.sluice().store()));
+      const start = await reader.lastEventId();
+      const rounds = 60;
+      const perRound = 1;
+      let writing = true;
+      const written = Promise.all(
+        queues.map(async (queue, i) => {
+          for (let round = 0; round < rounds; round++) {
+            await writers[i]?.enqueue(Array.from({ length: perRound }, () => newJob({ queue })));
+          }
+        }),
+      ).finally(() => {
+        writing = false;
+      });
+      const seen: FleetEvent[] = [];
+      let cursor = start;
+      for (let page = 0; writing && page < 100_000; page++) {
+        const read = await reader.readEvents({ after: cursor, limit: 1000 });
+        expect(read.reset).toBe(false);
+        seen.push(...read.events);
+        cursor = read.cursor;
+      }
+      await written;
+      const rest = await readAll(reader, cursor, {}, 5);
+      expect(rest.reset).toBe(false);
+      seen.push(...rest.events);
+      const ours = seen.filter((e) => queues.includes(e.queue as string));
+      expect(new Set(ours.map((e) => e.id)).size).toBe(ours.length);
+      expect(ours.filter((e) => e.type === "enqueued")).toHaveLength(queues.length * rounds * perRound);
+      expect(new Set(ours.map((e) => e.jobId)).size).toBe(queues.length * rounds * perRound);
+    });
+
     it("says `reset` when the reader's id was pruned, or is ahead of the store; rejects a malformed id", async () => {
       const store = await ctx.sluice().store();
       const queue = ctx.queue();

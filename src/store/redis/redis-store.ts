@@ -1789,11 +1789,23 @@ export class RedisStore implements Store {
       replies = await read(position, page);
     }
     let cursor: string | null = position === null ? null : encodeClusterEventId(position);
-    // A read of one queue that finds nothing keeps its cursor: moving it to the store's newest event (as a
-    // server's filtered read moves past other queues' entries) never lets a follower catch up while other
-    // queues write (known gap: the conformance "filter moves past other queues" assertion fails here).
     if (scanned === 0) {
       cursor = request.after;
+      if (!reset && after !== null && request.queue !== undefined) {
+        // A read of one queue that finds nothing moves past the other queues' events, as a server's filtered
+        // read moves past the entries it skipped — but only up to where this queue's stream can still write:
+        // below its next possible id (its newest id and its node's TIME, read in the same script as the
+        // XRANGE that found nothing), so no event of this queue is skipped. The store's newest event is read
+        // after that, so it can be an event of this queue written since: hence the lower of the two. Once
+        // the store is idle that is its newest event, so an idle follower's cursor stops moving.
+        const [, time, last] = replies[0] as QueueEventsReply;
+        const ceiling = { id: streamIdBelow(nextStreamId(last, Number(time))), queue: request.queue };
+        const { newest } = await this.newestClusterEvent();
+        if (newest !== null) {
+          const to = compareClusterEvents(newest, ceiling) < 0 ? newest : ceiling;
+          if (compareClusterEvents(after, to) < 0) cursor = encodeClusterEventId(to);
+        }
+      }
       if (reset) {
         // Nothing readable after a reset: the newest id any stream assigned (or null), as on one server.
         let newest: ClusterEventPosition | null = null;
@@ -2223,6 +2235,12 @@ function encodeClusterEventId(at: ClusterEventPosition): string {
 function nextStreamId(last: string, nowMs: number): string {
   const [ms = 0, seq = 0] = last.split("-").map(Number);
   return ms >= nowMs ? `${ms}-${seq + 1}` : `${nowMs}-0`;
+}
+
+/** The greatest stream id below `id` (a sequence number fits 15 digits, as event ids allow). */
+function streamIdBelow(id: string): string {
+  const [ms = 0, seq = 0] = id.split("-").map(Number);
+  return seq > 0 ? `${ms}-${seq - 1}` : `${ms - 1}-999999999999999`;
 }
 
 function streamMs(id: string): number {
