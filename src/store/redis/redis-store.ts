@@ -1791,7 +1791,7 @@ export class RedisStore implements Store {
     let cursor: string | null = position === null ? null : encodeClusterEventId(position);
     if (scanned === 0) {
       cursor = request.after;
-      if (!reset && after !== null && request.queue !== undefined) {
+      if (!reset && request.queue !== undefined) {
         // A read of one queue that finds nothing moves past the other queues' events, as a server's filtered
         // read moves past the entries it skipped — but only up to where this queue's stream can still write:
         // below its next possible id (its newest id and its node's TIME, read in the same script as the
@@ -1803,7 +1803,8 @@ export class RedisStore implements Store {
         const { newest } = await this.newestClusterEvent();
         if (newest !== null) {
           const to = compareClusterEvents(newest, ceiling) < 0 ? newest : ceiling;
-          if (compareClusterEvents(after, to) < 0) cursor = encodeClusterEventId(to);
+          // From the start (null) too: a server's read from the start moves past every entry it skipped.
+          if (after === null || compareClusterEvents(after, to) < 0) cursor = encodeClusterEventId(to);
         }
       }
       if (reset) {
