@@ -37,7 +37,13 @@ export type SluiceErrorCode =
   | "INLINE_RUNAWAY"
   | "HEALTH_CHECK_TIMEOUT"
   | "SANDBOX_OUT_OF_MEMORY"
-  | "SANDBOX_CRASHED";
+  | "SANDBOX_CRASHED"
+  /**
+   * The Redis engine on Redis Cluster was asked for something that spans hash slots (a flow whose jobs are
+   * in several queues, a move between queues): refused before anything was written (docs/redis.md, "Redis
+   * Cluster").
+   */
+  | "CLUSTER_CROSS_SLOT";
 
 /** Base class of every error Sluice throws. */
 export class SluiceError extends Error {

@@ -15,4 +15,10 @@ export interface EngineHarness {
   cleanup(url: string): Promise<void>;
   /** A URL of this engine that reaches nothing (a missing directory, a closed port). */
   unreachableUrl: string;
+  /**
+   * True for Redis Cluster: what would need one script across hash slots (a flow whose jobs, children or
+   * callbacks are in several queues; a move between queues) is refused with `CLUSTER_CROSS_SLOT` having
+   * written nothing, and the suite asserts that refusal instead (docs/redis.md, "Redis Cluster").
+   */
+  crossSlotRefused?: boolean;
 }

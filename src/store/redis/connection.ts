@@ -4,13 +4,22 @@
  * loaded once per connection with SCRIPT LOAD and always called by SHA).
  */
 import { createHash } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
 import { SluiceError, StoreUnavailableError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
-import { SCRIPTS, type ScriptName } from "./lua.js";
+import type { RedisUrl } from "./config.js";
+import { type ScriptName, scriptsFor } from "./lua.js";
 
 /** Connection role: the command connection or the pub/sub subscriber. */
 export type ConnectionRole = "commands" | "subscriber";
+
+/** A single-server client or a Redis Cluster client: the engine issues the same commands on both. */
+export type RedisClient = Redis | Cluster;
+
+/** True for the Cluster client (the engine keeps each script and MULTI in one slot there). */
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster;
+}
 
 /**
  * Creates a client that never queues commands while disconnected: a producer gets a clear error at once
@@ -18,11 +27,11 @@ export type ConnectionRole = "commands" | "subscriber";
  * exponential backoff (capped at 2 s), and each attempt is logged.
  */
 export function createClient(
-  connection: string,
+  target: RedisUrl,
   location: string,
   role: ConnectionRole,
   logger: Logger,
-): Redis {
+): RedisClient {
   let down = false;
   const options: RedisOptions = {
     lazyConnect: true,
@@ -51,7 +60,38 @@ export function createClient(
       return delay;
     },
   };
-  const client = new Redis(connection, options);
+  let client: RedisClient;
+  if (target.cluster) {
+    const { nodes, username, password, tls } = target.cluster;
+    const { retryStrategy, enableOfflineQueue, ...perNode } = options;
+    const clusterOptions: ClusterOptions = {
+      lazyConnect: true,
+      enableOfflineQueue,
+      // ioredis's cluster ready check (CLUSTER INFO) is refused by that same offline-queue rule while the
+      // node it picked is still connecting, and its connect() then never settles: skip it (a cluster that is
+      // down answers CLUSTERDOWN, a StoreUnavailableError, instead). The store connects every master while
+      // loading its scripts, before its first command.
+      enableReadyCheck: enableOfflineQueue === true,
+      // Commands to one node leave in one write (the cluster's answer to the pipelines the single-server
+      // path builds; a pipeline on a Cluster client must stay in one slot).
+      enableAutoPipelining: role === "commands",
+      // Slot moves (MOVED / ASK) are followed a few times, then surface as an error.
+      maxRedirections: 16,
+      clusterRetryStrategy: retryStrategy,
+      // Re-read the slot map every 10 s even without a redirection (a failover elsewhere).
+      slotsRefreshInterval: 10_000,
+      redisOptions: {
+        ...perNode,
+        lazyConnect: false,
+        ...(username !== undefined ? { username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        ...(tls ? { tls: {} } : {}),
+      },
+    };
+    client = new Cluster(nodes, clusterOptions);
+  } else {
+    client = new Redis(target.connection, options);
+  }
   let lastError = "";
   client.on("error", (error: Error) => {
     // ioredis emits an error per failed reconnect; log each distinct message once per outage.
@@ -82,6 +122,10 @@ const UNREACHABLE = [
   "connect ETIMEDOUT",
   "LOADING",
   "Socket closed",
+  "CLUSTERDOWN",
+  "Failed to refresh slots cache",
+  "None of startup nodes is available",
+  "Cluster isn't ready",
 ];
 
 /** True when `error` means the server could not be reached (as opposed to a command error). */
@@ -120,17 +164,37 @@ export function toStoreError(error: unknown, location: string, action: string): 
   });
 }
 
-/** SHA1 of each script, computed locally so calls never wait for SCRIPT LOAD's reply. */
-export const SCRIPT_SHAS: Record<ScriptName, string> = Object.fromEntries(
-  Object.entries(SCRIPTS).map(([name, s]) => [name, createHash("sha1").update(s.lua).digest("hex")]),
-) as Record<ScriptName, string>;
+const shasOf = (cluster: boolean): Record<ScriptName, string> =>
+  Object.fromEntries(
+    Object.entries(scriptsFor(cluster)).map(([name, s]) => [
+      name,
+      createHash("sha1").update(s.lua).digest("hex"),
+    ]),
+  ) as Record<ScriptName, string>;
 
-/** Loads every script into the server's cache (idempotent; one pipelined round trip). */
-export async function loadScripts(client: Redis): Promise<void> {
-  const pipeline = client.pipeline();
-  for (const s of Object.values(SCRIPTS)) pipeline.script("LOAD", s.lua);
-  const results = (await pipeline.exec()) ?? [];
-  for (const [error] of results) if (error) throw error;
+/**
+ * SHA1 of each script, computed locally so calls never wait for SCRIPT LOAD's reply: the single-server set
+ * and the cluster set (lua.ts `scriptsFor`: the same scripts, keeping flow keys in the queue's slot).
+ */
+export const SCRIPT_SHAS: Record<ScriptName, string> = shasOf(false);
+export const CLUSTER_SCRIPT_SHAS: Record<ScriptName, string> = shasOf(true);
+
+/**
+ * Loads every script into the server's cache (idempotent; one pipelined round trip). On a cluster, into
+ * every master's cache: SCRIPT LOAD goes to one node, and an EVALSHA runs on the node of its key's slot.
+ */
+export async function loadScripts(client: RedisClient): Promise<void> {
+  const cluster = isCluster(client);
+  const targets: Redis[] = cluster ? client.nodes("master") : [client];
+  if (cluster && targets.length === 0) throw new Error("Cluster isn't ready: no master known yet");
+  await Promise.all(
+    targets.map(async (node) => {
+      const pipeline = node.pipeline();
+      for (const s of Object.values(scriptsFor(cluster))) pipeline.script("LOAD", s.lua);
+      const results = (await pipeline.exec()) ?? [];
+      for (const [error] of results) if (error) throw error;
+    }),
+  );
 }
 
 /** Arguments of an EVALSHA call: the script, its keys, its arguments. */
@@ -140,9 +204,14 @@ export interface ScriptCall {
   args: (string | number)[];
 }
 
-/** EVALSHA arguments for a call. */
-export function evalshaArgs(call: ScriptCall): [string, number, ...(string | number)[]] {
-  return [SCRIPT_SHAS[call.name], call.keys.length, ...call.keys, ...call.args];
+/** EVALSHA arguments for a call (`cluster`: the cluster set of scripts). */
+export function evalshaArgs(call: ScriptCall, cluster = false): [string, number, ...(string | number)[]] {
+  return [
+    (cluster ? CLUSTER_SCRIPT_SHAS : SCRIPT_SHAS)[call.name],
+    call.keys.length,
+    ...call.keys,
+    ...call.args,
+  ];
 }
 
 /** True for the server's "script not in cache" reply (after a restart without persistence of the cache, or SCRIPT FLUSH). */

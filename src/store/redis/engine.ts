@@ -1,11 +1,14 @@
-/** The Redis engine's descriptor (see ../engine.ts): `redis://host:6379/0?prefix=sluice`, `rediss://…`. */
+/**
+ * The Redis engine's descriptor (see ../engine.ts): `redis://host:6379/0?prefix=sluice`, `rediss://…`, and
+ * Redis Cluster as `redis+cluster://host:port[,host:port…]?prefix=sluice` (`rediss+cluster://…`).
+ */
 import type { EngineDescriptor } from "../engine.js";
 import { parseRedisUrl, type RedisUrl, redisTarget } from "./config.js";
 
 export const redisEngine: EngineDescriptor<"redis", RedisUrl> = {
   name: "redis",
   urlExample: "redis://…",
-  matches: (url) => url.startsWith("redis://") || url.startsWith("rediss://"),
+  matches: (url) => /^rediss?(\+cluster)?:\/\//.test(url),
   parseUrl: (url) => parseRedisUrl(url),
   doctorTarget: (url) => redisTarget(url),
   async create(url, options) {

@@ -9,7 +9,7 @@
  * Read from INFO (allowed on managed services that rename CONFIG); `appendfsync` needs CONFIG GET and is
  * skipped when that is not permitted.
  */
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import type { StoreHazard } from "../contract.js";
 
 /** Parses INFO text into key → value. */
@@ -88,8 +88,38 @@ export function hazardsOf(settings: {
   return hazards;
 }
 
-/** Reads the server version and its hazards. */
-export async function readHazards(client: Redis): Promise<{ version: string; hazards: StoreHazard[] }> {
+/** Severity order: a cluster reports, per code, its worst node. */
+const RANK: Record<StoreHazard["severity"], number> = { ok: 0, warn: 1, critical: 2 };
+
+/**
+ * Reads the server version and its hazards. On Redis Cluster, from every master (each keeps part of the
+ * jobs, so each must be configured right): per hazard code the worst node's finding, its message naming
+ * the node when it is not ok.
+ */
+export async function readHazards(
+  client: Redis | Cluster,
+): Promise<{ version: string; hazards: StoreHazard[] }> {
+  if (!(client instanceof Cluster)) return readNode(client);
+  const masters = client.nodes("master");
+  const reads = await Promise.all(masters.map((node) => readNode(node)));
+  const worst = new Map<string, StoreHazard>();
+  reads.forEach((read, i) => {
+    const where = `${masters[i]!.options.host}:${masters[i]!.options.port}`;
+    for (const hazard of read.hazards) {
+      const seen = worst.get(hazard.code);
+      if (seen && RANK[seen.severity] >= RANK[hazard.severity]) continue;
+      worst.set(
+        hazard.code,
+        hazard.severity === "ok"
+          ? hazard
+          : { ...hazard, message: `cluster node ${where}: ${hazard.message}` },
+      );
+    }
+  });
+  return { version: reads[0]?.version ?? "", hazards: [...worst.values()] };
+}
+
+async function readNode(client: Redis): Promise<{ version: string; hazards: StoreHazard[] }> {
   const info = parseInfo(await client.info());
   let appendfsync: string | null = null;
   try {

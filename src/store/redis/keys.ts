@@ -20,6 +20,25 @@ export const STATE_SUFFIX: Record<JobState, string> = {
   blocked: "b", // ZSET id by seq
 };
 
+/**
+ * Redis Cluster's hash slot of a key (CRC16/XMODEM of the key, or of its hash tag: the part between the
+ * first `{` and the next `}` when that part is non-empty), as the server computes it.
+ */
+export function keySlot(key: string): number {
+  const open = key.indexOf("{");
+  if (open >= 0) {
+    const close = key.indexOf("}", open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(key)) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16_384;
+}
+
 /** Key builder for one store prefix. */
 export class Keys {
   /** Global hash tag. */
@@ -54,7 +73,17 @@ export class Keys {
    */
   readonly events: string;
 
-  constructor(readonly prefix: string) {
+  /**
+   * HASH batch id → queue, on Redis Cluster only: a batch lives in its queue's slot there (`flow(queue)`), and
+   * `getBatch(id)` finds it through this index (docs/redis.md, "Redis Cluster").
+   */
+  readonly batchQueues: string;
+
+  /** `cluster`: the key layout of the Redis Cluster mode (events and flow keys per queue). */
+  constructor(
+    readonly prefix: string,
+    readonly cluster = false,
+  ) {
     this.global = `{${prefix}}`;
     this.ids = `${this.global}:ids`;
     this.queues = `${this.global}:queues`;
@@ -67,6 +96,23 @@ export class Keys {
     this.channel = `${this.global}:signal`;
     this.schedules = `${this.global}:schedules`;
     this.events = `${this.global}:events`;
+    this.batchQueues = `${this.global}:bq`;
+  }
+
+  /**
+   * The events stream that transitions of `queue` write: the one global stream on a single server; on a
+   * cluster each queue's own (`<qp>ev`), in the queue's slot, so every transition stays a one-slot script.
+   */
+  eventsOf(queue: string): string {
+    return this.cluster ? `${this.queue(queue)}ev` : this.events;
+  }
+
+  /**
+   * Prefix of the flow keys (`fup:` `fdn:` `fch:` `bt:` `batches`) of jobs in `queue`: the global tag on a single
+   * server (a flow may span queues); the queue's own tag on a cluster (a flow there stays in one queue).
+   */
+  flow(queue: string): string {
+    return this.cluster ? this.queue(queue) : `${this.global}:`;
   }
 
   /** Leader lock key. */

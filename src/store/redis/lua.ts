@@ -89,6 +89,19 @@ local G = string.sub(CHANNEL, 1, -7)
 local PFX = string.sub(G, 2, -3)
 local IDS = G .. 'ids'
 local function xqp(q) return '{' .. PFX .. ':q:' .. q .. '}:' end
+-- Flow keys' prefix (docs/redis.md, "Flows" and "Redis Cluster"): the global tag on one server; on a
+-- cluster this queue's own tag, since a flow there never leaves its queue (the store refuses one that would).
+local FG = G
+if CLUSTER then FG = qp end
+-- The queue of job id, for flows: the id index on one server; on a cluster, this queue when the job is in
+-- it (the id index is in another slot there, and a flow's jobs are all in this queue).
+local function qof(id)
+  if CLUSTER then
+    if redis.call('EXISTS', qp .. 'j:' .. id) == 1 then return QUEUE end
+    return false
+  end
+  return redis.call('HGET', IDS, id)
+end
 
 -- Waiting member: fixed-width (priority + 1e6, runAt, seq) then the id. All scores are 0, so the ZSET
 -- sorts by these bytes: priority, then runAt, then seq. The id starts at byte 38.
@@ -219,10 +232,10 @@ local function delete_job(id)
   if not f[1] then return false end
   unindex(id, f[1], f[2], f[3], f[4], f[9])
   -- Flow keys (global slot), only for jobs that have them: edges from / to it, its children, its parent's list.
-  if f[6] then redis.call('DEL', G .. 'fdn:' .. id) end
-  if f[7] then redis.call('DEL', G .. 'fup:' .. id) end
+  if f[6] then redis.call('DEL', FG .. 'fdn:' .. id) end
+  if f[7] then redis.call('DEL', FG .. 'fup:' .. id) end
   -- (A parent's children list empties as its children go: an empty ZSET is no key.)
-  if f[8] then redis.call('ZREM', G .. 'fch:' .. f[8], id) end
+  if f[8] then redis.call('ZREM', FG .. 'fch:' .. f[8], id) end
   redis.call('ZREM', qp .. 'all', id)
   redis.call('ZREM', qp .. 'e', id)
   redis.call('ZREM', qp .. 'n', id)
@@ -380,7 +393,7 @@ end
 -- block): '1' resolved (final or gone) or '0' pending, and the kill message when the policy is fail and the
 -- dependency did not complete. r learns it has a dependent (fdn, its 'fd' flag) when it exists.
 local function fl_add_edge(id, r, pol)
-  local rq = redis.call('HGET', IDS, r)
+  local rq = qof(r)
   local rh = rq and (xqp(rq) .. 'j:' .. r)
   local rf = rh and redis.call('HMGET', rh, 's', 't') or {}
   local res, kill = '1', nil
@@ -391,9 +404,9 @@ local function fl_add_edge(id, r, pol)
   elseif rf[1] ~= 'completed' then
     res = '0'
   end
-  redis.call('HSET', G .. 'fup:' .. id, r, pol .. res)
+  redis.call('HSET', FG .. 'fup:' .. id, r, pol .. res)
   if rf[1] then
-    redis.call('HSET', G .. 'fdn:' .. r, id, pol)
+    redis.call('HSET', FG .. 'fdn:' .. r, id, pol)
     redis.call('HSET', rh, 'fd', '1')
   end
   return res, kill
@@ -466,7 +479,7 @@ end
 -- Writes a new waiting job into queue q (a batch callback): skipped when the id exists (idempotent).
 -- fields = the template's hash fields (flat list).
 local function fl_create(q, id, payload, fields, now)
-  if redis.call('HEXISTS', IDS, id) == 1 then return end
+  if qof(id) then return end
   local p = xqp(q)
   local h = p .. 'j:' .. id
   local seq = fl_seq(q)
@@ -477,9 +490,9 @@ local function fl_create(q, id, payload, fields, now)
   local f = redis.call('HMGET', h, 'pr', 't', 'pi')
   redis.call('ZADD', p .. 'all', sq, id)
   redis.call('ZADD', p .. 'w', 0, wmember(f[1] or '0', at, sq, id))
-  if f[3] then redis.call('ZADD', G .. 'fch:' .. f[3], sq, id) end
-  redis.call('HSET', IDS, id, q)
-  redis.call('SADD', G .. 'queues', q)
+  if f[3] then redis.call('ZADD', FG .. 'fch:' .. f[3], sq, id) end
+  if not CLUSTER then redis.call('HSET', IDS, id, q) end
+  if not CLUSTER then redis.call('SADD', G .. 'queues', q) end
   emit('enqueued', q, id, f[2], nil, '{"state":"waiting"}')
   fl_wake[q] = true
 end
@@ -497,7 +510,7 @@ local function fl_fire(bid, bk, ev, v, now)
 end
 -- One write per batch per counter for the whole script call, then the callbacks the new counts call for.
 local function fl_flush(bid, dl, now)
-  local bk = G .. 'bt:' .. bid
+  local bk = FG .. 'bt:' .. bid
   if redis.call('EXISTS', bk) == 0 then return end
   for _, k in ipairs({ 'tot', 'c', 'd', 'x' }) do
     if dl[k] ~= 0 then redis.call('HINCRBY', bk, k, dl[k]) end
@@ -521,16 +534,16 @@ local function fl_run(now)
     local f = redis.call('HMGET', h, 'fd', 'bi', 'fb', 't')
     if f[1] == '1' then
       local why = nil
-      local dn = redis.call('HGETALL', G .. 'fdn:' .. id)
+      local dn = redis.call('HGETALL', FG .. 'fdn:' .. id)
       for k = 1, #dn, 2 do
         local x = dn[k]
-        local up = G .. 'fup:' .. x
+        local up = FG .. 'fup:' .. x
         local e = redis.call('HGET', up, id)
         -- Read and marked resolved in this one script: a second settle of the same job finds it resolved.
         if e and string.sub(e, 2, 2) == '0' then
           local pol = string.sub(e, 1, 1)
           redis.call('HSET', up, id, pol .. '1')
-          local xq = redis.call('HGET', IDS, x)
+          local xq = qof(x)
           local xh = xq and (xqp(xq) .. 'j:' .. x)
           local xs = xh and redis.call('HGET', xh, 's')
           if xs then
@@ -555,8 +568,8 @@ local function fl_run(now)
       fl_delta(f[2], k, 1)
     end
     if outcome == 'cancelled' then
-      for _, c in ipairs(redis.call('ZRANGE', G .. 'fch:' .. id, 0, -1)) do
-        local cq = redis.call('HGET', IDS, c)
+      for _, c in ipairs(redis.call('ZRANGE', FG .. 'fch:' .. id, 0, -1)) do
+        local cq = qof(c)
         if cq then fl_cancel_child(id, cq, c, now) end
       end
     end
@@ -668,15 +681,15 @@ for i = 0, n - 1 do
     -- Written at once (not batched) so a later job of this batch with the same key sees it.
     if sh.uk ~= '' then redis.call('HSET', qp .. 'u', sh.uk, id) end
     -- The parent's children list (global slot, docs/redis.md "Flows"): a cancelled parent cancels them.
-    if sh.pi ~= '' then redis.call('ZADD', G .. 'fch:' .. sh.pi, sq, id) end
+    if sh.pi ~= '' then redis.call('ZADD', FG .. 'fch:' .. sh.pi, sq, id) end
     out[#out + 1] = '1' .. sh.state
     emit('enqueued', QUEUE, id, sh.task, nil, sh.edata)
     created = true
   end
 end
 if created then
-  many('HSET', KEYS[3], ids)
-  redis.call('SADD', KEYS[4], QUEUE)
+  if KEYS[3] then many('HSET', KEYS[3], ids) end
+  if KEYS[4] then redis.call('SADD', KEYS[4], QUEUE) end
   many('ZADD', qp .. 'all', all)
   many('ZADD', qp .. 'w', waiting)
   many('ZADD', qp .. 's', scheduled)
@@ -967,21 +980,21 @@ end
 local jb = 7 + k * 15
 -- Pass 1: validate (no write): the call's batch is new, dependencies exist (in the store or earlier in the
 -- call), batches joined exist and have not finished.
-if batch and redis.call('EXISTS', G .. 'bt:' .. batch.id) == 1 then return { '!BATCH_EXISTS', batch.id } end
+if batch and redis.call('EXISTS', FG .. 'bt:' .. batch.id) == 1 then return { '!BATCH_EXISTS', batch.id } end
 local earlier = {}
 for i = 0, n - 1 do
   local b = jb + i * 5
   local id, deps, bid = ARGV[b], ARGV[b + 3], ARGV[b + 4]
   local sh = shapes[tonumber(ARGV[b + 2])]
   -- An idempotent job that exists is returned as it is: nothing of it is checked or written.
-  if not (sh.idem and redis.call('HEXISTS', IDS, id) == 1) then
+  if not (sh.idem and qof(id)) then
     if deps ~= '' then
       for _, d in ipairs(cjson.decode(deps)) do
-        if not earlier[d[1]] and redis.call('HEXISTS', IDS, d[1]) == 0 then return { '!DEPENDENCY_NOT_FOUND', id, d[1] } end
+        if not earlier[d[1]] and not qof(d[1]) then return { '!DEPENDENCY_NOT_FOUND', id, d[1] } end
       end
     end
     if bid ~= '' and not (batch and batch.id == bid) then
-      local v = redis.call('HMGET', G .. 'bt:' .. bid, 'ca', 'fa')
+      local v = redis.call('HMGET', FG .. 'bt:' .. bid, 'ca', 'fa')
       if not v[1] then return { '!BATCH_NOT_FOUND', bid } end
       if v[2] then return { '!BATCH_FINISHED', bid } end
     end
@@ -990,12 +1003,12 @@ for i = 0, n - 1 do
 end
 -- Pass 2: write.
 if batch then
-  local bk = G .. 'bt:' .. batch.id
+  local bk = FG .. 'bt:' .. batch.id
   local f = { 'ca', created_at, 'tot', '0', 'c', '0', 'd', '0', 'x', '0', 'data', batch.data }
   if type(batch.ds) == 'string' then push(f, 'ds', batch.ds) end
   for ev, tpl in pairs(batch.cbs) do push(f, 'cb:' .. ev, tpl) end
   redis.call('HSET', bk, unpack(f))
-  redis.call('ZADD', G .. 'batches', created_at, batch.id)
+  redis.call('ZADD', FG .. 'batches', created_at, batch.id)
   -- Listed even with no member created: a batch of deduplicated jobs only completes at once.
   fl_delta(batch.id, 'tot', 0)
 end
@@ -1012,7 +1025,7 @@ for i = 0, n - 1 do
   local p = xqp(q)
   local existing = nil
   if sh.idem then
-    local eq = redis.call('HGET', IDS, id)
+    local eq = qof(id)
     if eq then
       local ef = redis.call('HMGET', xqp(eq) .. 'j:' .. id, 's', 'sa')
       existing = seen_state(ef[1] or 'completed', ef[2])
@@ -1082,11 +1095,11 @@ for i = 0, n - 1 do
       redis.call('ZADD', p .. 'd', created_at, id)
     end
     if sh.uk ~= '' then redis.call('HSET', p .. 'u', sh.uk, id) end
-    if sh.pi ~= '' then redis.call('ZADD', G .. 'fch:' .. sh.pi, sq, id) end
-    redis.call('HSET', IDS, id, q)
+    if sh.pi ~= '' then redis.call('ZADD', FG .. 'fch:' .. sh.pi, sq, id) end
+    if not CLUSTER then redis.call('HSET', IDS, id, q) end
     if not registered[q] then
       registered[q] = true
-      redis.call('SADD', G .. 'queues', q)
+      if not CLUSTER then redis.call('SADD', G .. 'queues', q) end
     end
     out[#out + 1] = '1' .. state
     emit('enqueued', q, id, sh.task, nil, '{"state":"' .. state .. '"}')
@@ -1123,7 +1136,7 @@ for i = 4, #ARGV, 3 do
       emit('cancelled', QUEUE, id, f[6], f[4], '{"reason":' .. cjson.encode(reason) .. '}')
       fl_final(QUEUE, id, 'cancelled')
     else
-      local up = G .. 'fup:' .. id
+      local up = FG .. 'fup:' .. id
       local kill = nil
       for _, d in ipairs(cjson.decode(ARGV[i + 2])) do
         local _, k = fl_add_edge(id, d[1], string.sub(d[2], 1, 1))
@@ -1184,9 +1197,9 @@ for i = 4, #ARGV, 3 do
       all[#all + 1] = id
       push(dels, h, qp .. 'p:' .. id, qp .. 'l:' .. id)
       if f[4] and redis.call('HGET', qp .. 'u', f[4]) == id then redis.call('HDEL', qp .. 'u', f[4]) end
-      if f[7] then flowdels[#flowdels + 1] = G .. 'fdn:' .. id end
-      if f[9] then flowdels[#flowdels + 1] = G .. 'fup:' .. id end
-      if f[10] then redis.call('ZREM', G .. 'fch:' .. f[10], id) end
+      if f[7] then flowdels[#flowdels + 1] = FG .. 'fdn:' .. id end
+      if f[9] then flowdels[#flowdels + 1] = FG .. 'fup:' .. id end
+      if f[10] then redis.call('ZREM', FG .. 'fch:' .. f[10], id) end
       deleted[#deleted + 1] = id
     else
       if res ~= '' then
@@ -1970,6 +1983,29 @@ return { out, cursor, reset and 1 or 0 }
 `;
 
 /**
+ * Reads one queue's events stream on Redis Cluster (docs/redis.md, "Redis Cluster"): KEYS[1] = the stream;
+ * ARGV[1] = start ('-', an id, or '(' .. id), [2] = most entries. Returns { entries as XRANGE gives them,
+ * this node's TIME in ms, last-generated-id ('0-0' when no stream), max-deleted-entry-id ('0-0') }. Every
+ * entry written to this stream after this call has an id at or above TIME (stream ids never go back), which
+ * is what lets the store merge the queues' streams without missing an entry committed late (its horizon).
+ */
+const READ_QUEUE_EVENTS = `
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last, maxdel = '0-0', '0-0'
+if redis.call('EXISTS', key) == 0 then return { {}, string.format('%.0f', now), last, maxdel } end
+local info = redis.call('XINFO', 'STREAM', key)
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1]
+  elseif info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
+end
+local entries = {}
+if tonumber(ARGV[2]) > 0 then entries = redis.call('XRANGE', key, ARGV[1], '+', 'COUNT', tonumber(ARGV[2])) end
+return { entries, string.format('%.0f', now), last, maxdel }
+`;
+
+/**
  * Prunes fleet events exactly. KEYS[1] = the events stream; ARGV[1] = delete events older than this epoch ms
  * ('' = no age limit), [2] = keep at most this many ('' = no count limit), [3] = most to delete. Records the
  * newest id deleted (max-deleted-entry-id) for readers' reset. Returns how many were deleted.
@@ -2079,50 +2115,73 @@ export interface ScriptSource {
   keys: number;
 }
 
-const queueScript = (body: string): ScriptSource => ({ lua: PRELUDE + body, keys: 1 });
-/** A queue script that writes fleet events: KEYS[2] = the events stream, ARGV[3] = its cap (EVENTS). */
-const eventScript = (body: string): ScriptSource => ({ lua: PRELUDE + EVENTS + body, keys: 2 });
-/** An event script that can make jobs final: it settles them (FLOW) in the same script. */
-const flowScript = (body: string): ScriptSource => ({ lua: PRELUDE + EVENTS + FLOW + body, keys: 2 });
+/**
+ * Every script of the engine, by name, for one server (`cluster` false) or for Redis Cluster (true). The two
+ * sets differ in one line of the prelude (`CLUSTER`): on a cluster, flow keys live under the queue's tag and
+ * the id index and queue registry (global slot) are written by the store around the script, never inside it
+ * (docs/redis.md, "Redis Cluster").
+ */
+function buildScripts(cluster: boolean) {
+  const prelude = `local CLUSTER = ${cluster}\n${PRELUDE}`;
+  const queueScript = (body: string): ScriptSource => ({ lua: prelude + body, keys: 1 });
+  /** A queue script that writes fleet events: KEYS[2] = the events stream, ARGV[3] = its cap (EVENTS). */
+  const eventScript = (body: string): ScriptSource => ({ lua: prelude + EVENTS + body, keys: 2 });
+  /** An event script that can make jobs final: it settles them (FLOW) in the same script. */
+  const flowScript = (body: string): ScriptSource => ({ lua: prelude + EVENTS + FLOW + body, keys: 2 });
+  return {
+    enqueue: eventScript(ENQUEUE),
+    enqueueFlow: flowScript(ENQUEUE_FLOW),
+    block: flowScript(BLOCK),
+    fire: eventScript(FIRE),
+    claim: eventScript(CLAIM),
+    start: eventScript(START),
+    complete: flowScript(COMPLETE),
+    fail: flowScript(FAIL),
+    release: flowScript(RELEASE),
+    extend: queueScript(EXTEND),
+    progress: eventScript(PROGRESS),
+    logs: queueScript(LOGS),
+    annotate: queueScript(ANNOTATE),
+    schedulePause: queueScript(SCHEDULE_PAUSE),
+    recover: flowScript(RECOVER),
+    bulk: flowScript(BULK),
+    list: queueScript(LIST),
+    get: queueScript(GET),
+    stats: queueScript(STATS),
+    setLimits: queueScript(SET_LIMITS),
+    holdKey: queueScript(HOLD_KEY),
+    keyHolds: queueScript(KEY_HOLDS),
+    prune: queueScript(PRUNE),
+    pause: eventScript(PAUSE),
+    addHourlyStats: queueScript(ADD_STATS),
+    readHourlyStats: queueScript(READ_STATS),
+    readEvents: { lua: READ_EVENTS, keys: 1 },
+    readQueueEvents: { lua: READ_QUEUE_EVENTS, keys: 1 },
+    pruneEvents: { lua: PRUNE_EVENTS, keys: 1 },
+    lead: { lua: LEAD, keys: 1 },
+    beat: { lua: BEAT, keys: 5 },
+    resign: { lua: RESIGN, keys: 1 },
+  } satisfies Record<string, ScriptSource>;
+}
 
-/** Every script of the engine, by name. */
-export const SCRIPTS = {
-  enqueue: eventScript(ENQUEUE),
-  enqueueFlow: flowScript(ENQUEUE_FLOW),
-  block: flowScript(BLOCK),
-  fire: eventScript(FIRE),
-  claim: eventScript(CLAIM),
-  start: eventScript(START),
-  complete: flowScript(COMPLETE),
-  fail: flowScript(FAIL),
-  release: flowScript(RELEASE),
-  extend: queueScript(EXTEND),
-  progress: eventScript(PROGRESS),
-  logs: queueScript(LOGS),
-  annotate: queueScript(ANNOTATE),
-  schedulePause: queueScript(SCHEDULE_PAUSE),
-  recover: flowScript(RECOVER),
-  bulk: flowScript(BULK),
-  list: queueScript(LIST),
-  get: queueScript(GET),
-  stats: queueScript(STATS),
-  setLimits: queueScript(SET_LIMITS),
-  holdKey: queueScript(HOLD_KEY),
-  keyHolds: queueScript(KEY_HOLDS),
-  prune: queueScript(PRUNE),
-  pause: eventScript(PAUSE),
-  addHourlyStats: queueScript(ADD_STATS),
-  readHourlyStats: queueScript(READ_STATS),
-  readEvents: { lua: READ_EVENTS, keys: 1 },
-  pruneEvents: { lua: PRUNE_EVENTS, keys: 1 },
-  lead: { lua: LEAD, keys: 1 },
-  beat: { lua: BEAT, keys: 5 },
-  resign: { lua: RESIGN, keys: 1 },
-} satisfies Record<string, ScriptSource>;
+/** Every script of the engine on one server, by name. */
+export const SCRIPTS = buildScripts(false);
+/** The same scripts for Redis Cluster (flow keys in the queue's slot; no global writes inside a script). */
+export const CLUSTER_SCRIPTS: typeof SCRIPTS = buildScripts(true);
+
+/** The script set of a single server (false) or of a cluster (true). */
+export function scriptsFor(cluster: boolean): typeof SCRIPTS {
+  return cluster ? CLUSTER_SCRIPTS : SCRIPTS;
+}
 
 export type ScriptName = keyof typeof SCRIPTS;
 
 /** Scripts that write fleet events (called with the events stream and cap, see EVENTS). */
 export const EVENT_SCRIPTS: ReadonlySet<ScriptName> = new Set(
   (Object.keys(SCRIPTS) as ScriptName[]).filter((name) => SCRIPTS[name].keys === 2),
+);
+
+/** Scripts that touch the queue's slot only (KEYS[1] is the queue's meta hash): on a cluster, every one of them. */
+export const QUEUE_SCRIPTS: ReadonlySet<ScriptName> = new Set(
+  (Object.keys(SCRIPTS) as ScriptName[]).filter((name) => SCRIPTS[name].lua.includes("local qp = ")),
 );

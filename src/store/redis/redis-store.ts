@@ -11,7 +11,7 @@
  * - Faults: commands never queue while disconnected; every driver error surfaces as StoreUnavailableError.
  */
 
-import type { Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import {
   BatchExistsError,
   BatchFinishedError,
@@ -92,12 +92,13 @@ import {
   type JobReply,
   opt,
 } from "./codec.js";
-import { parseRedisUrl } from "./config.js";
+import { parseRedisUrl, type RedisUrl } from "./config.js";
 import {
   createClient,
   evalshaArgs,
   isNoScript,
   loadScripts,
+  type RedisClient,
   type ScriptCall,
   toStoreError,
 } from "./connection.js";
@@ -136,8 +137,10 @@ export class RedisStore implements Store {
   readonly location: string;
   /** The key builder for this store's prefix (tests and tooling use it to find keys). */
   readonly keys: Keys;
-  private readonly connection: string;
-  private client: Redis | null = null;
+  private readonly connection: RedisUrl;
+  /** Redis Cluster (`redis+cluster://`): every script and MULTI in one slot (docs/redis.md, "Redis Cluster"). */
+  readonly cluster: boolean;
+  private client: RedisClient | null = null;
   private subscriber: Subscriber | null = null;
   private opening: Promise<void> | null = null;
   private version = "";
@@ -156,8 +159,9 @@ export class RedisStore implements Store {
     private readonly options: StoreOptions,
   ) {
     const parsed = parseRedisUrl(url);
-    this.connection = parsed.connection;
-    this.keys = new Keys(parsed.prefix);
+    this.connection = parsed;
+    this.cluster = parsed.cluster !== null;
+    this.keys = new Keys(parsed.prefix, this.cluster);
     this.location = redactUrl(url);
     this.gate = new RecoveryGate(options.logger, { engine: "redis", location: this.location });
     const events = options.events ?? DEFAULT_EVENT_RETENTION;
@@ -220,7 +224,7 @@ export class RedisStore implements Store {
   }
 
   /** Reads the server's settings and logs each hazard (eviction policy, AOF) loudly. */
-  private async logHazards(client: Redis): Promise<void> {
+  private async logHazards(client: RedisClient): Promise<void> {
     const logger = this.options.logger;
     const info = await readHazards(client);
     this.version = info.version;
@@ -321,15 +325,23 @@ export class RedisStore implements Store {
       }
       const calls = chunks.map(({ queue, indices }) => {
         const call = this.queueCall("enqueue", queue, encodeNewJobs(indices.map((i) => jobs[i]!)));
-        call.keys.push(this.keys.ids, this.keys.queues);
+        // One server: the script writes the id index and the registry itself. A cluster has them in another
+        // slot: written just before the script instead (preIndex), so a job is never unfindable by id.
+        if (!this.cluster) call.keys.push(this.keys.ids, this.keys.queues);
         return call;
       });
+      if (this.cluster) {
+        await this.refuseForeignParents(jobs.filter((_, i) => !results[i]));
+        await this.preIndex(
+          chunks.flatMap(({ queue, indices }) => indices.map((i) => [jobs[i]!.id, queue] as const)),
+        );
+      }
       const run = async (): Promise<[Error | null, unknown][]> => {
         // One script call (atomic) per queue chunk; several in one MULTI so a batch is all or nothing on a
         // single server. Each script writes the id index entries of the jobs it creates and the registry.
         let written: Promise<[Error | null, unknown][]>;
         if (calls.length === 1) {
-          written = client.evalsha(...evalshaArgs(calls[0]!)).then(
+          written = client.evalsha(...evalshaArgs(calls[0]!, this.cluster)).then(
             (reply) => [[null, reply]],
             (error: unknown) => {
               if (isNoScript(error)) return [[error as Error, null]];
@@ -337,8 +349,10 @@ export class RedisStore implements Store {
             },
           );
         } else {
-          const multi = client.multi();
-          for (const call of calls) multi.evalsha(...evalshaArgs(call));
+          // A cluster cannot MULTI across slots: one script per queue chunk, each atomic, sent together
+          // (docs/redis.md, "Redis Cluster": a multi-queue enqueueMany is not all or nothing there).
+          const multi = this.cluster ? this.pipe(client) : client.multi();
+          for (const call of calls) multi.evalsha(...evalshaArgs(call, this.cluster));
           written = multi.exec().then((r) => (r ?? []) as [Error | null, unknown][]);
         }
         // In-process wake-up: a worker of this store claims at once, its claim queued on the same connection
@@ -376,6 +390,7 @@ export class RedisStore implements Store {
         noEcho(echoed);
         throw toStoreError(failed[0], this.location, "enqueue");
       }
+      const unused: string[] = [];
       chunks.forEach(({ queue, indices }, r) => {
         const out = replies[r]![1] as string[];
         let created = false;
@@ -383,10 +398,14 @@ export class RedisStore implements Store {
           const result = decodeEnqueued(jobs[i]!.id, out[k]!);
           results[i] = result;
           created ||= result.created;
+          if (result.id !== jobs[i]!.id) unused.push(jobs[i]!.id);
         });
         // Nothing created: the script published nothing, so no echo will come.
         if (!created && echoed.length > 0) noEcho([{ queue }]);
       });
+      // Cluster: ids indexed ahead whose job was not written (a unique key returned another job).
+      if (this.cluster && unused.length > 0)
+        await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...unused));
     }
     return results as EnqueueResult[];
   }
@@ -397,7 +416,15 @@ export class RedisStore implements Store {
    */
   private async enqueueFlow(jobs: readonly NewJob[], batch: NewBatch | undefined): Promise<EnqueueResult[]> {
     const call = this.queueCall("enqueueFlow", jobs[0]?.queue ?? "", encodeFlowJobs(jobs, batch));
-    const reply = await this.script<string[]>(call, "enqueue");
+    const undo = this.cluster ? await this.prepareClusterFlow(jobs, batch) : null;
+    let reply: string[];
+    try {
+      reply = await this.script<string[]>(call, "enqueue");
+    } catch (error) {
+      await undo?.(null).catch(() => undefined);
+      throw error;
+    }
+    await undo?.(reply);
     const head = reply[0];
     if (head?.startsWith("!")) {
       const [, a = "", b = ""] = reply;
@@ -408,6 +435,146 @@ export class RedisStore implements Store {
       throw new SluiceError("STORE_UNAVAILABLE", `unexpected enqueue reply ${head}`);
     }
     return jobs.map((job, i) => decodeEnqueued(job.id, reply[i]!));
+  }
+
+  // ── Redis Cluster (docs/redis.md, "Redis Cluster") ────────────────────────────────────────────
+
+  /** The typed refusal of a call that would need a script across hash slots. */
+  private crossSlot(what: string): SluiceError {
+    return new SluiceError(
+      "CLUSTER_CROSS_SLOT",
+      `Redis Cluster keeps each queue in its own hash slot and every Sluice script in one slot, so ${what}. ` +
+        "Keep a flow's jobs, its children and its batch callbacks in one queue, or use a single Redis server " +
+        "(redis://…), where flows and moves may span queues. Nothing was written.",
+    );
+  }
+
+  /**
+   * Cluster: the id index and queue registry entries of jobs about to be written, BEFORE their script (both
+   * are in the global slot, which a queue's script cannot reach there). A script that then writes nothing
+   * leaves an entry pointing at a queue without the job: by-id reads find nothing there, as for a deleted
+   * job; the caller removes the entries it knows went unused.
+   */
+  private async preIndex(entries: readonly (readonly [string, string])[]): Promise<void> {
+    if (entries.length === 0) return;
+    const queues = [...new Set(entries.map(([, q]) => q))];
+    await this.call("index jobs", (c) =>
+      c
+        .multi()
+        .sadd(this.keys.queues, ...queues)
+        .hset(this.keys.ids, ...entries.flat())
+        .exec(),
+    );
+  }
+
+  /** Cluster: a child must be in its parent's queue (the parent's children list is in that slot). */
+  private async refuseForeignParents(jobs: readonly NewJob[]): Promise<void> {
+    const children = jobs.filter((j) => j.parentId !== null);
+    if (children.length === 0) return;
+    const inCall = new Map(jobs.map((j) => [j.id, j.queue]));
+    const parents = await this.indexOf(children.map((j) => j.parentId!));
+    children.forEach((job, k) => {
+      const queue = inCall.get(job.parentId!) ?? parents[k];
+      if (queue && queue !== job.queue)
+        throw this.crossSlot(
+          `job ${job.id} (queue ${job.queue}) cannot be a child of ${job.parentId} (queue ${queue})`,
+        );
+    });
+  }
+
+  /**
+   * Cluster: checks that a flow call stays in one queue's slot (its jobs, dependencies, parents, joined
+   * batches, callbacks), then indexes its jobs, callbacks and new batch ahead of the script. Returns the
+   * step to run after the script (with its reply, or null when it failed): removes what was indexed ahead
+   * for jobs the script did not write.
+   */
+  private async prepareClusterFlow(
+    jobs: readonly NewJob[],
+    batch: NewBatch | undefined,
+  ): Promise<(reply: string[] | null) => Promise<void>> {
+    const queue = jobs[0]?.queue ?? batch?.callbacks[0]?.template.queue ?? "";
+    for (const job of jobs) {
+      if (job.queue !== queue)
+        throw this.crossSlot(`one flow call cannot put jobs in queues ${queue} and ${job.queue}`);
+    }
+    for (const callback of batch?.callbacks ?? []) {
+      if (callback.template.queue !== queue)
+        throw this.crossSlot(
+          `batch ${batch!.id}'s ${callback.event} callback (queue ${callback.template.queue}) cannot fire from queue ${queue}`,
+        );
+    }
+    const inCall = new Set(jobs.map((j) => j.id));
+    const lookups = [
+      ...new Set(
+        jobs.flatMap((j) => [
+          ...j.dependsOn.map((d) => d.id).filter((id) => !inCall.has(id)),
+          ...(j.parentId !== null && !inCall.has(j.parentId) ? [j.parentId] : []),
+          ...(j.idempotent ? [j.id] : []),
+        ]),
+      ),
+    ];
+    const joined = [
+      ...new Set(jobs.map((j) => j.batchId).filter((b): b is string => b !== null && b !== batch?.id)),
+    ];
+    const [found, batches] = await this.call("look up the flow", async (c) =>
+      Promise.all([
+        lookups.length > 0 ? c.hmget(this.keys.ids, ...lookups) : Promise.resolve([]),
+        joined.length > 0 ? c.hmget(this.keys.batchQueues, ...joined) : Promise.resolve([]),
+      ]),
+    );
+    const queueOf = new Map(lookups.map((id, i) => [id, found[i] ?? null]));
+    for (const job of jobs) {
+      for (const d of job.dependsOn) {
+        const q = queueOf.get(d.id);
+        if (q && q !== queue)
+          throw this.crossSlot(`job ${job.id} (queue ${queue}) cannot depend on ${d.id} (queue ${q})`);
+      }
+      const parentQueue = job.parentId === null ? null : queueOf.get(job.parentId);
+      if (parentQueue && parentQueue !== queue)
+        throw this.crossSlot(
+          `job ${job.id} (queue ${queue}) cannot be a child of ${job.parentId} (queue ${parentQueue})`,
+        );
+      const existing = job.idempotent ? queueOf.get(job.id) : null;
+      if (existing && existing !== queue)
+        throw this.crossSlot(`job ${job.id} already exists in queue ${existing}, not ${queue}`);
+    }
+    joined.forEach((bid, i) => {
+      const q = batches[i];
+      if (q && q !== queue)
+        throw this.crossSlot(`a job of queue ${queue} cannot join batch ${bid} (queue ${q})`);
+    });
+    // Indexed ahead: the jobs (only those not indexed yet need undoing), the callbacks' ids, the new batch.
+    const fresh = jobs.filter((j) => !queueOf.get(j.id)).map((j) => j.id);
+    const callbackIds = batch ? batch.callbacks.map((c) => `${batch.id}:${c.event}`) : [];
+    let batchIndexed = false;
+    if (batch) {
+      const [[, set], [, owner]] = (await this.call("index the batch", (c) =>
+        c.multi().hsetnx(this.keys.batchQueues, batch.id, queue).hget(this.keys.batchQueues, batch.id).exec(),
+      )) as [[Error | null, number], [Error | null, string | null]];
+      if (set === 0 && owner !== queue) throw new BatchExistsError(batch.id);
+      batchIndexed = set === 1;
+      // Listed by the creating client's clock (the batch's own createdAt is the server's, in its slot).
+      await this.call("index the batch", (c) =>
+        c.zadd(`${this.keys.global}:batches`, "NX", Date.now(), batch.id),
+      );
+    }
+    await this.preIndex([
+      ...jobs.map((j) => [j.id, queue] as const),
+      ...callbackIds.map((id) => [id, queue] as const),
+    ]);
+    return async (reply) => {
+      const refused = reply === null || (reply[0]?.startsWith("!") ?? false);
+      const unused = refused
+        ? [...fresh, ...callbackIds]
+        : jobs
+            .filter((j, i) => decodeEnqueued(j.id, reply[i]!).id !== j.id && fresh.includes(j.id))
+            .map((j) => j.id);
+      if (unused.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...unused));
+      if (refused && batchIndexed && batch)
+        await this.call("clean the batch index", (c) => c.hdel(this.keys.batchQueues, batch.id));
+      if (refused && batchIndexed && batch)
+        await this.call("clean the batch index", (c) => c.zrem(`${this.keys.global}:batches`, batch.id));
+    };
   }
 
   // ── consuming ──────────────────────────────────────────────────────────────────────────────────
@@ -561,7 +728,7 @@ export class RedisStore implements Store {
   async nextRunAt(queues: readonly string[]): Promise<number | null> {
     if (queues.length === 0) return null;
     const replies = await this.call("read scheduled jobs", async (c) => {
-      const pipeline = c.pipeline();
+      const pipeline = this.pipe(c);
       for (const q of queues) pipeline.zrange(`${this.keys.queue(q)}s`, "0", "0", "WITHSCORES");
       return (await pipeline.exec()) ?? [];
     });
@@ -638,8 +805,9 @@ export class RedisStore implements Store {
     if (queues.length === 0) return { queues: [], serverUpMs: Number.POSITIVE_INFINITY };
     const active = (q: string) => `${this.keys.queue(q)}${STATE_SUFFIX.active}`;
     const replies = await this.call("find expired leases", async (c) => {
-      // INFO server rides along (last): uptime_in_seconds says when the server (re)started.
-      const pipeline = c.pipeline().time();
+      // INFO server rides along (last): uptime_in_seconds says when the server (re)started. (On a cluster
+      // TIME and INFO go to one node: the cluster's nodes are assumed to share a clock, docs/redis.md.)
+      const pipeline = this.pipe(c).time();
       for (const q of queues) {
         if (expired) pipeline.zrange(active(q), "0", "0", "WITHSCORES");
         else pipeline.zcard(active(q));
@@ -684,7 +852,9 @@ export class RedisStore implements Store {
     );
     if (silent.length > 0) await this.dropWorkers(silent);
     let events = 0;
-    if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
+    if (this.cluster && (options.eventsBefore !== undefined || options.maxEvents !== undefined)) {
+      events = await this.pruneClusterEvents(options.eventsBefore, options.maxEvents, options.limit);
+    } else if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
       events = await this.script<number>(
         {
           name: "pruneEvents",
@@ -699,6 +869,58 @@ export class RedisStore implements Store {
       );
     }
     return { jobs, workers: silent.length, events };
+  }
+
+  /**
+   * Cluster: one events stream per queue. Age: each stream by the same rule. Count: `maxEvents` over the
+   * whole store, as on one server: the oldest surplus across the streams (merged order) is found by reading
+   * each stream's oldest entries, at most `limit` of them, then each stream drops its share, exactly.
+   */
+  private async pruneClusterEvents(
+    before: number | undefined,
+    maxEvents: number | undefined,
+    limit: number,
+  ): Promise<number> {
+    const queues = await this.queueNames();
+    let left = Math.max(0, Math.floor(limit));
+    let deleted = 0;
+    const trim = async (queue: string, args: (string | number)[]) =>
+      this.script<number>({ name: "pruneEvents", keys: [this.keys.eventsOf(queue)], args }, "prune events");
+    if (before !== undefined) {
+      for (const queue of queues) {
+        if (left <= 0) break;
+        const n = await trim(queue, [Math.floor(before), "", left]);
+        deleted += n;
+        left -= n;
+      }
+    }
+    if (maxEvents === undefined || left <= 0 || queues.length === 0) return deleted;
+    const lengths = await this.call("count events", async (c) => {
+      const pipeline = this.pipe(c);
+      for (const q of queues) pipeline.xlen(this.keys.eventsOf(q));
+      return ((await pipeline.exec()) ?? []).map(([error, n]) => {
+        if (error) throw error;
+        return Number(n);
+      });
+    });
+    const surplus = Math.min(left, lengths.reduce((a, b) => a + b, 0) - Math.max(0, Math.floor(maxEvents)));
+    if (surplus <= 0) return deleted;
+    const oldest = await this.call("read the oldest events", async (c) => {
+      const pipeline = this.pipe(c);
+      for (const q of queues) pipeline.xrange(this.keys.eventsOf(q), "-", "+", "COUNT", surplus);
+      return ((await pipeline.exec()) ?? []).map(([error, r]) => {
+        if (error) throw error;
+        return (r as [string, string[]][]).map(([id]) => id);
+      });
+    });
+    const share = new Map<string, number>();
+    for (const at of oldest
+      .flatMap((ids, i) => ids.map((id) => ({ id, queue: queues[i]! })))
+      .sort(compareClusterEvents)
+      .slice(0, surplus))
+      share.set(at.queue, (share.get(at.queue) ?? 0) + 1);
+    for (const [queue, n] of share) deleted += await trim(queue, ["", 0, n]);
+    return deleted;
   }
 
   async tryLead(name: string, owner: string, ttlMs: number): Promise<boolean> {
@@ -943,6 +1165,24 @@ export class RedisStore implements Store {
   // ── flows (core/flows.ts; keys and scripts: lua.ts FLOW, docs/redis.md "Flows") ──────────────────
 
   async block(requests: readonly BlockRequest[]): Promise<boolean[]> {
+    if (this.cluster) {
+      // The edges are written in the job's queue slot: its dependencies must be in that queue.
+      const deps = [...new Set(requests.flatMap((r) => r.dependsOn.map((d) => d.id)))];
+      const [own, found] = await Promise.all([
+        this.groupByQueue(requests),
+        deps.length > 0 ? this.indexOf(deps) : Promise.resolve([]),
+      ]);
+      const queueOf = new Map(deps.map((d, i) => [d, found[i] ?? null]));
+      for (const [queue, group] of own.byQueue) {
+        for (const { item } of group) {
+          for (const d of item.dependsOn) {
+            const q = queueOf.get(d.id);
+            if (q && q !== queue)
+              throw this.crossSlot(`job ${item.id} (queue ${queue}) cannot wait for ${d.id} (queue ${q})`);
+          }
+        }
+      }
+    }
     const applied = await this.perQueue(
       requests,
       "block",
@@ -956,13 +1196,13 @@ export class RedisStore implements Store {
   async getFlow(id: string): Promise<FlowView | null> {
     const job = await this.getJob(id);
     if (job === null) return null;
-    const g = this.keys.global;
+    const g = this.keys.flow(job.queue);
     const [up, down, children] = await this.call("read the flow", async (c) => {
       const replies = (await c
         .multi()
-        .hgetall(`${g}:fup:${id}`)
-        .hgetall(`${g}:fdn:${id}`)
-        .zrange(`${g}:fch:${id}`, "0", String(FLOW_CHILDREN_MOST - 1))
+        .hgetall(`${g}fup:${id}`)
+        .hgetall(`${g}fdn:${id}`)
+        .zrange(`${g}fch:${id}`, "0", String(FLOW_CHILDREN_MOST - 1))
         .exec()) as [Error | null, unknown][];
       for (const [error] of replies) if (error) throw error;
       return replies.map(([, r]) => r) as [Record<string, string>, Record<string, string>, string[]];
@@ -971,8 +1211,9 @@ export class RedisStore implements Store {
     // A dependent's edge (policy, resolved) is kept on its side: `{p}:fup:<dependent>`.
     const downEdges = await this.call("read the flow", async (c) => {
       if (dependents.length === 0) return [];
-      const pipeline = c.pipeline();
-      for (const x of dependents) pipeline.hget(`${g}:fup:${x}`, id);
+      const pipeline = this.pipe(c);
+      // On a cluster a dependent is in this job's queue (flows stay in one queue there).
+      for (const x of dependents) pipeline.hget(`${g}fup:${x}`, id);
       return ((await pipeline.exec()) ?? []).map(([error, reply]) => {
         if (error) throw error;
         return reply as string | null;
@@ -998,8 +1239,17 @@ export class RedisStore implements Store {
   }
 
   async getBatch(id: string): Promise<BatchRecord | null> {
-    const fields = await this.call("read the batch", (c) => c.hgetall(`${this.keys.global}:bt:${id}`));
+    const key = await this.batchKey(id);
+    if (key === null) return null;
+    const fields = await this.call("read the batch", (c) => c.hgetall(key));
     return Object.keys(fields).length === 0 ? null : decodeBatch(id, fields);
+  }
+
+  /** The batch's hash: global on one server; on a cluster in its queue's slot, found through `{p}:bq`. */
+  private async batchKey(id: string): Promise<string | null> {
+    if (!this.cluster) return `${this.keys.global}:bt:${id}`;
+    const queue = await this.call("find the batch", (c) => c.hget(this.keys.batchQueues, id));
+    return queue === null ? null : `${this.keys.flow(queue)}bt:${id}`;
   }
 
   async listBatches(request: {
@@ -1025,13 +1275,20 @@ export class RedisStore implements Store {
         if (cursor && score === cursor.c && bid >= cursor.i) continue;
         ids.push(bid);
       }
+      const keys = await Promise.all(ids.map((bid) => this.batchKey(bid)));
       const records = await this.call("list batches", async (c) => {
-        const pipeline = c.pipeline();
-        for (const bid of ids) pipeline.hgetall(`${this.keys.global}:bt:${bid}`);
+        const pipeline = this.pipe(c);
+        for (const key of keys) {
+          // A batch indexed ahead whose enqueue never ran (cluster) has no hash: read as missing.
+          if (key === null) pipeline.echo("");
+          else pipeline.hgetall(key);
+        }
         return ((await pipeline.exec()) ?? []).map(([error, reply], i) => {
           if (error) throw error;
-          const fields = reply as Record<string, string>;
-          return Object.keys(fields).length === 0 ? null : decodeBatch(ids[i]!, fields);
+          const fields = reply as Record<string, string> | string;
+          return typeof fields === "string" || Object.keys(fields).length === 0
+            ? null
+            : decodeBatch(ids[i]!, fields);
         });
       });
       for (const batch of records) {
@@ -1049,8 +1306,8 @@ export class RedisStore implements Store {
 
   async stuckBlocked(limit: number): Promise<StuckBlockedJob[]> {
     const out: StuckBlockedJob[] = [];
-    const g = this.keys.global;
     for (const queue of await this.queueNames()) {
+      const g = this.keys.flow(queue);
       if (out.length >= limit) break;
       const ids = await this.call("read blocked jobs", (c) =>
         c.zrange(`${this.keys.queue(queue)}${STATE_SUFFIX.blocked}`, "0", "-1"),
@@ -1058,7 +1315,7 @@ export class RedisStore implements Store {
       for (const job of await this.getMany(queue, ids)) {
         if (out.length >= limit) break;
         if (job.state !== "blocked") continue;
-        const edges = await this.call("read dependencies", (c) => c.hgetall(`${g}:fup:${job.id}`));
+        const edges = await this.call("read dependencies", (c) => c.hgetall(`${g}fup:${job.id}`));
         const open = Object.entries(edges)
           .filter(([, text]) => !decodeEdge(text).resolved)
           .map(([d]) => d);
@@ -1142,6 +1399,11 @@ export class RedisStore implements Store {
   }
 
   async move(filter: JobFilter, toQueue: string, options: BulkOptions): Promise<BulkResult> {
+    if (this.cluster) {
+      // A move is one script over two queues' slots (RENAME of the job's keys, both indexes): no cluster
+      // node can run it. Refused before anything changes (docs/redis.md, "Redis Cluster").
+      throw this.crossSlot(`jobs cannot move from one queue to another (to ${toQueue}) in one script`);
+    }
     await this.call("register queue", (c) => c.sadd(this.keys.queues, toQueue));
     const { changed } = await this.bulk("move", filter, options.limit, MOVABLE_STATES, toQueue);
     // A job this store held ahead lives in another queue now: its cached queue is wrong.
@@ -1230,7 +1492,22 @@ export class RedisStore implements Store {
         .del(`${this.keys.queue(queue)}kh`);
       // Its event in the same MULTI (the fields of lua.ts EVENTS; the next script write trims the stream).
       if (this.eventCap !== "")
-        tx.xadd(this.keys.events, "*", "t", "resumed", "q", queue, "j", "", "k", "", "a", "", "d", "");
+        tx.xadd(
+          this.keys.eventsOf(queue),
+          "*",
+          "t",
+          "resumed",
+          "q",
+          queue,
+          "j",
+          "",
+          "k",
+          "",
+          "a",
+          "",
+          "d",
+          "",
+        );
       return tx.publish(this.keys.channel, `j${queue}`).exec();
     });
   }
@@ -1246,7 +1523,7 @@ export class RedisStore implements Store {
     const definition: StoredSchedule = { ...fixed, updatedAt: Date.now() };
     const clock = (queue: string) => this.keys.queue(queue);
     await this.call("save the schedule", async (c) => {
-      const pipeline = c.pipeline();
+      const pipeline = this.pipe(c);
       if (existing && existing.queue !== schedule.queue) {
         pipeline.hdel(`${clock(existing.queue)}schn`, schedule.name);
         pipeline.hdel(`${clock(existing.queue)}scht`, schedule.name);
@@ -1288,7 +1565,7 @@ export class RedisStore implements Store {
     });
     if (definitions.length === 0) return [];
     const clocks = await this.call("read schedule clocks", async (c) => {
-      const pipeline = c.pipeline();
+      const pipeline = this.pipe(c);
       for (const d of definitions) {
         pipeline.hget(`${this.keys.queue(d.queue)}schn`, d.name);
         pipeline.hget(`${this.keys.queue(d.queue)}scht`, d.name);
@@ -1313,8 +1590,7 @@ export class RedisStore implements Store {
     const [existing] = await this.readSchedules([name]);
     if (!existing) return false;
     await this.call("remove the schedule", (c) =>
-      c
-        .pipeline()
+      this.pipe(c)
         .hdel(this.keys.schedules, name)
         .hdel(`${this.keys.queue(existing.queue)}schn`, name)
         .hdel(`${this.keys.queue(existing.queue)}scht`, name)
@@ -1356,10 +1632,28 @@ export class RedisStore implements Store {
       request.nextAt ?? "",
       request.lastTickAt,
     ]);
-    call.keys.push(this.keys.ids, this.keys.queues);
-    const reply = await this.script<string[] | null>(call, "fire the schedule");
-    if (reply === null) return null;
-    return request.jobs.map((job, i) => decodeEnqueued(job.id, reply[i] as string));
+    if (!this.cluster) call.keys.push(this.keys.ids, this.keys.queues);
+    // Cluster: indexed ahead (see preIndex); the entries of jobs the firing did not write are removed after.
+    else await this.preIndex(request.jobs.map((job) => [job.id, request.queue] as const));
+    let reply: string[] | null;
+    try {
+      reply = await this.script<string[] | null>(call, "fire the schedule");
+    } catch (error) {
+      if (this.cluster) await this.unindex(request.jobs.map((j) => j.id)).catch(() => undefined);
+      throw error;
+    }
+    const results =
+      reply === null ? null : request.jobs.map((job, i) => decodeEnqueued(job.id, reply[i] as string));
+    if (this.cluster) {
+      const unused = request.jobs.filter((job, i) => !results || results[i]!.id !== job.id).map((j) => j.id);
+      await this.unindex(unused);
+    }
+    return results;
+  }
+
+  /** Cluster: removes id index entries written ahead for jobs that were not written. */
+  private async unindex(ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...ids));
   }
 
   // ── stats roll-up ──────────────────────────────────────────────────────────────────────────────
@@ -1387,6 +1681,7 @@ export class RedisStore implements Store {
   // ── fleet-wide events ──────────────────────────────────────────────────────────────────────────
 
   async readEvents(request: ReadEventsRequest): Promise<EventsPage> {
+    if (this.cluster) return this.readClusterEvents(request);
     const after = request.after;
     if (after !== null && !EVENT_ID.test(after)) {
       throw new ValidationError(
@@ -1415,10 +1710,148 @@ export class RedisStore implements Store {
   }
 
   async lastEventId(): Promise<string | null> {
+    if (this.cluster) return this.lastClusterEventId();
     const newest = await this.call("read the last event id", (c) =>
       c.xrevrange(this.keys.events, "+", "-", "COUNT", 1),
     );
     return newest[0]?.[0] ?? null;
+  }
+
+  /**
+   * Cluster: the queues' streams read together (docs/redis.md, "Redis Cluster"). Events are merged in
+   * (stream id, queue) order and an event id is `<stream id>@<queue>`. Each stream's read also returns its
+   * node's TIME; every entry written to that stream later has an id at or above it, so a merged read stops
+   * below the lowest of them (the horizon): an event committed on one node after a newer one was read on
+   * another is still ahead of the cursor, never behind it.
+   */
+  private async readClusterEvents(request: ReadEventsRequest): Promise<EventsPage> {
+    const after = request.after === null ? null : parseClusterEventId(request.after);
+    const queues = request.queue !== undefined ? [request.queue] : await this.queueNames();
+    const limit = Math.max(1, Math.floor(request.limit));
+    const page = request.jobId !== undefined ? 500 : limit;
+    const read = (from: ClusterEventPosition | null, count: number) =>
+      this.scripts<QueueEventsReply>(
+        queues.map((q) => ({
+          name: "readQueueEvents",
+          keys: [this.keys.eventsOf(q)],
+          args: [streamStart(q, from), count],
+        })),
+        "read events",
+      );
+    let position = after;
+    let replies = await read(position, page);
+    let reset = false;
+    if (after !== null) {
+      const newest = replies.reduce((m, r) => (streamIdLess(m, r[2]) ? r[2] : m), "0-0");
+      // Ahead of the store: past every id its streams assigned (all of them are read when unfiltered), or,
+      // for a read of one queue, past the server's clock (another queue's newer ids are not read).
+      const ahead =
+        request.queue === undefined
+          ? streamIdLess(newest, after.id)
+          : streamMs(after.id) > Math.max(...replies.map((r) => Number(r[1])));
+      reset = replies.some((r) => streamIdLess(after.id, r[3])) || ahead;
+      if (reset) {
+        position = null;
+        replies = await read(null, page);
+      }
+    }
+    const events: FleetEvent[] = [];
+    let scanned = 0;
+    for (let round = 0; round < 1_000; round++) {
+      // Where each stream's next entry can land at the earliest: past its newest id, and at or past its
+      // node's clock (TIME, read in the same script). An entry is handed out only when it sorts before all
+      // of them, so no entry written later can sort before a cursor already handed out.
+      const bounds = replies.map((r, i) => ({ id: nextStreamId(r[2], Number(r[1])), queue: queues[i]! }));
+      const safe = (at: ClusterEventPosition) => bounds.every((b) => compareClusterEvents(at, b) < 0);
+      // A stream that filled its page may have more: nothing past its last entry is known yet.
+      let frontier: ClusterEventPosition | null = null;
+      replies.forEach(([entries], i) => {
+        const last = entries[entries.length - 1];
+        if (entries.length < page || !last) return;
+        const at = { id: last[0], queue: queues[i]! };
+        if (frontier === null || compareClusterEvents(at, frontier) < 0) frontier = at;
+      });
+      const merged = replies
+        .flatMap(([entries], i) =>
+          entries.map((entry) => ({ entry, at: { id: entry[0], queue: queues[i]! } })),
+        )
+        .filter(({ at }) => safe(at) && (frontier === null || compareClusterEvents(at, frontier) <= 0))
+        .sort((a, b) => compareClusterEvents(a.at, b.at));
+      for (const { entry, at } of merged) {
+        position = at;
+        scanned++;
+        const event = decodeEvent([`${at.id}@${at.queue}`, entry[1]]);
+        if (request.jobId === undefined || event.jobId === request.jobId) events.push(event);
+        if (events.length >= limit) return { events, cursor: encodeClusterEventId(at), reset };
+      }
+      const bounded = frontier !== null && safe(frontier);
+      if (!bounded || merged.length === 0 || scanned >= EVENT_SCAN_BUDGET) break;
+      replies = await read(position, page);
+    }
+    let cursor: string | null = position === null ? null : encodeClusterEventId(position);
+    if (scanned === 0) {
+      cursor = request.after;
+      if (!reset && request.queue !== undefined) {
+        // A read of one queue that finds nothing moves past the other queues' events, as a server's filtered
+        // read moves past the entries it skipped — but only up to where this queue's stream can still write:
+        // below its next possible id (its newest id and its node's TIME, read in the same script as the
+        // XRANGE that found nothing), so no event of this queue is skipped. The store's newest event is read
+        // after that, so it can be an event of this queue written since: hence the lower of the two. Once
+        // the store is idle that is its newest event, so an idle follower's cursor stops moving.
+        const [, time, last] = replies[0] as QueueEventsReply;
+        const ceiling = { id: streamIdBelow(nextStreamId(last, Number(time))), queue: request.queue };
+        const { newest } = await this.newestClusterEvent();
+        if (newest !== null) {
+          const to = compareClusterEvents(newest, ceiling) < 0 ? newest : ceiling;
+          // From the start (null) too: a server's read from the start moves past every entry it skipped.
+          if (after === null || compareClusterEvents(after, to) < 0) cursor = encodeClusterEventId(to);
+        }
+      }
+      if (reset) {
+        // Nothing readable after a reset: the newest id any stream assigned (or null), as on one server.
+        let newest: ClusterEventPosition | null = null;
+        replies.forEach((r, i) => {
+          if (r[2] !== "0-0" && (newest === null || streamIdLess(newest.id, r[2])))
+            newest = { id: r[2], queue: queues[i]! };
+        });
+        cursor = newest === null ? null : encodeClusterEventId(newest);
+      }
+    }
+    return { events, cursor, reset };
+  }
+
+  /**
+   * Cluster: the newest id any queue's stream assigned, once it is below every node's clock (so no later
+   * event can sort before it; on nodes of one host that is within a millisecond; bounded to a second).
+   */
+  private async lastClusterEventId(): Promise<string | null> {
+    const deadline = Date.now() + 1_000;
+    for (;;) {
+      const { newest, safe } = await this.newestClusterEvent();
+      if (newest === null) return null;
+      if (safe || Date.now() > deadline) return encodeClusterEventId(newest);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /**
+   * Cluster: the newest id any queue's stream assigned, and whether it is safe as a cursor: below every
+   * node's clock, so that no event written later (at or past its node's clock) can sort before it.
+   */
+  private async newestClusterEvent(): Promise<{ newest: ClusterEventPosition | null; safe: boolean }> {
+    const queues = await this.queueNames();
+    if (queues.length === 0) return { newest: null, safe: true };
+    const replies = await this.scripts<QueueEventsReply>(
+      queues.map((q) => ({ name: "readQueueEvents", keys: [this.keys.eventsOf(q)], args: ["-", 0] })),
+      "read the last event id",
+    );
+    let newest: ClusterEventPosition | null = null;
+    replies.forEach((r, i) => {
+      const at = { id: r[2], queue: queues[i]! };
+      if (r[2] !== "0-0" && (newest === null || compareClusterEvents(newest, at) < 0)) newest = at;
+    });
+    const nowMs = Math.min(...replies.map((r) => Number(r[1])));
+    return { newest, safe: newest === null || streamMs((newest as ClusterEventPosition).id) < nowMs };
   }
 
   async readHourlyStats(since: number): Promise<StatsRow[]> {
@@ -1448,14 +1881,45 @@ export class RedisStore implements Store {
 
   // ── plumbing ───────────────────────────────────────────────────────────────────────────────────
 
-  private conn(): Redis {
+  private conn(): RedisClient {
     if (!this.client)
       throw new SluiceError("CLOSED", "Redis store is not open; call open() first (or it was closed)");
     return this.client;
   }
 
+  /**
+   * A pipeline. On one server, ioredis's own: the commands leave in one write and come back in one round
+   * trip. A Cluster client's pipeline must stay in one slot, so there each command is sent on its own (the
+   * client's auto-pipelining still groups the commands for one node into one write) and `exec` answers
+   * like a pipeline's: `[error, reply]` per command, in order.
+   */
+  private pipe(c: RedisClient): ChainableCommander {
+    if (!this.cluster) return c.pipeline();
+    const sent: Promise<unknown>[] = [];
+    const commands = c as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const proxy: ChainableCommander = new Proxy({} as ChainableCommander, {
+      get: (_, name) => {
+        if (name === "exec")
+          return async () =>
+            (await Promise.allSettled(sent)).map((r) =>
+              r.status === "fulfilled" ? [null, r.value] : [r.reason as Error, null],
+            );
+        if (name === "length") return sent.length;
+        if (name === "then") return undefined;
+        return (...args: unknown[]) => {
+          const sending = commands[name as string]!.apply(c, args);
+          // Handled in exec; without this a reply that fails before exec runs would count as unhandled.
+          sending.catch(() => undefined);
+          sent.push(sending);
+          return proxy;
+        };
+      },
+    });
+    return proxy;
+  }
+
   /** Runs driver calls, turning every failure into StoreUnavailableError. */
-  private async call<T>(action: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+  private async call<T>(action: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
     const client = this.conn();
     try {
       return await fn(client);
@@ -1470,7 +1934,7 @@ export class RedisStore implements Store {
     if (EVENT_SCRIPTS.has(name))
       return {
         name,
-        keys: [meta, this.keys.events],
+        keys: [meta, this.keys.eventsOf(queue)],
         args: [this.keys.channel, queue, this.eventCap, ...args],
       };
     return { name, keys: [meta], args: [this.keys.channel, queue, ...args] };
@@ -1480,11 +1944,11 @@ export class RedisStore implements Store {
   private async script<T>(call: ScriptCall, action: string): Promise<T> {
     return this.call(action, async (c) => {
       try {
-        return (await c.evalsha(...evalshaArgs(call))) as T;
+        return (await c.evalsha(...evalshaArgs(call, this.cluster))) as T;
       } catch (error) {
         if (!isNoScript(error)) throw error;
         await loadScripts(c);
-        return (await c.evalsha(...evalshaArgs(call))) as T;
+        return (await c.evalsha(...evalshaArgs(call, this.cluster))) as T;
       }
     });
   }
@@ -1502,8 +1966,8 @@ export class RedisStore implements Store {
     if (calls.length === 1 && extra.length === 0) return [await this.script<T>(calls[0]!, action)];
     return this.call(action, async (c) => {
       const runAll = async (batch: readonly ScriptCall[], commands: typeof extra) => {
-        const pipeline = c.pipeline();
-        for (const call of batch) pipeline.evalsha(...evalshaArgs(call));
+        const pipeline = this.pipe(c);
+        for (const call of batch) pipeline.evalsha(...evalshaArgs(call, this.cluster));
         for (const [command, ...args] of commands) pipeline.call(command, ...args);
         return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
       };
@@ -1736,4 +2200,71 @@ function decodeEvent([id, flat]: EventEntry): FleetEvent {
     attempt: f.a ? Number(f.a) : null,
     data,
   };
+}
+
+/** A position in a cluster's merged events: a stream id and the queue whose stream it is in. */
+interface ClusterEventPosition {
+  id: string;
+  queue: string;
+}
+
+/** The readQueueEvents script's reply (lua.ts): entries, node TIME ms, last-generated-id, max-deleted-entry-id. */
+type QueueEventsReply = [EventEntry[], string, string, string];
+
+/** A cluster event id: `<ms>-<seq>@<queue>` (at most 15 digits each side of the dash). */
+const CLUSTER_EVENT_ID = /^(\d{1,15}-\d{1,15})@(.+)$/s;
+
+function parseClusterEventId(text: string): ClusterEventPosition {
+  const m = CLUSTER_EVENT_ID.exec(text);
+  if (!m) {
+    throw new ValidationError(
+      "INVALID_OPTION",
+      `event id ${JSON.stringify(text)} is not one this store wrote: Redis Cluster event ids look like ` +
+        '"1733000000000-0@emails" (milliseconds, a dash, a sequence number, then @ and the queue), or pass null ' +
+        "to read from the oldest event kept",
+      { field: "after" },
+    );
+  }
+  return { id: m[1]!, queue: m[2]! };
+}
+
+function encodeClusterEventId(at: ClusterEventPosition): string {
+  return `${at.id}@${at.queue}`;
+}
+
+/** The lowest id a stream whose newest id is `last` can assign next on a node whose clock reads `nowMs`. */
+function nextStreamId(last: string, nowMs: number): string {
+  const [ms = 0, seq = 0] = last.split("-").map(Number);
+  return ms >= nowMs ? `${ms}-${seq + 1}` : `${nowMs}-0`;
+}
+
+/** The greatest stream id below `id` (a sequence number fits 15 digits, as event ids allow). */
+function streamIdBelow(id: string): string {
+  const [ms = 0, seq = 0] = id.split("-").map(Number);
+  return seq > 0 ? `${ms}-${seq - 1}` : `${ms - 1}-999999999999999`;
+}
+
+function streamMs(id: string): number {
+  return Number(id.slice(0, id.indexOf("-")));
+}
+
+/** a < b for stream ids `<ms>-<seq>` (as numbers). */
+function streamIdLess(a: string, b: string): boolean {
+  const [am = 0, as = 0] = a.split("-").map(Number);
+  const [bm = 0, bs = 0] = b.split("-").map(Number);
+  return am < bm || (am === bm && as < bs);
+}
+
+/** Merged order: stream id, then queue name. */
+function compareClusterEvents(a: ClusterEventPosition, b: ClusterEventPosition): number {
+  if (streamIdLess(a.id, b.id)) return -1;
+  if (streamIdLess(b.id, a.id)) return 1;
+  return a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0;
+}
+
+/** Where queue `q`'s stream is read from to continue after `from` in merged order (XRANGE start). */
+function streamStart(q: string, from: ClusterEventPosition | null): string {
+  if (from === null) return "-";
+  // The same stream id in a queue ordered after `from`'s comes after it: inclusive there, exclusive else.
+  return q > from.queue ? from.id : `(${from.id}`;
 }

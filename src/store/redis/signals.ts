@@ -6,11 +6,14 @@
  *
  * After a reconnect, ioredis resubscribes by itself; messages published while the connection was down are
  * lost, so listeners get `{ type: "jobs", queues: null }` and `{ type: "cancel" }` to make workers look once.
+ *
+ * On Redis Cluster the channel is classic pub/sub, which the cluster bus forwards to every node: a script's
+ * PUBLISH on any master reaches the one subscriber connection the Cluster client keeps (to one node).
  */
-import type { Redis } from "ioredis";
 import type { Logger } from "../../core/logger.js";
 import type { StoreSignal } from "../contract.js";
-import { createClient } from "./connection.js";
+import type { RedisUrl } from "./config.js";
+import { createClient, type RedisClient } from "./connection.js";
 
 export type SignalListener = (signal: StoreSignal) => void;
 
@@ -24,7 +27,7 @@ export function decodeSignal(message: string): StoreSignal {
 const ECHO_WINDOW_MS = 1_000;
 
 export class Subscriber {
-  private client: Redis | null = null;
+  private client: RedisClient | null = null;
   private readonly listeners = new Set<SignalListener>();
   private readyOnce = false;
   /**
@@ -34,7 +37,7 @@ export class Subscriber {
   private readonly echoes = new Map<string, number[]>();
 
   constructor(
-    private readonly connection: string,
+    private readonly connection: RedisUrl,
     private readonly location: string,
     private readonly channel: string,
     private readonly logger: Logger,
