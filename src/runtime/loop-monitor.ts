@@ -106,15 +106,9 @@ export class LoopMonitor {
     return this.stats;
   }
 
-  /** A job left the running set (finished, lost, aborted). */
-  jobEnded(job: MonitoredJob): void {
-    this.ended.push({
-      id: job.id,
-      task: job.task,
-      attempt: job.attempt,
-      startedAt: job.startedAt,
-      endedAt: Date.now(),
-    });
+  /** A job left the running set (finished, lost, aborted); `startedAt` is when this worker started it. */
+  jobEnded(job: Omit<MonitoredJob, "startedAt">, startedAt: number): void {
+    this.ended.push({ id: job.id, task: job.task, attempt: job.attempt, startedAt, endedAt: Date.now() });
   }
 
   /**
