@@ -19,7 +19,7 @@
  * Messages go to the parent on fd 3 (one JSON object a line), so the worker's own stdout (pino's default
  * logger) stays as the application would see it.
  */
-import { readFileSync, writeFileSync, writeSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpuUsage, memoryUsage } from "node:process";
 import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
@@ -41,6 +41,63 @@ function procStatus() {
   } catch {
     return { hwmKiB: null, rssKiB: null };
   }
+}
+
+/**
+ * Resident memory by what it maps (/proc/self/smaps), KiB: the node binary's pages, other files (shared
+ * libraries, better-sqlite3's addon), the V8 heap and other anonymous memory (malloc: drivers, SQLite's
+ * page cache, thread stacks), so the footprint can be told apart from what any node process holds.
+ */
+function residentByKind() {
+  let text;
+  try {
+    text = readFileSync("/proc/self/smaps", "utf8");
+  } catch {
+    return null;
+  }
+  const out = { nodeBinary: 0, files: 0, anonymous: 0 };
+  let kind = "anonymous";
+  for (const line of text.split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header) {
+      const name = header[1] ?? "";
+      kind = name === process.execPath ? "nodeBinary" : name.startsWith("/") ? "files" : "anonymous";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]);
+  }
+  return out;
+}
+
+/**
+ * CPU ms of each thread of this process (/proc/self/task): the main thread (`main`), and every other by
+ * its name and id (node 20 names none of its threads: V8's GC helpers, libuv's pool, worker threads).
+ */
+function cpuByThread() {
+  const out = {};
+  let tasks;
+  try {
+    tasks = readdirSync("/proc/self/task");
+  } catch {
+    return null;
+  }
+  const tick = 10; // ms per clock tick (USER_HZ 100)
+  for (const task of tasks) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, "utf8");
+      const name =
+        Number(task) === process.pid
+          ? "main"
+          : `${stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))}#${task}`;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+      out[name] = (out[name] ?? 0) + ms;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** Peaks of the sampled figures (every 50 ms; VmHWM catches the RSS peak between samples). */
@@ -129,6 +186,8 @@ async function worker() {
   const total = cpuUsage();
   sample();
   const status = procStatus();
+  const resident = residentByKind();
+  const threads = cpuByThread();
   const heapSpaces = Object.fromEntries(
     getHeapSpaceStatistics().map((s) => [s.space_name, Math.round(s.space_used_size / 1024)]),
   );
@@ -144,6 +203,8 @@ async function worker() {
     ...status,
     heapSpacesKiB: heapSpaces,
     spacesAtPeakKiB: spacesAtPeak,
+    resident,
+    threads,
     modules,
   });
 }
@@ -175,7 +236,14 @@ async function layers() {
   const steps = [];
   const step = (name) => {
     const m = memoryUsage();
-    steps.push({ step: name, rss: m.rss, heapUsed: m.heapUsed, external: m.external, ...procStatus() });
+    steps.push({
+      step: name,
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      external: m.external,
+      ...procStatus(),
+      resident: residentByKind(),
+    });
   };
   step("bare node");
   const engine = args.engine;

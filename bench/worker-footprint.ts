@@ -112,6 +112,9 @@ interface WorkerResult {
   rssKiB: number | null;
   heapSpacesKiB: Record<string, number>;
   spacesAtPeakKiB: Record<string, number>;
+  resident: { nodeBinary: number; files: number; anonymous: number } | null;
+  /** CPU ms by thread name, over the whole process life. */
+  threads: Record<string, number> | null;
   modules?: { packages: string[]; cjsFiles: number; esm: string[]; builtins: string[] };
 }
 
@@ -122,6 +125,7 @@ interface LayerResult {
     heapUsed: number;
     external: number;
     hwmKiB: number | null;
+    resident: WorkerResult["resident"];
   }[];
   modules?: WorkerResult["modules"];
 }
@@ -229,7 +233,10 @@ async function layers(url: string): Promise<void> {
   for (const s of result.steps) {
     console.log(
       `${s.step.padEnd(40)} rss ${mib(s.rss).padStart(10)} (${s.rss >= previous ? "+" : ""}${mib(s.rss - previous)})` +
-        `  heap used ${mib(s.heapUsed)}  external ${mib(s.external)}  VmHWM ${kibMiB(s.hwmKiB)}`,
+        `  heap used ${mib(s.heapUsed)}  VmHWM ${kibMiB(s.hwmKiB)}` +
+        (s.resident
+          ? `  (node binary ${kibMiB(s.resident.nodeBinary)}, files ${kibMiB(s.resident.files)}, anonymous ${kibMiB(s.resident.anonymous)})`
+          : ""),
     );
     previous = s.rss;
   }
@@ -322,6 +329,20 @@ async function run(url: string): Promise<void> {
       .map(([space, kib]) => `${space.replace(/_space$/, "")} ${kib}`)
       .join(", ")}`,
   );
+  if (result.resident) {
+    const r = result.resident;
+    console.log(
+      `  resident at the end  node binary ${kibMiB(r.nodeBinary)}, other files ${kibMiB(r.files)}, anonymous (V8 heap, malloc, stacks) ${kibMiB(r.anonymous)}`,
+    );
+  }
+  if (result.threads) {
+    console.log(
+      `  CPU by thread (ms)   ${Object.entries(result.threads)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, ms]) => `${name} ${ms}`)
+        .join(", ")}`,
+    );
+  }
   if (values.modules)
     console.log("  (--modules: a module hook thread ran in the child; memory above is not the footprint)");
   printModules(result.modules);
