@@ -6,7 +6,7 @@
  */
 import type { JobRecord } from "../core/job.js";
 import { serializeResult } from "../core/payload.js";
-import type { RegisteredTask } from "../core/task.js";
+import type { RegisteredTask, ResolvedSandbox, TaskContext } from "../core/task.js";
 import type { Store } from "../store/contract.js";
 import {
   type ContextSinks,
@@ -18,7 +18,6 @@ import {
 } from "./executor.js";
 import type { OutcomeWriter } from "./outcome-writer.js";
 import type { SandboxPools } from "./sandbox/pool.js";
-import { executeSandboxed } from "./sandbox/run.js";
 import type { WorkerHost } from "./worker-options.js";
 
 /** What the runner supplies to an attempt. */
@@ -31,8 +30,11 @@ export interface AttemptRunner {
   heartbeat(job: JobRecord): Promise<void>;
   /** Runs the executor (the inline runner wraps it to know when a handler is running). */
   around?: <T>(run: () => Promise<T>) => Promise<T>;
-  /** The worker's sandboxes: a task with `sandbox` runs in one (absent: every handler runs in process). */
-  sandboxes?: SandboxPools;
+  /**
+   * The worker's sandboxes: a task with `sandbox` runs in one (absent: every handler runs in process). A
+   * promise: the sandbox code (child processes, worker threads) is loaded when a sandboxed task first runs.
+   */
+  sandboxes?: () => Promise<SandboxPools>;
 }
 
 /**
@@ -111,9 +113,25 @@ export function startAttempt(
   }
   const run = () =>
     sandbox && sandboxes
-      ? executeSandboxed(running, task, sandbox, ctx, sandboxes)
+      ? inSandbox(running, task as RegisteredTask, sandbox, ctx, sandboxes)
       : execute(running, task, ctx, runner.id);
   (runner.around ? runner.around(run) : run()).then(finish, (error: unknown) => finish({ ok: false, error }));
+}
+
+/** Runs a sandboxed task's job, loading the sandbox code on first use. Never throws (as executeSandboxed). */
+async function inSandbox(
+  running: RunningJob,
+  task: RegisteredTask,
+  sandbox: ResolvedSandbox,
+  ctx: TaskContext,
+  sandboxes: () => Promise<SandboxPools>,
+): Promise<ExecutionResult> {
+  try {
+    const [{ executeSandboxed }, pools] = await Promise.all([import("./sandbox/run.js"), sandboxes()]);
+    return await executeSandboxed(running, task, sandbox, ctx, pools);
+  } catch (error) {
+    return { ok: false, error };
+  }
 }
 
 /** A run's result handed to the writer: wait for children, or complete; else the failure for the runner. */

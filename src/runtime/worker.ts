@@ -29,7 +29,7 @@ import { LeaseKeeper } from "./lease-keeper.js";
 import { LoopMonitor } from "./loop-monitor.js";
 import { Maintenance } from "./maintenance.js";
 import { OutcomeWriter } from "./outcome-writer.js";
-import { SandboxPools } from "./sandbox/pool.js";
+import type { SandboxPools } from "./sandbox/pool.js";
 import { settlesWithin } from "./timing.js";
 import {
   type ResolvedWorkerOptions,
@@ -67,8 +67,11 @@ export class Worker {
   private maintenance: Maintenance | null = null;
   private health: HealthMonitor | null = null;
   private unsubscribe: (() => void) | null = null;
-  /** Sandboxes of the tasks that run in one (task option `sandbox`), ended at stop. */
-  private readonly sandboxes = new SandboxPools();
+  /**
+   * Sandboxes of the tasks that run in one (task option `sandbox`), ended at stop. Made, and their code
+   * loaded, when a sandboxed task first runs: a worker without one never loads child_process or the pool.
+   */
+  private sandboxes: Promise<SandboxPools> | null = null;
   /** What each attempt runs with (made once the store is open: one object for every job). */
   private runner!: AttemptRunner;
   /** Inside {@link startHeld}'s loop (see there). */
@@ -197,7 +200,10 @@ export class Worker {
       store,
       writer: this.writer,
       heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
-      sandboxes: this.sandboxes,
+      sandboxes: () => {
+        this.sandboxes ??= import("./sandbox/pool.js").then(({ SandboxPools }) => new SandboxPools());
+        return this.sandboxes;
+      },
     };
     this.leases.start();
     this.loop.start();
@@ -284,7 +290,7 @@ export class Worker {
       );
       this.running.clear();
     }
-    await this.sandboxes.stop(); // a sandboxed handler that ignored its signal is killed here, not left running
+    await this.stopSandboxes(); // a sandboxed handler that ignored its signal is killed here, not left running
     this.unsubscribe?.();
     this.leases.stop();
     this.loop.stop();
@@ -315,6 +321,18 @@ export class Worker {
     }
     this.logger.info({ released: report.released.length }, "worker stopped");
     return report;
+  }
+
+  /** Ends the sandboxes; none can start after (a sandboxed job that asks later gets CLOSED). */
+  private async stopSandboxes(): Promise<void> {
+    const pools = this.sandboxes;
+    if (pools) {
+      await (await pools.catch(() => null))?.stop();
+      return;
+    }
+    const closed = Promise.reject(new SluiceError("CLOSED", "the worker's sandboxes are stopped"));
+    closed.catch(() => {}); // handled where a job asks for it
+    this.sandboxes = closed;
   }
 
   private info(): WorkerInfo {
