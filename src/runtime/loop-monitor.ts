@@ -106,9 +106,17 @@ export class LoopMonitor {
     return this.stats;
   }
 
-  /** A job left the running set (finished, lost, aborted); `startedAt` is when this worker started it. */
+  /**
+   * A job left the running set (finished, lost, aborted); `startedAt` is when this worker started it. Only
+   * a job that ran long enough to be covered by a stall is kept: a stall of `ms` (over the threshold) found
+   * at `now` covers an ended job that started by `now - ms / 2`, and ended jobs are kept two sample periods,
+   * so a covered one ran more than `threshold / 2 - 2 * sampleMs`. The rest (at thousands of short jobs a
+   * second, nearly all) would be kept for nothing: two seconds of them held megabytes.
+   */
   jobEnded(job: Omit<MonitoredJob, "startedAt">, startedAt: number): void {
-    this.ended.push({ id: job.id, task: job.task, attempt: job.attempt, startedAt, endedAt: Date.now() });
+    const endedAt = Date.now();
+    if (endedAt - startedAt <= this.thresholdMs / 2 - 2 * this.sampleMs) return;
+    this.ended.push({ id: job.id, task: job.task, attempt: job.attempt, startedAt, endedAt });
   }
 
   /**
