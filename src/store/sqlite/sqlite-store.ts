@@ -201,6 +201,7 @@ export class SqliteStore implements Store {
             db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
           }
           db.pragma("foreign_keys = ON");
+          db.pragma(`cache_size = -${this.config.cacheKiB}`); // see config.ts: resident memory of a worker
           const applied = migrate(db);
           this.appliedOnOpen = applied;
           if (applied.length > 0) {
