@@ -18,6 +18,8 @@
  * - `--alloc all|promoted`: also samples allocations over the run (V8's sampling heap profiler, collected
  *   objects included) and prints the functions that allocate most; `promoted`: only objects that outlived a
  *   scavenge (what grows the heap). Slows the run: its figures are not the footprint.
+ * - `--url-options a=1&b=2`: engine options added to the store URL (e.g. `checkpointMs=0` on SQLite): what a
+ *   default costs. The figures are then not those of the defaults.
  * - `--layers`: no run; what each piece costs in one process (bare node, + driver, + driver connected,
  *   + Sluice imported, + store opened, + idle worker).
  */
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     heap: { type: "boolean", default: false },
     layers: { type: "boolean", default: false },
     alloc: { type: "string" },
+    "url-options": { type: "string" },
   },
 });
 const engine = benchEngineArg(values.engine);
@@ -364,7 +367,12 @@ const builtAt = statSync(DIST).mtimeMs;
 if (Date.now() - builtAt > 3_600_000) {
   process.stderr.write(`note: dist/ was built ${fmt((Date.now() - builtAt) / 60_000)} minutes ago\n`);
 }
-const { url, cleanup } = engineUrl(engine);
+const isolated = engineUrl(engine);
+const { cleanup } = isolated;
+// --url-options a=1&b=2: engine options added to the store URL (diagnosis: what a default costs).
+const extra = values["url-options"];
+const url = extra ? `${isolated.url}${isolated.url.includes("?") ? "&" : "?"}${extra}` : isolated.url;
+if (extra) console.log(`store URL options: ${extra} (not the defaults)`);
 try {
   if (values.layers) await layers(url);
   else await run(url);
