@@ -64,7 +64,7 @@ export type {
 export { BATCH_EVENTS, batchPending, DEPENDENCY_POLICIES, MAX_QUOTED_ERROR } from "./core/flows.js";
 export * from "./core/job.js";
 export type { QueueLimits, RateLimit } from "./core/limits.js";
-export type { Logger } from "./core/logger.js";
+export type { LogFn, Logger } from "./core/logger.js";
 export { silentLogger } from "./core/logger.js";
 export type { JobOptions } from "./core/options.js";
 export { DEFAULT_MAX_PAYLOAD_BYTES } from "./core/payload.js";

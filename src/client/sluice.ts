@@ -64,8 +64,9 @@ export interface SluiceOptions {
    */
   url?: string;
   /**
-   * A pino logger, e.g. the application's own `logger.child({ lib: "sluice" })`. Default: JSON lines on
-   * stdout at `SLUICE_LOG_LEVEL`, else `warn` (warnings and errors only).
+   * A pino logger (or anything with pino's `child`, `debug`, `info`, `warn`, `error`), e.g. the application's
+   * own `logger.child({ lib: "sluice" })`. Default: pino's JSON lines on stdout at `SLUICE_LOG_LEVEL`, else
+   * `warn` (warnings and errors only), written by a built-in logger so a worker does not load pino.
    */
   logger?: Logger;
   /** Largest payload accepted at enqueue, in bytes of JSON. Default 1 MiB. */
@@ -126,7 +127,7 @@ export interface BatchItem<P> {
  * ```
  */
 export class Sluice {
-  /** The logger of this instance and its workers (pino; JSON lines on stdout by default). */
+  /** The logger of this instance and its workers (pino's JSON lines on stdout by default). */
   readonly logger: Logger;
   /**
    * In-process job events of this instance's producers and workers (see {@link SluiceEvents}); subscribe

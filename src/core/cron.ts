@@ -6,9 +6,21 @@
  * time zone, default UTC) parsed by `croner`, or at a fixed interval aligned to the Unix epoch (`every:
  * "15m"` ticks at :00, :15, :30, :45), so every process computes the same ticks without coordination.
  */
-import { Cron } from "croner";
+import { createRequire } from "node:module";
+import type { Cron as CronClass } from "croner";
 import { describeValue, parseDuration } from "./duration.js";
 import { ValidationError } from "./errors.js";
+
+let cronClass: typeof CronClass | null = null;
+
+/**
+ * croner's `Cron`, loaded on first use (its CommonJS build, so the functions here stay synchronous): a
+ * process that never evaluates a cron expression (a worker of a store without cron schedules) never loads it.
+ */
+function cronLib(): typeof CronClass {
+  cronClass ??= (createRequire(import.meta.url)("croner") as typeof import("croner")).Cron;
+  return cronClass;
+}
 
 /** What to do with ticks that passed while no scheduler ran (a deploy, an outage). */
 export type MissedTicks =
@@ -87,7 +99,7 @@ export function validateTiming(
   const cron = input.cron.trim();
   let next: Date | null;
   try {
-    next = new Cron(cron, { timezone, paused: true }).nextRun(new Date());
+    next = new (cronLib())(cron, { timezone, paused: true }).nextRun(new Date());
   } catch (error) {
     const message = (error as Error).message;
     const zone = /time ?zone/i.test(message);
@@ -113,14 +125,16 @@ export function validateTiming(
 /** The first tick strictly after `after` (epoch ms), or null when the expression matches no later date. */
 export function nextTick(timing: Timing, after: number): number | null {
   if ("everyMs" in timing) return (Math.floor(after / timing.everyMs) + 1) * timing.everyMs;
-  const next = new Cron(timing.cron, { timezone: timing.timezone, paused: true }).nextRun(new Date(after));
+  const next = new (cronLib())(timing.cron, { timezone: timing.timezone, paused: true }).nextRun(
+    new Date(after),
+  );
   return next === null ? null : next.getTime();
 }
 
 /** The latest tick strictly before `before` (epoch ms), or null when there is none. */
 export function previousTick(timing: Timing, before: number): number | null {
   if ("everyMs" in timing) return (Math.ceil(before / timing.everyMs) - 1) * timing.everyMs;
-  const [previous] = new Cron(timing.cron, { timezone: timing.timezone, paused: true }).previousRuns(
+  const [previous] = new (cronLib())(timing.cron, { timezone: timing.timezone, paused: true }).previousRuns(
     1,
     new Date(before),
   );

@@ -13,10 +13,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { StoreUnavailableError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 
+/**
+ * Receives one item's outcome, once: `(false, result)` when its batch was written, `(true, error)` when it
+ * was not (refused alone, or the batcher closed first). Must not throw (a throw is surfaced as an unhandled
+ * rejection, as a throwing promise reaction would be, and never affects the other items).
+ */
+export type BatchDone<R> = (...outcome: [failed: false, result: R] | [failed: true, error: unknown]) => void;
+
 interface Pending<I, R> {
   item: I;
-  resolve: (result: R) => void;
-  reject: (error: unknown) => void;
+  done: BatchDone<R>;
 }
 
 export class Batcher<I, R> {
@@ -41,9 +47,17 @@ export class Batcher<I, R> {
   /** Queues `item`; resolves with its result once the batch holding it is written. */
   push(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      this.schedule();
+      this.add(item, (failed, value) => (failed ? reject(value) : resolve(value)));
     });
+  }
+
+  /**
+   * Queues `item`; `done` receives its outcome. The callback form of {@link push}: no promise per item,
+   * which matters on the completion path (one item per job).
+   */
+  add(item: I, done: BatchDone<R>): void {
+    this.queue.push({ item, done });
+    this.schedule();
   }
 
   /** Resolves when everything queued so far is written (or rejected). */
@@ -59,7 +73,9 @@ export class Batcher<I, R> {
     this.closed = true;
     const pending = this.queue;
     this.queue = [];
-    for (const p of pending) p.reject(new Error(`${this.name} batcher closed before the write succeeded`));
+    for (const p of pending) {
+      settle(p, true, new Error(`${this.name} batcher closed before the write succeeded`));
+    }
   }
 
   /** Starts a lane on the next turn of the event loop, so the items of this turn go in one batch. */
@@ -87,11 +103,11 @@ export class Batcher<I, R> {
     for (let attempt = 0; ; attempt++) {
       try {
         const results = await this.write(batch.map((p) => p.item));
-        for (const [i, p] of batch.entries()) p.resolve(results[i] as R);
+        for (let i = 0; i < batch.length; i++) settle(batch[i] as Pending<I, R>, false, results[i] as R);
         return;
       } catch (error) {
         if (this.closed) {
-          for (const p of batch) p.reject(error);
+          for (const p of batch) settle(p, true, error);
           return;
         }
         if (!isTransient(error)) return this.isolate(batch, error);
@@ -118,12 +134,24 @@ export class Batcher<I, R> {
         { batch: this.name, err: error },
         `the store refused a ${this.name} write; that outcome is not stored (the job is recovered when its lease expires)`,
       );
-      batch[0]?.reject(error);
+      if (batch[0]) settle(batch[0], true, error);
       return;
     }
     const middle = Math.ceil(batch.length / 2);
     await this.writeWithRetry(batch.slice(0, middle));
     await this.writeWithRetry(batch.slice(middle));
+  }
+}
+
+/** Hands `pending` its outcome; a receiver that throws cannot stop the others of its batch. */
+function settle<I, R>(
+  pending: Pending<I, R>,
+  ...outcome: [failed: false, result: R] | [failed: true, error: unknown]
+): void {
+  try {
+    pending.done(...outcome);
+  } catch (error) {
+    void Promise.reject(error);
   }
 }
 

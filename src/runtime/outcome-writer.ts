@@ -50,8 +50,11 @@ export class OutcomeWriter {
   private readonly progressWrites: Batcher<ProgressRequest, boolean>;
   private readonly starts: Batcher<LeaseRef, boolean>;
   private readonly logWrites: Batcher<LogRequest, undefined>;
-  /** Outcome writes queued but not yet stored, with the lease each belongs to. */
-  private readonly pending = new Map<Promise<unknown>, LeaseRef>();
+  /**
+   * Outcome writes queued but not yet stored: their requests, which carry the job's lease (id, token). A
+   * request leaves once its write settled and its outcome was announced.
+   */
+  private readonly pending = new Set<LeaseRef>();
   /** Outcomes since the last flush to the hourly roll-up. */
   private readonly stats = new StatsAccumulator();
   private statsTimer: NodeJS.Timeout | null = null;
@@ -88,7 +91,7 @@ export class OutcomeWriter {
 
   /** The leases of jobs whose outcome is still being written (heartbeats keep them alive). */
   pendingLeases(): LeaseRef[] {
-    return [...this.pending.values()];
+    return [...this.pending].map((request) => ({ id: request.id, token: request.token }));
   }
 
   /**
@@ -97,11 +100,10 @@ export class OutcomeWriter {
    */
   complete(job: JobRecord, startedAt: number, result: string | null): void {
     const finishedAt = Date.now();
-    this.afterWrite(
-      this.completions.push({ id: job.id, token: job.leaseToken, result }),
-      job,
-      "completion",
-      () => {
+    const request: CompleteRequest = { id: job.id, token: job.leaseToken, result };
+    this.pending.add(request);
+    this.completions.add(request, (failed, value) => {
+      if (this.applied(failed, value)) {
         this.stats.completed(job.queue, finishedAt, finishedAt - startedAt);
         if (this.events.wants("completed")) {
           this.events.emit("completed", {
@@ -114,48 +116,64 @@ export class OutcomeWriter {
             result: result === null ? null : JSON.parse(result),
           });
         }
-      },
-    );
+      } else this.fenced(job, "completion");
+      this.settled(request);
+    });
   }
 
   /** Queues a failed attempt moving the job to `next`; events and stats follow the write. */
   fail(job: JobRecord, error: AttemptError, next: FailNext): void {
-    const write = this.failures.push({ id: job.id, token: job.leaseToken, error, next });
-    this.afterWrite(write, job, next.state === "cancelled" ? "cancel" : "failure", () => {
-      if (next.state !== "cancelled") this.stats.failed(job.queue, error.at);
-      if (next.state === "dead") this.stats.dead(job.queue, error.at);
-      this.announceFailure(job, error, next);
+    const request: FailRequest = { id: job.id, token: job.leaseToken, error, next };
+    this.pending.add(request);
+    this.failures.add(request, (failed, value) => {
+      if (this.applied(failed, value)) {
+        if (next.state !== "cancelled") this.stats.failed(job.queue, error.at);
+        if (next.state === "dead") this.stats.dead(job.queue, error.at);
+        this.announceFailure(job, error, next);
+      } else this.fenced(job, next.state === "cancelled" ? "cancel" : "failure");
+      this.settled(request);
     });
   }
 
   /** Gives a job back without charging its attempt (at `runAt`, or at once); resolves once stored or given up. */
-  async release(job: JobRecord, reason: string, runAt?: number): Promise<void> {
-    const write = this.settle(
-      this.releases.push({
-        id: job.id,
-        token: job.leaseToken,
-        reason,
-        ...(runAt !== undefined ? { runAt } : {}),
-      }),
-    );
-    this.track(write, job);
-    if ((await write) && this.events.wants("released")) {
-      this.events.emit("released", {
-        jobId: job.id,
-        queue: job.queue,
-        task: job.task,
-        at: Date.now(),
-        reason,
-        runAt: runAt ?? null,
+  release(job: JobRecord, reason: string, runAt?: number): Promise<void> {
+    const request: ReleaseRequest = {
+      id: job.id,
+      token: job.leaseToken,
+      reason,
+      ...(runAt !== undefined ? { runAt } : {}),
+    };
+    this.pending.add(request);
+    return new Promise<void>((resolve) => {
+      this.releases.add(request, (failed, value) => {
+        const applied = this.applied(failed, value);
+        this.settled(request);
+        if (applied && this.events.wants("released")) {
+          this.events.emit("released", {
+            jobId: job.id,
+            queue: job.queue,
+            task: job.task,
+            at: Date.now(),
+            reason,
+            runAt: runAt ?? null,
+          });
+        }
+        resolve();
       });
-    }
+    });
   }
 
   /** Ends an attempt by waiting for children (store.block; fenced, batched); resolves once stored or given up. */
-  async block(job: JobRecord, dependsOn: readonly Dependency[]): Promise<void> {
-    const write = this.settle(this.blocks.push({ id: job.id, token: job.leaseToken, dependsOn }));
-    this.track(write, job);
-    await write;
+  block(job: JobRecord, dependsOn: readonly Dependency[]): Promise<void> {
+    const request: BlockRequest = { id: job.id, token: job.leaseToken, dependsOn };
+    this.pending.add(request);
+    return new Promise<void>((resolve) => {
+      this.blocks.add(request, (failed, value) => {
+        this.applied(failed, value);
+        this.settled(request);
+        resolve();
+      });
+    });
   }
 
   /**
@@ -163,7 +181,11 @@ export class OutcomeWriter {
    * deleted, moved, cancelled or recovered, or its queue is paused) or could not be reached.
    */
   markStarted(job: JobRecord): Promise<boolean> {
-    return this.settle(this.starts.push({ id: job.id, token: job.leaseToken }));
+    return new Promise<boolean>((resolve) => {
+      this.starts.add({ id: job.id, token: job.leaseToken }, (failed, value) =>
+        resolve(this.applied(failed, value)),
+      );
+    });
   }
 
   /** Stores a handler's progress (fenced by the lease); `event: false` writes no fleet-wide event. */
@@ -195,8 +217,8 @@ export class OutcomeWriter {
       this.progressWrites,
       this.logWrites,
     ];
+    // A write's outcome is announced when its batch settles, inside the drain.
     await Promise.allSettled(batchers.map((b) => b.drain()));
-    await Promise.allSettled([...this.pending.keys()]);
   }
 
   /**
@@ -216,7 +238,6 @@ export class OutcomeWriter {
     ];
     const written = (async () => {
       await Promise.allSettled(batchers.map((b) => b.drain()));
-      await Promise.allSettled([...this.pending.keys()]);
       await this.flushStats();
     })();
     if (await settlesWithin(written, boundMs)) return;
@@ -256,31 +277,20 @@ export class OutcomeWriter {
     }
   }
 
-  /** Runs `onApplied` once `write` is stored; a fenced or failed write is logged. Tracked until it settles. */
-  private afterWrite(write: Promise<boolean>, job: JobRecord, what: string, onApplied: () => void): void {
-    const settled = this.settle(write).then((applied) => (applied ? onApplied() : this.fenced(job, what)));
-    this.track(settled, job);
+  /**
+   * Whether a write was applied: `(false, applied)` from the store, or `(true, error)` when it never
+   * succeeded (logged; counts as not applied: the lease will expire and recovery runs the job again).
+   */
+  private applied(failed: boolean, value: unknown): boolean {
+    if (!failed) return Boolean(value);
+    this.logger.error({ err: value }, "outcome not stored; the job will be recovered when its lease expires");
+    return false;
   }
 
-  private track(write: Promise<unknown>, job: JobRecord): void {
-    this.pending.set(write, { id: job.id, token: job.leaseToken });
-    void write.finally(() => {
-      this.pending.delete(write);
-      this.options.onWriteSettled();
-    });
-  }
-
-  /** Awaits a batched write; a write that never succeeded counts as not applied (the lease will expire). */
-  private async settle(write: Promise<boolean>): Promise<boolean> {
-    try {
-      return await write;
-    } catch (error) {
-      this.logger.error(
-        { err: error },
-        "outcome not stored; the job will be recovered when its lease expires",
-      );
-      return false;
-    }
+  /** A tracked write settled (its outcome announced): its lease no longer needs keeping alive. */
+  private settled(request: LeaseRef): void {
+    this.pending.delete(request);
+    this.options.onWriteSettled();
   }
 
   private fenced(job: JobRecord, what: string): void {

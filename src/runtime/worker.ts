@@ -21,7 +21,7 @@ import type { Logger } from "../core/logger.js";
 import type { RegisteredTask } from "../core/task.js";
 import type { LeaseRef, Store, WorkerInfo } from "../store/contract.js";
 import { VERSION } from "../version.js";
-import { runAttempt } from "./attempt.js";
+import { type AttemptRunner, startAttempt } from "./attempt.js";
 import { RunningJob } from "./executor.js";
 import { FetchLoop } from "./fetch-loop.js";
 import { HealthMonitor } from "./health.js";
@@ -29,7 +29,7 @@ import { LeaseKeeper } from "./lease-keeper.js";
 import { LoopMonitor } from "./loop-monitor.js";
 import { Maintenance } from "./maintenance.js";
 import { OutcomeWriter } from "./outcome-writer.js";
-import { SandboxPools } from "./sandbox/pool.js";
+import type { SandboxPools } from "./sandbox/pool.js";
 import { settlesWithin } from "./timing.js";
 import {
   type ResolvedWorkerOptions,
@@ -67,8 +67,15 @@ export class Worker {
   private maintenance: Maintenance | null = null;
   private health: HealthMonitor | null = null;
   private unsubscribe: (() => void) | null = null;
-  /** Sandboxes of the tasks that run in one (task option `sandbox`), ended at stop. */
-  private readonly sandboxes = new SandboxPools();
+  /**
+   * Sandboxes of the tasks that run in one (task option `sandbox`), ended at stop. Made, and their code
+   * loaded, when a sandboxed task first runs: a worker without one never loads child_process or the pool.
+   */
+  private sandboxes: Promise<SandboxPools> | null = null;
+  /** What each attempt runs with (made once the store is open: one object for every job). */
+  private runner!: AttemptRunner;
+  /** Inside {@link startHeld}'s loop (see there). */
+  private startingHeld = false;
 
   constructor(
     private readonly host: WorkerHost,
@@ -187,6 +194,17 @@ export class Worker {
         this.leases.checkCancels();
       }
     });
+    this.runner = {
+      id: this.id,
+      host: this.host,
+      store,
+      writer: this.writer,
+      heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
+      sandboxes: () => {
+        this.sandboxes ??= import("./sandbox/pool.js").then(({ SandboxPools }) => new SandboxPools());
+        return this.sandboxes;
+      },
+    };
     this.leases.start();
     this.loop.start();
     this.writer.start();
@@ -253,7 +271,7 @@ export class Worker {
     await this.giveBack(held, "released: worker stopping");
     await this.maintenance?.stop();
     if (this.running.size > 0) {
-      await settlesWithin(Promise.all([...this.running.values()].map((r) => r.done)), graceMs);
+      await settlesWithin(Promise.all([...this.running.values()].map((r) => r.done())), graceMs);
     }
     const unfinished = [...this.running.values()];
     if (unfinished.length > 0) {
@@ -272,7 +290,7 @@ export class Worker {
       );
       this.running.clear();
     }
-    await this.sandboxes.stop(); // a sandboxed handler that ignored its signal is killed here, not left running
+    await this.stopSandboxes(); // a sandboxed handler that ignored its signal is killed here, not left running
     this.unsubscribe?.();
     this.leases.stop();
     this.loop.stop();
@@ -305,6 +323,18 @@ export class Worker {
     return report;
   }
 
+  /** Ends the sandboxes; none can start after (a sandboxed job that asks later gets CLOSED). */
+  private async stopSandboxes(): Promise<void> {
+    const pools = this.sandboxes;
+    if (pools) {
+      await (await pools.catch(() => null))?.stop();
+      return;
+    }
+    const closed = Promise.reject(new SluiceError("CLOSED", "the worker's sandboxes are stopped"));
+    closed.catch(() => {}); // handled where a job asks for it
+    this.sandboxes = closed;
+  }
+
   private info(): WorkerInfo {
     return {
       id: this.id,
@@ -327,56 +357,68 @@ export class Worker {
 
   /** Starts held jobs while slots are free, in claim order. */
   private startHeld(): void {
-    while (this.running.size < this.config.concurrency && this.state === "running") {
-      const claimed = this.fetcher.next();
-      if (!claimed) return;
-      // Claimed ahead (held, startedAt null): the store learns of the start before the handler runs.
-      const held = claimed.startedAt === null;
-      const job = held ? { ...claimed, startedAt: Date.now() } : claimed;
-      // This worker claimed the job again while an older claim of it still runs here: that claim's lease
-      // is lost (the job was recovered since), whether or not a heartbeat has said so yet.
-      const older = this.running.get(job.id);
-      if (older && older.job.leaseToken !== job.leaseToken) {
-        this.logger.warn({ jobId: job.id, token: older.job.leaseToken }, "lease lost; aborting handler");
-        older.abort(new LeaseLostError(job.id));
+    // A job that ends synchronously (a handler returning a plain value) ends inside this loop: the loop
+    // itself then starts the next one, rather than a nested call per job.
+    if (this.startingHeld) return;
+    this.startingHeld = true;
+    try {
+      while (this.running.size < this.config.concurrency && this.state === "running") {
+        const claimed = this.fetcher.next();
+        if (!claimed) return;
+        // Claimed ahead (held, startedAt null): the store learns of the start before the handler runs.
+        const held = claimed.startedAt === null;
+        const job = held ? { ...claimed, startedAt: Date.now() } : claimed;
+        // This worker claimed the job again while an older claim of it still runs here: that claim's lease
+        // is lost (the job was recovered since), whether or not a heartbeat has said so yet.
+        const older = this.running.get(job.id);
+        if (older && older.job.leaseToken !== job.leaseToken) {
+          this.logger.warn({ jobId: job.id, token: older.job.leaseToken }, "lease lost; aborting handler");
+          older.abort(new LeaseLostError(job.id));
+        }
+        const running = new RunningJob(job, Date.now());
+        this.running.set(job.id, running);
+        if (held) this.startWritten(running);
+        else this.attempt(running);
       }
-      const running = new RunningJob(job, Date.now());
-      this.running.set(job.id, running);
-      running.done = this.run(running, held).finally(() => {
-        this.loop.jobEnded({ ...job, startedAt: running.startedAt });
-        if (this.running.get(job.id) === running) this.running.delete(job.id);
-        this.startHeld();
-        this.fetcher.wake();
-      });
+    } finally {
+      this.startingHeld = false;
     }
   }
 
-  private async run(running: RunningJob, held: boolean): Promise<void> {
+  /** A job claimed ahead: its start is written first; refused, it goes back and never runs. */
+  private startWritten(running: RunningJob): void {
     const { job } = running;
-    if (held && !(await this.writer.markStarted(job))) {
+    void this.writer.markStarted(job).then((started) => {
+      if (started) return this.attempt(running);
       // Refused: an operator deleted, moved or cancelled it, it was recovered, or its queue is paused. Give
       // it back (fenced: only the paused one goes back to waiting, uncharged) and never run it.
-      await this.giveBack([job], "released: queue paused");
+      void this.giveBack([job], "released: queue paused").finally(() => this.ended(running));
+    });
+  }
+
+  /** Runs one attempt of a started job; `ended` follows once its outcome is handed off. */
+  private attempt(running: RunningJob): void {
+    const task = this.host.tasks.get(running.job.task);
+    // Aborted while its start was being written (cancel, lost lease, shutdown): the handler never runs.
+    if (running.aborted) {
+      void this.failed(running, task, running.abortReason).finally(() => this.ended(running));
       return;
     }
-    const task = this.host.tasks.get(job.task);
-    // Aborted while its start was being written (cancel, lost lease, shutdown): the handler never runs.
-    if (running.aborted) return this.failed(running, task, running.abortReason);
-    const end = await runAttempt(
-      {
-        id: this.id,
-        host: this.host,
-        store: this.store,
-        writer: this.writer,
-        heartbeat: (j) => this.leases.extend([{ id: j.id, token: j.leaseToken }]),
-        sandboxes: this.sandboxes,
-      },
-      running,
-      task,
-    );
-    if (end.kind === "blocked") return end.written;
-    if (end.kind === "completed") return;
-    await this.failed(running, task, end.error);
+    startAttempt(this.runner, running, task, (end) => {
+      if (end.kind === "completed") return this.ended(running);
+      const after = end.kind === "blocked" ? end.written : this.failed(running, task, end.error);
+      void after.finally(() => this.ended(running));
+    });
+  }
+
+  /** The run is over (its outcome handed to the writer, or given back): free its slot, start the next. */
+  private ended(running: RunningJob): void {
+    const { job } = running;
+    this.loop.jobEnded(job, running.startedAt);
+    if (this.running.get(job.id) === running) this.running.delete(job.id);
+    running.end();
+    this.startHeld();
+    this.fetcher.wake();
   }
 
   private async failed(running: RunningJob, task: RegisteredTask | undefined, error: unknown): Promise<void> {

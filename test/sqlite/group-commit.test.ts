@@ -1,6 +1,7 @@
 /**
- * The SQLite store's group commit: writes asked for in the same turn share one transaction, each in its
- * own savepoint. A write that throws rolls back what it wrote and rejects alone; the others commit.
+ * The SQLite store's group commit: writes asked for in the same turn share one transaction, the first
+ * directly, the others each in a savepoint. A write that throws rolls back what it wrote and rejects alone;
+ * the others commit.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -51,6 +52,39 @@ describe("sqlite group commit", () => {
       expect((await store.getJob(b.id))?.state).toBe("waiting");
       // The failing write's own insert was rolled back with its savepoint.
       expect((await store.listWorkers()).map((w) => w.id)).not.toContain("ghost");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a first write that throws rolls back what it wrote and rejects alone; the rest of the group commits", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sluice-group-"));
+    dirs.push(dir);
+    const store = (await createStore(`sqlite:${join(dir, "f.db")}`, {
+      logger: silentLogger(),
+    })) as SqliteStore;
+    await store.open();
+    try {
+      const internals = store as unknown as Internals;
+      const [a, b] = [newJob({ queue: "f" }), newJob({ queue: "f" })];
+      // Same turn, the failing write first: it runs without a savepoint, in the transaction itself.
+      const failing = internals.write(() => {
+        internals
+          .conn()
+          .prepare(
+            "INSERT INTO workers (id, host, pid, queues, concurrency, busy, started_at, last_heartbeat_at, version) VALUES ('first-ghost', 'h', 1, '[]', 1, 0, 0, 0, 'x')",
+          )
+          .run();
+        throw new Error("boom first in the group");
+      });
+      const first = store.enqueue([a]);
+      const second = store.enqueue([b]);
+      const results = await Promise.allSettled([failing, first, second]);
+      expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled"]);
+      expect(String((results[0] as PromiseRejectedResult).reason)).toContain("boom first in the group");
+      expect((await store.getJob(a.id))?.state).toBe("waiting");
+      expect((await store.getJob(b.id))?.state).toBe("waiting");
+      expect((await store.listWorkers()).map((w) => w.id)).not.toContain("first-ghost");
     } finally {
       await store.close();
     }

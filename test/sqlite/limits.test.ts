@@ -90,8 +90,9 @@ describe("sqlite limits", () => {
     expect(statements).toHaveLength(4);
     expect(statements[0]).toMatch(/^SELECT name, .* FROM queues WHERE paused = 1/);
     expect(statements[1]).toMatch(/^UPDATE jobs SET state = 'waiting'/);
+    // `LIMIT (? + 0)`: a bare `LIMIT ?` would have SQLite re-prepare the take at every claim (sqlite-store.ts).
     expect(statements[2]).toMatch(
-      /^UPDATE jobs SET state = 'active'.*ORDER BY priority, run_at, seq LIMIT \?/,
+      /^UPDATE jobs SET state = 'active'.*ORDER BY priority, run_at, seq LIMIT \(\? \+ 0\)/,
     );
     expect(statements[3]).toMatch(/^INSERT INTO events/);
     expect(statements.join("\n")).not.toMatch(/key_holds|key_rates|limit_key|json_each/);

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Sluice, silentLogger } from "../../src/index.js";
 import { parseSqliteUrl } from "../../src/store/sqlite/config.js";
 import { LATEST_VERSION } from "../../src/store/sqlite/migrations.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { until } from "../conformance/context.js";
 
 const run = promisify(execFile);
@@ -41,6 +42,22 @@ describe("sqlite engine", () => {
     expect(() => parseSqliteUrl("sqlite:/tmp/a.db?busyTimeoutMs=abc")).toThrow(
       expect.objectContaining({ code: "INVALID_CONFIG" }),
     );
+    expect(() => parseSqliteUrl("sqlite:/tmp/a.db?cacheKiB=-1")).toThrow(
+      expect.objectContaining({ code: "INVALID_CONFIG" }),
+    );
+  });
+
+  it("sizes the connection's page cache by cacheKiB, 4000 KiB by default (not better-sqlite3's 16,000)", async () => {
+    for (const [query, kib] of [
+      ["", 4_000],
+      ["?cacheKiB=1024", 1_024],
+    ] as const) {
+      const store = new SqliteStore(`sqlite:${tempDb()}${query}`, { logger: silentLogger() });
+      await store.open();
+      const db = (store as unknown as { conn(): Database.Database }).conn();
+      expect(db.pragma("cache_size", { simple: true })).toBe(-kib);
+      await store.close();
+    }
   });
 
   it("migrates exactly once when six processes open a new database at the same moment", async () => {

@@ -80,6 +80,60 @@ describe("Batcher", () => {
   });
 });
 
+describe("Batcher callbacks", () => {
+  it("hands each item its outcome; a receiver that throws neither stops the others nor is swallowed", async () => {
+    const batcher = new Batcher<number, number>(
+      "test",
+      async (items) => items.map((n) => n * 10),
+      silentLogger(),
+    );
+    // The throw surfaces as an unhandled rejection (as a throwing promise reaction would): caught here.
+    const surfaced: unknown[] = [];
+    const others = process.listeners("unhandledRejection");
+    process.removeAllListeners("unhandledRejection");
+    const catcher = (reason: unknown) => void surfaced.push(reason);
+    process.on("unhandledRejection", catcher);
+    try {
+      const got: [number, boolean, unknown][] = [];
+      const boom = new Error("listener bug");
+      for (const n of [1, 2, 3]) {
+        batcher.add(n, (failed, value) => {
+          got.push([n, failed, value]);
+          if (n === 1) throw boom;
+        });
+      }
+      await batcher.drain();
+      expect(got).toEqual([
+        [1, false, 10],
+        [2, false, 20],
+        [3, false, 30],
+      ]);
+      await until("the receiver's throw surfaced", () => surfaced.length === 1);
+      expect(surfaced).toEqual([boom]);
+    } finally {
+      process.off("unhandledRejection", catcher);
+      for (const listener of others) process.on("unhandledRejection", listener);
+    }
+  });
+
+  it("tells a receiver its item was not written when the store refuses it or the batcher closes", async () => {
+    const batcher = new Batcher<string, boolean>(
+      "test",
+      async (items) => {
+        if (items.includes("poison")) throw new StoreUnavailableError("rejected", { rejected: true });
+        return items.map(() => true);
+      },
+      silentLogger(),
+    );
+    const got = new Map<string, [boolean, unknown]>();
+    for (const item of ["a", "poison"]) batcher.add(item, (failed, value) => got.set(item, [failed, value]));
+    await batcher.drain();
+    expect(got.get("a")).toEqual([false, true]);
+    expect(got.get("poison")?.[0]).toBe(true);
+    expect(got.get("poison")?.[1]).toBeInstanceOf(StoreUnavailableError);
+  });
+});
+
 describe("Batcher lanes", () => {
   it("keeps one write in flight with one lane, and lets a second start during the first with two", async () => {
     for (const lanes of [1, 2]) {

@@ -16,7 +16,7 @@ import {
   ValidationError,
 } from "../../src/index.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
-import { createContext, execute, RunningJob } from "../../src/runtime/executor.js";
+import { createContext, execute, executeThen, RunningJob } from "../../src/runtime/executor.js";
 
 function job(overrides: Partial<JobRecord> = {}): JobRecord {
   const now = Date.now();
@@ -156,6 +156,51 @@ describe("executor", () => {
       const { result } = await run(definition);
       expect(!result.ok && result.error).toBeInstanceOf(NoHandlerError);
     }
+  });
+
+  it("ctx methods work taken apart from ctx (made once per job, bound to it)", async () => {
+    const { result, saved } = await run({
+      run: async (_p, ctx) => {
+        const { progress, log, heartbeat, id, signal } = ctx;
+        expect(ctx.progress).toBe(progress); // the same function at every read
+        await progress(0.25);
+        await log("line");
+        await heartbeat();
+        return [id, signal.aborted];
+      },
+    });
+    expect(result).toEqual({ ok: true, value: ["j1", false] });
+    expect(saved).toEqual(["0.25"]);
+  });
+
+  it("a handler returning a plain value or throwing is settled before execute's caller resumes", async () => {
+    // The worker relies on this: no promise per job on the synchronous path.
+    const running = new RunningJob(job(), Date.now());
+    const sinks = {
+      events: new SluiceEventEmitter(),
+      maxPayloadBytes: 64,
+      saveProgress: async () => {},
+      log: async () => {},
+      heartbeat: async () => {},
+      enqueue: async () => [],
+      flow: async () => null,
+      canWait: true,
+    };
+    const seen: unknown[] = [];
+    executeThen(running, task({ run: () => 7 }), createContext(running, sinks), "w", (r) => seen.push(r));
+    executeThen(
+      running,
+      task({
+        run: () => {
+          throw new Error("sync");
+        },
+      }),
+      createContext(running, sinks),
+      "w",
+      (r) => seen.push(r.ok),
+    );
+    expect(seen).toEqual([{ ok: true, value: 7 }, false]);
+    expect(running.inHandler).toBe(false);
   });
 
   it("checks progress size before storing it", async () => {

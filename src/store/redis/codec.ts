@@ -190,55 +190,173 @@ export type JobReply = [string, string[], string | null | false];
  */
 export function decodeJob(queue: string, reply: JobReply): JobRecord {
   const [id, flat] = reply;
-  const f: Record<string, string> = {};
-  for (let i = 0; i < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
-  const payload = reply[2] || f.p || null;
-  const problems: string[] = [];
-  const parse = <T>(text: string | undefined | null, field: string, fallback: T): T => {
-    if (text === undefined || text === null) return fallback;
-    try {
-      return JSON.parse(text) as T;
-    } catch (error) {
-      problems.push(`${field}: ${(error as Error).message}`);
-      return fallback;
+  // One pass over the flat field list into locals (a field given twice: the last wins), rather than an
+  // object keyed by field name: ~28 keys made that a dictionary-mode object per claimed job.
+  let sq: string | undefined;
+  let t: string | undefined;
+  let st: string | undefined;
+  let p: string | undefined;
+  let r: string | undefined;
+  let pr: string | undefined;
+  let ra: string | undefined;
+  let ca: string | undefined;
+  let sa: string | undefined;
+  let fa: string | undefined;
+  let a: string | undefined;
+  let ma: string | undefined;
+  let bo: string | undefined;
+  let to: string | undefined;
+  let uk: string | undefined;
+  let tg: string | undefined;
+  let pg: string | undefined;
+  let lt: string | undefined;
+  let le: string | undefined;
+  let w: string | undefined;
+  let cr: string | undefined;
+  let rt: string | undefined;
+  let e: string | undefined;
+  let rs: string | undefined;
+  let pi: string | undefined;
+  let bi: string | undefined;
+  let pd: string | undefined;
+  let lk: string | undefined;
+  for (let i = 0; i < flat.length; i += 2) {
+    const value = flat[i + 1] as string;
+    switch (flat[i]) {
+      case "sq":
+        sq = value;
+        break;
+      case "t":
+        t = value;
+        break;
+      case "s":
+        st = value;
+        break;
+      case "p":
+        p = value;
+        break;
+      case "r":
+        r = value;
+        break;
+      case "pr":
+        pr = value;
+        break;
+      case "ra":
+        ra = value;
+        break;
+      case "ca":
+        ca = value;
+        break;
+      case "sa":
+        sa = value;
+        break;
+      case "fa":
+        fa = value;
+        break;
+      case "a":
+        a = value;
+        break;
+      case "ma":
+        ma = value;
+        break;
+      case "bo":
+        bo = value;
+        break;
+      case "to":
+        to = value;
+        break;
+      case "uk":
+        uk = value;
+        break;
+      case "tg":
+        tg = value;
+        break;
+      case "pg":
+        pg = value;
+        break;
+      case "lt":
+        lt = value;
+        break;
+      case "le":
+        le = value;
+        break;
+      case "w":
+        w = value;
+        break;
+      case "cr":
+        cr = value;
+        break;
+      case "rt":
+        rt = value;
+        break;
+      case "e":
+        e = value;
+        break;
+      case "rs":
+        rs = value;
+        break;
+      case "pi":
+        pi = value;
+        break;
+      case "bi":
+        bi = value;
+        break;
+      case "pd":
+        pd = value;
+        break;
+      case "lk":
+        lk = value;
+        break;
     }
-  };
-  const num = (text: string | undefined): number | null => (text === undefined ? null : Number(text));
+  }
+  const payload = reply[2] || p || null;
+  const problems: string[] = [];
   if (payload === null) problems.push("payload: missing");
   const job: JobRecord = {
     id,
-    seq: Number(f.sq ?? 0),
-    task: f.t ?? "",
+    seq: Number(sq ?? 0),
+    task: t ?? "",
     queue,
-    state: (f.s ?? "waiting") as JobState,
-    payload: parse<Json>(payload, "payload", null),
-    result: parse<Json | null>(f.r, "result", null),
-    priority: Number(f.pr ?? 0),
-    runAt: Number(f.ra ?? 0),
-    createdAt: Number(f.ca ?? 0),
-    startedAt: num(f.sa),
-    finishedAt: num(f.fa),
-    attempt: Number(f.a ?? 0),
-    maxAttempts: Number(f.ma ?? 1),
-    backoff: parse<BackoffSpec | null>(f.bo, "backoff", null),
-    timeoutMs: num(f.to),
-    uniqueKey: f.uk ?? null,
-    tags: parse<string[]>(f.tg, "tags", []),
-    progress: parse<Json | null>(f.pg, "progress", null),
-    leaseToken: Number(f.lt ?? 0),
-    leaseExpiresAt: num(f.le),
-    workerId: f.w ?? null,
-    cancelRequested: f.cr === "1",
-    retention: decodeRetention(f.rt),
-    errors: parse<AttemptError[]>(f.e, "errors", []),
-    reason: f.rs ?? null,
-    parentId: f.pi ?? null,
-    batchId: f.bi ?? null,
-    pendingDependencies: Number(f.pd ?? 0),
-    limitKey: f.lk ?? null,
+    state: (st ?? "waiting") as JobState,
+    payload: parseField<Json>(payload, "payload", null, problems),
+    result: parseField<Json | null>(r, "result", null, problems),
+    priority: Number(pr ?? 0),
+    runAt: Number(ra ?? 0),
+    createdAt: Number(ca ?? 0),
+    startedAt: sa === undefined ? null : Number(sa),
+    finishedAt: fa === undefined ? null : Number(fa),
+    attempt: Number(a ?? 0),
+    maxAttempts: Number(ma ?? 1),
+    backoff: parseField<BackoffSpec | null>(bo, "backoff", null, problems),
+    timeoutMs: to === undefined ? null : Number(to),
+    uniqueKey: uk ?? null,
+    tags: parseField<string[]>(tg, "tags", [], problems),
+    progress: parseField<Json | null>(pg, "progress", null, problems),
+    leaseToken: Number(lt ?? 0),
+    leaseExpiresAt: le === undefined ? null : Number(le),
+    workerId: w ?? null,
+    cancelRequested: cr === "1",
+    retention: decodeRetention(rt),
+    errors: parseField<AttemptError[]>(e, "errors", [], problems),
+    reason: rs ?? null,
+    parentId: pi ?? null,
+    batchId: bi ?? null,
+    pendingDependencies: Number(pd ?? 0),
+    limitKey: lk ?? null,
   };
   if (problems.length > 0) job.dataError = `stored job data is unreadable (${problems.join("; ")})`;
   return job;
+}
+
+/** A JSON field of a job hash: absent → `fallback`; unreadable → `fallback` and a problem noted. */
+function parseField<T>(text: string | undefined | null, field: string, fallback: T, problems: string[]): T {
+  if (text === undefined || text === null) return fallback;
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    problems.push(`${field}: ${(error as Error).message}`);
+    return fallback;
+  }
 }
 
 /** Optional script argument: `-` absent, `=value` present. */

@@ -6,6 +6,10 @@
  * - `busyTimeoutMs` (default 5): SQLite's own busy wait, kept short because it blocks the event loop.
  * - `lockDeadlineMs` (default 30000): how long a write may keep retrying a locked database.
  * - `checkpointMs` (default 500): background WAL checkpoint period; 0 = SQLite checkpoints inside commits.
+ * - `cacheKiB` (default 4000): the connection's page cache. better-sqlite3 builds SQLite with 16,000 KiB,
+ *   which a long-running worker fills as the database grows (resident memory); a worker's hot pages (the
+ *   heads of the claim indexes, the events tail) fit in far less, and the OS page cache holds the rest.
+ *   Measured on 100,000 jobs: no CPU difference, 11 MiB less resident (bench:footprint).
  */
 import { resolve } from "node:path";
 import { SluiceError } from "../../core/errors.js";
@@ -20,6 +24,8 @@ export interface SqliteConfig {
   lockDeadlineMs: number;
   /** Background WAL checkpoint period; 0 = let SQLite checkpoint inside commits. */
   checkpointMs: number;
+  /** Page cache of the connection, KiB (`PRAGMA cache_size = -N`). */
+  cacheKiB: number;
 }
 
 /** Parses `sqlite:./file.db?synchronous=full`, `sqlite:/abs.db`, `sqlite://./x.db`, `sqlite::memory:`. */
@@ -42,13 +48,13 @@ export function parseSqliteUrl(url: string): SqliteConfig {
       `SQLite URL option synchronous must be normal or full, got "${synchronous}"`,
     );
   }
-  const number = (name: string, fallback: number) => {
+  const number = (name: string, fallback: number, unit = "ms") => {
     const raw = params.get(name);
     const value = raw === null ? fallback : Number(raw);
     if (!Number.isFinite(value) || value < 0) {
       throw new SluiceError(
         "INVALID_CONFIG",
-        `SQLite URL option ${name} must be a number of ms, got "${raw}"`,
+        `SQLite URL option ${name} must be a number of ${unit}, got "${raw}"`,
       );
     }
     return value;
@@ -60,6 +66,7 @@ export function parseSqliteUrl(url: string): SqliteConfig {
     busyTimeoutMs: number("busyTimeoutMs", 5),
     lockDeadlineMs: number("lockDeadlineMs", 30_000),
     checkpointMs: number("checkpointMs", 500),
+    cacheKiB: Math.round(number("cacheKiB", 4_000, "KiB")),
   };
 }
 

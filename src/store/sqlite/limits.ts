@@ -258,7 +258,7 @@ export class SqliteLimits {
          + (SELECT COUNT(*) FROM jobs j WHERE j.queue = h.queue AND j.state = 'scheduled' AND j.run_at <= @now
               AND j.limit_key = h.key) AS backlog
        FROM key_holds h WHERE h.until > @now
-       ORDER BY backlog DESC, h.queue, h.key LIMIT @limit`,
+       ORDER BY backlog DESC, h.queue, h.key LIMIT (@limit + 0)`,
     ).all({ now, limit }) as { queue: string; key: string; until: number; backlog: number }[];
     return rows.map((r) => ({ queue: r.queue, key: r.key, until: r.until, backlog: r.backlog }));
   }
@@ -283,10 +283,10 @@ export class SqliteLimits {
   /** Deletes key holds and key rate windows that are over (maintenance), at most `limit` of each. */
   prune(now: number, limit: number): void {
     this.stmt(
-      "DELETE FROM key_holds WHERE (queue, key) IN (SELECT queue, key FROM key_holds WHERE until <= ? LIMIT ?)",
+      "DELETE FROM key_holds WHERE (queue, key) IN (SELECT queue, key FROM key_holds WHERE until <= ? LIMIT (? + 0))",
     ).run(now, limit);
     this.stmt(
-      "DELETE FROM key_rates WHERE (queue, key) IN (SELECT queue, key FROM key_rates WHERE window_end <= ? LIMIT ?)",
+      "DELETE FROM key_rates WHERE (queue, key) IN (SELECT queue, key FROM key_rates WHERE window_end <= ? LIMIT (? + 0))",
     ).run(now, limit);
   }
 }
