@@ -113,7 +113,23 @@ describe("engine list", () => {
       connectionString: "postgres://app@db/jobs",
     });
     const redis = "redis://cache:6379/0?prefix=work";
-    expect(engineFor(redis).parseUrl(redis)).toEqual({ connection: "redis://cache:6379/0", prefix: "work" });
+    expect(engineFor(redis).parseUrl(redis)).toEqual({
+      connection: "redis://cache:6379/0",
+      prefix: "work",
+      cluster: null,
+    });
+    // Redis Cluster: the seed nodes, each with its port (docs/redis.md, "Redis Cluster").
+    const cluster = "redis+cluster://a:7000,b:7001/?prefix=work";
+    expect(engineFor(cluster).parseUrl(cluster)).toMatchObject({
+      prefix: "work",
+      cluster: {
+        nodes: [
+          { host: "a", port: 7000 },
+          { host: "b", port: 7001 },
+        ],
+        tls: false,
+      },
+    });
   });
 
   it.each(ENGINES.map((e) => [e.name, e] as const))(
