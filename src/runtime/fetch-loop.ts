@@ -160,14 +160,18 @@ export class FetchLoop {
   private async fetch(): Promise<void> {
     if (this.state !== "on" || this.claiming) return;
     const { concurrency } = this.options;
-    const prefetch = this.ahead.target();
+    const auto = this.options.prefetch === "auto";
+    let prefetch = this.ahead.target();
     // A finished job frees its slot before its outcome is stored, so the next claim overlaps the write;
     // but outcomes written slower than jobs finish must not pile up without bound (memory, and leases to
     // keep alive). Past one slot's worth of unwritten outcomes per slot, each one takes a slot. Jobs held
     // ahead on "auto" do not widen that allowance: done-but-unwritten jobs run again if the worker dies, and
     // how many may is the user's concurrency (plus a prefetch they chose), not a rate estimate.
-    const allowance = concurrency + (this.options.prefetch === "auto" ? 0 : prefetch);
+    const allowance = concurrency + (auto ? 0 : prefetch);
     const unwritten = Math.max(0, this.host.unwritten() - allowance);
+    // While outcomes lag, "auto" holds nothing more ahead: the jobs it would hold would run (and finish)
+    // before their outcomes could be stored.
+    if (auto && unwritten > 0) prefetch = 0;
     const free = concurrency + prefetch - this.host.running() - this.held.length - unwritten;
     this.writeBound = unwritten > 0;
     if (free <= 0) return;
