@@ -112,6 +112,18 @@ export function inputTests(ctx: ConformanceContext): void {
       expect(() => sluice.worker({ queues: [] })).toThrow(ValidationError);
       expect(() => sluice.worker({ queues: [["a", 0]] })).toThrow(ValidationError);
       expect(() => sluice.worker({ leaseMs: 100, heartbeatMs: 200 })).toThrow(ValidationError);
+      // prefetch: "auto" or a whole number >= 0; anything else names the field and the two forms.
+      for (const prefetch of [-1, 1.5, "fast"]) {
+        expect(() => sluice.worker({ prefetch: prefetch as number })).toThrow(
+          expect.objectContaining({
+            code: "INVALID_OPTION",
+            field: "worker.prefetch",
+            message: expect.stringMatching(/must be "auto" or an integer >= 0/),
+          }),
+        );
+      }
+      expect(() => sluice.worker({ prefetch: "auto" })).not.toThrow();
+      expect(() => sluice.worker({ prefetch: 0 })).not.toThrow();
     });
 
     it("rejects a store URL naming no engine with INVALID_CONFIG", () => {
