@@ -198,8 +198,6 @@ export class PostgresStore implements Store {
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
   private closed = false;
-  /** Vacuums by the maintenance leader (vacuum.ts): on unless the URL says off or the role may not. */
-  private vacuumEnabled: boolean;
   private lastVacuumAt = 0;
   /** This process's connection to the server (lost / back) and the expired-lease recovery rule after outages. */
   private readonly gate: RecoveryGate;
@@ -221,7 +219,6 @@ export class PostgresStore implements Store {
     this.s = quoteSchema(this.config.schema);
     this.eventsOn = (options.events ?? DEFAULT_EVENT_RETENTION).enabled;
     this.sql = statements(this.s, this.eventsOn, this.config.asyncClaims);
-    this.vacuumEnabled = this.config.vacuum;
     this.prepared = new Map(
       Object.entries(this.sql).flatMap(([key, text]) =>
         typeof text === "string" ? [[text, `sluice_${key}`]] : [],
@@ -773,13 +770,12 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Vacuums the busy tables whose dead rows passed the threshold (vacuum.ts: why, and when). A failure is
-   * logged, never thrown: pruning succeeded. Without the privilege (a role that does not own the tables)
-   * it says so once and stops trying.
+   * Vacuums the busy tables whose dead rows passed the threshold (vacuum.ts: why, and when; tables this role
+   * does not own are never due). A failure is logged, never thrown: pruning succeeded.
    */
   private async vacuumIfDue(): Promise<void> {
     const now = Date.now();
-    if (!vacuumAllowed(this.vacuumEnabled, this.lastVacuumAt, now)) return;
+    if (!vacuumAllowed(this.config.vacuum, this.lastVacuumAt, now)) return;
     this.lastVacuumAt = now;
     try {
       const due = await this.query<{ relname: string }>("find tables to vacuum", DUE_FOR_VACUUM, [
@@ -796,13 +792,9 @@ export class PostgresStore implements Store {
       }
       this.lastVacuumAt = Date.now();
     } catch (error) {
-      if ((error as { cause?: { code?: string } }).cause?.code === "42501") this.vacuumEnabled = false;
       this.options.logger.warn(
-        { err: error, disabled: !this.vacuumEnabled },
-        this.vacuumEnabled
-          ? "could not vacuum the job tables; trying again at a later maintenance pass"
-          : "the database role may not vacuum the job tables (it does not own them): leaving it to autovacuum; " +
-              "set ?vacuum=off to silence this",
+        { err: error },
+        "could not vacuum the job tables; trying again at a later maintenance pass (?vacuum=off leaves it to autovacuum)",
       );
     }
   }
