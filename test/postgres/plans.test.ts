@@ -40,6 +40,33 @@ const literal = (values: readonly (string | number | null)[]) =>
   `'{${values.map((v) => (v === null ? "NULL" : `"${v}"`)).join(",")}}'`;
 
 describe("postgres plans", () => {
+  it("keeps one generic plan per statement in every function a worker calls (migration 16), so no call re-plans", async () => {
+    // Planning each call was most of a one-job start or claim (migration 16's note); the setting is what
+    // makes PL/pgSQL keep the plans these tests look at for every call, not only the first five.
+    const configs = await withAdmin(SHARED_URL, async (client) => {
+      const { rows } = await client.query<{ fn: string; config: string[] | null }>(
+        `SELECT p.oid::regprocedure::text AS fn, p.proconfig AS config
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1`,
+        [schema],
+      );
+      return new Map(rows.map((r) => [r.fn.replace(/^.*?\./, ""), r.config ?? []]));
+    });
+    const hot = [
+      "claim(text[],integer,text,bigint,integer,boolean)",
+      "start_jobs(text[],bigint[],boolean)",
+      "complete_jobs(text[],bigint[],text[],boolean)",
+      "fail_jobs(text[],bigint[],text[],bigint[],text[],text[],text,boolean)",
+      "release_jobs(text[],bigint[],bigint[],text[],text[],text,boolean)",
+      "extend_leases(text[],bigint[],bigint)",
+      "job_progress(text[],bigint[],text[],text[])",
+    ];
+    for (const fn of hot) {
+      expect(configs.get(fn), `${fn} in ${[...configs.keys()].join(", ")}`).toContain(
+        "plan_cache_mode=force_generic_plan",
+      );
+    }
+  });
+
   it("completes, fails, releases, extends and records progress through the id index, whatever the statistics", async () => {
     // A fresh table (no statistics yet) is where plain statements went wrong: a sequential scan joined
     // with every item of the batch, or a bitmap scan of jobs_lease. The functions must probe the id index.
