@@ -126,6 +126,19 @@ export class FetchLoop {
     return taken;
   }
 
+  /**
+   * Unwritten outcomes past the allowance, each of which takes a slot: one slot's worth per slot
+   * (`concurrency`), plus a fixed prefetch the user chose. Jobs held ahead on "auto" do not widen it:
+   * done-but-unwritten jobs run again if the worker dies, and how many may is the user's concurrency (plus
+   * a prefetch they chose), not a rate estimate. The claim counts it, and so does the start of a held job
+   * (worker.ts `startHeld`): otherwise the jobs already held would all run, and finish unwritten, while
+   * the store lags.
+   */
+  unwrittenPastAllowance(): number {
+    const allowance = this.options.concurrency + (this.options.prefetch === "auto" ? 0 : this.ahead.target());
+    return Math.max(0, this.host.unwritten() - allowance);
+  }
+
   /** An outcome was stored: when the loop waits on unwritten outcomes, look for work again. */
   writeSettled(): void {
     if (this.writeBound) this.wake();
@@ -164,11 +177,8 @@ export class FetchLoop {
     let prefetch = this.ahead.target();
     // A finished job frees its slot before its outcome is stored, so the next claim overlaps the write;
     // but outcomes written slower than jobs finish must not pile up without bound (memory, and leases to
-    // keep alive). Past one slot's worth of unwritten outcomes per slot, each one takes a slot. Jobs held
-    // ahead on "auto" do not widen that allowance: done-but-unwritten jobs run again if the worker dies, and
-    // how many may is the user's concurrency (plus a prefetch they chose), not a rate estimate.
-    const allowance = concurrency + (auto ? 0 : prefetch);
-    const unwritten = Math.max(0, this.host.unwritten() - allowance);
+    // keep alive): past the allowance, each unwritten outcome takes a slot.
+    const unwritten = this.unwrittenPastAllowance();
     // While outcomes lag, "auto" holds nothing more ahead: the jobs it would hold would run (and finish)
     // before their outcomes could be stored.
     if (auto && unwritten > 0) prefetch = 0;

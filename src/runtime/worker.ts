@@ -117,7 +117,11 @@ export class Worker {
     this.writer = new OutcomeWriter(store, this.host.events, this.logger, {
       // One write lock in process: one lane. A networked store works on a batch during another's round trip.
       lanes: store.traits.inProcess ? 1 : 2,
-      onWriteSettled: () => this.fetcher.writeSettled(),
+      onWriteSettled: () => {
+        this.fetcher.writeSettled();
+        // A stored outcome may free a slot that unwritten outcomes held (startHeld).
+        this.startHeld();
+      },
       onFenced: (job) => this.loop.leaseLost(job),
     });
     this.fetcher = new FetchLoop(
@@ -362,7 +366,12 @@ export class Worker {
     if (this.startingHeld) return;
     this.startingHeld = true;
     try {
-      while (this.running.size < this.config.concurrency && this.state === "running") {
+      // Unwritten outcomes past the allowance take slots here too: while the store lags, held jobs wait
+      // (and start when a write settles) rather than run and finish unwritten.
+      while (
+        this.running.size + this.fetcher.unwrittenPastAllowance() < this.config.concurrency &&
+        this.state === "running"
+      ) {
         const claimed = this.fetcher.next();
         if (!claimed) return;
         // Claimed ahead (held, startedAt null): the store learns of the start before the handler runs.

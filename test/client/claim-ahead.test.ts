@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Sluice, silentLogger } from "../../src/index.js";
 import type { Store } from "../../src/store/contract.js";
 import { ENGINE_NAMES, type IsolatedStore, isolatedStore } from "../support/engines/index.js";
-import { until } from "../support/wait.js";
+import { deferred, until } from "../support/wait.js";
 
 const JOBS = 2_000;
 let stores: IsolatedStore[] = [];
@@ -67,5 +67,73 @@ describe.each(ENGINE_NAMES)("prefetch auto on %s", (engine) => {
       expect(counts.starts).toBe(0);
       expect(counts.claimed).toBe(JOBS);
     }
+  });
+});
+
+// PostgreSQL only: it is the engine where "auto" holds jobs ahead (StoreTraits.claimAhead).
+describe("prefetch auto while outcome writes lag (postgres)", () => {
+  it("starts no held job past the unwritten-outcome allowance, and runs every job once when writes resume", async () => {
+    const isolated = isolatedStore("postgres", "lag");
+    stores.push(isolated);
+    const sluice = new Sluice({ url: isolated.url, logger: silentLogger() });
+    instances.push(sluice);
+    const total = 3_000;
+    const runs = new Map<number, number>();
+    const task = sluice.task<{ i: number }>("noop", {
+      queue: "lag",
+      run: ({ i }) => void runs.set(i, (runs.get(i) ?? 0) + 1),
+    });
+    const store = await sluice.store();
+    for (let i = 0; i < total; i += 500) {
+      await task.enqueueMany(Array.from({ length: 500 }, (_, k) => ({ payload: { i: i + k } })));
+    }
+    let claimed = 0;
+    let biggestClaim = 0;
+    const claim = store.claim.bind(store);
+    store.claim = async (request) => {
+      const jobs = await claim(request);
+      claimed += jobs.length;
+      biggestClaim = Math.max(biggestClaim, jobs.length);
+      return jobs;
+    };
+    // The store stops storing outcomes (a lagging or stalled store) until the gate opens.
+    const gate = deferred();
+    let stalled = false;
+    let stalledWrites = 0;
+    const complete = store.complete.bind(store);
+    store.complete = async (requests) => {
+      if (stalled) {
+        stalledWrites++;
+        await gate.promise;
+      }
+      return complete(requests);
+    };
+    const concurrency = 2;
+    const worker = sluice.worker({ queues: ["lag"], concurrency });
+    await worker.start();
+    await until("the worker holds jobs ahead", () => biggestClaim >= 20, 30_000);
+    stalled = true;
+    const ranAtStall = runs.size;
+    // Jobs claimed and not yet run: held ahead (and at most `concurrency` running).
+    expect(claimed - ranAtStall).toBeGreaterThanOrEqual(20);
+    // A negative claim needs a window: wait until writes are stalled and no job has started for 500 ms.
+    let seen = runs.size;
+    let changedAt = Date.now();
+    await until(
+      "the worker stops starting jobs",
+      () => {
+        if (runs.size !== seen) [seen, changedAt] = [runs.size, Date.now()];
+        return stalledWrites > 0 && Date.now() - changedAt > 500;
+      },
+      20_000,
+    );
+    // Without the bound every held job would run: at least 20. With it: the jobs running at the stall,
+    // then one slot's worth of unwritten outcomes per slot, then each further one takes a slot.
+    expect(runs.size - ranAtStall).toBeLessThanOrEqual(4 * concurrency);
+    stalled = false;
+    gate.resolve();
+    await until("every job ran", () => runs.size === total, 60_000);
+    await worker.stop();
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
   });
 });
