@@ -102,7 +102,7 @@ import {
   VACUUM_DEAD_FRACTION,
   VACUUM_MIN_DEAD_ROWS,
   VACUUMED_TABLES,
-  vacuumAllowed,
+  VacuumPacer,
 } from "./vacuum.js";
 
 /**
@@ -198,7 +198,7 @@ export class PostgresStore implements Store {
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
   private closed = false;
-  private lastVacuumAt = 0;
+  private readonly vacuums: VacuumPacer;
   /** This process's connection to the server (lost / back) and the expired-lease recovery rule after outages. */
   private readonly gate: RecoveryGate;
   /** Whether transitions write fleet events (StoreOptions.events). */
@@ -215,6 +215,7 @@ export class PostgresStore implements Store {
     private readonly options: StoreOptions,
   ) {
     this.config = parsePostgresUrl(url);
+    this.vacuums = new VacuumPacer(this.config.vacuum);
     this.gate = new RecoveryGate(options.logger, { engine: "postgres", location: this.config.location });
     this.s = quoteSchema(this.config.schema);
     this.eventsOn = (options.events ?? DEFAULT_EVENT_RETENTION).enabled;
@@ -774,9 +775,7 @@ export class PostgresStore implements Store {
    * does not own are never due). A failure is logged, never thrown: pruning succeeded.
    */
   private async vacuumIfDue(): Promise<void> {
-    const now = Date.now();
-    if (!vacuumAllowed(this.config.vacuum, this.lastVacuumAt, now)) return;
-    this.lastVacuumAt = now;
+    if (!this.vacuums.mayCheck(Date.now())) return;
     try {
       const due = await this.query<{ relname: string }>("find tables to vacuum", DUE_FOR_VACUUM, [
         this.config.schema,
@@ -784,13 +783,14 @@ export class PostgresStore implements Store {
         VACUUM_MIN_DEAD_ROWS,
         VACUUM_DEAD_FRACTION,
       ]);
+      if (!this.vacuums.found(due.length, Date.now())) return;
       for (const { relname } of due) {
         const started = Date.now();
         // VACUUM runs outside a transaction block: a plain pooled query (autocommit) is one.
         await this.query(`vacuum ${relname}`, `VACUUM (SKIP_LOCKED) ${this.s}."${relname}"`);
         this.options.logger.debug({ table: relname, ms: Date.now() - started }, "vacuumed");
       }
-      this.lastVacuumAt = Date.now();
+      this.vacuums.finished(Date.now());
     } catch (error) {
       this.options.logger.warn(
         { err: error },

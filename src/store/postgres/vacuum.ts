@@ -34,7 +34,30 @@ export const DUE_FOR_VACUUM = `SELECT s.relname FROM pg_stat_user_tables s JOIN 
     AND s.n_dead_tup >= greatest($3::bigint, s.n_live_tup * $4::float8)
     AND pg_has_role(c.relowner, 'USAGE')`;
 
-/** Whether a vacuum may run now: the URL allows it and the last one was long enough ago. */
-export function vacuumAllowed(enabled: boolean, lastAt: number, now: number): boolean {
-  return enabled && now - lastAt >= VACUUM_MIN_INTERVAL_MS;
+/**
+ * When a store checks for and runs vacuums. The interval separates vacuums, not checks: a check is one
+ * catalog read per prune pass, and one that found nothing due must not keep the next pass, a moment later,
+ * from vacuuming a table that has just become due.
+ */
+export class VacuumPacer {
+  private lastVacuumAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly enabled: boolean) {}
+
+  /** Whether a prune pass should look for due tables now: the URL allows it, the last vacuum was long ago. */
+  mayCheck(now: number): boolean {
+    return this.enabled && now - this.lastVacuumAt >= VACUUM_MIN_INTERVAL_MS;
+  }
+
+  /** A check found `due` tables: whether to vacuum them (the interval then counts from `now`). */
+  found(due: number, now: number): boolean {
+    if (due === 0) return false;
+    this.lastVacuumAt = now;
+    return true;
+  }
+
+  /** The vacuums of a check ended at `now` (a long one starts the interval at its end). */
+  finished(now: number): void {
+    this.lastVacuumAt = now;
+  }
 }
