@@ -366,10 +366,10 @@ export class Worker {
     if (this.startingHeld) return;
     this.startingHeld = true;
     try {
-      // Unwritten outcomes past the allowance take slots here too: while the store lags, held jobs wait
-      // (and start when a write settles) rather than run and finish unwritten.
+      // Unwritten outcomes past the start allowance take slots: while the store lags, held jobs wait (and
+      // start when a write settles) rather than run and finish unwritten.
       while (
-        this.running.size + this.fetcher.unwrittenPastAllowance() < this.config.concurrency &&
+        this.running.size + this.fetcher.unwrittenPastStartAllowance() < this.config.concurrency &&
         this.state === "running"
       ) {
         const claimed = this.fetcher.next();
