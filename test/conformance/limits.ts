@@ -55,7 +55,10 @@ export function limitTests(ctx: ConformanceContext): void {
       const queue = ctx.queue("conc");
       const producer = ctx.sluice();
       await producer.limits(queue, { concurrency: 4, keyConcurrency: 1 });
-      const workers = [0, 1, 2].map(() => ctx.spawnWorker({ queue, mode: "timed", concurrency: 4 }));
+      // Each process runs at most 2, so the fleet (6) can exceed the queue's limit (4) but no process fills
+      // it alone: the limit is what holds the fleet back, and the work is shared (a process at concurrency 4
+      // could take every free slot again as its jobs ended, and run all 60 itself).
+      const workers = [0, 1, 2].map(() => ctx.spawnWorker({ queue, mode: "timed", concurrency: 2 }));
       await Promise.all(workers.map((w) => w.waitFor("ready")));
       const total = 60;
       await producer.enqueueMany(
