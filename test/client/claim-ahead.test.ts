@@ -19,15 +19,16 @@ afterEach(async () => {
   instances = [];
 });
 
-/** Counts the store's claim and start calls and the jobs they cover. */
-function countCalls(store: Store): { claims: number; starts: number; claimed: number } {
-  const counts = { claims: 0, starts: 0, claimed: 0 };
+/** Counts the store's claim and start calls, the jobs they cover and the most one claim took. */
+function countCalls(store: Store): { claims: number; starts: number; claimed: number; biggestClaim: number } {
+  const counts = { claims: 0, starts: 0, claimed: 0, biggestClaim: 0 };
   const claim = store.claim.bind(store);
   const start = store.start.bind(store);
   store.claim = async (request) => {
     const jobs = await claim(request);
     counts.claims++;
     counts.claimed += jobs.length;
+    counts.biggestClaim = Math.max(counts.biggestClaim, jobs.length);
     return jobs;
   };
   store.start = async (leases) => {
@@ -37,21 +38,30 @@ function countCalls(store: Store): { claims: number; starts: number; claimed: nu
   return counts;
 }
 
+/**
+ * A store of `engine` with `total` no-op jobs waiting in `queue`, whose task counts its runs by payload
+ * index (a job that runs twice shows as 2).
+ */
+async function backlog(engine: (typeof ENGINE_NAMES)[number], queue: string, total: number) {
+  const isolated = isolatedStore(engine, queue);
+  stores.push(isolated);
+  const sluice = new Sluice({ url: isolated.url, logger: silentLogger() });
+  instances.push(sluice);
+  const runs = new Map<number, number>();
+  const task = sluice.task<{ i: number }>("noop", {
+    queue,
+    run: ({ i }) => void runs.set(i, (runs.get(i) ?? 0) + 1),
+  });
+  const store = await sluice.store();
+  for (let i = 0; i < total; i += 500) {
+    await task.enqueueMany(Array.from({ length: 500 }, (_, k) => ({ payload: { i: i + k } })));
+  }
+  return { sluice, store, runs };
+}
+
 describe.each(ENGINE_NAMES)("prefetch auto on %s", (engine) => {
   it("claims ahead only where a claim costs more than a start, and runs every job once", async () => {
-    const isolated = isolatedStore(engine, "ahead");
-    stores.push(isolated);
-    const sluice = new Sluice({ url: isolated.url, logger: silentLogger() });
-    instances.push(sluice);
-    const runs = new Map<number, number>();
-    const task = sluice.task<{ i: number }>("noop", {
-      queue: "ahead",
-      run: ({ i }) => void runs.set(i, (runs.get(i) ?? 0) + 1),
-    });
-    const store = await sluice.store();
-    for (let i = 0; i < JOBS; i += 500) {
-      await task.enqueueMany(Array.from({ length: 500 }, (_, k) => ({ payload: { i: i + k } })));
-    }
+    const { sluice, store, runs } = await backlog(engine, "ahead", JOBS);
     const counts = countCalls(store);
     const worker = sluice.worker({ queues: ["ahead"], concurrency: 1 });
     await worker.start();
@@ -73,29 +83,9 @@ describe.each(ENGINE_NAMES)("prefetch auto on %s", (engine) => {
 // PostgreSQL only: it is the engine where "auto" holds jobs ahead (StoreTraits.claimAhead).
 describe("prefetch auto while outcome writes lag (postgres)", () => {
   it("starts no held job past the unwritten-outcome allowance, and runs every job once when writes resume", async () => {
-    const isolated = isolatedStore("postgres", "lag");
-    stores.push(isolated);
-    const sluice = new Sluice({ url: isolated.url, logger: silentLogger() });
-    instances.push(sluice);
     const total = 3_000;
-    const runs = new Map<number, number>();
-    const task = sluice.task<{ i: number }>("noop", {
-      queue: "lag",
-      run: ({ i }) => void runs.set(i, (runs.get(i) ?? 0) + 1),
-    });
-    const store = await sluice.store();
-    for (let i = 0; i < total; i += 500) {
-      await task.enqueueMany(Array.from({ length: 500 }, (_, k) => ({ payload: { i: i + k } })));
-    }
-    let claimed = 0;
-    let biggestClaim = 0;
-    const claim = store.claim.bind(store);
-    store.claim = async (request) => {
-      const jobs = await claim(request);
-      claimed += jobs.length;
-      biggestClaim = Math.max(biggestClaim, jobs.length);
-      return jobs;
-    };
+    const { sluice, store, runs } = await backlog("postgres", "lag", total);
+    const counts = countCalls(store);
     // The store stops storing outcomes (a lagging or stalled store) until the gate opens.
     const gate = deferred();
     let stalled = false;
@@ -108,14 +98,22 @@ describe("prefetch auto while outcome writes lag (postgres)", () => {
       }
       return complete(requests);
     };
+    // Writes stall (once) the moment a claim of 40 or more returns, before the worker sees its jobs: polling for
+    // the big claim instead raced the worker, which ran part of the batch before the stall (CI saw 37 held).
+    let ranAtStall = -1;
+    const countedClaim = store.claim.bind(store);
+    store.claim = async (request) => {
+      const jobs = await countedClaim(request);
+      if (ranAtStall < 0 && jobs.length >= 40) [stalled, ranAtStall] = [true, runs.size];
+      return jobs;
+    };
     const concurrency = 1;
     const worker = sluice.worker({ queues: ["lag"], concurrency });
     await worker.start();
-    await until("the worker holds jobs ahead", () => biggestClaim >= 40, 30_000);
-    stalled = true;
-    const ranAtStall = runs.size;
+    await until("the worker holds jobs ahead", () => stalled, 30_000);
+    expect(counts.biggestClaim).toBeGreaterThanOrEqual(40);
     // Jobs claimed and not yet run: held ahead (and at most `concurrency` running).
-    expect(claimed - ranAtStall).toBeGreaterThanOrEqual(40);
+    expect(counts.claimed - ranAtStall).toBeGreaterThanOrEqual(40);
     // A negative claim needs a window: wait until writes are stalled and no job has started for 500 ms.
     let seen = runs.size;
     let changedAt = Date.now();
