@@ -195,6 +195,8 @@ export class PostgresStore implements Store {
   private readonly sql: ReturnType<typeof statements>;
   /** Statement text → prepared statement name, for the fixed statements in `sql`. */
   private readonly prepared: Map<string, string>;
+  /** The pool's connections: statements on them may be named (prepared once per connection). */
+  private readonly ownClients = new WeakSet<object>();
   private opening: Promise<void> | null = null;
   private appliedOnOpen: number[] = [];
   private closed = false;
@@ -242,6 +244,7 @@ export class PostgresStore implements Store {
       max: this.config.poolSize,
       idleTimeoutMillis: 30_000,
     });
+    this.pool.on("connect", (connection) => this.ownClients.add(connection));
     // An idle pooled connection that the server drops (restart, idle timeout) emits 'error' on the pool;
     // without a listener that would crash the process. The pool discards the connection by itself.
     this.pool.on("error", (error) => {
@@ -402,7 +405,7 @@ export class PostgresStore implements Store {
       const keys = [
         ...new Set(jobs.filter(dedupesByKey).map((job) => JSON.stringify([job.queue, job.uniqueKey]))),
       ];
-      await db.query(this.sql.lockUniqueKeys, [this.config.schema, keys]);
+      await this.run(db, this.sql.lockUniqueKeys, [this.config.schema, keys]);
       let runStart = 0;
       for (let i = 0; i <= jobs.length; i++) {
         const job = jobs[i];
@@ -411,7 +414,7 @@ export class PostgresStore implements Store {
         runStart = i + 1;
         if (job === undefined) break;
         const existing = rowsOf<{ id: string; state: JobState }>(
-          await db.query(this.sql.findUnique, [job.uniqueKey, job.uniqueStates, job.queue]),
+          await this.run(db, this.sql.findUnique, [job.uniqueKey, job.uniqueStates, job.queue]),
         )[0];
         if (existing) results[i] = { id: existing.id, state: existing.state, created: false };
         else await this.insertRun(db, [job], i, results, null);
@@ -423,7 +426,9 @@ export class PostgresStore implements Store {
     // Ids that were already stored (idempotent jobId): report the stored job.
     const missing = jobs.filter((_, i) => results[i] === null).map((job) => job.id);
     if (missing.length > 0) {
-      const rows = rowsOf<{ id: string; state: JobState }>(await db.query(this.sql.statesById, [missing]));
+      const rows = rowsOf<{ id: string; state: JobState }>(
+        await this.run(db, this.sql.statesById, [missing]),
+      );
       const states = new Map(rows.map((row) => [row.id, row.state]));
       jobs.forEach((job, i) => {
         if (results[i] !== null) return;
@@ -471,7 +476,7 @@ export class PostgresStore implements Store {
           ? this.sql.insertIdempotentNotify
           : this.sql.insertNotify;
     const values = notify === null ? arrays : [...arrays, this.config.schema, notify];
-    const rows = rowsOf<{ id: string; state: JobState }>(await db.query(text, values));
+    const rows = rowsOf<{ id: string; state: JobState }>(await this.run(db, text, values));
     const created = new Map(rows.map((row) => [row.id, row.state]));
     run.forEach((job, i) => {
       const state = created.get(job.id);
@@ -1583,6 +1588,17 @@ export class PostgresStore implements Store {
         throw this.failed(toStoreError(error, action, this.config.location));
       }
     }
+  }
+
+  /**
+   * One of the fixed statements on `db`, in an enqueue: named (parsed and planned once per connection) on the
+   * store's own pool and connections; as plain text on an application's connection or ORM handle, whose
+   * statement names are the application's (and a `Queryable` may take only text and values). Planning the
+   * insert was a third of a one-job enqueue (docs/postgres.md, "Enqueue statements are prepared too").
+   */
+  private run(db: Queryable, text: string, values: unknown[]): Promise<unknown> {
+    const name = db === this.pool || this.ownClients.has(db) ? this.prepared.get(text) : undefined;
+    return name ? (db as pg.Pool | pg.ClientBase).query({ name, text, values }) : db.query(text, values);
   }
 
   /** Runs `fn` with a dedicated pooled connection (not in a transaction). */
