@@ -31,18 +31,29 @@ async function preparedOn(db: pg.Pool | pg.Client): Promise<string[]> {
 }
 
 describe("postgres enqueue statements", () => {
-  it("are prepared once on the store's own connection, plain and unique-keyed alike", async () => {
+  it("are prepared once on the store's own connection, plain, unique-keyed and flow enqueues alike", async () => {
     await store.enqueue([newJob({ queue: "named" })]);
     const keyed = () => newJob({ queue: "named", uniqueKey: "k", uniqueStates: ["waiting"] });
     const [first] = await store.enqueue([keyed()]);
     const [second] = await store.enqueue([keyed()]); // returns the first: no insert
     expect([first?.created, second?.id]).toEqual([true, first?.id]);
+    // A flow enqueue (a dependency): its fixed statements too.
+    const [dependent] = await store.enqueue([
+      newJob({ queue: "named", dependsOn: [{ id: first?.id ?? "", onFailure: "fail" }] }),
+    ]);
+    expect(dependent?.state).toBe("blocked");
     const pool = (store as unknown as { pool: pg.Pool }).pool;
-    const names = await preparedOn(pool);
-    expect(names).toEqual(
-      expect.arrayContaining(["sluice_insertNotify", "sluice_insert", "sluice_findUnique"]),
+    expect(await preparedOn(pool)).toEqual(
+      expect.arrayContaining([
+        "sluice_insertNotify",
+        "sluice_insert",
+        "sluice_findUnique",
+        "sluice_lockUniqueKeys",
+        "sluice_lockDependencies",
+        "sluice_insertFlow",
+        "sluice_insertEdges",
+      ]),
     );
-    expect(names).toContain("sluice_lockUniqueKeys");
   });
 
   it("stay unnamed on the application's connection inside its transaction", async () => {
@@ -53,7 +64,11 @@ describe("postgres enqueue statements", () => {
         [newJob({ queue: "app", uniqueKey: "a", uniqueStates: ["waiting"] })],
         { transaction: app },
       );
-      expect([plain?.created, keyed?.created]).toEqual([true, true]);
+      const [dependent] = await store.enqueue(
+        [newJob({ queue: "app", dependsOn: [{ id: plain?.id ?? "", onFailure: "fail" }] })],
+        { transaction: app },
+      );
+      expect([plain?.created, keyed?.created, dependent?.state]).toEqual([true, true, "blocked"]);
       expect(await preparedOn(app)).toEqual([]);
     } finally {
       await app.query("ROLLBACK");

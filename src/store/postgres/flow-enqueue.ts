@@ -29,6 +29,8 @@ export interface FlowEnqueueContext {
   schema: string;
   sql: ReturnType<typeof statements>;
   events: boolean;
+  /** Runs one of `sql`'s statements on `db` (named on the store's own connections, see PostgresStore.run). */
+  run: (db: Queryable, text: string, values: unknown[]) => Promise<unknown>;
 }
 
 /** True when the call needs the flow path: a batch, a member, or a dependency. */
@@ -90,7 +92,7 @@ export async function enqueueFlow(
   const known = new Map<string, Target>();
   const lock = async (ids: readonly string[]) => {
     if (ids.length === 0) return;
-    const rows = rowsOf<Target>(await db.query(sql.lockDependencies, [ids]));
+    const rows = rowsOf<Target>(await ctx.run(db, sql.lockDependencies, [ids]));
     for (const row of rows) known.set(row.id, row);
   };
   await lock([...external]);
@@ -99,7 +101,7 @@ export async function enqueueFlow(
     const keys = [
       ...new Set(jobs.filter(dedupesByKey).map((job) => JSON.stringify([job.queue, job.uniqueKey]))),
     ];
-    await db.query(sql.lockUniqueKeys, [ctx.schema, keys]);
+    await ctx.run(db, sql.lockUniqueKeys, [ctx.schema, keys]);
   }
 
   // Jobs in call order; consecutive ones are inserted together, flushed before a job whose decision
@@ -118,7 +120,7 @@ export async function enqueueFlow(
     if (dedupesByKey(job)) {
       await flush();
       const existing = rowsOf<{ id: string; state: JobState }>(
-        await db.query(sql.findUnique, [job.uniqueKey, job.uniqueStates, job.queue]),
+        await ctx.run(db, sql.findUnique, [job.uniqueKey, job.uniqueStates, job.queue]),
       )[0];
       if (existing) {
         results[i] = { id: existing.id, state: existing.state, created: false };
@@ -186,7 +188,8 @@ export async function enqueueFlow(
     for (const edge of edges) edgeRows.push([(jobs[i] as NewJob).id, edge.dep, edge.policy, edge.resolved]);
   }
   if (edgeRows.length > 0) {
-    await db.query(
+    await ctx.run(
+      db,
       sql.insertEdges,
       [0, 1, 2, 3].map((c) => edgeRows.map((row) => row[c])),
     );
@@ -226,7 +229,7 @@ export async function enqueueFlow(
   const killedIds = [...killedMessages.keys()]
     .filter((i) => results[i]?.created)
     .map((i) => (jobs[i] as NewJob).id);
-  if (killedIds.length > 0) await db.query(sql.settleIds, [killedIds]);
+  if (killedIds.length > 0) await ctx.run(db, sql.settleIds, [killedIds]);
   // A batch whose members were all deduplicated is complete at once (total 0).
   if (batch) {
     await db.query(`SELECT ${s}.count_batches($1::text[], '{0}', '{0}', '{0}', ${ctx.events})`, [[batch.id]]);
@@ -263,7 +266,7 @@ async function insertRun(
   ];
   const idempotent = jobs.some((job) => job.idempotent);
   const rows = rowsOf<{ id: string; state: JobState }>(
-    await db.query(idempotent ? ctx.sql.insertFlowIdempotent : ctx.sql.insertFlow, arrays),
+    await ctx.run(db, idempotent ? ctx.sql.insertFlowIdempotent : ctx.sql.insertFlow, arrays),
   );
   const created = new Map(rows.map((row) => [row.id, row.state]));
   const missing: Pending[] = [];
@@ -278,7 +281,7 @@ async function insertRun(
   }
   if (missing.length === 0) return;
   const existing = rowsOf<{ id: string; state: JobState }>(
-    await db.query(ctx.sql.statesById, [missing.map((p) => p.job.id)]),
+    await ctx.run(db, ctx.sql.statesById, [missing.map((p) => p.job.id)]),
   );
   const states = new Map(existing.map((row) => [row.id, row.state]));
   for (const p of missing) {

@@ -452,6 +452,7 @@ export class PostgresStore implements Store {
       schema: this.config.schema,
       sql: this.sql,
       events: this.eventsOn,
+      run: (on, text, values) => this.run(on, text, values),
     });
   }
 
