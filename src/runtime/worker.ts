@@ -414,20 +414,22 @@ export class Worker {
       return;
     }
     startAttempt(this.runner, running, task, (end) => {
-      if (end.kind === "completed") return this.ended(running);
+      if (end.kind === "completed") return this.ended(running, true);
       const after = end.kind === "blocked" ? end.written : this.failed(running, task, end.error);
       void after.finally(() => this.ended(running));
     });
   }
 
   /** The run is over (its outcome handed to the writer, or given back): free its slot, start the next. */
-  private ended(running: RunningJob): void {
+  private ended(running: RunningJob, completed = false): void {
     const { job } = running;
     this.loop.jobEnded(job, running.startedAt);
     if (this.running.get(job.id) === running) this.running.delete(job.id);
     running.end();
     this.startHeld();
-    this.fetcher.wake();
+    // Any other end (a failure, a retry scheduled, a job given back) may have changed the queue's schedule.
+    if (completed) this.fetcher.slotFreed();
+    else this.fetcher.wake();
   }
 
   private async failed(running: RunningJob, task: RegisteredTask | undefined, error: unknown): Promise<void> {

@@ -4,7 +4,7 @@
  * jobs run again if the worker dies, and the chaos suite's duplicates-per-kill bound assumes it.
  */
 import { setImmediate as turn } from "node:timers/promises";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/index.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
@@ -63,5 +63,57 @@ describe("fetch loop", () => {
     // The claim in flight when outcomes stopped may land; no claim starts after it.
     expect(claims.length - before).toBeLessThanOrEqual(1);
     expect(started).toBeGreaterThan(50);
+  });
+
+  describe("the next due time after an empty claim", () => {
+    afterEach(() => vi.useRealTimers());
+
+    it("is looked up after news, not after a claim that only follows completed jobs", async () => {
+      // Date frozen: every claim below is within the refresh interval of the first lookup.
+      vi.useFakeTimers({ toFake: ["Date"] });
+      let claims = 0;
+      let lookups = 0;
+      const store = {
+        traits: { inProcess: false },
+        async claim() {
+          claims++;
+          return [];
+        },
+        async nextRunAt() {
+          lookups++;
+          return null;
+        },
+      } as unknown as Store;
+      const loop = new FetchLoop(
+        store,
+        new QueueSelector(["q"]),
+        { running: () => 0, unwritten: () => 0, claimed: () => {}, giveBack: async () => {} },
+        new SluiceEventEmitter(),
+        silentLogger(),
+        { workerId: "w", concurrency: 2, prefetch: 0, leaseMs: 30_000, pollMs: 60_000 },
+      );
+      /** Wakes the loop one way and waits for the claim (and any lookup) that follows. */
+      const claimAfter = async (poke: () => void) => {
+        const before = claims;
+        poke();
+        await until("a claim", () => claims > before, 5_000);
+        await turn();
+        await turn();
+      };
+      try {
+        loop.start();
+        await until("the first claim looks up", () => lookups === 1, 5_000);
+        // Completed jobs free slots: each brings a claim, none a lookup.
+        for (let i = 0; i < 3; i++) await claimAfter(() => loop.slotFreed());
+        expect([claims, lookups]).toEqual([4, 1]);
+        // A signal (or the poll, a timer, a failed job) is news: the empty claim after it looks.
+        await claimAfter(() => loop.wake());
+        expect([claims, lookups]).toEqual([5, 2]);
+        await claimAfter(() => loop.slotFreed());
+        expect([claims, lookups]).toEqual([6, 2]);
+      } finally {
+        await loop.stop(1_000);
+      }
+    });
   });
 });
