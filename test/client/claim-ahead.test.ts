@@ -3,21 +3,14 @@
  * flush, a start does not) short jobs are claimed in bulk and started one by one, so far fewer claims than
  * jobs; on SQLite and Redis nothing is held ahead (no start writes). Every job runs once either way.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { Sluice, silentLogger } from "../../src/index.js";
+import { describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/contract.js";
-import { ENGINE_NAMES, type IsolatedStore, isolatedStore } from "../support/engines/index.js";
+import { ENGINE_NAMES } from "../support/engines/index.js";
+import { isolatedSluices } from "../support/engines/isolated-sluices.js";
 import { deferred, until } from "../support/wait.js";
 
 const JOBS = 2_000;
-let stores: IsolatedStore[] = [];
-let instances: Sluice[] = [];
-afterEach(async () => {
-  for (const sluice of instances) await sluice.close();
-  for (const store of stores) await store.dispose();
-  stores = [];
-  instances = [];
-});
+const sluiceOn = isolatedSluices();
 
 /** Counts the store's claim and start calls, the jobs they cover and the most one claim took. */
 function countCalls(store: Store): { claims: number; starts: number; claimed: number; biggestClaim: number } {
@@ -43,10 +36,7 @@ function countCalls(store: Store): { claims: number; starts: number; claimed: nu
  * index (a job that runs twice shows as 2).
  */
 async function backlog(engine: (typeof ENGINE_NAMES)[number], queue: string, total: number) {
-  const isolated = isolatedStore(engine, queue);
-  stores.push(isolated);
-  const sluice = new Sluice({ url: isolated.url, logger: silentLogger() });
-  instances.push(sluice);
+  const sluice = sluiceOn(engine, queue);
   const runs = new Map<number, number>();
   const task = sluice.task<{ i: number }>("noop", {
     queue,

@@ -5,26 +5,16 @@
  * job that did not complete as news (fetch-loop.ts, `news`), unlike a completed one.
  */
 import { setTimeout } from "node:timers/promises";
-import { afterEach, describe, expect, it } from "vitest";
-import { Sluice, silentLogger } from "../../src/index.js";
-import { ENGINE_NAMES, type IsolatedStore, isolatedStore } from "../support/engines/index.js";
+import { describe, expect, it } from "vitest";
+import { ENGINE_NAMES } from "../support/engines/index.js";
+import { isolatedSluices } from "../support/engines/isolated-sluices.js";
 import { until } from "../support/wait.js";
 
-let stores: IsolatedStore[] = [];
-let instances: Sluice[] = [];
-afterEach(async () => {
-  for (const sluice of instances) await sluice.close();
-  for (const store of stores) await store.dispose();
-  stores = [];
-  instances = [];
-});
+const sluiceOn = isolatedSluices();
 
 describe.each(ENGINE_NAMES)("a retry on an idle worker (%s)", (engine) => {
   it("starts at its backoff, not at the safety poll", async () => {
-    const isolated = isolatedStore(engine, "retry_wake");
-    stores.push(isolated);
-    const sluice = new Sluice({ url: isolated.url, logger: silentLogger() });
-    instances.push(sluice);
+    const sluice = sluiceOn(engine, "retry_wake");
     const runs: number[] = [];
     const task = sluice.task<{ n: number }>("flaky", {
       queue: "retry_wake",
