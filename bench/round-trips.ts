@@ -1,0 +1,110 @@
+/**
+ * `npm run bench:round-trips -- [--engine sqlite|postgres|redis] [--rate 200] [--jobs 2000]
+ * [--concurrency 10]`: what a worker asks its store per job under light, steady traffic. A producer enqueues
+ * one job at a time at `rate` jobs/s; a worker in the same process (defaults, the given concurrency) runs
+ * them as no-ops. Prints the worker's store calls per job by method (each a round trip on a networked store).
+ * Also prints what one round trip costs the client on this machine (2,000 awaited trivial calls: wall and
+ * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`). The
+ * worker shares the process with the producer, so its CPU is not reported here (`npm run bench:compare`
+ * measures a worker child's). Asserts nothing.
+ */
+import { Sluice, silentLogger } from "../src/index.js";
+import type { Store } from "../src/store/contract.js";
+import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
+import { fmt } from "./stats.js";
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const engine = benchEngineArg(flag("engine") ?? "postgres");
+const rate = wholeArg("rate", flag("rate") ?? "200", 1, 10_000);
+const total = wholeArg("jobs", flag("jobs") ?? "2000", 1, 100_000);
+const concurrency = wholeArg("concurrency", flag("concurrency") ?? "10", 1, 1_000);
+/** The worker's store methods counted (the others are called rarely: heartbeats, maintenance). */
+const METHODS = ["claim", "start", "complete", "fail", "nextRunAt", "extendLeases"] as const;
+
+const { url, cleanup } = engineUrl(engine);
+const producer = new Sluice({ url, logger: silentLogger() });
+const consumer = new Sluice({ url, logger: silentLogger() });
+let ran = 0;
+let allRan!: () => void;
+const done = new Promise<void>((resolve) => (allRan = resolve));
+const definition = {
+  queue: "trips",
+  run: () => {
+    if (++ran === total) allRan();
+  },
+};
+const task = producer.task<{ i: number }>("noop", definition);
+consumer.task<{ i: number }>("noop", definition);
+const producerStore = await producer.store();
+const workerStore = await consumer.store();
+
+/** Wraps `store`'s worker methods to count their calls. */
+function countCalls(store: Store): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const methods = store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+  for (const method of METHODS) {
+    const original = methods[method]?.bind(store);
+    if (!original) continue;
+    methods[method] = (...a: unknown[]) => {
+      counts[method] = (counts[method] ?? 0) + 1;
+      return original(...a);
+    };
+  }
+  return counts;
+}
+
+/** Wall and process CPU per awaited call of `call`, over `n` calls. */
+async function perCall(n: number, call: () => Promise<unknown>): Promise<{ wallUs: number; cpuUs: number }> {
+  for (let i = 0; i < 200; i++) await call(); // warm-up
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await call();
+  const cpu = process.cpuUsage(cpu0);
+  return { wallUs: ((performance.now() - t0) * 1000) / n, cpuUs: (cpu.user + cpu.system) / n };
+}
+
+try {
+  console.log(
+    `round trips — engine ${engine} — ${total} no-op jobs enqueued one at a time at ${rate}/s, worker at ` +
+      `concurrency ${concurrency} in this process — node ${process.version}`,
+  );
+  // What one round trip costs the client here: a trivial call the store already makes.
+  const trip = await perCall(2_000, () => producerStore.ping());
+  console.log(
+    `one round trip (store.ping, awaited)   wall ${fmt(trip.wallUs)} µs, client CPU ${fmt(trip.cpuUs)} µs`,
+  );
+  const counts = countCalls(workerStore);
+  const worker = consumer.worker({ queues: ["trips"], concurrency });
+  await worker.start();
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const wait = t0 + (i * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    await task.enqueue({ i });
+  }
+  await done;
+  await worker.stop();
+  const perJob = METHODS.filter((m) => counts[m]).map((m) => `${m} ${fmt((counts[m] ?? 0) / total, 2)}`);
+  const sum = METHODS.reduce((n, m) => n + (counts[m] ?? 0), 0) / total;
+  console.log(`worker store calls per job             ${perJob.join(", ")} (all ${fmt(sum, 2)})`);
+  if (engine === "redis") {
+    // Server time of one enqueue script call, as Redis itself accounts it (the connection is the store's).
+    const redis = (producerStore as unknown as { conn(): import("ioredis").Redis }).conn();
+    await redis.config("RESETSTAT");
+    for (let i = 0; i < 5_000; i++) await task.enqueue({ i });
+    const stats = await redis.info("commandstats");
+    const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(stats);
+    if (m)
+      console.log(
+        `enqueue script on the server           ${fmt(Number(m[2]) / Number(m[1]), 1)} µs per call`,
+      );
+  }
+} finally {
+  await producer.close();
+  await consumer.close();
+  await cleanup();
+}
