@@ -18,6 +18,15 @@
 export const AHEAD_MS = 100;
 /** Most jobs held ahead on "auto". */
 export const AUTO_CAP = 100;
+/**
+ * Starts written ahead of their slot: with jobs held, one `start` write covers the jobs this worker will
+ * start within this time at the observed rate, so at concurrency 1 a PostgreSQL worker makes one start round
+ * trip per batch instead of one per job. Those jobs show as `active` for at most about this long before
+ * their handler runs (longer only behind a job that runs far longer than the recent ones).
+ */
+export const START_BATCH_MS = 10;
+/** Most jobs whose start one write covers ahead of their slot. */
+export const START_BATCH_CAP = 32;
 /** The rate is measured over windows of this length. */
 const WINDOW_MS = 200;
 
@@ -46,6 +55,16 @@ export class ClaimAhead {
     if (this.fixed !== null) return this.fixed;
     this.roll(now);
     return Math.min(AUTO_CAP, Math.floor((this.rate * AHEAD_MS) / 1_000));
+  }
+
+  /**
+   * Held jobs whose start to write ahead of their slot, with the start of the job taking a slot now: those
+   * that will start within START_BATCH_MS at the observed rate, at most START_BATCH_CAP. Zero while the rate
+   * is below one job per START_BATCH_MS (slow or long jobs): each then starts with its own write.
+   */
+  startBatch(now = Date.now()): number {
+    this.roll(now);
+    return Math.min(START_BATCH_CAP, Math.floor((this.rate * START_BATCH_MS) / 1_000));
   }
 
   /** Closes the windows that ended before `now`: the first carries the starts counted, the rest none. */

@@ -109,6 +109,11 @@ export class FetchLoop {
     return this.held;
   }
 
+  /** Held jobs (first in line) whose start to write ahead of their slot (claim-ahead.ts `startBatch`). */
+  startBatch(): number {
+    return this.ahead.startBatch();
+  }
+
   /** The next held job to start, in claim order. */
   next(): JobRecord | undefined {
     const job = this.held.shift();

@@ -54,6 +54,8 @@ export class Worker {
   /** The options with defaults applied (see worker-options.ts). */
   private readonly config: ResolvedWorkerOptions;
   private readonly running = new Map<string, RunningJob>();
+  /** Start writes sent for held jobs ahead of their slot (`startAhead`), by the held record. */
+  private readonly earlyStarts = new WeakMap<JobRecord, Promise<boolean>>();
   private readonly startedAt = Date.now();
   private readonly logger: Logger;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
@@ -386,18 +388,38 @@ export class Worker {
         }
         const running = new RunningJob(job, Date.now());
         this.running.set(job.id, running);
-        if (held) this.startWritten(running);
+        if (held)
+          this.startWritten(running, this.earlyStarts.get(claimed) ?? this.writer.markStarted(claimed));
         else this.attempt(running);
       }
     } finally {
+      if (this.state === "running") this.startAhead();
       this.startingHeld = false;
     }
   }
 
+  /**
+   * Writes the starts of the held jobs next in line with the start being written now (one batch), so they
+   * take their slots without a round trip each: those due within START_BATCH_MS at the observed rate
+   * (claim-ahead.ts), refilled once half of them have started. A start refused or unanswered is met when
+   * its job takes a slot (`startWritten`); until then the job is handled like any held job: a cancel, a
+   * pause, a lost lease or a stop takes it out of line, and `release` / `fail` are fenced by its lease.
+   */
+  private startAhead(): void {
+    const batch = this.fetcher.startBatch();
+    if (batch === 0) return;
+    const next = this.fetcher.heldJobs().slice(0, batch);
+    const written = next.filter((job) => this.earlyStarts.has(job)).length;
+    if (written > batch / 2) return;
+    for (const job of next) {
+      if (!this.earlyStarts.has(job)) this.earlyStarts.set(job, this.writer.markStarted(job));
+    }
+  }
+
   /** A job claimed ahead: its start is written first; refused, it goes back and never runs. */
-  private startWritten(running: RunningJob): void {
+  private startWritten(running: RunningJob, started: Promise<boolean>): void {
     const { job } = running;
-    void this.writer.markStarted(job).then((started) => {
+    void started.then((started) => {
       if (started) return this.attempt(running);
       // Refused: an operator deleted, moved or cancelled it, it was recovered, or its queue is paused. Give
       // it back (fenced: only the paused one goes back to waiting, uncharged) and never run it.

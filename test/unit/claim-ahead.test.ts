@@ -1,6 +1,12 @@
 /** How many jobs a worker holds ahead: fixed, or sized by its observed start rate (runtime/claim-ahead.ts). */
 import { describe, expect, it } from "vitest";
-import { AHEAD_MS, AUTO_CAP, ClaimAhead } from "../../src/runtime/claim-ahead.js";
+import {
+  AHEAD_MS,
+  AUTO_CAP,
+  ClaimAhead,
+  START_BATCH_CAP,
+  START_BATCH_MS,
+} from "../../src/runtime/claim-ahead.js";
 
 /** Starts `perSecond` jobs a second, evenly, for `ms` from `from`; returns the time it ended. */
 function startAt(ahead: ClaimAhead, perSecond: number, from: number, ms: number): number {
@@ -53,5 +59,24 @@ describe("claim ahead", () => {
     expect(ahead.target(end)).toBe(AUTO_CAP);
     expect(ahead.target(end + 400)).toBeLessThan(AUTO_CAP);
     expect(ahead.target(end + 2_000)).toBe(0);
+  });
+
+  it("writes ahead the starts due within the start batch window, capped, on auto and on a fixed prefetch", () => {
+    for (const fixed of [null, 20]) {
+      const ahead = new ClaimAhead(fixed, 0);
+      expect(ahead.startBatch(0)).toBe(0);
+      const end = startAt(ahead, 1_000, 0, 3_000);
+      // 1,000 starts/s for 10 ms: 10 (the smoothed rate approaches 1,000 from below, so 9 or 10).
+      const expected = (1_000 * START_BATCH_MS) / 1_000;
+      expect(ahead.startBatch(end)).toBeGreaterThanOrEqual(expected - 1);
+      expect(ahead.startBatch(end)).toBeLessThanOrEqual(expected);
+      expect(ahead.startBatch(startAt(ahead, 50_000, end, 2_000))).toBe(START_BATCH_CAP);
+    }
+  });
+
+  it("writes no start ahead for jobs slower than the window: each waits for its own", () => {
+    const ahead = new ClaimAhead(null, 0);
+    const end = startAt(ahead, 90, 0, 5_000);
+    expect(ahead.startBatch(end)).toBe(0);
   });
 });
