@@ -1,8 +1,9 @@
 /**
  * `npm run bench:round-trips -- [--engine sqlite|postgres|redis] [--rate 200] [--jobs 2000]
- * [--concurrency 10]`: what a worker asks its store per job under light, steady traffic. A producer enqueues
- * one job at a time at `rate` jobs/s; a worker in the same process (defaults, the given concurrency) runs
- * them as no-ops. Prints the worker's store calls per job by method (each a round trip on a networked store).
+ * [--concurrency 10] [--backlog]`: what a worker asks its store per job under light, steady traffic. A
+ * producer enqueues one job at a time at `rate` jobs/s; a worker in the same process (defaults, the given
+ * concurrency) runs them as no-ops. With `--backlog` every job is enqueued first (batches of 500) and the
+ * worker then drains them as fast as it can: the calls per job at saturation (e.g. `--concurrency 1`). Prints the worker's store calls per job by method (each a round trip on a networked store).
  * Also prints what one round trip costs the client on this machine (2,000 awaited trivial calls: wall and
  * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`). The
  * worker shares the process with the producer, so its CPU is not reported here (`npm run bench:compare`
@@ -22,6 +23,7 @@ const engine = benchEngineArg(flag("engine") ?? "postgres");
 const rate = wholeArg("rate", flag("rate") ?? "200", 1, 10_000);
 const total = wholeArg("jobs", flag("jobs") ?? "2000", 1, 100_000);
 const concurrency = wholeArg("concurrency", flag("concurrency") ?? "10", 1, 1_000);
+const backlog = args.includes("--backlog");
 /** The worker's store methods counted (the others are called rarely: heartbeats, maintenance). */
 const METHODS = ["claim", "start", "complete", "fail", "nextRunAt", "extendLeases"] as const;
 
@@ -69,24 +71,35 @@ async function perCall(n: number, call: () => Promise<unknown>): Promise<{ wallU
 
 try {
   console.log(
-    `round trips — engine ${engine} — ${total} no-op jobs enqueued one at a time at ${rate}/s, worker at ` +
-      `concurrency ${concurrency} in this process — node ${process.version}`,
+    `round trips — engine ${engine} — ${total} no-op jobs ` +
+      (backlog ? "enqueued first, then drained" : `enqueued one at a time at ${rate}/s`) +
+      `, worker at concurrency ${concurrency} in this process — node ${process.version}`,
   );
   // What one round trip costs the client here: a trivial call the store already makes.
   const trip = await perCall(2_000, () => producerStore.ping());
   console.log(
     `one round trip (store.ping, awaited)   wall ${fmt(trip.wallUs)} µs, client CPU ${fmt(trip.cpuUs)} µs`,
   );
+  if (backlog) {
+    for (let i = 0; i < total; i += 500) {
+      const n = Math.min(500, total - i);
+      await task.enqueueMany(Array.from({ length: n }, (_, k) => ({ payload: { i: i + k } })));
+    }
+  }
   const counts = countCalls(workerStore);
   const worker = consumer.worker({ queues: ["trips"], concurrency });
-  await worker.start();
   const t0 = performance.now();
-  for (let i = 0; i < total; i++) {
+  await worker.start();
+  for (let i = 0; i < total && !backlog; i++) {
     const wait = t0 + (i * 1000) / rate - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     await task.enqueue({ i });
   }
   await done;
+  if (backlog)
+    console.log(
+      `drained at                             ${fmt((total * 1000) / (performance.now() - t0))} jobs/s`,
+    );
   await worker.stop();
   const perJob = METHODS.filter((m) => counts[m]).map((m) => `${m} ${fmt((counts[m] ?? 0) / total, 2)}`);
   const sum = METHODS.reduce((n, m) => n + (counts[m] ?? 0), 0) / total;
