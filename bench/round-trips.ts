@@ -1,9 +1,11 @@
 /**
  * `npm run bench:round-trips -- [--engine sqlite|postgres|redis] [--rate 200] [--jobs 2000]
- * [--concurrency 10] [--backlog]`: what a worker asks its store per job under light, steady traffic. A
+ * [--concurrency 10] [--backlog] [--io]`: what a worker asks its store per job under light, steady traffic. A
  * producer enqueues one job at a time at `rate` jobs/s; a worker in the same process (defaults, the given
  * concurrency) runs them as no-ops. With `--backlog` every job is enqueued first (batches of 500) and the
- * worker then drains them as fast as it can: the calls per job at saturation (e.g. `--concurrency 1`). Prints the worker's store calls per job by method (each a round trip on a networked store).
+ * worker then drains them as fast as it can: the calls per job at saturation (e.g. `--concurrency 1`). With
+ * `--io` each job awaits 50–500 ms instead of returning at once (I/O-bound jobs: `--backlog --io
+ * --concurrency 100 --jobs 5000` is `npm run bench:compare`'s `io` workload at a quarter of its size). Prints the worker's store calls per job by method (each a round trip on a networked store).
  * Also prints what one round trip costs the client on this machine (2,000 awaited trivial calls: wall and
  * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`). The
  * worker shares the process with the producer, so its CPU is not reported here (`npm run bench:compare`
@@ -24,6 +26,7 @@ const rate = wholeArg("rate", flag("rate") ?? "200", 1, 10_000);
 const total = wholeArg("jobs", flag("jobs") ?? "2000", 1, 100_000);
 const concurrency = wholeArg("concurrency", flag("concurrency") ?? "10", 1, 1_000);
 const backlog = args.includes("--backlog");
+const io = args.includes("--io");
 /** The worker's store methods counted (the others are called rarely: heartbeats, maintenance). */
 const METHODS = ["claim", "start", "complete", "fail", "nextRunAt", "extendLeases"] as const;
 
@@ -35,7 +38,8 @@ let allRan!: () => void;
 const done = new Promise<void>((resolve) => (allRan = resolve));
 const definition = {
   queue: "trips",
-  run: () => {
+  run: async () => {
+    if (io) await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 450));
     if (++ran === total) allRan();
   },
 };
@@ -71,8 +75,9 @@ async function perCall(n: number, call: () => Promise<unknown>): Promise<{ wallU
 
 try {
   console.log(
-    `round trips — engine ${engine} — ${total} no-op jobs ` +
+    `round trips — engine ${engine} — ${total} ${io ? "" : "no-op "}jobs ` +
       (backlog ? "enqueued first, then drained" : `enqueued one at a time at ${rate}/s`) +
+      (io ? ", each awaiting 50–500 ms" : "") +
       `, worker at concurrency ${concurrency} in this process — node ${process.version}`,
   );
   // What one round trip costs the client here: a trivial call the store already makes.

@@ -20,6 +20,16 @@ import type { Logger } from "../core/logger.js";
  */
 export type BatchDone<R> = (...outcome: [failed: false, result: R] | [failed: true, error: unknown]) => void;
 
+/**
+ * Holding a small batch back a few ms so that items of the next turns join it: fewer round trips when
+ * items come one at a time (long jobs finishing at scattered moments). A batch of `below` items or more
+ * is written at once, so a busy writer never waits.
+ */
+export interface Linger {
+  ms: number;
+  below: number;
+}
+
 interface Pending<I, R> {
   item: I;
   done: BatchDone<R>;
@@ -28,6 +38,8 @@ interface Pending<I, R> {
 export class Batcher<I, R> {
   private queue: Pending<I, R>[] = [];
   private scheduled = false;
+  /** The timer of a small batch held back ({@link Linger}); null when none is. */
+  private lingering: NodeJS.Timeout | null = null;
   /** Writes in flight, each a lane that goes on writing batches while items are queued. */
   private readonly lanes = new Set<Promise<void>>();
   private closed = false;
@@ -35,6 +47,8 @@ export class Batcher<I, R> {
   /**
    * @param maxLanes writes in flight at once. 1 keeps writes in order (logs, progress); more lets a
    *   networked store work on a second batch during the first one's round trip (outcomes of distinct jobs).
+   * @param linger hold a batch of fewer than `linger.below` items back `linger.ms` (null: write on the next
+   *   turn of the event loop, always).
    */
   constructor(
     private readonly name: string,
@@ -42,6 +56,7 @@ export class Batcher<I, R> {
     private readonly logger: Logger,
     private readonly maxBatch = 500,
     private readonly maxLanes = 1,
+    private readonly linger: Linger | null = null,
   ) {}
 
   /** Queues `item`; resolves with its result once the batch holding it is written. */
@@ -57,20 +72,25 @@ export class Batcher<I, R> {
    */
   add(item: I, done: BatchDone<R>): void {
     this.queue.push({ item, done });
-    this.schedule();
+    if (this.linger && this.queue.length < this.linger.below) this.scheduleAfterLinger(this.linger.ms);
+    else this.schedule();
   }
 
   /** Resolves when everything queued so far is written (or rejected). */
   async drain(): Promise<void> {
     while (this.queue.length > 0 || this.lanes.size > 0) {
       if (this.lanes.size > 0) await Promise.all([...this.lanes]);
-      else await this.startLane();
+      else {
+        this.stopLingering();
+        await this.startLane();
+      }
     }
   }
 
   /** Stops retrying; pending items reject. */
   close(): void {
     this.closed = true;
+    this.stopLingering();
     const pending = this.queue;
     this.queue = [];
     for (const p of pending) {
@@ -81,11 +101,30 @@ export class Batcher<I, R> {
   /** Starts a lane on the next turn of the event loop, so the items of this turn go in one batch. */
   private schedule(): void {
     if (this.scheduled || this.lanes.size >= this.maxLanes) return;
+    this.stopLingering();
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
       if (this.queue.length > 0 && this.lanes.size < this.maxLanes) void this.startLane();
     });
+  }
+
+  /**
+   * Starts a lane after `ms` unless something starts one sooner: a full enough batch, `drain`, or a lane
+   * in flight (its loop takes what is queued when its write returns).
+   */
+  private scheduleAfterLinger(ms: number): void {
+    if (this.lingering || this.scheduled || this.lanes.size >= this.maxLanes) return;
+    this.lingering = setTimeout(() => {
+      this.lingering = null;
+      this.schedule();
+    }, ms);
+  }
+
+  private stopLingering(): void {
+    if (!this.lingering) return;
+    clearTimeout(this.lingering);
+    this.lingering = null;
   }
 
   private startLane(): Promise<void> {

@@ -21,7 +21,7 @@ import type {
   ReleaseRequest,
   Store,
 } from "../store/contract.js";
-import { Batcher } from "./batcher.js";
+import { Batcher, type Linger } from "./batcher.js";
 import type { SluiceEventEmitter } from "./events.js";
 import { settlesWithin } from "./timing.js";
 
@@ -36,6 +36,12 @@ export interface OutcomeWriterOptions {
    * during one batch's round trip. Progress and log lines always keep one lane, so they stay in order.
    */
   lanes: number;
+  /**
+   * Completions held back so that scattered ones share a write (null: none). A completion is a round trip
+   * each when long jobs finish one at a time, and on a networked store the round trip is most of a
+   * completion's cost to the worker.
+   */
+  completionLinger?: Linger | null;
   /** Called whenever a tracked write settles (the fetch loop may be waiting for one). */
   onWriteSettled: () => void;
   /** Called when the store refused an outcome: this worker no longer holds the job's lease. */
@@ -65,9 +71,18 @@ export class OutcomeWriter {
     private readonly logger: Logger,
     private readonly options: OutcomeWriterOptions,
   ) {
-    const batcher = <I, R>(name: string, write: (items: I[]) => Promise<R[]>, lanes = 1) =>
-      new Batcher<I, R>(name, write, logger, MAX_BATCH, lanes);
-    this.completions = batcher("complete", (items) => store.complete(items), options.lanes);
+    const batcher = <I, R>(
+      name: string,
+      write: (items: I[]) => Promise<R[]>,
+      lanes = 1,
+      linger: Linger | null = null,
+    ) => new Batcher<I, R>(name, write, logger, MAX_BATCH, lanes, linger);
+    this.completions = batcher(
+      "complete",
+      (items) => store.complete(items),
+      options.lanes,
+      options.completionLinger ?? null,
+    );
     this.failures = batcher("fail", (items) => store.fail(items), options.lanes);
     this.releases = batcher("release", (items) => store.release(items), options.lanes);
     this.blocks = batcher("block", (items) => store.block(items), options.lanes);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { StoreUnavailableError, silentLogger } from "../../src/index.js";
 import { Batcher } from "../../src/runtime/batcher.js";
 import { until } from "../support/wait.js";
@@ -164,5 +164,63 @@ describe("Batcher lanes", () => {
       await until("all written", async () => (await Promise.all([first, second])).length === 2);
       expect(most).toBe(lanes);
     }
+  });
+});
+
+describe("Batcher with a linger", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A batcher whose writes are recorded; items settle when their write returns. */
+  function lingering(below: number) {
+    const calls: number[][] = [];
+    const batcher = new Batcher<number, number>(
+      "test",
+      async (items) => {
+        calls.push(items);
+        return items;
+      },
+      silentLogger(),
+      500,
+      2,
+      { ms: 50, below },
+    );
+    return { calls, batcher };
+  }
+
+  it("holds a small batch back so that items of later turns join it", async () => {
+    vi.useFakeTimers();
+    const { calls, batcher } = lingering(8);
+    const first = batcher.push(1);
+    await vi.advanceTimersByTimeAsync(20); // many turns of the event loop, nothing written yet
+    expect(calls).toEqual([]);
+    const second = batcher.push(2);
+    await vi.advanceTimersByTimeAsync(31); // the linger ends at 50 ms; the write starts on the next turn
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    expect(calls).toEqual([[1, 2]]);
+  });
+
+  it("writes a batch of `below` items on the next turn, without waiting", async () => {
+    vi.useFakeTimers();
+    const { calls, batcher } = lingering(3);
+    const written = Promise.all([1, 2, 3].map((n) => batcher.push(n)));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([[1, 2, 3]]);
+    expect(await written).toEqual([1, 2, 3]);
+  });
+
+  it("drain writes a lingering batch at once, and close rejects one still held", async () => {
+    vi.useFakeTimers();
+    const { calls, batcher } = lingering(8);
+    const drained = batcher.push(1);
+    await batcher.drain();
+    expect(calls).toEqual([[1]]);
+    expect(await drained).toBe(1);
+    const held = batcher.push(2);
+    batcher.close();
+    await expect(held).rejects.toThrow(/closed before the write succeeded/);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(calls).toEqual([[1]]);
   });
 });
