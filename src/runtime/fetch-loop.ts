@@ -26,6 +26,14 @@ import { settlesWithin } from "./timing.js";
 
 /** Longest a partially filled claim goes without refreshing the timer for the next scheduled job. */
 const DUE_REFRESH_MS = 250;
+/**
+ * After a claim that found fewer jobs than it asked for, the least time between the claims that completed
+ * jobs' freed slots ask for (`slotFreed`). New work comes with a signal (an enqueue, a retry, a release, a
+ * dependency settled, a slot of a limited queue freed), so under light traffic a claim after every
+ * completion found nothing: it was a third of a worker's round trips per job. What no engine signals is a
+ * rate-limit window reopening; freed slots still look for that, this often.
+ */
+export const DRY_CLAIM_MS = 100;
 /** Longest claim back-off after repeated failures. */
 const MAX_BACKOFF_MS = 10_000;
 
@@ -78,6 +86,12 @@ export class FetchLoop {
    * claim that only follows completed jobs learns nothing new about scheduled jobs.
    */
   private news = true;
+  /** The last claim found fewer jobs than it asked for (see DRY_CLAIM_MS). */
+  private dry = false;
+  /** When the last claim was sent. */
+  private claimedAt = 0;
+  /** A claim for freed slots, put off by DRY_CLAIM_MS. */
+  private dryTimer: NodeJS.Timeout | null = null;
   /** How many jobs to hold ahead (fixed, or sized by the observed start rate). */
   private readonly ahead: ClaimAhead;
 
@@ -171,7 +185,16 @@ export class FetchLoop {
 
   /** A job completed and freed its slot: a claim for it, which brings no news of scheduled jobs. */
   slotFreed(): void {
-    this.wake(false);
+    const wait = this.dry ? this.claimedAt + DRY_CLAIM_MS - Date.now() : 0;
+    if (wait <= 0) {
+      this.wake(false);
+      return;
+    }
+    if (this.dryTimer) return;
+    this.dryTimer = setTimeout(() => {
+      this.dryTimer = null;
+      this.wake(false);
+    }, wait);
   }
 
   /**
@@ -201,6 +224,8 @@ export class FetchLoop {
     this.state = "stopped";
     this.clearPoll();
     this.clearDue();
+    if (this.dryTimer) clearTimeout(this.dryTimer);
+    this.dryTimer = null;
     return settlesWithin(this.pass, boundMs);
   }
 
@@ -230,6 +255,7 @@ export class FetchLoop {
     this.again = false;
     const news = this.news;
     this.news = false;
+    this.claimedAt = Date.now();
     let claimed: JobRecord[];
     try {
       claimed = await this.store.claim({
@@ -265,6 +291,7 @@ export class FetchLoop {
       claimed = claimed.filter((job) => !nowExcluded.has(job.queue));
       void this.host.giveBackExcluded?.(back);
     }
+    this.dry = claimed.length < free;
     this.held.push(...claimed);
     this.host.claimed();
     if (claimed.length > 0) this.drained = false;

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/index.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
-import { FetchLoop } from "../../src/runtime/fetch-loop.js";
+import { DRY_CLAIM_MS, FetchLoop } from "../../src/runtime/fetch-loop.js";
 import { QueueSelector } from "../../src/runtime/queue-selector.js";
 import type { ClaimRequest, Store } from "../../src/store/contract.js";
 import { until } from "../support/wait.js";
@@ -111,6 +111,65 @@ describe("fetch loop", () => {
         expect([claims, lookups]).toEqual([5, 2]);
         await claimAfter(() => loop.slotFreed());
         expect([claims, lookups]).toEqual([6, 2]);
+      } finally {
+        await loop.stop(1_000);
+      }
+    });
+  });
+
+  describe("claims for slots freed by completed jobs", () => {
+    afterEach(() => vi.useRealTimers());
+
+    it("after a claim that came back short, are sent at most once per DRY_CLAIM_MS; after a full one, at once", async () => {
+      vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+      let claims = 0;
+      let full = false;
+      const store = {
+        traits: { inProcess: false },
+        async claim(request: ClaimRequest) {
+          claims++;
+          return full ? Array.from({ length: request.limit }, job) : [];
+        },
+        async nextRunAt() {
+          return null;
+        },
+      } as unknown as Store;
+      const loop: FetchLoop = new FetchLoop(
+        store,
+        new QueueSelector(["q"]),
+        {
+          running: () => 0,
+          unwritten: () => 0,
+          claimed: () => {
+            while (loop.next()); // every job claimed starts (and ends) at once
+          },
+          giveBack: async () => {},
+        },
+        new SluiceEventEmitter(),
+        silentLogger(),
+        { workerId: "w", concurrency: 2, prefetch: 0, leaseMs: 30_000, pollMs: 60_000 },
+      );
+      const turns = async () => {
+        for (let i = 0; i < 5; i++) await turn();
+      };
+      try {
+        loop.start();
+        await turns();
+        expect(claims).toBe(1); // short: the queue had nothing
+        for (let i = 0; i < 5; i++) loop.slotFreed();
+        await turns();
+        expect(claims).toBe(1);
+        await vi.advanceTimersByTimeAsync(DRY_CLAIM_MS);
+        await turns();
+        expect(claims).toBe(2); // one claim for the five freed slots
+        // A signal claims at once, whatever the last claim found; this one comes back full.
+        full = true;
+        loop.wake();
+        await turns();
+        expect(claims).toBe(3);
+        loop.slotFreed();
+        await turns();
+        expect(claims).toBe(4);
       } finally {
         await loop.stop(1_000);
       }
