@@ -5,7 +5,8 @@
  * concurrency) runs them as no-ops. With `--backlog` every job is enqueued first (batches of 500) and the
  * worker then drains them as fast as it can: the calls per job at saturation (e.g. `--concurrency 1`). With
  * `--io` each job awaits 50–500 ms instead of returning at once (I/O-bound jobs: `--backlog --io
- * --concurrency 100 --jobs 5000` is `npm run bench:compare`'s `io` workload at a quarter of its size). Prints the worker's store calls per job by method (each a round trip on a networked store).
+ * --concurrency 100 --jobs 5000` is `npm run bench:compare`'s `io` workload at a quarter of its size).
+ * Prints the worker's store calls per job by method (each a round trip on a networked store).
  * Also prints what one round trip costs the client on this machine (2,000 awaited trivial calls: wall and
  * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`). The
  * worker shares the process with the producer, so its CPU is not reported here (`npm run bench:compare`

@@ -256,6 +256,9 @@ export class FetchLoop {
     const news = this.news;
     this.news = false;
     this.claimedAt = Date.now();
+    // This claim is the one a put-off freed slot was waiting for.
+    if (this.dryTimer) clearTimeout(this.dryTimer);
+    this.dryTimer = null;
     let claimed: JobRecord[];
     try {
       claimed = await this.store.claim({

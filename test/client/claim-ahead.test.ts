@@ -40,15 +40,23 @@ function countCalls(
 }
 
 /**
- * A store of `engine` with `total` no-op jobs waiting in `queue`, whose task counts its runs by payload
- * index (a job that runs twice shows as 2).
+ * A store of `engine` with `total` jobs waiting in `queue`, whose task counts its runs by payload index (a
+ * job that runs twice shows as 2), then does `work(i)` (default: nothing).
  */
-async function backlog(engine: (typeof ENGINE_NAMES)[number], queue: string, total: number) {
+async function backlog(
+  engine: (typeof ENGINE_NAMES)[number],
+  queue: string,
+  total: number,
+  work?: (i: number) => Promise<void>,
+) {
   const sluice = sluiceOn(engine, queue);
   const runs = new Map<number, number>();
   const task = sluice.task<{ i: number }>("noop", {
     queue,
-    run: ({ i }) => void runs.set(i, (runs.get(i) ?? 0) + 1),
+    run: ({ i }) => {
+      runs.set(i, (runs.get(i) ?? 0) + 1);
+      return work?.(i);
+    },
   });
   const store = await sluice.store();
   for (let i = 0; i < total; i += 500) {
@@ -142,22 +150,13 @@ describe("starts written ahead of their slot (postgres)", () => {
    * active besides it: held jobs whose start was written ahead of their slot.
    */
   async function blockedWithStartsAhead(queue: string) {
-    const sluice = sluiceOn("postgres", queue);
-    const runs = new Map<number, number>();
     const gate = deferred();
     let blocking = false;
-    const task = sluice.task<{ i: number }>("noop", {
-      queue,
-      run: async ({ i }) => {
-        runs.set(i, (runs.get(i) ?? 0) + 1);
-        if (i !== blockAt) return;
-        blocking = true;
-        await gate.promise;
-      },
+    const { sluice, runs } = await backlog("postgres", queue, total, async (i) => {
+      if (i !== blockAt) return;
+      blocking = true;
+      await gate.promise;
     });
-    for (let i = 0; i < total; i += 500) {
-      await task.enqueueMany(Array.from({ length: 500 }, (_, k) => ({ payload: { i: i + k } })));
-    }
     const worker = sluice.worker({ queues: [queue], concurrency: 1 });
     await worker.start();
     await until("the blocking job runs", () => blocking, 30_000);

@@ -162,14 +162,22 @@ describe("fetch loop", () => {
         await vi.advanceTimersByTimeAsync(DRY_CLAIM_MS);
         await turns();
         expect(claims).toBe(2); // one claim for the five freed slots
+        // A claim sent meanwhile (here for a signal) is the one a put-off freed slot waited for.
+        loop.slotFreed();
+        loop.wake();
+        await turns();
+        expect(claims).toBe(3);
+        await vi.advanceTimersByTimeAsync(DRY_CLAIM_MS);
+        await turns();
+        expect(claims).toBe(3);
         // A signal claims at once, whatever the last claim found; this one comes back full.
         full = true;
         loop.wake();
         await turns();
-        expect(claims).toBe(3);
+        expect(claims).toBe(4);
         loop.slotFreed();
         await turns();
-        expect(claims).toBe(4);
+        expect(claims).toBe(5);
       } finally {
         await loop.stop(1_000);
       }
