@@ -8,7 +8,8 @@
  * --concurrency 100 --jobs 5000` is `npm run bench:compare`'s `io` workload at a quarter of its size).
  * Prints the worker's store calls per job by method (each a round trip on a networked store).
  * Also prints what one round trip costs the client on this machine (2,000 awaited trivial calls: wall and
- * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`). The
+ * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`) and,
+ * with `--backlog`, of the worker's scripts per job drained. The
  * worker shares the process with the producer, so its CPU is not reported here (`npm run bench:compare`
  * measures a worker child's). Asserts nothing.
  */
@@ -92,6 +93,10 @@ try {
       await task.enqueueMany(Array.from({ length: n }, (_, k) => ({ payload: { i: i + k } })));
     }
   }
+  // Redis: the server time of the worker's scripts while it drains (nothing else calls scripts then).
+  const redis =
+    engine === "redis" ? (producerStore as unknown as { conn(): import("ioredis").Redis }).conn() : undefined;
+  if (redis && backlog) await redis.config("RESETSTAT");
   const counts = countCalls(workerStore);
   const worker = consumer.worker({ queues: ["trips"], concurrency });
   const t0 = performance.now();
@@ -106,13 +111,19 @@ try {
     console.log(
       `drained at                             ${fmt((total * 1000) / (performance.now() - t0))} jobs/s`,
     );
+  const drainStats = redis && backlog ? await redis.info("commandstats") : undefined;
   await worker.stop();
   const perJob = METHODS.filter((m) => counts[m]).map((m) => `${m} ${fmt((counts[m] ?? 0) / total, 2)}`);
   const sum = METHODS.reduce((n, m) => n + (counts[m] ?? 0), 0) / total;
   console.log(`worker store calls per job             ${perJob.join(", ")} (all ${fmt(sum, 2)})`);
-  if (engine === "redis") {
+  const drained = drainStats && /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(drainStats);
+  if (drained)
+    console.log(
+      `worker scripts on the server           ${fmt(Number(drained[2]) / total, 1)} µs per job ` +
+        `(${fmt(Number(drained[1]) / total, 2)} calls per job)`,
+    );
+  if (redis) {
     // Server time of one enqueue script call, as Redis itself accounts it (the connection is the store's).
-    const redis = (producerStore as unknown as { conn(): import("ioredis").Redis }).conn();
     await redis.config("RESETSTAT");
     for (let i = 0; i < 5_000; i++) await task.enqueue({ i });
     const stats = await redis.info("commandstats");

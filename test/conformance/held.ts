@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { CANCELLED_REASON } from "../../src/core/states.js";
 import type { Sluice } from "../../src/index.js";
+import { newJob } from "../support/new-job.js";
 import { overrideStore } from "../support/store-proxy.js";
 import { deferred, until } from "../support/wait.js";
 import type { ConformanceContext } from "./context.js";
@@ -154,6 +155,53 @@ export function heldTests(ctx: ConformanceContext): void {
       expect(started).toEqual([first, later]);
       expect((await sluice.admin.getJob(ahead)).state).toBe("cancelled");
       await worker.stop({ graceMs: 1_000 });
+    });
+
+    it("a retried job claimed ahead is held like a new one: not started until it starts again", async () => {
+      const sluice = ctx.sluice();
+      const store = await sluice.store();
+      const queue = ctx.queue();
+      const job = newJob({ queue, maxAttempts: 3 });
+      await store.enqueue([job]);
+      const [first] = await store.claim({ queues: [queue], limit: 1, workerId: "w", leaseMs: 60_000 });
+      expect(first?.startedAt).not.toBeNull();
+      const error = { attempt: 1, outcome: "error" as const, message: "boom", name: "Error", at: Date.now() };
+      const retry = { id: job.id, token: first?.leaseToken as number, error };
+      expect(await store.fail([{ ...retry, next: { state: "waiting" } }])).toEqual([true]);
+      // Its first attempt's start is history: the claim ahead must not return it, or the holder would take
+      // the job for started and run it without its start being written.
+      const [held] = await store.claim({
+        queues: [queue],
+        limit: 1,
+        workerId: "w",
+        leaseMs: 60_000,
+        start: 0,
+      });
+      expect(held).toMatchObject({ id: job.id, attempt: 2, startedAt: null });
+      expect(await sluice.admin.getJob(job.id)).toMatchObject({ state: "waiting", startedAt: null });
+      expect(await store.start([{ id: job.id, token: held?.leaseToken as number }])).toEqual([true]);
+      const started = await sluice.admin.getJob(job.id);
+      expect(started).toMatchObject({ state: "active", attempt: 2 });
+      expect(started.startedAt).toBeGreaterThanOrEqual(first?.startedAt as number);
+    });
+
+    it("a job released with a reason and claimed again, ahead or at once, no longer has that reason", async () => {
+      const store = await ctx.sluice().store();
+      const queue = ctx.queue();
+      const job = newJob({ queue });
+      await store.enqueue([job]);
+      for (const start of [undefined, 0]) {
+        const [claimed] = await store.claim({ queues: [queue], limit: 1, workerId: "w", leaseMs: 60_000 });
+        const release = { id: job.id, token: claimed?.leaseToken as number, reason: "shutdown" };
+        expect(await store.release([{ ...release, runAt: Date.now() }])).toEqual([true]);
+        expect(await store.getJob(job.id)).toMatchObject({ state: "waiting", reason: "shutdown" });
+        const request = { queues: [queue], limit: 1, workerId: "w", leaseMs: 60_000 };
+        const [again] = await store.claim(start === undefined ? request : { ...request, start });
+        expect(again).toMatchObject({ id: job.id, reason: null });
+        expect(await store.getJob(job.id)).toMatchObject({ reason: null });
+        const back = { id: job.id, token: again?.leaseToken as number, reason: "test" };
+        expect(await store.release([{ ...back, runAt: Date.now() }])).toEqual([true]);
+      }
     });
 
     it("a unique key limited to waiting states finds them", async () => {

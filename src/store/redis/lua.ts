@@ -22,6 +22,7 @@
  * limits: lk limitKey (the key indexes <qp>kw: kq ka: kr: kh are described at kw_add and in docs/redis.md).
  */
 import { MAX_QUOTED_ERROR } from "../../core/flows.js";
+import { splitDefinitions, withHelpers } from "./lua-helpers.js";
 import type { JobState } from "../../core/job.js";
 import {
   CANCEL_AT_ONCE_STATES,
@@ -887,23 +888,45 @@ local starting = tonumber(ARGV[8])
 for _, member in ipairs(members) do
   local id = wid(member)
   local h = jkey(id)
-  -- No field-by-field work in Lua: read the counters, write the lease, then return the hash as stored.
-  -- 's' tells whether the hash exists, without a separate EXISTS call (a fresh job has no 'lt' yet).
-  local f = redis.call('HMGET', h, 'lt', 'a', 'rs', 'p', 's', 't', 'lk')
-  local lt = f[1]
-  local lk = f[7]
+  -- One read per job: the hash as stored, which is also the reply, with the claim's writes appended (the
+  -- codec takes a field's last value) and a deleted field left out. Empty: the job is gone.
+  local fields = redis.call('HGETALL', h)
+  local lt, a, rs, p, t, lk, sa
+  for i = 1, #fields, 2 do
+    local k = fields[i]
+    if k == 'lt' then lt = fields[i + 1]
+    elseif k == 'a' then a = fields[i + 1]
+    elseif k == 't' then t = fields[i + 1]
+    elseif k == 'p' then p = true
+    elseif k == 'lk' then lk = fields[i + 1]
+    elseif k == 'sa' then sa = true
+    elseif k == 'rs' then rs = true
+    end
+  end
   if lk then kw_rem(qp, lk, member) end
-  if f[5] then
-    if #out < starting then
-      local attempt = fmt(tonumber(f[2] or '0') + 1)
-      redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', attempt)
-      emit('active', QUEUE, id, f[6], attempt, wdata)
+  if #fields > 0 then
+    local attempt = fmt(tonumber(a or '0') + 1)
+    local token = fmt(tonumber(lt or '0') + 1)
+    local start = #out < starting
+    if start then
+      redis.call('HSET', h, 's', 'active', 'sa', started, 'le', exp, 'w', worker, 'lt', token, 'a', attempt)
+      emit('active', QUEUE, id, t, attempt, wdata)
     else
-      redis.call('HSET', h, 's', 'active', 'le', exp, 'w', worker, 'lt', fmt(tonumber(lt or '0') + 1), 'a', fmt(tonumber(f[2] or '0') + 1))
-      redis.call('HDEL', h, 'sa')
+      redis.call('HSET', h, 's', 'active', 'le', exp, 'w', worker, 'lt', token, 'a', attempt)
+      if sa then redis.call('HDEL', h, 'sa') end
       heldIds[#heldIds + 1] = 0; heldIds[#heldIds + 1] = id
     end
-    if f[3] then redis.call('HDEL', h, 'rs') end
+    if rs then redis.call('HDEL', h, 'rs') end
+    if rs or (sa and not start) then
+      local kept = {}
+      for i = 1, #fields, 2 do
+        local k = fields[i]
+        if k ~= 'rs' and k ~= 'sa' then kept[#kept + 1] = k; kept[#kept + 1] = fields[i + 1] end
+      end
+      fields = kept
+    end
+    push(fields, 's', 'active', 'le', exp, 'w', worker, 'lt', token, 'a', attempt)
+    if start then push(fields, 'sa', started) end
     if lk then
       redis.call('SADD', qp .. 'ka:' .. lk, id)
       per_key[lk] = (per_key[lk] or 0) + 1
@@ -911,8 +934,8 @@ for _, member in ipairs(members) do
     local n = #active
     active[n + 1] = exp; active[n + 2] = id
     local payload = false
-    if not f[4] then payload = redis.call('GET', qp .. 'p:' .. id) or false end
-    out[#out + 1] = { id, redis.call('HGETALL', h), payload }
+    if not p then payload = redis.call('GET', qp .. 'p:' .. id) or false end
+    out[#out + 1] = { id, fields, payload }
   end
 end
 if #out == 0 then return '[]' end
@@ -1350,29 +1373,30 @@ end
 return { lost, cancel, paused }
 `;
 
-const START = `${HELD}
+const START = `
 -- ARGV[4..] = pairs id, token. Starts held jobs: 'sa' set (and their 'active' event), out of <qp>h, when the
 -- lease is still held and the queue is not paused (a claim would skip it). Returns per item 1 (started) or 0
--- (refused).
+-- (refused). One read per job (the lease check and the event's fields together), one ZREM for the batch.
 local now = now_ms()
 local m = redis.call('HMGET', KEYS[1], 'paused', 'until')
 local paused = m[1] == '1' or (m[2] and tonumber(m[2]) > now)
-local out = {}
+local out, started = {}, {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local h = jkey(id)
-  if not paused and held(h, ARGV[i + 1]) then
-    local f = redis.call('HMGET', h, 'sa', 't', 'a', 'w')
-    if not f[1] then
+  local f = not paused and redis.call('HMGET', h, 's', 'lt', 'sa', 't', 'a', 'w')
+  if f and f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
+    if not f[3] then
       redis.call('HSET', h, 'sa', fmt(now))
-      emit('active', QUEUE, id, f[2], f[3], '{"workerId":' .. cjson.encode(f[4] or '') .. '}')
+      emit('active', QUEUE, id, f[4], f[5], '{"workerId":' .. cjson.encode(f[6] or '') .. '}')
     end
-    redis.call('ZREM', qp .. 'h', id)
+    started[#started + 1] = id
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
+many('ZREM', qp .. 'h', started)
 return out
 `;
 
@@ -2122,12 +2146,15 @@ export interface ScriptSource {
  * (docs/redis.md, "Redis Cluster").
  */
 function buildScripts(cluster: boolean) {
-  const prelude = `local CLUSTER = ${cluster}\n${PRELUDE}`;
-  const queueScript = (body: string): ScriptSource => ({ lua: prelude + body, keys: 1 });
+  // Every script gets only the helpers its body uses (lua-helpers.ts); qp always, since it is what makes
+  // a script a queue script (QUEUE_SCRIPTS).
+  const helpers = splitDefinitions(`local CLUSTER = ${cluster}\n${PRELUDE}${EVENTS}${FLOW}`);
+  const build = (body: string) => withHelpers(helpers, body, ["qp"]);
+  const queueScript = (body: string): ScriptSource => ({ lua: build(body), keys: 1 });
   /** A queue script that writes fleet events: KEYS[2] = the events stream, ARGV[3] = its cap (EVENTS). */
-  const eventScript = (body: string): ScriptSource => ({ lua: prelude + EVENTS + body, keys: 2 });
+  const eventScript = (body: string): ScriptSource => ({ lua: build(body), keys: 2 });
   /** An event script that can make jobs final: it settles them (FLOW) in the same script. */
-  const flowScript = (body: string): ScriptSource => ({ lua: prelude + EVENTS + FLOW + body, keys: 2 });
+  const flowScript = (body: string): ScriptSource => ({ lua: build(body), keys: 2 });
   return {
     enqueue: eventScript(ENQUEUE),
     enqueueFlow: flowScript(ENQUEUE_FLOW),
