@@ -9,10 +9,12 @@
  * Prints the worker's store calls per job by method (each a round trip on a networked store).
  * Also prints what one round trip costs the client on this machine (2,000 awaited trivial calls: wall and
  * process CPU per call), and on Redis the server time of one enqueue script call (`INFO commandstats`) and,
- * with `--backlog`, of the worker's scripts per job drained. The
+ * with `--backlog`, of the worker's scripts per job drained. With `--backlog` it also prints the machine's CPU
+ * per job drained (Linux `/proc/stat`): this process's and the rest, which is mostly the store's server. The
  * worker shares the process with the producer, so its CPU is not reported here (`npm run bench:compare`
  * measures a worker child's). Asserts nothing.
  */
+import { readFileSync } from "node:fs";
 import { Sluice, silentLogger } from "../src/index.js";
 import type { Store } from "../src/store/contract.js";
 import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
@@ -31,6 +33,24 @@ const backlog = args.includes("--backlog");
 const io = args.includes("--io");
 /** The worker's store methods counted (the others are called rarely: heartbeats, maintenance). */
 const METHODS = ["claim", "start", "complete", "fail", "nextRunAt", "extendLeases"] as const;
+
+/** CPU time (ms) of the whole machine, every core, from /proc/stat; null where there is none (not Linux). */
+function machineCpuMs(): number | null {
+  try {
+    const fields = readFileSync("/proc/stat", "utf8")
+      .split("\n")[0]
+      ?.trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    if (!fields || fields.length < 8) return null;
+    // user, nice, system, irq, softirq, steal (not idle, not iowait), in USER_HZ ticks (100 per second).
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) * 10;
+  } catch {
+    return null;
+  }
+}
 
 const { url, cleanup } = engineUrl(engine);
 const producer = new Sluice({ url, logger: silentLogger() });
@@ -99,6 +119,8 @@ try {
   if (redis && backlog) await redis.config("RESETSTAT");
   const counts = countCalls(workerStore);
   const worker = consumer.worker({ queues: ["trips"], concurrency });
+  const machine0 = machineCpuMs();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await worker.start();
   for (let i = 0; i < total && !backlog; i++) {
@@ -107,10 +129,23 @@ try {
     await task.enqueue({ i });
   }
   await done;
-  if (backlog)
+  if (backlog) {
+    const machine1 = machineCpuMs();
+    const cpu = process.cpuUsage(cpu0);
     console.log(
       `drained at                             ${fmt((total * 1000) / (performance.now() - t0))} jobs/s`,
     );
+    if (machine0 !== null && machine1 !== null) {
+      // This process is the worker (the producer is idle while it drains); the rest is mostly the store's
+      // server, plus whatever else runs on the machine.
+      const own = (cpu.user + cpu.system) / 1000;
+      const us = (ms: number) => fmt((ms * 1000) / total, 1);
+      console.log(
+        `CPU per job (machine, all cores)       ${us(machine1 - machine0)} µs: this process ${us(own)}, ` +
+          `the rest (the store's server) ${us(machine1 - machine0 - own)}`,
+      );
+    }
+  }
   const drainStats = redis && backlog ? await redis.info("commandstats") : undefined;
   await worker.stop();
   const perJob = METHODS.filter((m) => counts[m]).map((m) => `${m} ${fmt((counts[m] ?? 0) / total, 2)}`);

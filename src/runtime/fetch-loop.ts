@@ -105,7 +105,11 @@ export class FetchLoop {
   ) {
     // "auto" holds ahead only where a claim costs much more than a start (StoreTraits.claimAhead).
     const auto = store.traits.claimAhead === true ? null : 0;
-    this.ahead = new ClaimAhead(options.prefetch === "auto" ? auto : options.prefetch);
+    this.ahead = new ClaimAhead(
+      options.prefetch === "auto" ? auto : options.prefetch,
+      Date.now(),
+      options.concurrency,
+    );
   }
 
   /** Starts claiming. */
@@ -270,6 +274,7 @@ export class FetchLoop {
         start: Math.max(0, concurrency - this.host.running() - this.held.length),
       });
       this.failures = 0;
+      this.ahead.claimed(Date.now() - this.claimedAt);
     } catch (error) {
       this.failures++;
       const delay = Math.min(100 * 2 ** this.failures, MAX_BACKOFF_MS);

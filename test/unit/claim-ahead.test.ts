@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import {
   AHEAD_MS,
   AUTO_CAP,
+  CLAIMS_BIG,
+  CLAIMS_SMALL,
   ClaimAhead,
   START_BATCH_CAP,
   START_BATCH_MS,
@@ -51,6 +53,41 @@ describe("claim ahead", () => {
     // Ten slots of one-second jobs: 10 starts a second, one per 100 ms, under one job per look-ahead.
     const end = startAt(ahead, 9, 0, 10_000);
     expect(ahead.target(end)).toBe(0);
+  });
+
+  it("on auto, holds nothing while claims are big anyway: many slots free during one claim's round trip", () => {
+    // 5,000 starts/s and 5 ms claims: 25 slots free per claim, at concurrency 50 (claims of ~25 already).
+    const busy = new ClaimAhead(null, 0, 50);
+    busy.claimed(5);
+    expect(busy.target(startAt(busy, 5_000, 0, 3_000))).toBe(0);
+    // The same rate at concurrency 10: at most 10 slots free per claim, so it holds (capped).
+    const narrow = new ClaimAhead(null, 0, 10);
+    narrow.claimed(5);
+    expect(narrow.target(startAt(narrow, 5_000, 0, 3_000))).toBe(AUTO_CAP);
+    // Concurrency 50 with 1 ms claims: 5 slots per claim, so it holds.
+    const quick = new ClaimAhead(null, 0, 50);
+    quick.claimed(1);
+    expect(quick.target(startAt(quick, 5_000, 0, 3_000))).toBe(AUTO_CAP);
+    // A fixed prefetch is the user's: held whatever the claims.
+    const fixed = new ClaimAhead(30, 0, 50);
+    fixed.claimed(5);
+    expect(fixed.target(startAt(fixed, 5_000, 0, 3_000))).toBe(30);
+  });
+
+  it("switches between holding and not with a gap, so a worker near the line does not flip at every claim", () => {
+    const ahead = new ClaimAhead(null, 0, 100);
+    let t = startAt(ahead, 1_000, 0, 3_000); // ~1,000 starts/s: slots per claim = claim ms
+    const perClaim = (ms: number) => {
+      ahead.claimed(ms);
+      for (let i = 0; i < 20; i++) ahead.claimed(ms); // settle the smoothing
+      t = startAt(ahead, 1_000, t, 400);
+      return ahead.target(t);
+    };
+    expect(perClaim(CLAIMS_BIG - 4)).toBeGreaterThan(0);
+    expect(perClaim(CLAIMS_BIG + 2)).toBe(0);
+    // Back under CLAIMS_BIG but above CLAIMS_SMALL: still big.
+    expect(perClaim((CLAIMS_BIG + CLAIMS_SMALL) / 2)).toBe(0);
+    expect(perClaim(CLAIMS_SMALL - 4)).toBeGreaterThan(0);
   });
 
   it("lets go when starts stop: the rate halves per empty window", () => {

@@ -65,6 +65,47 @@ describe("fetch loop", () => {
     expect(started).toBeGreaterThan(50);
   });
 
+  it("on prefetch auto, holds nothing ahead while each claim already fills many slots", async () => {
+    // Concurrency 50, claims that take 10 ms, instant jobs: ~50 slots free during every claim, so the
+    // claims are as big as holding ahead would make them, and every held job would cost a start write.
+    const limits: number[] = [];
+    const store = {
+      traits: { inProcess: false, claimAhead: true },
+      async claim(request: ClaimRequest) {
+        limits.push(request.limit);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        return Array.from({ length: request.limit }, job);
+      },
+      async nextRunAt() {
+        return null;
+      },
+    } as unknown as Store;
+    let started = 0;
+    const loop: FetchLoop = new FetchLoop(
+      store,
+      new QueueSelector(["q"]),
+      {
+        running: () => 0,
+        unwritten: () => 0,
+        claimed: () => {
+          while (loop.next()) started++;
+          loop.wake();
+        },
+        giveBack: async () => {},
+      },
+      new SluiceEventEmitter(),
+      silentLogger(),
+      { workerId: "w", concurrency: 50, prefetch: "auto", leaseMs: 30_000, pollMs: 1_000 },
+    );
+    loop.start();
+    // Past several rate windows (200 ms each): the start rate is known, and claims never asked for more
+    // than the free slots.
+    await until("a second of claims", () => limits.length >= 60, 10_000);
+    await loop.stop(1_000);
+    expect(started).toBeGreaterThan(2_000);
+    expect(Math.max(...limits)).toBe(50);
+  });
+
   describe("the next due time after an empty claim", () => {
     afterEach(() => vi.useRealTimers());
 

@@ -22,7 +22,6 @@
  * limits: lk limitKey (the key indexes <qp>kw: kq ka: kr: kh are described at kw_add and in docs/redis.md).
  */
 import { MAX_QUOTED_ERROR } from "../../core/flows.js";
-import { splitDefinitions, withHelpers } from "./lua-helpers.js";
 import type { JobState } from "../../core/job.js";
 import {
   CANCEL_AT_ONCE_STATES,
@@ -33,6 +32,7 @@ import {
   RETRIED_REASON,
   RETRYABLE_STATES,
 } from "../../core/states.js";
+import { splitDefinitions, withHelpers } from "./lua-helpers.js";
 
 /** A Lua string literal of a constant, built into a script's text. */
 function luaString(text: string): string {
