@@ -32,7 +32,15 @@ const concurrency = wholeArg("concurrency", flag("concurrency") ?? "10", 1, 1_00
 const backlog = args.includes("--backlog");
 const io = args.includes("--io");
 /** The worker's store methods counted (the others are called rarely: heartbeats, maintenance). */
-const METHODS = ["claim", "start", "complete", "fail", "nextRunAt", "extendLeases"] as const;
+const METHODS = [
+  "claim",
+  "start",
+  "complete",
+  "completeAndStart",
+  "fail",
+  "nextRunAt",
+  "extendLeases",
+] as const;
 
 /** CPU time (ms) of the whole machine, every core, from /proc/stat; null where there is none (not Linux). */
 function machineCpuMs(): number | null {

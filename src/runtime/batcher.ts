@@ -35,6 +35,17 @@ interface Pending<I, R> {
   done: BatchDone<R>;
 }
 
+/** An item taken out of the queue by {@link Batcher.takeQueued}. */
+export type Taken<I, R> = Readonly<Pending<I, R>>;
+
+/** Settles an item taken by {@link Batcher.takeQueued} that its taker wrote (or failed to). */
+export function settleTaken<I, R>(
+  taken: Taken<I, R>,
+  ...outcome: [failed: false, result: R] | [failed: true, error: unknown]
+): void {
+  settle(taken as Pending<I, R>, ...outcome);
+}
+
 export class Batcher<I, R> {
   private queue: Pending<I, R>[] = [];
   private scheduled = false;
@@ -76,6 +87,11 @@ export class Batcher<I, R> {
     else this.schedule();
   }
 
+  /** Items are queued or being written. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.lanes.size > 0;
+  }
+
   /** Resolves when everything queued so far is written (or rejected). */
   async drain(): Promise<void> {
     while (this.queue.length > 0 || this.lanes.size > 0) {
@@ -85,6 +101,28 @@ export class Batcher<I, R> {
         await this.startLane();
       }
     }
+  }
+
+  /**
+   * Takes up to `most` queued items that no write has taken yet (a held batch among them), for a caller
+   * that writes them in a call of its own. Each must then be settled once through `settleTaken`, or handed
+   * back with `requeue`.
+   */
+  takeQueued(most: number): Taken<I, R>[] {
+    const taken = this.queue.splice(0, most);
+    if (this.queue.length === 0) this.stopLingering();
+    return taken;
+  }
+
+  /** Queues taken items again, ahead of the others, to be written by this batcher. */
+  requeue(taken: readonly Taken<I, R>[]): void {
+    if (taken.length === 0) return;
+    this.queue.unshift(...(taken as Pending<I, R>[]));
+    if (this.closed) {
+      for (const p of this.queue.splice(0)) settle(p, true, new Error(`${this.name} batcher closed`));
+      return;
+    }
+    this.schedule();
   }
 
   /** Stops retrying; pending items reject. */

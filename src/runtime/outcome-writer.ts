@@ -21,7 +21,7 @@ import type {
   ReleaseRequest,
   Store,
 } from "../store/contract.js";
-import { Batcher, type Linger } from "./batcher.js";
+import { Batcher, type Linger, settleTaken } from "./batcher.js";
 import type { SluiceEventEmitter } from "./events.js";
 import { settlesWithin } from "./timing.js";
 
@@ -87,7 +87,7 @@ export class OutcomeWriter {
     this.releases = batcher("release", (items) => store.release(items), options.lanes);
     this.blocks = batcher("block", (items) => store.block(items), options.lanes);
     this.progressWrites = batcher("progress", (items) => store.saveProgress(items));
-    this.starts = batcher("start", (items) => store.start(items), options.lanes);
+    this.starts = batcher("start", (items) => this.writeStarts(items), options.lanes);
     this.logWrites = batcher("log", async (items) => {
       await store.appendLogs(items);
       return items.map(() => undefined);
@@ -203,6 +203,35 @@ export class OutcomeWriter {
     });
   }
 
+  /**
+   * Writes starts, with the completions queued and not yet written riding along where the store can take
+   * both in one call (`Store.completeAndStart`). A job that starts usually takes the slot of one that just
+   * completed, and that completion is held a few ms for others to join it (the completion linger): on
+   * I/O-bound jobs, which end and start one at a time, this saves a third of the worker's round trips. If
+   * the call fails, the completions go back to their own batcher (which retries or isolates them as always)
+   * and the starts are written alone, so a completion the store refuses never holds a start back.
+   */
+  private async writeStarts(items: LeaseRef[]): Promise<boolean[]> {
+    const store = this.store;
+    if (!store.completeAndStart) return store.start(items);
+    const riders = this.completions.takeQueued(MAX_BATCH);
+    if (riders.length === 0) return store.start(items);
+    let result: { completed: boolean[]; started: boolean[] };
+    try {
+      result = await store.completeAndStart(
+        riders.map((rider) => rider.item),
+        items,
+      );
+    } catch {
+      this.completions.requeue(riders);
+      return store.start(items);
+    }
+    riders.forEach((rider, i) => {
+      settleTaken(rider, false, result.completed[i] ?? false);
+    });
+    return result.started;
+  }
+
   /** Stores a handler's progress (fenced by the lease); `event: false` writes no fleet-wide event. */
   async saveProgress(job: JobRecord, text: string, event = true): Promise<void> {
     await this.progressWrites.push(
@@ -233,7 +262,7 @@ export class OutcomeWriter {
       this.logWrites,
     ];
     // A write's outcome is announced when its batch settles, inside the drain.
-    await Promise.allSettled(batchers.map((b) => b.drain()));
+    await drainAll(batchers);
   }
 
   /**
@@ -252,7 +281,7 @@ export class OutcomeWriter {
       this.logWrites,
     ];
     const written = (async () => {
-      await Promise.allSettled(batchers.map((b) => b.drain()));
+      await drainAll(batchers);
       await this.flushStats();
     })();
     if (await settlesWithin(written, boundMs)) return;
@@ -315,4 +344,15 @@ export class OutcomeWriter {
       `${what} refused: this worker no longer holds the job's lease (it expired and the job was recovered, cancelled or deleted)`,
     );
   }
+}
+
+/**
+ * Drains every batcher until none has anything left: completions taken by a start write that then failed
+ * go back to their own batcher after its drain may have returned (OutcomeWriter.writeStarts).
+ */
+async function drainAll(
+  batchers: readonly Pick<Batcher<unknown, unknown>, "drain" | "busy">[],
+): Promise<void> {
+  do await Promise.allSettled(batchers.map((b) => b.drain()));
+  while (batchers.some((b) => b.busy));
 }

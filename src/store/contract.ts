@@ -572,6 +572,15 @@ export interface Store {
   start(leases: readonly LeaseRef[]): Promise<boolean[]>;
   /** Marks jobs completed (applying retention). Returns, per item, whether the token was still valid. */
   complete(requests: readonly CompleteRequest[]): Promise<boolean[]>;
+  /**
+   * Optional: `complete(completions)` and `start(starts)` in one call, one transaction (all or nothing),
+   * durable as a completion is. For engines where a call is a network round trip (PostgreSQL); the worker
+   * uses it when a start finds completions waiting to be written.
+   */
+  completeAndStart?(
+    completions: readonly CompleteRequest[],
+    starts: readonly LeaseRef[],
+  ): Promise<{ completed: boolean[]; started: boolean[] }>;
   /** Records a failed attempt and moves the job to `next`. Per item: applied or fenced. */
   fail(requests: readonly FailRequest[]): Promise<boolean[]>;
   /**

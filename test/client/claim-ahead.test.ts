@@ -36,6 +36,15 @@ function countCalls(
     counts.started += leases.length;
     return start(leases);
   };
+  // A start write that carries completions with it (PostgreSQL) is a start write too.
+  const completeAndStart = store.completeAndStart?.bind(store);
+  if (completeAndStart) {
+    store.completeAndStart = async (completions, leases) => {
+      counts.starts++;
+      counts.started += leases.length;
+      return completeAndStart(completions, leases);
+    };
+  }
   return counts;
 }
 
@@ -105,6 +114,17 @@ describe("prefetch auto while outcome writes lag (postgres)", () => {
       }
       return complete(requests);
     };
+    // Completions also ride on start writes (completeAndStart): a lagging store lags there too.
+    const completeAndStart = store.completeAndStart?.bind(store);
+    if (completeAndStart) {
+      store.completeAndStart = async (completions, leases) => {
+        if (stalled) {
+          stalledWrites++;
+          await gate.promise;
+        }
+        return completeAndStart(completions, leases);
+      };
+    }
     // Writes stall (once) the moment a claim of 40 or more returns, before the worker sees its jobs, so at
     // least 40 claimed jobs are held and not yet run (concurrency 1). Polling for the big claim instead raced
     // the worker, which ran part of the batch before the stall (CI saw 37 held).

@@ -188,6 +188,37 @@ describe("postgres claims", () => {
     expect(left.jobs.map((j) => j.id)).toEqual([made[3]?.id, made[4]?.id]);
   });
 
+  it("completes and starts in one call, each item fenced by its lease like complete and start alone", async () => {
+    const name = queue();
+    await store.enqueue(Array.from({ length: 4 }, () => newJob({ queue: name })));
+    // a, b run (started by the claim); c, d are held ahead.
+    const [a, b, c, d] = await store.claim({
+      queues: [name],
+      limit: 4,
+      workerId: "w",
+      leaseMs: 60_000,
+      start: 2,
+    });
+    if (!a || !b || !c || !d) throw new Error("expected four jobs");
+    const result = await store.completeAndStart(
+      [
+        { id: a.id, token: a.leaseToken, result: '{"ok":true}' },
+        { id: b.id, token: b.leaseToken + 1, result: null }, // a stale lease: not completed
+      ],
+      [
+        { id: c.id, token: c.leaseToken },
+        { id: d.id, token: d.leaseToken + 1 }, // stale: not started
+      ],
+    );
+    expect(result).toEqual({ completed: [true, false], started: [true, false] });
+    expect(await store.getJob(a.id)).toMatchObject({ state: "completed", result: { ok: true } });
+    expect(await store.getJob(b.id)).toMatchObject({ state: "active" });
+    const started = await store.getJob(c.id);
+    expect(started?.state).toBe("active");
+    expect(started?.startedAt).not.toBeNull();
+    expect((await store.getJob(d.id))?.startedAt).toBeNull();
+  });
+
   it("rejects with StoreUnavailableError (not a raw pg error) when the server refuses a statement", async () => {
     const broken = await openStore(url);
     await withAdmin(SHARED_URL, (c) =>

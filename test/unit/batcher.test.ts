@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { StoreUnavailableError, silentLogger } from "../../src/index.js";
-import { Batcher } from "../../src/runtime/batcher.js";
+import { Batcher, settleTaken } from "../../src/runtime/batcher.js";
 import { until } from "../support/wait.js";
 
 describe("Batcher", () => {
@@ -222,5 +222,59 @@ describe("Batcher with a linger", () => {
     await expect(held).rejects.toThrow(/closed before the write succeeded/);
     await vi.advanceTimersByTimeAsync(100);
     expect(calls).toEqual([[1]]);
+  });
+});
+
+describe("Batcher items taken by another writer", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("takeQueued hands over queued items (a held batch included) and stops holding them", async () => {
+    vi.useFakeTimers();
+    const calls: number[][] = [];
+    const batcher = new Batcher<number, number>(
+      "test",
+      async (items) => {
+        calls.push(items);
+        return items;
+      },
+      silentLogger(),
+      500,
+      1,
+      { ms: 5, below: 8 },
+    );
+    const results = [1, 2].map((n) => batcher.push(n));
+    const taken = batcher.takeQueued(10);
+    expect(taken.map((t) => t.item)).toEqual([1, 2]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(calls).toEqual([]); // the held batch's timer is gone with its items
+    for (const t of taken) settleTaken(t, false, t.item * 10);
+    expect(await Promise.all(results)).toEqual([10, 20]);
+  });
+
+  it("requeue puts taken items back ahead of the others, and the batcher writes them", async () => {
+    const calls: number[][] = [];
+    const batcher = new Batcher<number, number>(
+      "test",
+      async (items) => {
+        calls.push(items);
+        return items;
+      },
+      silentLogger(),
+    );
+    const first = [1, 2].map((n) => batcher.push(n));
+    const taken = batcher.takeQueued(10);
+    const later = batcher.push(3);
+    batcher.requeue(taken);
+    expect(await Promise.all([...first, later])).toEqual([1, 2, 3]);
+    expect(calls.flat()).toEqual([1, 2, 3]);
+  });
+
+  it("requeue after close rejects the items rather than dropping them", async () => {
+    const batcher = new Batcher<number, number>("test", async (items) => items, silentLogger());
+    const pushed = batcher.push(1);
+    const taken = batcher.takeQueued(10);
+    batcher.close();
+    batcher.requeue(taken);
+    await expect(pushed).rejects.toThrow(/closed/);
   });
 });

@@ -532,6 +532,30 @@ export class PostgresStore implements Store {
     return requests.map((r) => done.has(r.id));
   }
 
+  async completeAndStart(
+    completions: readonly CompleteRequest[],
+    starts: readonly LeaseRef[],
+  ): Promise<{ completed: boolean[]; started: boolean[] }> {
+    const rows = await this.query<{ kind: "c" | "s"; id: string }>(
+      "complete and start jobs",
+      this.sql.completeAndStart,
+      [
+        completions.map((r) => r.id),
+        completions.map((r) => r.token),
+        completions.map((r) => r.result),
+        starts.map((l) => l.id),
+        starts.map((l) => l.token),
+      ],
+    );
+    const done = new Set<string>();
+    const started = new Set<string>();
+    for (const row of rows) (row.kind === "c" ? done : started).add(row.id);
+    return {
+      completed: completions.map((r) => done.has(r.id)),
+      started: starts.map((l) => started.has(l.id)),
+    };
+  }
+
   async fail(requests: readonly FailRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     const rows = await this.query<{ id: string }>("record failed attempts", this.sql.fail, [

@@ -208,6 +208,10 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
     // Lease-keyed batch writes: functions of migration 6, with events since migration 10 (planned as index
     // probes, see migration 6).
     complete: `SELECT j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[], ${events}) AS j`,
+    // One statement, one transaction, committed durably (the completions need it; the starts ride along).
+    completeAndStart:
+      `SELECT 'c' AS kind, j AS id FROM ${s}.complete_jobs($1::text[], $2::bigint[], $3::text[], ${events}) AS j ` +
+      `UNION ALL SELECT 's', j FROM ${s}.start_jobs($4::text[], $5::bigint[], ${events}) AS j`,
     fail: `SELECT j AS id FROM ${s}.fail_jobs($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
       $6::text[], $7::text, ${events}) AS j`,
     release: `SELECT j AS id FROM ${s}.release_jobs($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],

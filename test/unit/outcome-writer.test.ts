@@ -1,0 +1,74 @@
+/**
+ * The outcome writer's start writes that carry queued completions along (Store.completeAndStart): one call
+ * where the store offers it, and when that call fails the completions are written by their own batcher,
+ * before a flush returns, and the starts alone — nothing is lost or held back.
+ */
+import { describe, expect, it } from "vitest";
+import type { JobRecord } from "../../src/core/job.js";
+import { StoreUnavailableError, silentLogger } from "../../src/index.js";
+import { SluiceEventEmitter } from "../../src/runtime/events.js";
+import { OutcomeWriter } from "../../src/runtime/outcome-writer.js";
+import type { CompleteRequest, LeaseRef, Store } from "../../src/store/contract.js";
+
+const job = (id: string): JobRecord =>
+  ({ id, queue: "q", task: "t", attempt: 1, leaseToken: 1, startedAt: null }) as unknown as JobRecord;
+
+/** A store that records its outcome writes; `combined` decides what completeAndStart does (absent: none). */
+function fakeStore(combined?: "ok" | "refuse") {
+  const calls: string[] = [];
+  const store = {
+    async complete(requests: readonly CompleteRequest[]) {
+      calls.push(`complete ${requests.map((r) => r.id).join(",")}`);
+      return requests.map(() => true);
+    },
+    async start(leases: readonly LeaseRef[]) {
+      calls.push(`start ${leases.map((l) => l.id).join(",")}`);
+      return leases.map(() => true);
+    },
+    async addHourlyStats() {},
+    ...(combined && {
+      async completeAndStart(completions: readonly CompleteRequest[], starts: readonly LeaseRef[]) {
+        calls.push(`both ${completions.map((r) => r.id).join(",")} ${starts.map((l) => l.id).join(",")}`);
+        if (combined === "refuse") throw new StoreUnavailableError("refused", { rejected: true });
+        return { completed: completions.map(() => true), started: starts.map(() => true) };
+      },
+    }),
+  } as unknown as Store;
+  const writer = new OutcomeWriter(store, new SluiceEventEmitter(), silentLogger(), {
+    lanes: 2,
+    // Held long enough that the start below always finds the completion still queued.
+    completionLinger: { ms: 1_000, below: 8 },
+    onWriteSettled: () => {},
+  });
+  return { calls, writer };
+}
+
+describe("outcome writer: completions riding on start writes", () => {
+  it("writes a start and the completions waiting to be written in one call", async () => {
+    const { calls, writer } = fakeStore("ok");
+    writer.complete(job("a"), Date.now(), null);
+    expect(await writer.markStarted(job("b"))).toBe(true);
+    expect(calls).toEqual(["both a b"]);
+    expect(writer.unwritten).toBe(0);
+  });
+
+  it("writes them separately on a store without the combined call", async () => {
+    const { calls, writer } = fakeStore();
+    writer.complete(job("a"), Date.now(), null);
+    expect(await writer.markStarted(job("b"))).toBe(true);
+    await writer.flush();
+    expect(calls).toEqual(["start b", "complete a"]);
+  });
+
+  it("when the combined call fails, writes the start alone and the completion before flush returns", async () => {
+    const { calls, writer } = fakeStore("refuse");
+    writer.complete(job("a"), Date.now(), null);
+    // flush while the start (and the completion it took along) is being written: the completion comes
+    // back to its batcher after that batcher's own drain found it empty.
+    const started = writer.markStarted(job("b"));
+    await writer.flush();
+    expect(await started).toBe(true);
+    expect(calls).toEqual(["both a b", "start b", "complete a"]);
+    expect(writer.unwritten).toBe(0);
+  });
+});
