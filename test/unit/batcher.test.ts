@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { StoreUnavailableError, silentLogger } from "../../src/index.js";
-import { Batcher, settleTaken } from "../../src/runtime/batcher.js";
+import { Batcher, type Linger, settleTaken } from "../../src/runtime/batcher.js";
 import { until } from "../support/wait.js";
 
 describe("Batcher", () => {
@@ -167,27 +167,30 @@ describe("Batcher lanes", () => {
   });
 });
 
+/** A batcher whose writes are recorded; items settle, as themselves, when their write returns. */
+function recording(lanes = 1, linger: Linger | null = null) {
+  const calls: number[][] = [];
+  const batcher = new Batcher<number, number>(
+    "test",
+    async (items) => {
+      calls.push(items);
+      return items;
+    },
+    silentLogger(),
+    500,
+    lanes,
+    linger,
+  );
+  return { calls, batcher };
+}
+
 describe("Batcher with a linger", () => {
   afterEach(() => {
     vi.useRealTimers();
   });
 
-  /** A batcher whose writes are recorded; items settle when their write returns. */
-  function lingering(below: number) {
-    const calls: number[][] = [];
-    const batcher = new Batcher<number, number>(
-      "test",
-      async (items) => {
-        calls.push(items);
-        return items;
-      },
-      silentLogger(),
-      500,
-      2,
-      { ms: 50, below },
-    );
-    return { calls, batcher };
-  }
+  /** A recording batcher with two lanes whose batches under `below` items are held 50 ms. */
+  const lingering = (below: number) => recording(2, { ms: 50, below });
 
   it("holds a small batch back so that items of later turns join it", async () => {
     vi.useFakeTimers();
@@ -230,18 +233,7 @@ describe("Batcher items taken by another writer", () => {
 
   it("takeQueued hands over queued items (a held batch included) and stops holding them", async () => {
     vi.useFakeTimers();
-    const calls: number[][] = [];
-    const batcher = new Batcher<number, number>(
-      "test",
-      async (items) => {
-        calls.push(items);
-        return items;
-      },
-      silentLogger(),
-      500,
-      1,
-      { ms: 5, below: 8 },
-    );
+    const { calls, batcher } = recording(1, { ms: 5, below: 8 });
     const results = [1, 2].map((n) => batcher.push(n));
     const taken = batcher.takeQueued(10);
     expect(taken.map((t) => t.item)).toEqual([1, 2]);
@@ -252,15 +244,7 @@ describe("Batcher items taken by another writer", () => {
   });
 
   it("requeue puts taken items back ahead of the others, and the batcher writes them", async () => {
-    const calls: number[][] = [];
-    const batcher = new Batcher<number, number>(
-      "test",
-      async (items) => {
-        calls.push(items);
-        return items;
-      },
-      silentLogger(),
-    );
+    const { calls, batcher } = recording();
     const first = [1, 2].map((n) => batcher.push(n));
     const taken = batcher.takeQueued(10);
     const later = batcher.push(3);

@@ -16,38 +16,47 @@ import { until } from "../support/wait.js";
 let seq = 0;
 const job = (): JobRecord => ({ id: `j${++seq}`, queue: "q", leaseToken: seq, startedAt: null }) as JobRecord;
 
+/**
+ * A fetch loop on prefetch "auto" over a store that hands out as many jobs as each claim asks for (after
+ * `claimMs`), whose jobs all start at once: the observed start rate is as high as it gets.
+ */
+function instantJobs(options: { concurrency: number; claimMs?: number; unwritten?: () => number }) {
+  const claims: ClaimRequest[] = [];
+  const store = {
+    traits: { inProcess: false, claimAhead: true },
+    async claim(request: ClaimRequest) {
+      claims.push(request);
+      if (options.claimMs) await new Promise((resolve) => setTimeout(resolve, options.claimMs));
+      return Array.from({ length: request.limit }, job);
+    },
+    async nextRunAt() {
+      return null;
+    },
+  } as unknown as Store;
+  const counts = { started: 0 };
+  const loop: FetchLoop = new FetchLoop(
+    store,
+    new QueueSelector(["q"]),
+    {
+      running: () => 0,
+      unwritten: options.unwritten ?? (() => 0),
+      claimed: () => {
+        while (loop.next()) counts.started++;
+        loop.wake();
+      },
+      giveBack: async () => {},
+    },
+    new SluiceEventEmitter(),
+    silentLogger(),
+    { workerId: "w", concurrency: options.concurrency, prefetch: "auto", leaseMs: 30_000, pollMs: 1_000 },
+  );
+  return { claims, counts, loop };
+}
+
 describe("fetch loop", () => {
   it("on prefetch auto, holding ahead does not widen the unwritten-outcome allowance", async () => {
-    const claims: ClaimRequest[] = [];
-    const store = {
-      traits: { inProcess: false, claimAhead: true },
-      async claim(request: ClaimRequest) {
-        claims.push(request);
-        return Array.from({ length: request.limit }, job);
-      },
-      async nextRunAt() {
-        return null;
-      },
-    } as unknown as Store;
     let unwritten = 0;
-    let started = 0;
-    const loop: FetchLoop = new FetchLoop(
-      store,
-      new QueueSelector(["q"]),
-      {
-        running: () => 0,
-        unwritten: () => unwritten,
-        // Every held job starts at once (instant jobs): the observed start rate is as high as it gets.
-        claimed: () => {
-          while (loop.next()) started++;
-          loop.wake();
-        },
-        giveBack: async () => {},
-      },
-      new SluiceEventEmitter(),
-      silentLogger(),
-      { workerId: "w", concurrency: 1, prefetch: "auto", leaseMs: 30_000, pollMs: 1_000 },
-    );
+    const { claims, counts, loop } = instantJobs({ concurrency: 1, unwritten: () => unwritten });
     loop.start();
     // Past a few rate windows the loop claims ahead: a claim asks for more than the one free slot.
     await until("claims ahead", () => (claims.at(-1)?.limit ?? 0) > 50, 5_000);
@@ -62,48 +71,20 @@ describe("fetch loop", () => {
     await loop.stop(1_000);
     // The claim in flight when outcomes stopped may land; no claim starts after it.
     expect(claims.length - before).toBeLessThanOrEqual(1);
-    expect(started).toBeGreaterThan(50);
+    expect(counts.started).toBeGreaterThan(50);
   });
 
   it("on prefetch auto, holds nothing ahead while each claim already fills many slots", async () => {
     // Concurrency 50, claims that take 10 ms, instant jobs: ~50 slots free during every claim, so the
     // claims are as big as holding ahead would make them, and every held job would cost a start write.
-    const limits: number[] = [];
-    const store = {
-      traits: { inProcess: false, claimAhead: true },
-      async claim(request: ClaimRequest) {
-        limits.push(request.limit);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-        return Array.from({ length: request.limit }, job);
-      },
-      async nextRunAt() {
-        return null;
-      },
-    } as unknown as Store;
-    let started = 0;
-    const loop: FetchLoop = new FetchLoop(
-      store,
-      new QueueSelector(["q"]),
-      {
-        running: () => 0,
-        unwritten: () => 0,
-        claimed: () => {
-          while (loop.next()) started++;
-          loop.wake();
-        },
-        giveBack: async () => {},
-      },
-      new SluiceEventEmitter(),
-      silentLogger(),
-      { workerId: "w", concurrency: 50, prefetch: "auto", leaseMs: 30_000, pollMs: 1_000 },
-    );
+    const { claims, counts, loop } = instantJobs({ concurrency: 50, claimMs: 10 });
     loop.start();
     // Past several rate windows (200 ms each): the start rate is known, and claims never asked for more
     // than the free slots.
-    await until("a second of claims", () => limits.length >= 60, 10_000);
+    await until("a second of claims", () => claims.length >= 60, 10_000);
     await loop.stop(1_000);
-    expect(started).toBeGreaterThan(2_000);
-    expect(Math.max(...limits)).toBe(50);
+    expect(counts.started).toBeGreaterThan(2_000);
+    expect(Math.max(...claims.map((c) => c.limit))).toBe(50);
   });
 
   describe("the next due time after an empty claim", () => {
