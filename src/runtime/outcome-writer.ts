@@ -79,7 +79,7 @@ export class OutcomeWriter {
     ) => new Batcher<I, R>(name, write, logger, MAX_BATCH, lanes, linger);
     this.completions = batcher(
       "complete",
-      (items) => store.complete(items),
+      (items) => this.writeCompletions(items),
       options.lanes,
       options.completionLinger ?? null,
     );
@@ -207,29 +207,65 @@ export class OutcomeWriter {
    * Writes starts, with the completions queued and not yet written riding along where the store can take
    * both in one call (`Store.completeAndStart`). A job that starts usually takes the slot of one that just
    * completed, and that completion is held a few ms for others to join it (the completion linger): on
-   * I/O-bound jobs, which end and start one at a time, this saves a third of the worker's round trips. If
-   * the call fails, the completions go back to their own batcher (which retries or isolates them as always)
-   * and the starts are written alone, so a completion the store refuses never holds a start back.
+   * I/O-bound jobs, which end and start one at a time, this saves a third of the worker's round trips.
    */
-  private async writeStarts(items: LeaseRef[]): Promise<boolean[]> {
-    const store = this.store;
-    if (!store.completeAndStart) return store.start(items);
-    const riders = this.completions.takeQueued(MAX_BATCH);
-    if (riders.length === 0) return store.start(items);
-    let result: { completed: boolean[]; started: boolean[] };
+  private writeStarts(items: LeaseRef[]): Promise<boolean[]> {
+    const both = this.store.completeAndStart?.bind(this.store);
+    if (!both) return this.store.start(items);
+    return this.withRiders(
+      items,
+      this.completions,
+      (starts) => this.store.start(starts),
+      async (starts, completions) => {
+        const { started, completed } = await both(completions, starts);
+        return { own: started, riders: completed };
+      },
+    );
+  }
+
+  /** Writes completions, with the starts queued at that moment riding along: whichever goes first. */
+  private writeCompletions(items: CompleteRequest[]): Promise<boolean[]> {
+    const both = this.store.completeAndStart?.bind(this.store);
+    if (!both) return this.store.complete(items);
+    return this.withRiders(
+      items,
+      this.starts,
+      (completions) => this.store.complete(completions),
+      async (completions, starts) => {
+        const { completed, started } = await both(completions, starts);
+        return { own: completed, riders: started };
+      },
+    );
+  }
+
+  /**
+   * Writes `items` with what `other` has queued riding along in one call (`together`), or alone (`alone`)
+   * when nothing is queued there. If the call fails, the riders go back to `other`, which retries or
+   * isolates them as always, and `items` are written alone: what one batcher's store refuses never holds
+   * the other's back.
+   */
+  private async withRiders<I, J>(
+    items: I[],
+    other: Batcher<J, boolean>,
+    alone: (items: I[]) => Promise<boolean[]>,
+    together: (items: I[], riders: J[]) => Promise<{ own: boolean[]; riders: boolean[] }>,
+  ): Promise<boolean[]> {
+    const riders = other.takeQueued(MAX_BATCH);
+    if (riders.length === 0) return alone(items);
+    let result: { own: boolean[]; riders: boolean[] };
     try {
-      result = await store.completeAndStart(
-        riders.map((rider) => rider.item),
+      result = await together(
         items,
+        riders.map((rider) => rider.item),
       );
     } catch {
-      this.completions.requeue(riders);
-      return store.start(items);
+      other.requeue(riders);
+      return alone(items);
     }
     riders.forEach((rider, i) => {
-      settleTaken(rider, false, result.completed[i] ?? false);
+      settleTaken(rider, false, result.riders[i] ?? false);
     });
-    return result.started;
+    return result.own;
   }
 
   /** Stores a handler's progress (fenced by the lease); `event: false` writes no fleet-wide event. */

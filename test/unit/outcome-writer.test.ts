@@ -1,11 +1,13 @@
 /**
- * The outcome writer's start writes that carry queued completions along (Store.completeAndStart): one call
- * where the store offers it, and when that call fails the completions are written by their own batcher,
- * before a flush returns, and the starts alone — nothing is lost or held back.
+ * The outcome writer's start writes that carry queued completions along, and completion writes that carry
+ * queued starts (Store.completeAndStart): one call where the store offers it, and when that call fails the
+ * riders are written by their own batcher, before a flush returns, and the write's own items alone —
+ * nothing is lost or held back.
  */
 import { describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { StoreUnavailableError, silentLogger } from "../../src/index.js";
+import type { Linger } from "../../src/runtime/batcher.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
 import { OutcomeWriter } from "../../src/runtime/outcome-writer.js";
 import type { CompleteRequest, LeaseRef, Store } from "../../src/store/contract.js";
@@ -14,7 +16,7 @@ const job = (id: string): JobRecord =>
   ({ id, queue: "q", task: "t", attempt: 1, leaseToken: 1, startedAt: null }) as unknown as JobRecord;
 
 /** A store that records its outcome writes; `combined` decides what completeAndStart does (absent: none). */
-function fakeStore(combined?: "ok" | "refuse") {
+function fakeStore(combined?: "ok" | "refuse", linger: Linger | null = { ms: 1_000, below: 8 }) {
   const calls: string[] = [];
   const store = {
     async complete(requests: readonly CompleteRequest[]) {
@@ -36,8 +38,8 @@ function fakeStore(combined?: "ok" | "refuse") {
   } as unknown as Store;
   const writer = new OutcomeWriter(store, new SluiceEventEmitter(), silentLogger(), {
     lanes: 2,
-    // Held long enough that the start below always finds the completion still queued.
-    completionLinger: { ms: 1_000, below: 8 },
+    // By default held long enough that a start always finds the completion still queued.
+    completionLinger: linger,
     onWriteSettled: () => {},
   });
   return { calls, writer };
@@ -69,6 +71,26 @@ describe("outcome writer: completions riding on start writes", () => {
     await writer.flush();
     expect(await started).toBe(true);
     expect(calls).toEqual(["both a b", "start b", "complete a"]);
+    expect(writer.unwritten).toBe(0);
+  });
+
+  it("a completion written first takes the starts queued in the same turn along", async () => {
+    const { calls, writer } = fakeStore("ok", null);
+    writer.complete(job("a"), Date.now(), null); // written on the next turn: no linger
+    expect(await writer.markStarted(job("b"))).toBe(true);
+    await writer.flush();
+    expect(calls).toEqual(["both a b"]);
+  });
+
+  it("when that call fails, writes the completion alone and the start through its own batcher", async () => {
+    const { calls, writer } = fakeStore("refuse", null);
+    writer.complete(job("a"), Date.now(), null);
+    const started = writer.markStarted(job("b"));
+    // One turn: the completion's write goes first (it was queued first) and takes the start along.
+    await new Promise((resolve) => setImmediate(resolve));
+    await writer.flush();
+    expect(await started).toBe(true);
+    expect(calls).toEqual(["both a b", "complete a", "start b"]);
     expect(writer.unwritten).toBe(0);
   });
 });
