@@ -94,7 +94,7 @@ export class Batcher<I, R> {
 
   /** Resolves when everything queued so far is written (or rejected). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.lanes.size > 0) {
+    while (this.busy) {
       if (this.lanes.size > 0) await Promise.all([...this.lanes]);
       else {
         this.stopLingering();
@@ -118,17 +118,19 @@ export class Batcher<I, R> {
   requeue(taken: readonly Taken<I, R>[]): void {
     if (taken.length === 0) return;
     this.queue.unshift(...(taken as Pending<I, R>[]));
-    if (this.closed) {
-      for (const p of this.queue.splice(0)) settle(p, true, new Error(`${this.name} batcher closed`));
-      return;
-    }
-    this.schedule();
+    if (this.closed) this.rejectQueued();
+    else this.schedule();
   }
 
   /** Stops retrying; pending items reject. */
   close(): void {
     this.closed = true;
     this.stopLingering();
+    this.rejectQueued();
+  }
+
+  /** Rejects every queued item: the batcher is closed and will write none of them. */
+  private rejectQueued(): void {
     const pending = this.queue;
     this.queue = [];
     for (const p of pending) {

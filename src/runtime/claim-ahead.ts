@@ -11,10 +11,11 @@
  *   not outlive the burst that justified them;
  * - claims that are big without it (many slots free during one claim's round trip: a PostgreSQL worker at
  *   concurrency 50 on short jobs claims 50 at a time anyway): nothing is held, since every held job costs a
- *   start write of its own that a job claimed for a free slot does not. Measured with no-op jobs on
- *   PostgreSQL (prefetch "auto" against 0): holding ahead ran 37 % more jobs a second at concurrency 10,
- *   about as many at 20, and 14–18 % fewer at 30 and 50, where the database also spent 30–37 µs more CPU
- *   per job (CLAIMS_BIG; docs/internals.md has the A/B of this rule).
+ *   start write of its own that a job claimed for a free slot does not. Found with no-op jobs on
+ *   PostgreSQL (prefetch "auto" against 0, a one-off script): holding ahead ran 37 % more jobs a second at
+ *   concurrency 10, about as many at 20, and 14–18 % fewer at 30 and 50, where the database also spent
+ *   30–37 µs more CPU per job. The A/B of this rule, with the command that repeats it, is in
+ *   docs/internals.md (CLAIMS_BIG).
  *
  * A held job never waits longer than about AHEAD_MS of this worker's own work before it starts, far inside
  * its lease (which the worker extends for held jobs too).

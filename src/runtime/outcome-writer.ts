@@ -30,6 +30,8 @@ const STATS_FLUSH_MS = 5_000;
 /** Most items in one batched write. */
 const MAX_BATCH = 500;
 
+type CompleteAndStart = NonNullable<Store["completeAndStart"]>;
+
 export interface OutcomeWriterOptions {
   /**
    * Batches of distinct jobs' outcomes written side by side: a networked store works on the next batch
@@ -210,51 +212,53 @@ export class OutcomeWriter {
    * I/O-bound jobs, which end and start one at a time, this saves a third of the worker's round trips.
    */
   private writeStarts(items: LeaseRef[]): Promise<boolean[]> {
-    const both = this.store.completeAndStart?.bind(this.store);
-    if (!both) return this.store.start(items);
     return this.withRiders(
       items,
       this.completions,
       (starts) => this.store.start(starts),
-      async (starts, completions) => {
+      async (both, starts, completions) => {
         const { started, completed } = await both(completions, starts);
-        return { own: started, riders: completed };
+        return [started, completed];
       },
     );
   }
 
   /** Writes completions, with the starts queued at that moment riding along: whichever goes first. */
   private writeCompletions(items: CompleteRequest[]): Promise<boolean[]> {
-    const both = this.store.completeAndStart?.bind(this.store);
-    if (!both) return this.store.complete(items);
     return this.withRiders(
       items,
       this.starts,
       (completions) => this.store.complete(completions),
-      async (completions, starts) => {
+      async (both, completions, starts) => {
         const { completed, started } = await both(completions, starts);
-        return { own: completed, riders: started };
+        return [completed, started];
       },
     );
   }
 
   /**
-   * Writes `items` with what `other` has queued riding along in one call (`together`), or alone (`alone`)
-   * when nothing is queued there. If the call fails, the riders go back to `other`, which retries or
-   * isolates them as always, and `items` are written alone: what one batcher's store refuses never holds
-   * the other's back.
+   * Writes `items` with what `other` has queued riding along in one `completeAndStart` call (`together`
+   * returns the results of both), or alone (`alone`) when the store has no such call or nothing is queued
+   * there. If the call fails, the riders go back to `other`, which retries or isolates them as always, and
+   * `items` are written alone: what the store refuses of one batcher never holds the other's back.
    */
   private async withRiders<I, J>(
     items: I[],
     other: Batcher<J, boolean>,
     alone: (items: I[]) => Promise<boolean[]>,
-    together: (items: I[], riders: J[]) => Promise<{ own: boolean[]; riders: boolean[] }>,
+    together: (
+      both: CompleteAndStart,
+      items: I[],
+      riders: J[],
+    ) => Promise<[own: boolean[], riders: boolean[]]>,
   ): Promise<boolean[]> {
-    const riders = other.takeQueued(MAX_BATCH);
-    if (riders.length === 0) return alone(items);
-    let result: { own: boolean[]; riders: boolean[] };
+    const both = this.store.completeAndStart?.bind(this.store);
+    const riders = both ? other.takeQueued(MAX_BATCH) : [];
+    if (!both || riders.length === 0) return alone(items);
+    let result: [own: boolean[], riders: boolean[]];
     try {
       result = await together(
+        both,
         items,
         riders.map((rider) => rider.item),
       );
@@ -263,9 +267,9 @@ export class OutcomeWriter {
       return alone(items);
     }
     riders.forEach((rider, i) => {
-      settleTaken(rider, false, result.riders[i] ?? false);
+      settleTaken(rider, false, result[1][i] ?? false);
     });
-    return result.own;
+    return result[0];
   }
 
   /** Stores a handler's progress (fenced by the lease); `event: false` writes no fleet-wide event. */

@@ -575,7 +575,7 @@ export interface Store {
   /**
    * Optional: `complete(completions)` and `start(starts)` in one call, one transaction (all or nothing),
    * durable as a completion is. For engines where a call is a network round trip (PostgreSQL); the worker
-   * uses it when a start finds completions waiting to be written.
+   * uses it when a start write finds completions waiting to be written, or a completion write finds starts.
    */
   completeAndStart?(
     completions: readonly CompleteRequest[],

@@ -182,6 +182,11 @@ export function heldTests(ctx: ConformanceContext): void {
       expect(await store.start([{ id: job.id, token: held?.leaseToken as number }])).toEqual([true]);
       const started = await sluice.admin.getJob(job.id);
       expect(started).toMatchObject({ state: "active", attempt: 2 });
+      // Counted and listed as the active job it now is, no longer as a held (waiting) one.
+      const stats = (await sluice.admin.queues()).find((q) => q.queue === queue);
+      expect(stats?.counts).toMatchObject({ active: 1, waiting: 0 });
+      const waiting = await sluice.admin.listJobs({ queue, state: "waiting" });
+      expect(waiting.jobs).toEqual([]);
       expect(started.startedAt).toBeGreaterThanOrEqual(first?.startedAt as number);
     });
 

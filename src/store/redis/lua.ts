@@ -962,10 +962,14 @@ return cjson.encode(out)
 
 /** Shared guard: the job is active under this token. */
 const HELD = `
-local function held(h, tok)
-  local f = redis.call('HMGET', h, 's', 'lt')
-  return f[1] == 'active' and (f[2] or '0') == tok
+-- The job's fields named after tok (a table, nil where absent) when it is active under lease token tok,
+-- else nil: the fence and the reads a transition needs in one HMGET.
+local function held_fields(h, tok, ...)
+  local f = redis.call('HMGET', h, 's', 'lt', ...)
+  if f[1] ~= 'active' or (f[2] or '0') ~= tok then return nil end
+  return { unpack(f, 3, 2 + select('#', ...)) }
 end
+local function held(h, tok) return held_fields(h, tok) ~= nil end
 `;
 
 /**
@@ -1373,7 +1377,7 @@ end
 return { lost, cancel, paused }
 `;
 
-const START = `
+const START = `${HELD}
 -- ARGV[4..] = pairs id, token. Starts held jobs: 'sa' set (and their 'active' event), out of <qp>h, when the
 -- lease is still held and the queue is not paused (a claim would skip it). Returns per item 1 (started) or 0
 -- (refused). One read per job (the lease check and the event's fields together), one ZREM for the batch.
@@ -1384,11 +1388,11 @@ local out, started = {}, {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local h = jkey(id)
-  local f = not paused and redis.call('HMGET', h, 's', 'lt', 'sa', 't', 'a', 'w')
-  if f and f[1] == 'active' and (f[2] or '0') == ARGV[i + 1] then
-    if not f[3] then
+  local f = not paused and held_fields(h, ARGV[i + 1], 'sa', 't', 'a', 'w')
+  if f then
+    if not f[1] then
       redis.call('HSET', h, 'sa', fmt(now))
-      emit('active', QUEUE, id, f[4], f[5], '{"workerId":' .. cjson.encode(f[6] or '') .. '}')
+      emit('active', QUEUE, id, f[2], f[3], '{"workerId":' .. cjson.encode(f[4] or '') .. '}')
     end
     started[#started + 1] = id
     out[#out + 1] = 1
