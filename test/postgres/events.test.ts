@@ -6,7 +6,16 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PostgresStore } from "../../src/store/postgres/postgres-store.js";
-import { dropSchema, newJob, openStore, SHARED_URL, uniqueSchema, urlWithSchema } from "./pg-test-utils.js";
+import { statements } from "../../src/store/postgres/sql.js";
+import {
+  dropSchema,
+  newJob,
+  openStore,
+  SHARED_URL,
+  uniqueSchema,
+  urlWithSchema,
+  withAdmin,
+} from "./pg-test-utils.js";
 
 const schema = uniqueSchema("sluice_ev");
 const url = urlWithSchema(SHARED_URL, schema);
@@ -92,5 +101,119 @@ describe("postgres fleet events", () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+/**
+ * Event pruning in windows of ids (postgres-store.ts `pruneEvents`): the events table has no b-tree, so a
+ * prune must never read and sort the whole table to find the oldest events.
+ */
+describe("postgres event pruning", () => {
+  const pschema = uniqueSchema("sluice_evp");
+  const purl = urlWithSchema(SHARED_URL, pschema);
+  let pstore: PostgresStore;
+  const sql = (text: string, values: unknown[] = []) =>
+    withAdmin(SHARED_URL, async (c) => (await c.query(text, values)).rows);
+  /** Appends `n` events straight to the table (ids from its sequence, as transitions take them). */
+  const append = (n: number) =>
+    sql(
+      `INSERT INTO "${pschema}".events (at, type, queue, job_id, task, attempt)
+       SELECT $1::bigint, 'completed', 'q', 'j' || g, 't', 1 FROM generate_series(1, $2::int) g`,
+      [Date.now(), n],
+    );
+  const ids = async () =>
+    (await sql(`SELECT id FROM "${pschema}".events ORDER BY id`)).map((r) => Number(r.id));
+  /** Prunes until a call deletes nothing; the number deleted. */
+  const pruneAll = async (options: { limit: number; maxEvents?: number; eventsBefore?: number }) => {
+    let total = 0;
+    for (let calls = 0; calls < 1_000; calls++) {
+      const { events } = await pstore.prune({ workersSilentSince: 0, ...options });
+      if (events === 0) return total;
+      total += events;
+    }
+    throw new Error("prune never finished");
+  };
+
+  beforeAll(async () => {
+    pstore = await openStore(purl);
+  });
+  afterAll(async () => {
+    await pstore?.close();
+    await dropSchema(SHARED_URL, pschema);
+  });
+
+  it("keeps the newest maxEvents across a gap of ids that never became events", async () => {
+    await sql(`TRUNCATE "${pschema}".events`);
+    await append(300);
+    // A rolled-back bulk enqueue took 50,000 ids and wrote nothing.
+    await sql(`SELECT nextval('"${pschema}".events_id_seq') FROM generate_series(1, 50000)`);
+    await append(20);
+    const newest = (await ids()).slice(-10);
+    expect(await pruneAll({ limit: 100, maxEvents: 10 })).toBe(310);
+    expect(await ids()).toEqual(newest);
+    const [state] = await sql(`SELECT pruned_id FROM "${pschema}".event_state`);
+    expect(Number(state?.pruned_id)).toBe((newest[0] as number) - 1);
+  });
+
+  it("deletes a due event that committed after a prune passed its id", async () => {
+    const queue = "late-commit";
+    const app = new pg.Client({ connectionString: SHARED_URL });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      const late = newJob({ queue });
+      await pstore.enqueue([late], { transaction: app }); // its event takes an id and stays uncommitted
+      await pstore.enqueue(Array.from({ length: 5 }, () => newJob({ queue })));
+      // Keep the newest two: the late event's id is due, but the prune cannot see it yet.
+      await pruneAll({ limit: 1_000, maxEvents: 2 });
+      await app.query("COMMIT");
+      const lateEvent = async () => sql(`SELECT id FROM "${pschema}".events WHERE job_id = $1`, [late.id]);
+      expect(await lateEvent()).toHaveLength(1);
+      await pstore.enqueue([newJob({ queue })]);
+      await pruneAll({ limit: 1_000, maxEvents: 2 });
+      expect(await lateEvent()).toEqual([]);
+      expect(await ids()).toHaveLength(2);
+    } finally {
+      await app.query("ROLLBACK").catch(() => undefined);
+      await app.end();
+    }
+  });
+
+  it("reads a window of ids, never the whole table, to find what to prune", async () => {
+    await sql(`TRUNCATE "${pschema}".events`);
+    await append(50_000);
+    await sql(`ANALYZE "${pschema}".events`);
+    const [window] = await sql(statements(`"${pschema}"`, true).eventWindow);
+    const lo = Number(window?.lo);
+    const lastId = Number(window?.last_id);
+    // The window the store deletes first: 1,000 ids after the newest pruned, all but the newest 100 due.
+    const [plan] = await sql(`EXPLAIN (FORMAT JSON) ${statements(`"${pschema}"`, true).pruneEvents}`, [
+      lo + 1_000,
+      lastId - 100,
+      Date.now() - 60_000,
+      lo,
+    ]);
+    const nodes: { type: string; relation?: string }[] = [];
+    const walk = (node: Record<string, unknown>) => {
+      nodes.push({
+        type: node["Node Type"] as string,
+        relation: node["Relation Name"] as string | undefined,
+      });
+      for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+    };
+    const explained = plan?.["QUERY PLAN"] as { Plan: Record<string, unknown> }[] | undefined;
+    walk(explained?.[0]?.Plan ?? {});
+    const onEvents = nodes.filter((n) => n.relation === "events");
+    expect(onEvents.length).toBeGreaterThan(0);
+    expect(onEvents.map((n) => n.type)).not.toContain("Seq Scan");
+    expect(nodes.map((n) => n.type)).not.toContain("Sort");
+    // And it deletes what the window holds: the oldest events, those with ids up to lo + 1,000.
+    const before = await ids();
+    const inWindow = before.filter((id) => id <= lo + 1_000).length;
+    expect(inWindow).toBeGreaterThan(900);
+    expect(await pstore.prune({ limit: 1_000, workersSilentSince: 0, maxEvents: 100 })).toMatchObject({
+      events: inWindow,
+    });
+    expect(await ids()).toEqual(before.slice(inWindow));
   });
 });

@@ -787,17 +787,44 @@ export class PostgresStore implements Store {
        SELECT 1`,
       [MAX_WINDOW_MS, options.limit],
     );
-    let events = 0;
-    if (options.eventsBefore !== undefined || options.maxEvents !== undefined) {
-      const gone = await this.query<{ n: number }>("prune events", this.sql.pruneEvents, [
-        options.limit,
-        options.eventsBefore ?? null,
-        options.maxEvents ?? null,
-      ]);
-      events = num(gone[0]?.n ?? 0);
-    }
+    const events = await this.pruneEvents(options.limit, options.eventsBefore, options.maxEvents);
     await this.vacuumIfDue();
     return { jobs: num(jobs), workers: num(workers[0]?.n ?? 0), events };
+  }
+
+  /**
+   * Deletes the oldest events that are due (older than `before`, or beyond the newest `max`), about `limit`
+   * at a time: those in the window of `limit` ids after the newest id pruned so far (ids come from one
+   * sequence, so a window holds at most `limit` events). A window with no event at all is a gap of ids
+   * that never became events (a rolled-back transaction's): the window widens, 8× each time, until it
+   * reaches an event or the newest id. Each step is a BRIN range scan, whatever the table holds.
+   */
+  private async pruneEvents(
+    limit: number,
+    before: number | undefined,
+    max: number | undefined,
+  ): Promise<number> {
+    if (limit <= 0 || (before === undefined && max === undefined)) return 0;
+    const [window] = await this.query<{ lo: number | string; last_id: number | string }>(
+      "prune events",
+      this.sql.eventWindow,
+    );
+    if (!window) return 0;
+    const lo = num(window.lo);
+    const lastId = num(window.last_id);
+    // All but the newest `max` ids (the events the sequence handed out last) are due.
+    const keepAfter = max === undefined ? null : lastId - Math.max(0, max);
+    for (let width = limit; lo < lastId; width *= 8) {
+      const end = Math.min(lo + width, lastId);
+      const [row] = await this.query<{ n: number; window_rows: boolean }>(
+        "prune events",
+        this.sql.pruneEvents,
+        [end, keepAfter, before ?? null, lo],
+      );
+      const n = num(row?.n ?? 0);
+      if (n > 0 || row?.window_rows || end >= lastId) return n;
+    }
+    return 0;
   }
 
   /**

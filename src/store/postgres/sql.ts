@@ -280,19 +280,29 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
     // $1 after (null: from the oldest), $2 the sequence's last value, $3 the settled horizon, $4 queue,
     // $5 job id, $6 limit. Reset: $1 older than the newest pruned id, or newer than any id handed out.
     readEvents: `SELECT * FROM ${s}.read_events($1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::int)`,
-    // Oldest first, at most $1 rows: older than $2 (ms), or beyond the newest $3. The newest id deleted is
-    // recorded in the same statement (event_state), so readers learn about the loss exactly when it commits.
+    // Event pruning (PostgresStore.pruneEvents), in id windows from the newest id pruned so far: the events
+    // table has no b-tree (migration 10), so "the oldest N events" or "all but the newest N" read and sorted
+    // the whole table, every call (measured: 0.9 s per call of 5,000 with 3M events, the maintenance pass
+    // pruning back to back after a burst). A window is a BRIN range scan instead.
+    eventWindow: `SELECT st.pruned_id::bigint AS lo,
+        (SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END FROM ${s}.events_id_seq q)::bigint AS last_id
+      FROM ${s}.event_state st`,
+    // Deletes the due events with ids up to $1 (the window's end; also any left below its start, events of a
+    // transaction that committed after a prune passed their ids): ids <= $2 (beyond the newest N; NULL: no
+    // cap) or older than $3 (ms; NULL: no age). The newest id deleted is recorded in the same statement
+    // (event_state), so readers learn about the loss exactly when it commits. window_rows: whether any
+    // event has an id in ($4, $1], the window (none: a gap of ids that never became events); a count, not
+    // EXISTS, which the planner answers with a sequential scan (it expects an early row), the whole table
+    // when the window is a gap.
     pruneEvents: `WITH gone AS (
-        DELETE FROM ${s}.events WHERE id IN (
-          SELECT id FROM ${s}.events
-          WHERE ($2::bigint IS NOT NULL AND at < $2::bigint)
-             OR ($3::int IS NOT NULL AND id <= (SELECT id FROM ${s}.events ORDER BY id DESC OFFSET $3::int LIMIT 1))
-          ORDER BY id LIMIT $1)
-        RETURNING id),
+        DELETE FROM ${s}.events e
+        WHERE e.id <= $1::bigint AND (e.id <= $2::bigint OR ($3::bigint IS NOT NULL AND e.at < $3::bigint))
+        RETURNING e.id),
       noted AS (
         UPDATE ${s}.event_state SET pruned_id = greatest(pruned_id, (SELECT max(id) FROM gone))
         WHERE EXISTS (SELECT 1 FROM gone))
-      SELECT count(*)::int AS n FROM gone`,
+      SELECT (SELECT count(*)::int FROM gone) AS n,
+        (SELECT count(*) FROM ${s}.events x WHERE x.id > $4::bigint AND x.id <= $1::bigint) > 0 AS window_rows`,
     pruneWorkers: `WITH gone AS (DELETE FROM ${s}.workers WHERE last_heartbeat_at < $1 RETURNING 1)
       SELECT count(*)::int AS n FROM gone`,
     tryLead: `INSERT INTO ${s}.leaders (name, owner, expires_at) VALUES ($1, $2, ${NOW_MS} + $3::bigint)
