@@ -123,15 +123,34 @@ describe("postgres event pruning", () => {
     );
   const ids = async () =>
     (await sql(`SELECT id FROM "${pschema}".events ORDER BY id`)).map((r) => Number(r.id));
-  /** Prunes until a call deletes nothing; the number deleted. */
+  /** Prunes until a call deletes nothing; the number deleted (each call at most `limit`). */
   const pruneAll = async (options: { limit: number; maxEvents?: number; eventsBefore?: number }) => {
     let total = 0;
     for (let calls = 0; calls < 1_000; calls++) {
       const { events } = await pstore.prune({ workersSilentSince: 0, ...options });
+      expect(events).toBeLessThanOrEqual(options.limit);
       if (events === 0) return total;
       total += events;
     }
     throw new Error("prune never finished");
+  };
+  /** The plan's node types on the events table, and every node type, of `text` run with `values`. */
+  const planOf = async (text: string, values: unknown[]) => {
+    const [plan] = await sql(`EXPLAIN (FORMAT JSON) ${text}`, values);
+    const nodes: { type: string; relation?: string }[] = [];
+    const walk = (node: Record<string, unknown>) => {
+      nodes.push({
+        type: node["Node Type"] as string,
+        relation: node["Relation Name"] as string | undefined,
+      });
+      for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+    };
+    const explained = plan?.["QUERY PLAN"] as { Plan: Record<string, unknown> }[] | undefined;
+    walk(explained?.[0]?.Plan ?? {});
+    return {
+      onEvents: nodes.filter((n) => n.relation === "events").map((n) => n.type),
+      all: nodes.map((n) => n.type),
+    };
   };
 
   beforeAll(async () => {
@@ -183,30 +202,19 @@ describe("postgres event pruning", () => {
     await sql(`TRUNCATE "${pschema}".events`);
     await append(50_000);
     await sql(`ANALYZE "${pschema}".events`);
-    const [window] = await sql(statements(`"${pschema}"`, true).eventWindow);
+    const statementsOf = statements(`"${pschema}"`, true);
+    const [window] = await sql(statementsOf.eventWindow);
     const lo = Number(window?.lo);
     const lastId = Number(window?.last_id);
     // The window the store deletes first: 1,000 ids after the newest pruned, all but the newest 100 due.
-    const [plan] = await sql(`EXPLAIN (FORMAT JSON) ${statements(`"${pschema}"`, true).pruneEvents}`, [
-      lo + 1_000,
-      lastId - 100,
-      Date.now() - 60_000,
-      lo,
-    ]);
-    const nodes: { type: string; relation?: string }[] = [];
-    const walk = (node: Record<string, unknown>) => {
-      nodes.push({
-        type: node["Node Type"] as string,
-        relation: node["Relation Name"] as string | undefined,
-      });
-      for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
-    };
-    const explained = plan?.["QUERY PLAN"] as { Plan: Record<string, unknown> }[] | undefined;
-    walk(explained?.[0]?.Plan ?? {});
-    const onEvents = nodes.filter((n) => n.relation === "events");
-    expect(onEvents.length).toBeGreaterThan(0);
-    expect(onEvents.map((n) => n.type)).not.toContain("Seq Scan");
-    expect(nodes.map((n) => n.type)).not.toContain("Sort");
+    const prune = await planOf(statementsOf.pruneEvents, [lo + 1_000, lastId - 100, Date.now() - 60_000, lo]);
+    expect(prune.onEvents.length).toBeGreaterThan(0);
+    expect(prune.onEvents).not.toContain("Seq Scan");
+    expect(prune.all).not.toContain("Sort");
+    // The look for the next event past a gap of ids is a range scan too.
+    const next = await planOf(statementsOf.nextEvent, [lo + 1_000, lo + 9_000]);
+    expect(next.onEvents.length).toBeGreaterThan(0);
+    expect(next.onEvents).not.toContain("Seq Scan");
     // And it deletes what the window holds: the oldest events, those with ids up to lo + 1,000.
     const before = await ids();
     const inWindow = before.filter((id) => id <= lo + 1_000).length;

@@ -793,11 +793,11 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Deletes the oldest events that are due (older than `before`, or beyond the newest `max`), about `limit`
-   * at a time: those in the window of `limit` ids after the newest id pruned so far (ids come from one
-   * sequence, so a window holds at most `limit` events). A window with no event at all is a gap of ids
-   * that never became events (a rolled-back transaction's): the window widens, 8× each time, until it
-   * reaches an event or the newest id. Each step is a BRIN range scan, whatever the table holds.
+   * Deletes the oldest events that are due (older than `before`, or beyond the newest `max`): those in the
+   * window of `limit` ids after the newest id pruned so far (ids come from one sequence, so a window holds
+   * at most `limit` events), and any below it that committed late. A window with no event at all is a gap
+   * of ids that never became events (a rolled-back transaction's): the window moves to the next event,
+   * looked for in ranges 8× wider each time. Each step is a BRIN range scan, whatever the table holds.
    */
   private async pruneEvents(
     limit: number,
@@ -814,15 +814,28 @@ export class PostgresStore implements Store {
     const lastId = num(window.last_id);
     // All but the newest `max` ids (the events the sequence handed out last) are due.
     const keepAfter = max === undefined ? null : lastId - Math.max(0, max);
-    for (let width = limit; lo < lastId; width *= 8) {
-      const end = Math.min(lo + width, lastId);
+    let start = lo;
+    while (start < lastId) {
+      const end = Math.min(start + limit, lastId);
       const [row] = await this.query<{ n: number; window_rows: boolean }>(
         "prune events",
         this.sql.pruneEvents,
-        [end, keepAfter, before ?? null, lo],
+        [end, keepAfter, before ?? null, start],
       );
       const n = num(row?.n ?? 0);
-      if (n > 0 || row?.window_rows || end >= lastId) return n;
+      if (n > 0 || row?.window_rows) return n;
+      // No event in the window: a gap of ids that never became events. The next window starts at the next
+      // event, looked for in ranges 8× wider each time (each a BRIN range scan).
+      let next: number | null = null;
+      for (let from = end, width = limit * 8; next === null && from < lastId; from += width, width *= 8) {
+        const [found] = await this.query<{ id: number | string | null }>("prune events", this.sql.nextEvent, [
+          from,
+          Math.min(from + width, lastId),
+        ]);
+        next = found?.id == null ? null : num(found.id);
+      }
+      if (next === null) return 0;
+      start = next - 1;
     }
     return 0;
   }

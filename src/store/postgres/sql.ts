@@ -294,6 +294,8 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
     // event has an id in ($4, $1], the window (none: a gap of ids that never became events); a count, not
     // EXISTS, which the planner answers with a sequential scan (it expects an early row), the whole table
     // when the window is a gap.
+    // The first event with an id in ($1, $2] (pruneEvents crossing a gap of ids).
+    nextEvent: `SELECT min(id) AS id FROM ${s}.events WHERE id > $1::bigint AND id <= $2::bigint`,
     pruneEvents: `WITH gone AS (
         DELETE FROM ${s}.events e
         WHERE e.id <= $1::bigint AND (e.id <= $2::bigint OR ($3::bigint IS NOT NULL AND e.at < $3::bigint))
