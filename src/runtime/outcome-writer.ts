@@ -216,10 +216,7 @@ export class OutcomeWriter {
       items,
       this.completions,
       (starts) => this.store.start(starts),
-      async (both, starts, completions) => {
-        const { started, completed } = await both(completions, starts);
-        return [started, completed];
-      },
+      (both, starts, completions) => both(completions, starts).then((r) => [r.started, r.completed]),
     );
   }
 
@@ -229,10 +226,7 @@ export class OutcomeWriter {
       items,
       this.starts,
       (completions) => this.store.complete(completions),
-      async (both, completions, starts) => {
-        const { completed, started } = await both(completions, starts);
-        return [completed, started];
-      },
+      (both, completions, starts) => both(completions, starts).then((r) => [r.completed, r.started]),
     );
   }
 

@@ -615,8 +615,9 @@ export interface Store {
    * Deletes completed jobs past their retention, workers silent since `workersSilentSince`, and fleet
    * events older than `eventsBefore` (epoch ms) or beyond the newest `maxEvents` (at most `limit` of each
    * per call; Redis trims its stream approximately, and PostgreSQL also deletes the due events below its
-   * window of `limit` ids whose transactions committed after an earlier prune passed their ids). Remembers the newest event id pruned, so `readEvents`
-   * can tell a reader that asks for one that it lost events (`reset`).
+   * window of `limit` ids whose transactions committed after an earlier prune passed their ids). Remembers
+   * the newest event id pruned, so `readEvents` can tell a reader that asks for one that it lost events
+   * (`reset`).
    */
   prune(options: {
     limit: number;

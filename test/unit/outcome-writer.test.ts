@@ -15,9 +15,16 @@ import type { CompleteRequest, LeaseRef, Store } from "../../src/store/contract.
 const job = (id: string): JobRecord =>
   ({ id, queue: "q", task: "t", attempt: 1, leaseToken: 1, startedAt: null }) as unknown as JobRecord;
 
-/** A store that records its outcome writes; `combined` decides what completeAndStart does (absent: none). */
-function fakeStore(combined?: "ok" | "refuse", linger: Linger | null = { ms: 1_000, below: 8 }) {
+/**
+ * A store that records its outcome writes; `combined` decides what completeAndStart does (absent: none;
+ * "fence-completions": it applies the starts and refuses the completions, as for a lost lease).
+ */
+function fakeStore(
+  combined?: "ok" | "refuse" | "fence-completions",
+  linger: Linger | null = { ms: 1_000, below: 8 },
+) {
   const calls: string[] = [];
+  const fenced: string[] = [];
   const store = {
     async complete(requests: readonly CompleteRequest[]) {
       calls.push(`complete ${requests.map((r) => r.id).join(",")}`);
@@ -32,7 +39,8 @@ function fakeStore(combined?: "ok" | "refuse", linger: Linger | null = { ms: 1_0
       async completeAndStart(completions: readonly CompleteRequest[], starts: readonly LeaseRef[]) {
         calls.push(`both ${completions.map((r) => r.id).join(",")} ${starts.map((l) => l.id).join(",")}`);
         if (combined === "refuse") throw new StoreUnavailableError("refused", { rejected: true });
-        return { completed: completions.map(() => true), started: starts.map(() => true) };
+        const completed = completions.map(() => combined !== "fence-completions");
+        return { completed, started: starts.map(() => true) };
       },
     }),
   } as unknown as Store;
@@ -41,8 +49,9 @@ function fakeStore(combined?: "ok" | "refuse", linger: Linger | null = { ms: 1_0
     // By default held long enough that a start always finds the completion still queued.
     completionLinger: linger,
     onWriteSettled: () => {},
+    onFenced: (fencedJob) => fenced.push(fencedJob.id),
   });
-  return { calls, writer };
+  return { calls, fenced, writer };
 }
 
 describe("outcome writer: completions riding on start writes", () => {
@@ -92,5 +101,20 @@ describe("outcome writer: completions riding on start writes", () => {
     expect(await started).toBe(true);
     expect(calls).toEqual(["both a b", "complete a", "start b"]);
     expect(writer.unwritten).toBe(0);
+  });
+
+  it("gives each side its own result, whichever write carried the other", async () => {
+    // A start write carrying a completion: the start applied, the completion refused.
+    const first = fakeStore("fence-completions");
+    first.writer.complete(job("a"), Date.now(), null);
+    expect(await first.writer.markStarted(job("b"))).toBe(true);
+    expect(first.fenced).toEqual(["a"]);
+    // A completion write carrying a start: the same results, the other way round.
+    const second = fakeStore("fence-completions", null);
+    second.writer.complete(job("a"), Date.now(), null);
+    expect(await second.writer.markStarted(job("b"))).toBe(true);
+    await second.writer.flush();
+    expect(second.calls).toEqual(["both a b"]);
+    expect(second.fenced).toEqual(["a"]);
   });
 });

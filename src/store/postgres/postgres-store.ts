@@ -810,12 +810,12 @@ export class PostgresStore implements Store {
       this.sql.eventWindow,
     );
     if (!window) return 0;
-    const lo = num(window.lo);
     const lastId = num(window.last_id);
     // All but the newest `max` ids (the events the sequence handed out last) are due.
     const keepAfter = max === undefined ? null : lastId - Math.max(0, max);
-    let start = lo;
-    while (start < lastId) {
+    // The window's bounds go to the delete as values, not read inside it: with them the planner sees how few
+    // rows the window holds and picks the BRIN range scan (from a subquery it assumes a third of the table).
+    for (let start = num(window.lo); start < lastId; ) {
       const end = Math.min(start + limit, lastId);
       const [row] = await this.query<{ n: number; window_rows: boolean }>(
         "prune events",
@@ -824,20 +824,24 @@ export class PostgresStore implements Store {
       );
       const n = num(row?.n ?? 0);
       if (n > 0 || row?.window_rows) return n;
-      // No event in the window: a gap of ids that never became events. The next window starts at the next
-      // event, looked for in ranges 8× wider each time (each a BRIN range scan).
-      let next: number | null = null;
-      for (let from = end, width = limit * 8; next === null && from < lastId; from += width, width *= 8) {
-        const [found] = await this.query<{ id: number | string | null }>("prune events", this.sql.nextEvent, [
-          from,
-          Math.min(from + width, lastId),
-        ]);
-        next = found?.id == null ? null : num(found.id);
-      }
+      // No event in the window: a gap of ids that never became events. The next window starts at the next event.
+      const next = await this.nextEventAfter(end, lastId, limit * 8);
       if (next === null) return 0;
       start = next - 1;
     }
     return 0;
+  }
+
+  /** The first event with an id in (`from`, `upto`], looked for in ranges `width` wide, 8× wider each time. */
+  private async nextEventAfter(from: number, upto: number, width: number): Promise<number | null> {
+    for (let lo = from, w = width; lo < upto; lo += w, w *= 8) {
+      const [found] = await this.query<{ id: number | string | null }>("prune events", this.sql.nextEvent, [
+        lo,
+        Math.min(lo + w, upto),
+      ]);
+      if (found?.id != null) return num(found.id);
+    }
+    return null;
   }
 
   /**

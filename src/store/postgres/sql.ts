@@ -282,11 +282,13 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
     readEvents: `SELECT * FROM ${s}.read_events($1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::int)`,
     // Event pruning (PostgresStore.pruneEvents), in id windows from the newest id pruned so far: the events
     // table has no b-tree (migration 10), so "the oldest N events" or "all but the newest N" read and sorted
-    // the whole table, every call (measured: 0.9 s per call of 5,000 with 3M events, the maintenance pass
-    // pruning back to back after a burst). A window is a BRIN range scan instead.
+    // the whole table, every call (1.4 s per call of 5,000 with 3M events, `npm run bench:event-prune`: the
+    // maintenance pass pruned back to back after a burst). A window is a BRIN range scan instead.
     eventWindow: `SELECT st.pruned_id::bigint AS lo,
         (SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END FROM ${s}.events_id_seq q)::bigint AS last_id
       FROM ${s}.event_state st`,
+    // The first event with an id in ($1, $2] (pruneEvents crossing a gap of ids).
+    nextEvent: `SELECT min(id) AS id FROM ${s}.events WHERE id > $1::bigint AND id <= $2::bigint`,
     // Deletes the due events with ids up to $1 (the window's end; also any left below its start, events of a
     // transaction that committed after a prune passed their ids): ids <= $2 (beyond the newest N; NULL: no
     // cap) or older than $3 (ms; NULL: no age). The newest id deleted is recorded in the same statement
@@ -294,8 +296,6 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
     // event has an id in ($4, $1], the window (none: a gap of ids that never became events); a count, not
     // EXISTS, which the planner answers with a sequential scan (it expects an early row), the whole table
     // when the window is a gap.
-    // The first event with an id in ($1, $2] (pruneEvents crossing a gap of ids).
-    nextEvent: `SELECT min(id) AS id FROM ${s}.events WHERE id > $1::bigint AND id <= $2::bigint`,
     pruneEvents: `WITH gone AS (
         DELETE FROM ${s}.events e
         WHERE e.id <= $1::bigint AND (e.id <= $2::bigint OR ($3::bigint IS NOT NULL AND e.at < $3::bigint))
