@@ -34,6 +34,16 @@ const DUE_REFRESH_MS = 250;
  * rate-limit window reopening; freed slots still look for that, this often.
  */
 export const DRY_CLAIM_MS = 100;
+/**
+ * Unwritten outcomes a worker may run ahead of its writes on top of the start allowance (twice the
+ * claim's): how many more finished-but-unwritten jobs a crash may run again, whatever the concurrency.
+ * Outcomes pile up only while jobs finish faster than one write returns, so these are jobs that all
+ * finished within one write's round trip. At concurrency 1 on PostgreSQL a completion waits for the WAL
+ * flush and the writer batches only what queued meanwhile: 8 capped a worker at about 10 jobs per write
+ * (5.2–5.4k jobs/s, worker in a child); 32 gave 7.2–7.6k on a third less worker CPU per job, and more
+ * gained nothing (docs/benchmarks.md).
+ */
+export const UNWRITTEN_SLACK = 32;
 /** Longest claim back-off after repeated failures. */
 const MAX_BACKOFF_MS = 10_000;
 
@@ -167,7 +177,7 @@ export class FetchLoop {
 
   /**
    * The same for starting a job already claimed (worker.ts `startHeld`), against twice the allowance plus
-   * eight. A store that keeps up never holds a start back for long: at concurrency 1 on PostgreSQL the
+   * UNWRITTEN_SLACK. A store that keeps up never holds a start back for long: at concurrency 1 on PostgreSQL the
    * writer is nearly saturated (a completion waits for the WAL flush) and its batches grow only while
    * outcomes queue, so the claim's allowance cost about 15 % of the jobs/s. A store that lags stops the
    * started-but-unwritten jobs there, where before every held job (up to 100 on "auto") ran and finished
@@ -175,7 +185,7 @@ export class FetchLoop {
    * a crash runs again (docs/reliability.md).
    */
   unwrittenPastStartAllowance(): number {
-    return Math.max(0, this.host.unwritten() - (2 * this.allowance() + 8));
+    return Math.max(0, this.host.unwritten() - (2 * this.allowance() + UNWRITTEN_SLACK));
   }
 
   private allowance(): number {

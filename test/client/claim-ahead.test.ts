@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import type { Store } from "../../src/store/contract.js";
+import { UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
 import { ENGINE_NAMES } from "../support/engines/index.js";
 import { isolatedSluices } from "../support/engines/isolated-sluices.js";
 import { deferred, until } from "../support/wait.js";
@@ -114,25 +115,25 @@ describe("prefetch auto while outcome writes lag (postgres)", () => {
       }
       return complete(requests);
     };
-    // Completions also ride on start writes (completeAndStart): a lagging store lags there too.
+    // Completions also ride on start writes (completeAndStart). While stalled that call fails, so the
+    // starts are written alone and go through, and the completions wait in `complete`: otherwise no held
+    // job could start either, and the bound below would hold without the gate it tests.
     const completeAndStart = store.completeAndStart?.bind(store);
     if (completeAndStart) {
       store.completeAndStart = async (completions, leases) => {
-        if (stalled) {
-          stalledWrites++;
-          await gate.promise;
-        }
+        if (stalled) throw new Error("completion writes are stalled");
         return completeAndStart(completions, leases);
       };
     }
-    // Writes stall (once) the moment a claim of 40 or more returns, before the worker sees its jobs, so at
-    // least 40 claimed jobs are held and not yet run (concurrency 1). Polling for the big claim instead raced
-    // the worker, which ran part of the batch before the stall (CI saw 37 held).
+    // Writes stall (once) the moment a claim of more than twice the bound below returns, before the worker
+    // sees its jobs, so that many claimed jobs are held and not yet run (concurrency 1). Polling for the
+    // big claim instead raced the worker, which ran part of the batch before the stall (CI saw 37 held).
+    const concurrency = 1;
+    const bound = 2 * (concurrency + 2 * concurrency + UNWRITTEN_SLACK);
     let ranAtStall = -1;
     countCalls(store, (jobs) => {
-      if (ranAtStall < 0 && jobs.length >= 40) [stalled, ranAtStall] = [true, runs.size];
+      if (ranAtStall < 0 && jobs.length > bound) [stalled, ranAtStall] = [true, runs.size];
     });
-    const concurrency = 1;
     const worker = sluice.worker({ queues: ["lag"], concurrency });
     await worker.start();
     await until("the worker holds jobs ahead", () => stalled, 30_000);
@@ -147,10 +148,10 @@ describe("prefetch auto while outcome writes lag (postgres)", () => {
       },
       20_000,
     );
-    // Without the bound every held job runs (at least 40). With it, running plus unwritten stays within
-    // concurrency + the start allowance (2 × concurrency + 8); the outcomes in flight at the stall, which
-    // may still be stored, free at most that many again.
-    expect(runs.size - ranAtStall).toBeLessThanOrEqual(2 * (concurrency + 2 * concurrency + 8));
+    // Without the bound every held job runs (more than `bound`). With it, running plus unwritten stays
+    // within concurrency + the start allowance (2 × concurrency + UNWRITTEN_SLACK); the outcomes in flight
+    // at the stall, which may still be stored, free at most that many again.
+    expect(runs.size - ranAtStall).toBeLessThanOrEqual(bound);
     stalled = false;
     gate.resolve();
     await until("every job ran", () => runs.size === total, 60_000);
