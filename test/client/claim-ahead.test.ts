@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
-import type { Store } from "../../src/store/contract.js";
 import { UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
+import type { Store } from "../../src/store/contract.js";
 import { ENGINE_NAMES } from "../support/engines/index.js";
 import { isolatedSluices } from "../support/engines/isolated-sluices.js";
 import { deferred, until } from "../support/wait.js";
