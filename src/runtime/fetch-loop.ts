@@ -6,8 +6,8 @@
  *                (`store.nextRunAt`), or the jittered safety poll (`pollMs`), whichever comes first
  *   claiming     one claim in flight (never two); a wake-up meanwhile leaves one more claim to follow
  *   full         no free slot (running + held = concurrency + prefetch): a finished job wakes it
- *   write-bound  unwritten outcomes exceed one slot's worth per slot, so each takes a slot: every
- *                stored outcome wakes it (backpressure on a slow store)
+ *   write-bound  unwritten outcomes exceed one slot's worth per slot (at least UNWRITTEN_SLACK), so each
+ *                takes a slot: every stored outcome wakes it (backpressure on a slow store)
  *   backing off  the last claim failed: the next try is after 200 ms, doubling to 10 s
  *   stopped      no more claims; a claim in flight when it stopped hands its jobs straight back
  *
@@ -35,13 +35,14 @@ const DUE_REFRESH_MS = 250;
  */
 export const DRY_CLAIM_MS = 100;
 /**
- * Unwritten outcomes a worker may run ahead of its writes on top of the start allowance (twice the
- * claim's): how many more finished-but-unwritten jobs a crash may run again, whatever the concurrency.
- * Outcomes pile up only while jobs finish faster than one write returns, so these are jobs that all
- * finished within one write's round trip. At concurrency 1 on PostgreSQL a completion waits for the WAL
- * flush and the writer batches only what queued meanwhile: 8 capped a worker at about 10 jobs per write
- * (5.2–5.4k jobs/s, worker in a child); 32 gave 7.2–7.6k on a third less worker CPU per job, and more
- * gained nothing (docs/benchmarks.md).
+ * Unwritten outcomes a worker may run ahead of its writes whatever its concurrency. The start's allowance
+ * (twice the claim's) gets this many more before unwritten outcomes hold held jobs back: that is what bounds
+ * how many finished-but-unwritten jobs a crash may run again. The claim's allowance (one per slot, plus a
+ * fixed prefetch) is at least this before unwritten outcomes take claim slots. Outcomes pile up only while
+ * jobs finish faster than one write returns, so these are jobs that all finished within one write's round
+ * trip. On PostgreSQL a completion waits for the WAL flush and the writer batches what queued meanwhile:
+ * with 8 on the start's allowance and the claim's at the concurrency, a worker at concurrency 1 ran about
+ * 10 jobs per write and claimed only while one outcome or none was unwritten (docs/benchmarks.md).
  */
 export const UNWRITTEN_SLACK = 32;
 /** Longest claim back-off after repeated failures. */
@@ -167,12 +168,12 @@ export class FetchLoop {
 
   /**
    * Unwritten outcomes past the claim's allowance, each of which takes a slot: one slot's worth per slot
-   * (`concurrency`), plus a fixed prefetch the user chose. Jobs held ahead on "auto" do not widen it:
-   * done-but-unwritten jobs run again if the worker dies, and how many may is the user's concurrency (plus
-   * a prefetch they chose), not a rate estimate.
+   * (`concurrency`), plus a fixed prefetch the user chose, and at least UNWRITTEN_SLACK. Jobs held ahead on
+   * "auto" do not widen it: how many jobs a worker holds while its store lags is the user's concurrency
+   * (plus a prefetch they chose), not a rate estimate.
    */
   unwrittenPastAllowance(): number {
-    return Math.max(0, this.host.unwritten() - this.allowance());
+    return Math.max(0, this.host.unwritten() - Math.max(this.allowance(), UNWRITTEN_SLACK));
   }
 
   /**

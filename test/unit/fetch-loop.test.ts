@@ -1,14 +1,14 @@
 /**
  * The fetch loop against a scripted store: jobs held ahead on prefetch "auto" (sized by the observed start
- * rate) never widen the allowance of finished-but-unwritten outcomes, which stays the concurrency: those
- * jobs run again if the worker dies, and the chaos suite's duplicates-per-kill bound assumes it.
+ * rate) never widen the allowance of finished-but-unwritten outcomes past which the loop stops claiming,
+ * which stays the concurrency (at least UNWRITTEN_SLACK): how many jobs a worker holds while its store lags.
  */
 import { setImmediate as turn } from "node:timers/promises";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/index.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
-import { DRY_CLAIM_MS, FetchLoop } from "../../src/runtime/fetch-loop.js";
+import { DRY_CLAIM_MS, FetchLoop, UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
 import { QueueSelector } from "../../src/runtime/queue-selector.js";
 import type { ClaimRequest, Store } from "../../src/store/contract.js";
 import { until } from "../support/wait.js";
@@ -72,6 +72,24 @@ describe("fetch loop", () => {
     // The claim in flight when outcomes stopped may land; no claim starts after it.
     expect(claims.length - before).toBeLessThanOrEqual(1);
     expect(counts.started).toBeGreaterThan(50);
+  });
+
+  it("claims while unwritten outcomes are within UNWRITTEN_SLACK at low concurrency, and none past it", async () => {
+    let unwritten = UNWRITTEN_SLACK;
+    const { claims, loop } = instantJobs({ concurrency: 1, unwritten: () => unwritten });
+    loop.start();
+    // Exactly at the allowance: nothing past it, so claims go on.
+    await until("claims at the allowance", () => claims.length >= 5, 5_000);
+    unwritten++;
+    const before = claims.length;
+    for (let i = 0; i < 5; i++) {
+      loop.wake();
+      await turn();
+      await turn();
+    }
+    await loop.stop(1_000);
+    // The claim in flight when the outcome was added may land; no claim starts after it.
+    expect(claims.length - before).toBeLessThanOrEqual(1);
   });
 
   it("on prefetch auto, holds nothing ahead while each claim already fills many slots", async () => {
