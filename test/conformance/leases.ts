@@ -1,6 +1,7 @@
 /** Ownership: fencing, lease expiry and recovery, graceful stop, crashes and several worker processes. */
 import { describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/index.js";
+import { UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
 import { overrideStore } from "../support/store-proxy.js";
 import type { ConformanceContext } from "./context.js";
 import { deferred, until } from "./context.js";
@@ -368,22 +369,25 @@ export function leaseTests(ctx: ConformanceContext): void {
       const sluice = ctx.sluice({ store });
       const queue = ctx.queue();
       let started = 0;
+      const total = 3 * UNWRITTEN_SLACK;
       const task = sluice.task("quick", { queue, run: () => void started++ });
-      await task.enqueueMany(Array.from({ length: 20 }, () => ({ payload: {} })));
+      await task.enqueueMany(Array.from({ length: total }, () => ({ payload: {} })));
       await sluice.worker({ queues: [queue], concurrency: 2, prefetch: 0, pollMs: 20 }).start();
-      // Two slots plus one slot's worth of unwritten outcomes per slot: four jobs, then it waits.
-      await until("four started", () => started === 4);
+      // Two slots plus the claim's allowance of unwritten outcomes (one per slot, at least UNWRITTEN_SLACK),
+      // then it waits: past the allowance each unwritten outcome takes a slot.
+      const bound = 2 + UNWRITTEN_SLACK;
+      await until("the bound started", () => started >= bound);
       const deadline = Date.now() + 500;
       while (Date.now() < deadline) {
-        expect(started).toBe(4);
+        expect(started).toBe(bound);
         await new Promise((r) => setTimeout(r, 25));
       }
       gate.resolve();
       await until(
         "all completed once the store keeps up",
-        async () => (await base.admin.queues()).find((q) => q.queue === queue)?.counts.completed === 20,
+        async () => (await base.admin.queues()).find((q) => q.queue === queue)?.counts.completed === total,
       );
-      expect(started).toBe(20);
+      expect(started).toBe(total);
     });
 
     it("registers again when its registry entry was pruned while it could not reach the store", async () => {
