@@ -1,7 +1,8 @@
 /**
- * `npm run bench:compare [-- --engine postgres|redis] [--targets …] [--variants …] [--workloads …]
+ * `npm run bench:compare [-- --engine postgres|redis|sqlite] [--targets …] [--variants …] [--workloads …]
  * [--rounds N] [--quick] [--deadline S]`: the same workloads, in one run, on Sluice and on its peers against
- * the same server — PostgreSQL: graphile-worker and pg-boss; Redis: BullMQ — each target TWICE (issue 14):
+ * the same server — PostgreSQL: graphile-worker and pg-boss; Redis: BullMQ; SQLite: Sluice alone (no peer
+ * runs on it), so its rows are on the same footing as the others' — each target TWICE (issue 14):
  *
  * - `defaults`: the library as a user gets it from its documented defaults (the headline). Sluice:
  *   `new Sluice({ url })`, a task with no retention option, `sluice.worker({ queues, concurrency })`.
@@ -28,11 +29,11 @@ import { fmt, median } from "./stats.js";
 import { type BenchTarget, openTarget, type TargetSpec, VARIANTS, type Variant } from "./target.js";
 import { enqueueBatches, enqueueOneByOne, FULL, LATENCY_CONCURRENCY, QUICK } from "./workloads.js";
 
-type Engine = "postgres" | "redis";
+type Engine = "postgres" | "redis" | "sqlite";
 
 /** Targets by `--targets` name: which engine they run on and their factory module. */
 const TARGETS: Record<string, { engines: readonly Engine[]; module: string }> = {
-  sluice: { engines: ["postgres", "redis"], module: "./sluice-target.ts" },
+  sluice: { engines: ["postgres", "redis", "sqlite"], module: "./sluice-target.ts" },
   "graphile-worker": { engines: ["postgres"], module: "./peers/graphile-worker.ts" },
   "pg-boss": { engines: ["postgres"], module: "./peers/pg-boss.ts" },
   bullmq: { engines: ["redis"], module: "./peers/bullmq.ts" },
@@ -74,7 +75,7 @@ const ioJobs = values.quick ? 2_000 : 20_000;
 const rounds =
   values.rounds === undefined ? (values.quick ? 1 : 3) : wholeArg("rounds", values.rounds, 1, 50);
 const deadlineS = values.deadline === undefined ? 60 : wholeArg("deadline", values.deadline, 1, 3_600);
-const engines = listArg<Engine>("engine", values.engine, ["postgres", "redis"]);
+const engines = listArg<Engine>("engine", values.engine, ["postgres", "redis", "sqlite"]);
 const targetNames = listArg("targets", values.targets, Object.keys(TARGETS));
 // "fast" is accepted for "tuned": the peers' rows call their tuned configuration that.
 const variants = [
