@@ -10,6 +10,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { Sluice, type Store, silentLogger } from "../../src/index.js";
 import { createStore } from "../../src/store/index.js";
+import { EVENT_ENDS_SQL } from "../../src/store/sqlite/sqlite-store.js";
 import { newJob } from "../support/new-job.js";
 
 const dirs: string[] = [];
@@ -125,6 +126,21 @@ describe("sqlite fleet-wide events", () => {
     expect(read.events.map((e) => e.id)).toEqual(["11"]);
     // A reader that saw a pruned id is told so.
     expect((await store.readEvents({ after: "8", limit: 10 })).reset).toBe(true);
+  });
+
+  it("finds the oldest and newest event ids for a prune from the ends of the id b-tree, never by a scan", async () => {
+    const { store, path } = await openStore();
+    await store.enqueue(Array.from({ length: 20 }, () => newJob({ queue: "q" })));
+    const db = new Database(path, { readonly: true });
+    cleanups.push(() => void db.close());
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${EVENT_ENDS_SQL}`).all() as { detail: string }[]).map(
+      (row) => row.detail,
+    );
+    // Every maintenance pass asks, in its write lock: a scan there held up the worker's jobs for the time it
+    // takes to read every event kept (100,000 by default).
+    expect(plan.filter((detail) => detail.startsWith("SEARCH events"))).toHaveLength(2);
+    expect(plan.some((detail) => detail.startsWith("SCAN events"))).toBe(false);
+    expect(db.prepare(EVENT_ENDS_SQL).get()).toEqual({ oldest: 1, newest: 20 });
   });
 
   it("writes `released` only for a job that had started, with its run time; a held job goes back unseen", async () => {
