@@ -372,10 +372,11 @@ export function leaseTests(ctx: ConformanceContext): void {
       const total = 3 * UNWRITTEN_SLACK;
       const task = sluice.task("quick", { queue, run: () => void started++ });
       await task.enqueueMany(Array.from({ length: total }, () => ({ payload: {} })));
-      await sluice.worker({ queues: [queue], concurrency: 2, prefetch: 0, pollMs: 20 }).start();
-      // Two slots plus the claim's allowance of unwritten outcomes (one per slot, at least UNWRITTEN_SLACK),
+      const concurrency = 2;
+      await sluice.worker({ queues: [queue], concurrency, prefetch: 0, pollMs: 20 }).start();
+      // The slots plus the claim's allowance of unwritten outcomes (one per slot, at least UNWRITTEN_SLACK),
       // then it waits: past the allowance each unwritten outcome takes a slot.
-      const bound = 2 + UNWRITTEN_SLACK;
+      const bound = concurrency + Math.max(concurrency, UNWRITTEN_SLACK);
       await until("the bound started", () => started >= bound);
       const deadline = Date.now() + 500;
       while (Date.now() < deadline) {
