@@ -257,14 +257,16 @@ export async function crossProcessLatency(
   count: number,
   ratePerSec: number,
   processes = 1,
+  /** `reset: false` leaves the store as it is, before and after (the jobs it holds are the point). */
+  { reset = true }: { reset?: boolean } = {},
 ): Promise<CrossProcessLatency> {
-  await target.reset();
+  if (reset) await target.reset();
   const children = await startChildren(spec, processes, LATENCY_CONCURRENCY);
   await sleep(300); // let the workers reach their idle wait
   await steadyEnqueue(target, count, ratePerSec);
   await until(() => total(children) >= count, now() + SETTLE_MS, 10);
   const results = await Promise.all(children.map((c) => c.finish()));
-  await target.reset();
+  if (reset) await target.reset();
   const latencies = results.flatMap((r) => r.latencies);
   return {
     ...summarize(latencies),

@@ -2,12 +2,16 @@
  * `npm run bench:compare [-- --engine postgres|redis|sqlite] [--targets …] [--variants …] [--workloads …]
  * [--rounds N] [--quick] [--deadline S]`: the same workloads, in one run, on Sluice and on its peers against
  * the same server — PostgreSQL: graphile-worker and pg-boss; Redis: BullMQ; SQLite: Sluice alone (no peer
- * runs on it), so its rows are on the same footing as the others' — each target TWICE (issue 14):
+ * runs on it), so its rows are on the same footing as the others' — each target TWICE (issue 14), and
+ * graphile-worker a third time:
  *
  * - `defaults`: the library as a user gets it from its documented defaults (the headline). Sluice:
  *   `new Sluice({ url })`, a task with no retention option, `sluice.worker({ queues, concurrency })`.
  * - `tuned`: the like-for-like fast configuration. Sluice: completed jobs removed, no maintenance; peers:
  *   their documented fast settings (each file of bench/peers/ says which and where they are documented).
+ * - `batched` (graphile-worker only): the configuration issue 14's harness ran as "graphile-worker
+ *   (batched)", the comparator of that issue's PostgreSQL targets: local queue of 100, batched
+ *   completions, its defaults otherwise (bench/peers/graphile-worker.ts).
  *
  * Rows are labelled with their configuration. Workloads (`--workloads`, comma-separated, default all):
  * `enqueue1` one at a time, `bulk` batches of 1,000, `c1` / `c10` / `c50` processing in ONE worker child
@@ -32,12 +36,18 @@ import { enqueueBatches, enqueueOneByOne, FULL, LATENCY_CONCURRENCY, QUICK } fro
 type Engine = "postgres" | "redis" | "sqlite";
 
 /** Targets by `--targets` name: which engine they run on and their factory module. */
-const TARGETS: Record<string, { engines: readonly Engine[]; module: string }> = {
-  sluice: { engines: ["postgres", "redis", "sqlite"], module: "./sluice-target.ts" },
-  "graphile-worker": { engines: ["postgres"], module: "./peers/graphile-worker.ts" },
-  "pg-boss": { engines: ["postgres"], module: "./peers/pg-boss.ts" },
-  bullmq: { engines: ["redis"], module: "./peers/bullmq.ts" },
-};
+/** Each target's engines and configurations (`batched` is graphile-worker's alone: bench/target.ts). */
+const TARGETS: Record<string, { engines: readonly Engine[]; module: string; variants: readonly Variant[] }> =
+  {
+    sluice: {
+      engines: ["postgres", "redis", "sqlite"],
+      module: "./sluice-target.ts",
+      variants: ["defaults", "tuned"],
+    },
+    "graphile-worker": { engines: ["postgres"], module: "./peers/graphile-worker.ts", variants: VARIANTS },
+    "pg-boss": { engines: ["postgres"], module: "./peers/pg-boss.ts", variants: ["defaults", "tuned"] },
+    bullmq: { engines: ["redis"], module: "./peers/bullmq.ts", variants: ["defaults", "tuned"] },
+  };
 
 const IO_CONCURRENCY = 100;
 
@@ -220,7 +230,10 @@ const LABEL = 72;
 const WIDTH = 13;
 const cell = (s: string) => s.padStart(WIDTH);
 
-/** One workload's table: medians, the ratio against Sluice in the same configuration, every round. */
+/**
+ * One workload's table: medians, the ratio against Sluice in the same configuration (the `batched` rows:
+ * against Sluice's defaults), every round.
+ */
 function table(workload: Workload, entries: Entry[]): string {
   const directed = workload.columns.flatMap((c, i) => (c.better ? [i] : []));
   const ratioHead = `sluice vs${directed.length > 1 ? ` (${directed.map((i) => workload.columns[i]?.head.split(" ")[0]).join(" / ")})` : ""}`;
@@ -244,7 +257,9 @@ function table(workload: Workload, entries: Entry[]): string {
       cell(`${show(m[i] ?? Number.NaN, c.digits)}${i === 0 ? partial : ""}`),
     );
     let ratio = "";
-    const sluice = entries.find((e) => e.target === "sluice" && e.variant === entry.variant);
+    // The batched rows are issue 14's comparator for Sluice on its defaults.
+    const against = entry.variant === "batched" ? "defaults" : entry.variant;
+    const sluice = entries.find((e) => e.target === "sluice" && e.variant === against);
     if (entry.target !== "sluice" && sluice) {
       ratio = directed
         .map((i) => {
@@ -275,6 +290,7 @@ async function group(engine: Engine): Promise<string | null> {
   // Defaults first (the headline), then the tuned rows; Sluice first within each.
   for (const variant of variants) {
     for (const name of names) {
+      if (!TARGETS[name]?.variants.includes(variant)) continue;
       let url = engine === "postgres" ? PG_URL : REDIS_URL;
       if (name === "sluice") {
         const store = engineUrl(engine); // a fresh schema / key prefix per configuration
@@ -284,7 +300,7 @@ async function group(engine: Engine): Promise<string | null> {
       const spec: TargetSpec = {
         module: moduleUrl(TARGETS[name]?.module as string),
         url,
-        namespace: `bench_${process.pid}_${variant === "defaults" ? "d" : "t"}`,
+        namespace: `bench_${process.pid}_${variant.slice(0, 1)}`,
         variant,
       };
       entries.push({ target: name, variant, spec, results: new Map() });
@@ -334,7 +350,8 @@ async function group(engine: Engine): Promise<string | null> {
 process.stdout.write(
   `sluice vs peers — ${values.quick ? "quick" : "full"} sizes — ${rounds} round${rounds > 1 ? "s" : ""} — node ${process.version}\n` +
     "(defaults): the library's documented defaults, what users get; (tuned …) / (fast …): the like-for-like\n" +
-    "fast configuration, see bench/peers/* and bench/sluice-target.ts.\n" +
+    "fast configuration, see bench/peers/* and bench/sluice-target.ts; (batched, as issue 14 ran it): the\n" +
+    "comparator of issue 14's targets.\n" +
     "jobs/s: COMPLETED jobs/s, from asking for the worker until the store reports no job left; worker(s) in\n" +
     "child processes. CPU ms/1k: the worker processes' user+system CPU per 1,000 jobs completed over that\n" +
     "window; peak RSS: the largest worker process's RSS over the window (sampled every 50 ms).\n" +

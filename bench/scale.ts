@@ -9,6 +9,9 @@
  * 2. A drain of 1M jobs, reported per 100k, leaving 1M completed jobs retained (the default retention
  *    keeps them 24 h; with `--variant tuned` they are deleted); store bytes per completed job; then the
  *    same 50k window from 100k fresh waiting jobs, to compare with part 1's 100k row.
+ * 3. Latency (enqueue → handler start, 2,000 jobs at 200/s, an idle worker child at concurrency 10, as
+ *    `bench:compare`'s latency workload) on an empty store, and again with part 2's completed jobs retained,
+ *    before the fresh jobs are enqueued: maintenance passes and their retention prunes run meanwhile.
  *
  * `--max N` scales every size by N / 1,000,000 (`--max 100000` for a quick look: 1k / 10k / 100k, windows
  * of 5k). Never run by CI. Every phase (an enqueue, a window, a drain, a size reading) has a deadline
@@ -27,12 +30,12 @@ import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { type ChildWorker, finishAll, startChildren } from "./child-workers.js";
+import { type ChildWorker, crossProcessLatency, finishAll, startChildren } from "./child-workers.js";
 import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
 import { createSluiceTarget } from "./sluice-target.js";
 import { fmt, now } from "./stats.js";
 import type { BenchTarget, TargetSpec, Variant } from "./target.js";
-import { drained } from "./workloads.js";
+import { drained, FULL } from "./workloads.js";
 
 const { values } = parseArgs({
   options: {
@@ -46,11 +49,12 @@ const engine = benchEngineArg(values.engine);
 const max = values.max === undefined ? 1_000_000 : wholeArg("max", values.max, 1_000, 10_000_000);
 const phaseTimeoutS =
   values["phase-timeout"] === undefined ? 900 : wholeArg("phase-timeout", values["phase-timeout"], 1, 86_400);
-const variant = (values.variant ?? "defaults") as Variant;
-if (variant !== "defaults" && variant !== "tuned") {
+const variantArg = values.variant ?? "defaults";
+if (variantArg !== "defaults" && variantArg !== "tuned") {
   process.stderr.write(`--variant must be defaults or tuned; got ${JSON.stringify(values.variant)}\n`);
   process.exit(2);
 }
+const variant: Exclude<Variant, "batched"> = variantArg;
 
 const CONCURRENCY = 50;
 const BATCH = 1_000;
@@ -275,6 +279,20 @@ async function withStore(use: (target: BenchTarget, spec: TargetSpec, url: strin
   }
 }
 
+/** Latency of jobs enqueued one by one into the store as it is (nothing waiting), as a row. */
+async function latencyRow(target: BenchTarget, spec: TargetSpec, what: string): Promise<void> {
+  const { latencyJobs, latencyRate } = FULL;
+  const l = await phase(
+    `latency ${what}`,
+    () => crossProcessLatency(target, spec, latencyJobs, latencyRate, 1, { reset: false }),
+    () => "enqueueing at a steady rate",
+  );
+  row(
+    `latency, ${fmt(latencyJobs)} jobs at ${latencyRate}/s, ${what}`,
+    `p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  max ${fmt(l.max, 1)} ms  (${fmt(l.n)} started)`,
+  );
+}
+
 /** Bytes per job of the store's growth since `empty`, as a row. */
 async function bytesRow(url: string, empty: number, jobs: number, what: string): Promise<void> {
   const { bytes, detail } = await phase(
@@ -302,6 +320,7 @@ process.stdout.write(
     "Figures are noisy on a shared machine.\n\n",
 );
 try {
+  await withStore((target, spec) => latencyRow(target, spec, "on an empty store"));
   for (const backlog of BACKLOGS) {
     await withStore(async (target, spec, url) => {
       const empty = (await storeBytes(url)).bytes;
@@ -357,6 +376,7 @@ try {
     row(`drain ${fmt(RETAINED)}, total (until the store reports none left)`, runCells(drain.run));
     const kept = variant === "defaults" ? "completed (retained)" : "completed (deleted: tuned)";
     await bytesRow(url, empty, RETAINED, kept);
+    await latencyRow(target, spec, `with ${fmt(RETAINED)} ${kept}`);
     await enqueue(target, FRESH, `${k(FRESH)} fresh`);
     const jobs = Math.min(WINDOW, Math.floor(FRESH / 2));
     const run = await window(spec, jobs, `${fmt(jobs)} of ${fmt(FRESH)} waiting after the drain`);

@@ -28,7 +28,7 @@ function nameOf(url: string): string {
 }
 
 /** The row label's suffix for each configuration. */
-export const SLUICE_VARIANT_LABEL: Record<Variant, string> = {
+export const SLUICE_VARIANT_LABEL: Record<Exclude<Variant, "batched">, string> = {
   defaults: "defaults",
   tuned: "tuned: no retention, no maintenance",
 };
@@ -36,7 +36,7 @@ export const SLUICE_VARIANT_LABEL: Record<Variant, string> = {
 export async function createSluiceTarget(
   url: string,
   name = nameOf(url),
-  variant: Variant = "tuned",
+  variant: Exclude<Variant, "batched"> = "tuned",
 ): Promise<BenchTarget> {
   const tuned = variant === "tuned";
   // BENCH_EVENTS=off: no fleet-wide events (the A/B that measures what writing them costs).
@@ -79,5 +79,10 @@ export async function createSluiceTarget(
   };
 }
 
-export const createTarget: BenchTargetFactory = (url, options) =>
-  createSluiceTarget(url, undefined, options.variant ?? "tuned");
+export const createTarget: BenchTargetFactory = async (url, options) => {
+  const variant = options.variant ?? "tuned";
+  // bench/compare.ts runs Sluice in its own two configurations only.
+  if (variant === "batched")
+    throw new Error("Sluice has no 'batched' bench configuration (graphile-worker's)");
+  return createSluiceTarget(url, undefined, variant);
+};

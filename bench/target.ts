@@ -17,11 +17,13 @@ export interface BenchPayload {
 /**
  * Which configuration a target runs in (issue 14): `defaults` is what a user gets from the library's
  * documented defaults, the headline; `tuned` is the like-for-like fast configuration (Sluice: completed
- * jobs removed, no maintenance; peers: their documented fast settings, see bench/peers/*).
+ * jobs removed, no maintenance; peers: their documented fast settings, see bench/peers/*); `batched` is
+ * the configuration issue 14's harness named "graphile-worker (batched)" (graphile-worker only: local
+ * queue of 100 and batched completions, its defaults otherwise), the comparator of that issue's targets.
  */
-export type Variant = "defaults" | "tuned";
+export type Variant = "defaults" | "tuned" | "batched";
 
-export const VARIANTS: readonly Variant[] = ["defaults", "tuned"];
+export const VARIANTS: readonly Variant[] = ["defaults", "tuned", "batched"];
 
 /**
  * What a handler does: `noop` returns at once; `io` awaits a timer of 50–500 ms (an I/O-bound job that
