@@ -307,6 +307,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE workers ADD COLUMN clock_skew_ms INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 11,
+    description: "retention by count reads its own index",
+    sql: `
+      -- Retention by count: the completed jobs kept as the newest N of their queue, in the order prune ranks
+      -- them. Without it the maintenance pass's prune read every retained completed job (through jobs_state)
+      -- to find the few kept by count, in the write lock: 17 ms a pass with 50,000 jobs kept by age.
+      CREATE INDEX jobs_keep_count ON jobs (queue, finished_at DESC, seq DESC)
+        WHERE state = 'completed' AND keep_mode = 'count';
+    `,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied by this call. */
