@@ -1,10 +1,10 @@
 import { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { recoveryTarget } from "../../src/core/states.js";
 import type { NewJob, StoreSignal } from "../../src/store/contract.js";
-import { RedisStore } from "../../src/store/redis/redis-store.js";
+import { PRUNE_JOBS_PER_SCRIPT, RedisStore } from "../../src/store/redis/redis-store.js";
 import { newJob as makeJob } from "../support/new-job.js";
 import { eventually, SHARED_REDIS, sharedStore } from "./helpers.js";
 
@@ -334,5 +334,33 @@ describe("redis store", () => {
       const stored = await store.getJob(job.id);
       expect({ to: stored?.state, reason: stored?.reason }).toEqual(expected(false)[job.id]);
     }
+  });
+
+  it("prunes expired jobs in scripts of at most PRUNE_JOBS_PER_SCRIPT, so other clients run in between", async () => {
+    const { store } = await open();
+    const finish = async (n: number) => {
+      const jobs = Array.from({ length: n }, () => newJob("prune", { retention: { ageMs: 0 } }));
+      await store.enqueue(jobs);
+      const claimed = await store.claim({ queues: ["prune"], limit: n, workerId: "w", leaseMs: 60_000 });
+      await store.complete(claimed.map((j) => ({ id: j.id, token: j.leaseToken, result: null })));
+      return jobs.map((j) => j.id);
+    };
+    const ids = await finish(600);
+    const scripts = vi.spyOn(
+      store as unknown as { script(call: { name: string }): Promise<unknown> },
+      "script",
+    );
+    const prunes = () => scripts.mock.calls.filter(([call]) => call.name === "prune").length;
+    expect(PRUNE_JOBS_PER_SCRIPT).toBe(250);
+    // One call of the maintenance pass's batch: three scripts (250, 250, 100), everything deleted.
+    expect((await store.prune({ limit: 5_000, workersSilentSince: 0 })).jobs).toBe(600);
+    expect(prunes()).toBe(3);
+    expect(await store.getJob(ids[599] as string)).toBeNull();
+    // No more than asked for.
+    await finish(300);
+    scripts.mockClear();
+    expect((await store.prune({ limit: 260, workersSilentSince: 0 })).jobs).toBe(260);
+    expect(prunes()).toBe(2);
+    expect((await store.prune({ limit: 260, workersSilentSince: 0 })).jobs).toBe(40);
   });
 });

@@ -126,6 +126,13 @@ const EVENT_SCAN_BUDGET = 2_000;
  */
 const EVENT_ID = /^\d{1,15}-\d{1,15}$/;
 
+/**
+ * Most completed jobs one prune script deletes. Redis serves no other client while a script runs: a script
+ * deleting 5,000 expired jobs took 41 ms of server time (SLOWLOG), 8 µs a job; one of 250 takes about 2 ms,
+ * and other clients' commands run between the scripts.
+ */
+export const PRUNE_JOBS_PER_SCRIPT = 250;
+
 /** A schedule's definition as kept in the global hash (its clock lives in its queue's slot). */
 type StoredSchedule = Omit<ScheduleRecord, "nextAt" | "lastTickAt" | "paused">;
 
@@ -838,14 +845,19 @@ export class RedisStore implements Store {
   }): Promise<{ jobs: number; workers: number; events: number }> {
     let jobs = 0;
     for (const queue of await this.queueNames()) {
-      const want = options.limit - jobs;
-      if (want <= 0) break;
-      const deleted = await this.script<string[]>(
-        this.queueCall("prune", queue, [want, STATS_RETENTION_MS]),
-        "prune jobs",
-      );
-      if (deleted.length > 0) await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...deleted));
-      jobs += deleted.length;
+      // Several short scripts rather than one long one: Redis runs nothing else while a script runs.
+      for (;;) {
+        const want = Math.min(options.limit - jobs, PRUNE_JOBS_PER_SCRIPT);
+        if (want <= 0) break;
+        const deleted = await this.script<string[]>(
+          this.queueCall("prune", queue, [want, STATS_RETENTION_MS]),
+          "prune jobs",
+        );
+        if (deleted.length > 0)
+          await this.call("clean the id index", (c) => c.hdel(this.keys.ids, ...deleted));
+        jobs += deleted.length;
+        if (deleted.length < want) break;
+      }
     }
     const silent = await this.call("read workers", (c) =>
       c.zrangebyscore(this.keys.workerBeats, "-inf", `(${options.workersSilentSince}`),
