@@ -22,7 +22,15 @@ export function summarize(samples: number[]): {
   };
 }
 
-export const now = (): number => performance.timeOrigin + performance.now();
+/**
+ * Milliseconds on the host's monotonic clock (CLOCK_MONOTONIC, since boot): the same clock in every process
+ * of the machine, so a worker child can subtract the producer's enqueue time. `performance.timeOrigin +
+ * performance.now()` is not: each process fixes its `timeOrigin` from the wall clock when it starts, and on
+ * this VM the wall clock ran about 0.5 % ahead of the monotonic one (100 ms in 20 s, comparing `Date.now()`
+ * and `process.hrtime` deltas), so a child started minutes after the producer measured every latency of a
+ * probe shifted by the drift between the two starts (3.5 s in one bench:scale run).
+ */
+export const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 export function fmt(n: number, digits = 0): string {
   return Number.isFinite(n)

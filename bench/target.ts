@@ -10,7 +10,7 @@
 export interface BenchPayload {
   /** Sequence number within the workload. */
   n: number;
-  /** `performance.timeOrigin + performance.now()` at the enqueue call, for end-to-end latency. */
+  /** `now()` of bench/stats.ts (the host's monotonic clock) at the enqueue call, for end-to-end latency. */
   t: number;
 }
 
