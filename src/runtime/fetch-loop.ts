@@ -180,10 +180,10 @@ export class FetchLoop {
    * The same for starting a job already claimed (worker.ts `startHeld`), against twice the allowance plus
    * UNWRITTEN_SLACK. A store that keeps up never holds a start back for long: at concurrency 1 on
    * PostgreSQL the writer is nearly saturated (a completion waits for the WAL flush) and its batches grow
-   * only while outcomes queue, so the claim's allowance cost about 15 % of the jobs/s. A store that lags stops the
-   * started-but-unwritten jobs there, where before every held job (up to 100 on "auto") ran and finished
-   * unwritten: running plus unwritten never exceeds concurrency + this allowance, which bounds how many jobs
-   * a crash runs again (docs/reliability.md).
+   * only while outcomes queue, so the claim's allowance cost about 15 % of the jobs/s. A store that lags
+   * stops the started-but-unwritten jobs there, where before every held job (up to 100 on "auto") ran and
+   * finished unwritten: running plus unwritten never exceeds concurrency + this allowance, which bounds how
+   * many jobs a crash runs again (docs/reliability.md).
    */
   unwrittenPastStartAllowance(): number {
     return Math.max(0, this.host.unwritten() - (2 * this.allowance() + UNWRITTEN_SLACK));

@@ -19,6 +19,19 @@ import {
 } from "../../src/store/sqlite/sqlite-store.js";
 import { newJob } from "../support/new-job.js";
 
+// The store's pauses go through this module's setTimeout: recorded here, then run as they are.
+const pauses = vi.hoisted(() => [] as number[]);
+vi.mock("node:timers/promises", async (importOriginal) => {
+  const original = await importOriginal<typeof import("node:timers/promises")>();
+  return {
+    ...original,
+    setTimeout: (ms?: number, ...rest: unknown[]) => {
+      pauses.push(ms ?? 0);
+      return (original.setTimeout as (...args: unknown[]) => Promise<unknown>)(ms, ...rest);
+    },
+  };
+});
+
 const dirs: string[] = [];
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -97,6 +110,16 @@ describe("sqlite retention prune", () => {
         events: 0,
       });
       expect(writes).toHaveBeenCalledTimes(3);
+      writes.mockClear();
+      // Between two transactions it pauses (at least 1 ms, as long as the last one took) so that another
+      // process sleeping in SQLite's busy handler gets the lock: two pauses for three transactions.
+      await expiredJobs(store, 1_200);
+      writes.mockClear();
+      pauses.length = 0;
+      await store.prune({ limit: 5_000, workersSilentSince: 0 });
+      expect(writes).toHaveBeenCalledTimes(3);
+      expect(pauses).toHaveLength(2);
+      for (const ms of pauses) expect(ms).toBeGreaterThanOrEqual(1);
       // Under the cap: one transaction, and no more than asked for.
       await expiredJobs(store, 400);
       writes.mockClear();
