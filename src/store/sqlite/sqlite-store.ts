@@ -271,13 +271,17 @@ export class SqliteStore implements Store {
       this.config.memory ? null : this.config.path,
     );
     if (!this.config.memory && this.config.checkpointMs > 0) {
-      this.checkpointer = new Checkpointer(this.config.path, this.config.checkpointMs, (message) => {
-        this.options.logger.warn(
-          { engine: "sqlite", path: this.config.path, error: message },
-          "background WAL checkpoints unavailable; SQLite checkpoints inside commits instead",
-        );
-        this.db?.pragma("wal_autocheckpoint = 1000"); // SQLite's own default
-      });
+      this.checkpointer = new Checkpointer(
+        this.config.path,
+        { intervalMs: this.config.checkpointMs },
+        (message) => {
+          this.options.logger.warn(
+            { engine: "sqlite", path: this.config.path, error: message },
+            "background WAL checkpoints unavailable; SQLite checkpoints inside commits instead",
+          );
+          this.db?.pragma("wal_autocheckpoint = 1000"); // SQLite's own default
+        },
+      );
     }
   }
 

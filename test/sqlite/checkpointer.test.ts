@@ -1,0 +1,101 @@
+/**
+ * The background checkpoint thread (src/store/sqlite/checkpointer.ts) must keep the WAL short under steady
+ * writes: if it only copies frames, the WAL never starts over and SQLite's in-commit backstop ends up
+ * checkpointing inside every commit. The WAL file never shrinks (no journal_size_limit), so its size is the
+ * longest the WAL has been.
+ */
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { Checkpointer, type CheckpointSchedule } from "../../src/store/sqlite/checkpointer.js";
+import { until } from "../conformance/context.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A WAL database written by a connection that never checkpoints itself, so only the thread can. */
+function writer() {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-checkpointer-"));
+  const path = join(dir, "wal.db");
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("wal_autocheckpoint = 0");
+  db.exec("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
+  cleanups.push(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const insert = db.prepare("INSERT INTO rows (body) VALUES (?)");
+  const body = Buffer.alloc(1_000, 7);
+  const pageSize = db.pragma("page_size", { simple: true }) as number;
+  return {
+    path,
+    /** Commits `count` transactions of one row each (at least one WAL frame each), in bursts of ten. */
+    async commit(count: number): Promise<void> {
+      for (let i = 0; i < count; i++) {
+        insert.run(body);
+        if (i % 10 === 9) await sleep(0); // time between bursts, as a worker's commits have
+      }
+    },
+    /** The most frames the WAL has held. */
+    walFrames: () => Math.max(0, statSync(`${path}-wal`).size - 32) / (pageSize + 24),
+    /** How many times the WAL has started over: its header's checkpoint sequence number. */
+    restarts(): number {
+      const header = Buffer.alloc(32);
+      const fd = openSync(`${path}-wal`, "r");
+      try {
+        readSync(fd, header, 0, 32, 0);
+      } finally {
+        closeSync(fd);
+      }
+      return header.readUInt32BE(12);
+    },
+  };
+}
+
+function start(path: string, schedule: CheckpointSchedule): Checkpointer {
+  const errors: string[] = [];
+  const checkpointer = new Checkpointer(path, schedule, (message) => errors.push(message));
+  cleanups.push(async () => {
+    await checkpointer.close();
+    expect(errors).toEqual([]);
+  });
+  return checkpointer;
+}
+
+const COMMITS = 6_000;
+
+/** Commits until the thread has let the WAL start over once (it is running), then `COMMITS` more. */
+async function steadyWrites(wal: ReturnType<typeof writer>) {
+  const first = wal.restarts();
+  await until("the WAL to start over once", async () => {
+    await wal.commit(10);
+    return wal.restarts() > first;
+  });
+  const before = { frames: wal.walFrames(), restarts: wal.restarts() };
+  await wal.commit(COMMITS);
+  return { frames: wal.walFrames() - before.frames, restarts: wal.restarts() - before.restarts };
+}
+
+describe("SQLite checkpoint thread", () => {
+  it("lets the WAL start over under steady writes, not only copy it", async () => {
+    const wal = writer();
+    start(wal.path, { intervalMs: 20, eagerMs: 20, restartPages: 64 });
+    const run = await steadyWrites(wal);
+    // Copying alone would leave the WAL holding every frame written.
+    expect(run.frames).toBeLessThan(COMMITS / 4);
+  });
+
+  it("comes back early while the WAL is long, not after the usual interval", async () => {
+    const wal = writer();
+    await wal.commit(200); // long already when the thread starts
+    start(wal.path, { intervalMs: 600_000, eagerMs: 10, restartPages: 64 });
+    const run = await steadyWrites(wal);
+    expect(run.frames).toBeLessThan(COMMITS / 4);
+  });
+});
