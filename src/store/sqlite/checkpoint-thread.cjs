@@ -36,9 +36,9 @@ function checkpoint() {
 }
 
 /**
- * When the next round runs: when the WAL, growing as fast as since the last round, will hold `restartPages`
- * frames; between `eagerMs` and `intervalMs`. A drain writes ~20,000 frames a second, an idle store none.
- * The delay at most doubles from one round to the next (a round that finds nothing written doubles it), so
+ * When the next round runs: when the WAL, growing as fast as since the last round, will hold twice
+ * `restartPages` frames; between `eagerMs` and `intervalMs`. A drain writes ~20,000 frames a second, an idle
+ * store none. The delay at most doubles from one round to the next (a round that finds nothing written doubles it), so
  * a lull does not leave the next burst a whole `intervalMs` to fill the WAL.
  */
 let last = { at: performance.now(), log: 0, restarted: false, delay: eagerMs };
@@ -49,8 +49,10 @@ function nextDelay(at, result) {
   const startedOver = last.restarted || result.log < last.log;
   const written = idle ? 0 : startedOver ? result.log : result.log - last.log;
   const perMs = written / Math.max(1, at - last.at);
-  const left = result.restarted ? restartPages : restartPages - result.log;
-  // RESTART found a commit under way (left <= 0): try again soon.
+  // Aim at twice the RESTART mark: each RESTART makes writers wait, and half as many measured better.
+  const target = 2 * restartPages;
+  const left = result.restarted ? target : target - result.log;
+  // Still long and RESTART found a commit under way (left <= 0): try again soon.
   const wanted = left <= 0 ? eagerMs : written === 0 ? intervalMs : Math.max(eagerMs, left / perMs);
   const delay = Math.min(intervalMs, last.delay * 2, wanted);
   last = { at, log: result.log, restarted: result.restarted, delay };

@@ -20,10 +20,11 @@
  *    under way it does what PASSIVE does), copies the few frames committed since step 1 and syncs. The next
  *    commit then writes the WAL from its start. Writers wait for that copy and sync, about a millisecond,
  *    instead of a whole inline checkpoint (same measurement: p99 4.5 ms).
- * 3. The next round runs when the WAL, growing as fast as it did since the last round, will hold
- *    {@link RESTART_PAGES} frames: between {@link EAGER_MS} and `intervalMs` (500 by default). A drain
- *    writes ~20,000 frames a second, past the backstop in 500 ms; a quiet store writes none (then each
- *    round doubles the delay, up to `intervalMs`).
+ * 3. The next round runs when the WAL, growing as fast as it did since the last round, will hold twice
+ *    {@link RESTART_PAGES} frames: between {@link EAGER_MS} and `intervalMs` (500 by default), the delay at
+ *    most doubling from one round to the next. A drain writes ~20,000 frames a second, past the backstop in
+ *    500 ms; a quiet store writes none. Aiming at twice the RESTART mark halves the RESTARTs writers wait
+ *    for: with 500,000 completed jobs retained, p99 5.1–5.2 ms against 6.9–8.0 aiming at the mark itself.
  *
  * The thread is a real CommonJS file next to this one (checkpoint-thread.cjs, emitted into dist by the
  * build), not inline eval code: eval code is read according to the flags the host process was started
