@@ -16,6 +16,7 @@ import {
   PRUNE_BY_COUNT_SQL,
   PRUNE_EXPIRED_SQL,
   PRUNE_ROWS_PER_TRANSACTION,
+  prunePause,
 } from "../../src/store/sqlite/sqlite-store.js";
 import { newJob } from "../support/new-job.js";
 
@@ -111,15 +112,15 @@ describe("sqlite retention prune", () => {
       });
       expect(writes).toHaveBeenCalledTimes(3);
       writes.mockClear();
-      // Between two transactions it pauses (at least 1 ms, as long as the last one took) so that another
-      // process sleeping in SQLite's busy handler gets the lock: two pauses for three transactions.
+      // Between two transactions it pauses (at least 4 ms, twice as long as the last one took) so that
+      // another process sleeping in SQLite's busy handler gets the lock: two pauses for three transactions.
       await expiredJobs(store, 1_200);
       writes.mockClear();
       pauses.length = 0;
       await store.prune({ limit: 5_000, workersSilentSince: 0 });
       expect(writes).toHaveBeenCalledTimes(3);
       expect(pauses).toHaveLength(2);
-      for (const ms of pauses) expect(ms).toBeGreaterThanOrEqual(1);
+      for (const ms of pauses) expect(ms).toBeGreaterThanOrEqual(4);
       // Under the cap: one transaction, and no more than asked for.
       await expiredJobs(store, 400);
       writes.mockClear();
@@ -129,5 +130,12 @@ describe("sqlite retention prune", () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("pauses long enough for a waiting writer's second busy-handler retry, and twice a slow transaction", () => {
+    // A writer that found the lock taken retries 1 ms, then 3 ms after its first try.
+    expect(prunePause(0.2)).toBe(4);
+    expect(prunePause(1.5)).toBe(4);
+    expect(prunePause(10)).toBe(20);
   });
 });

@@ -182,6 +182,17 @@ export const PRUNE_BY_COUNT_SQL = `DELETE FROM jobs WHERE seq IN (
  */
 export const PRUNE_ROWS_PER_TRANSACTION = 500;
 
+/**
+ * How long a prune waits after a transaction that took `tookMs` before its next one. SQLite's write lock is
+ * not fair: a process waiting for it sleeps in its busy handler and retries 1 ms, then 3 ms after it first
+ * tried, and would find the next prune transaction running if the pause were short. A pause of at least
+ * 4 ms lets every waiter's second retry in; twice the transaction's time keeps prunes to a third of the lock
+ * if they slow.
+ */
+export function prunePause(tookMs: number): number {
+  return Math.max(4, 2 * tookMs);
+}
+
 export class SqliteStore implements Store {
   /** Writes waiting for the next group transaction (write()). */
   private pendingWrites: PendingWrite[] = [];
@@ -1119,9 +1130,7 @@ export class SqliteStore implements Store {
       jobsLeft = pruned.jobs < jobsCap ? 0 : jobsLeft - pruned.jobs;
       eventsLeft = pruned.events < eventsCap ? 0 : eventsLeft - pruned.events;
       if (jobsLeft <= 0 && eventsLeft <= 0) return total;
-      // SQLite's write lock is not fair: a process waiting for it sleeps in its busy handler (1 ms, then 2)
-      // and would find the next transaction already running. Half the time is theirs.
-      await sleep(Math.max(performance.now() - started, 1));
+      await sleep(prunePause(performance.now() - started));
     }
   }
 
