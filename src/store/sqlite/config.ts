@@ -5,7 +5,8 @@
  * - `synchronous` (`normal` | `full`, default normal): `full` is durable across power loss too.
  * - `busyTimeoutMs` (default 5): SQLite's own busy wait, kept short because it blocks the event loop.
  * - `lockDeadlineMs` (default 30000): how long a write may keep retrying a locked database.
- * - `checkpointMs` (default 500): background WAL checkpoint period; 0 = SQLite checkpoints inside commits.
+ * - `checkpointMs` (default 500): longest background WAL checkpoint period (sooner while the WAL grows fast);
+ *   0 = SQLite checkpoints inside commits.
  * - `cacheKiB` (default 4000): the connection's page cache. better-sqlite3 builds SQLite with 16,000 KiB,
  *   which a long-running worker fills as the database grows (resident memory); a worker's hot pages (the
  *   heads of the claim indexes, the events tail) fit in far less, and the OS page cache holds the rest.
@@ -22,7 +23,7 @@ export interface SqliteConfig {
   busyTimeoutMs: number;
   /** How long a write may keep retrying a locked database before giving up. */
   lockDeadlineMs: number;
-  /** Background WAL checkpoint period; 0 = let SQLite checkpoint inside commits. */
+  /** Longest background WAL checkpoint period (sooner while the WAL grows fast); 0 = SQLite checkpoints inside commits. */
   checkpointMs: number;
   /** Page cache of the connection, KiB (`PRAGMA cache_size = -N`). */
   cacheKiB: number;
