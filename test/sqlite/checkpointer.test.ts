@@ -98,4 +98,25 @@ describe("SQLite checkpoint thread", () => {
     const run = await steadyWrites(wal);
     expect(run.frames).toBeLessThan(COMMITS / 4);
   });
+
+  it("slows down on a quiet store, doubling its delay up to the interval, and speeds up when writes come", async () => {
+    const wal = writer();
+    const rounds: Array<{ log: number | null; delay: number }> = [];
+    start(wal.path, {
+      intervalMs: 200,
+      eagerMs: 5,
+      restartPages: 64,
+      onRound: (round) => rounds.push(round),
+    });
+    await until("the quiet store's rounds to reach the interval", () => rounds.some((r) => r.delay === 200));
+    const quiet = rounds.slice(0, rounds.findIndex((r) => r.delay === 200) + 1);
+    // 10, 20, 40, 80, 160, 200: a few rounds, never a jump (a burst then waits at most twice the last delay).
+    expect(quiet[0]!.delay).toBeLessThanOrEqual(10);
+    for (let i = 1; i < quiet.length; i++)
+      expect(quiet[i]!.delay).toBeLessThanOrEqual(2 * quiet[i - 1]!.delay);
+    expect(quiet.length).toBeLessThanOrEqual(8);
+    const seen = rounds.length;
+    await wal.commit(COMMITS);
+    await until("a round paced by the writes", () => rounds.slice(seen).some((r) => r.delay < 200));
+  });
 });

@@ -6,7 +6,7 @@
  */
 const { parentPort, workerData } = require("node:worker_threads");
 
-const { intervalMs, eagerMs, restartPages } = workerData;
+const { intervalMs, eagerMs, restartPages } = workerData; // reportRounds: see CheckpointSchedule.onRound
 let db = null;
 try {
   const Database = require(workerData.driver);
@@ -62,7 +62,10 @@ function nextDelay(at, result) {
 let timer = null;
 function round() {
   const at = performance.now();
-  timer = setTimeout(round, nextDelay(at, checkpoint()));
+  const result = checkpoint();
+  const delay = nextDelay(at, result);
+  if (workerData.reportRounds) parentPort.postMessage({ type: "round", log: result?.log ?? null, delay });
+  timer = setTimeout(round, delay);
 }
 // The first round comes early: a WAL left long by a process that stopped is copied soon after opening.
 if (db) timer = setTimeout(round, eagerMs);

@@ -52,7 +52,16 @@ export interface CheckpointSchedule {
   eagerMs?: number;
   /** WAL frames from which a round also runs RESTART. */
   restartPages?: number;
+  /**
+   * Called after each round with the WAL's frames (null: the round failed) and the delay chosen before the
+   * next. Only when given does the thread post a message per round.
+   */
+  onRound?: (round: { log: number | null; delay: number }) => void;
 }
+
+type ThreadMessage =
+  | { type: "error"; message: string }
+  | { type: "round"; log: number | null; delay: number };
 
 export class Checkpointer {
   private readonly thread: Worker;
@@ -65,13 +74,21 @@ export class Checkpointer {
     const eagerMs = Math.min(schedule.eagerMs ?? EAGER_MS, intervalMs);
     const restartPages = schedule.restartPages ?? RESTART_PAGES;
     this.thread = new Worker(THREAD, {
-      workerData: { path, intervalMs, eagerMs, restartPages, driver },
+      workerData: {
+        path,
+        intervalMs,
+        eagerMs,
+        restartPages,
+        driver,
+        reportRounds: schedule.onRound !== undefined,
+      },
       execArgv: [],
     });
     this.thread.unref(); // never keeps a process alive on its own
     this.exited = new Promise<void>((resolve) => this.thread.once("exit", () => resolve()));
-    this.thread.on("message", (message: { type: string; message?: string }) => {
-      if (message.type === "error") onError(message.message ?? "unknown error");
+    this.thread.on("message", (message: ThreadMessage) => {
+      if (message.type === "error") onError(message.message);
+      else schedule.onRound?.({ log: message.log, delay: message.delay });
     });
     this.thread.on("error", (error) => onError(error.message));
   }
