@@ -101,22 +101,33 @@ describe("SQLite checkpoint thread", () => {
 
   it("slows down on a quiet store, doubling its delay up to the interval, and speeds up when writes come", async () => {
     const wal = writer();
-    const rounds: Array<{ log: number | null; delay: number }> = [];
-    start(wal.path, {
-      intervalMs: 200,
-      eagerMs: 5,
-      restartPages: 64,
-      onRound: (round) => rounds.push(round),
-    });
-    await until("the quiet store's rounds to reach the interval", () => rounds.some((r) => r.delay === 200));
-    const quiet = rounds.slice(0, rounds.findIndex((r) => r.delay === 200) + 1);
-    // 10, 20, 40, 80, 160, 200: a few rounds, never a jump (a burst then waits at most twice the last delay).
-    expect(quiet[0]!.delay).toBeLessThanOrEqual(10);
-    for (let i = 1; i < quiet.length; i++)
-      expect(quiet[i]!.delay).toBeLessThanOrEqual(2 * quiet[i - 1]!.delay);
-    expect(quiet.length).toBeLessThanOrEqual(8);
+    const rounds = await roundsUntilQuiet(wal.path);
     const seen = rounds.length;
     await wal.commit(COMMITS);
     await until("a round paced by the writes", () => rounds.slice(seen).some((r) => r.delay < 200));
   });
+
+  it("slows down once writes stop after a RESTART, though the WAL reports its old length until a commit", async () => {
+    const wal = writer();
+    await wal.commit(200); // past restartPages: the first round runs RESTART, then nothing is written
+    const rounds = await roundsUntilQuiet(wal.path);
+    expect(rounds[0]!.log).toBeGreaterThanOrEqual(200);
+    // The length did not change: no writes, so no reason to come back sooner.
+    for (const round of rounds) expect(round.log).toBe(rounds[0]!.log);
+  });
 });
+
+/**
+ * Starts the thread on a store nobody writes to and waits for its rounds to reach the interval (200 ms):
+ * 10, 20, 40, 80, 160, 200, a few rounds, never a jump (a burst then waits at most twice the last delay).
+ */
+async function roundsUntilQuiet(path: string): Promise<Array<{ log: number | null; delay: number }>> {
+  const rounds: Array<{ log: number | null; delay: number }> = [];
+  start(path, { intervalMs: 200, eagerMs: 5, restartPages: 64, onRound: (round) => rounds.push(round) });
+  await until("the quiet store's rounds to reach the interval", () => rounds.some((r) => r.delay === 200));
+  const quiet = rounds.slice(0, rounds.findIndex((r) => r.delay === 200) + 1);
+  expect(quiet[0]!.delay).toBeLessThanOrEqual(10);
+  for (let i = 1; i < quiet.length; i++) expect(quiet[i]!.delay).toBeLessThanOrEqual(2 * quiet[i - 1]!.delay);
+  expect(quiet.length).toBeLessThanOrEqual(8);
+  return rounds;
+}

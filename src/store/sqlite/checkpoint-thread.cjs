@@ -38,8 +38,8 @@ function checkpoint() {
 /**
  * When the next round runs: when the WAL, growing as fast as since the last round, will hold twice
  * `restartPages` frames; between `eagerMs` and `intervalMs`. A drain writes ~20,000 frames a second, an idle
- * store none. The delay at most doubles from one round to the next (a round that finds nothing written doubles it), so
- * a lull does not leave the next burst a whole `intervalMs` to fill the WAL.
+ * store none. The delay at most doubles from one round to the next (a round that finds nothing written
+ * doubles it), so a lull does not leave the next burst a whole `intervalMs` to fill the WAL.
  */
 let last = { at: performance.now(), log: 0, restarted: false, delay: eagerMs };
 function nextDelay(at, result) {

@@ -18,8 +18,8 @@
  * 2. When the WAL held {@link RESTART_PAGES} or more: RESTART, which takes the write lock if it is free at
  *    that instant (the thread's connection has no busy timeout, so it never waits for it: if a commit is
  *    under way it does what PASSIVE does), copies the few frames committed since step 1 and syncs. The next
- *    commit then writes the WAL from its start. Writers wait for that copy and sync, about a millisecond,
- *    instead of a whole inline checkpoint (same measurement: p99 4.5 ms).
+ *    commit then writes the WAL from its start. Writers wait for that short copy and sync (not timed alone)
+ *    instead of a whole inline checkpoint.
  * 3. The next round runs when the WAL, growing as fast as it did since the last round, will hold twice
  *    {@link RESTART_PAGES} frames: between {@link EAGER_MS} and `intervalMs` (500 by default), the delay at
  *    most doubling from one round to the next. A drain writes ~20,000 frames a second, past the backstop in

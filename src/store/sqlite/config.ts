@@ -23,7 +23,10 @@ export interface SqliteConfig {
   busyTimeoutMs: number;
   /** How long a write may keep retrying a locked database before giving up. */
   lockDeadlineMs: number;
-  /** Longest background WAL checkpoint period (sooner while the WAL grows fast); 0 = SQLite checkpoints inside commits. */
+  /**
+   * Longest background WAL checkpoint period (sooner while the WAL grows fast); 0 = SQLite checkpoints
+   * inside commits.
+   */
   checkpointMs: number;
   /** Page cache of the connection, KiB (`PRAGMA cache_size = -N`). */
   cacheKiB: number;

@@ -1102,7 +1102,8 @@ export class SqliteStore implements Store {
     maxEvents?: number;
   }): Promise<{ jobs: number; workers: number; events: number }> {
     const total = { jobs: 0, workers: 0, events: 0 };
-    // Jobs and events each stop at the limit, or at the first transaction that found fewer than it could take.
+    // Jobs and events each stop at the limit, or at the first transaction that found fewer than it could
+    // take.
     let jobsLeft = options.limit;
     let eventsLeft = options.limit;
     for (let first = true; ; first = false) {
