@@ -6,7 +6,8 @@
  */
 const { parentPort, workerData } = require("node:worker_threads");
 
-const { intervalMs, eagerMs, restartPages } = workerData; // reportRounds: see CheckpointSchedule.onRound
+// reportRounds: post each round to the main thread (CheckpointSchedule.onRound, tests only).
+const { intervalMs, eagerMs, restartPages, reportRounds } = workerData;
 let db = null;
 try {
   const Database = require(workerData.driver);
@@ -64,7 +65,7 @@ function round() {
   const at = performance.now();
   const result = checkpoint();
   const delay = nextDelay(at, result);
-  if (workerData.reportRounds) parentPort.postMessage({ type: "round", log: result?.log ?? null, delay });
+  if (reportRounds) parentPort.postMessage({ type: "round", log: result?.log ?? null, delay });
   timer = setTimeout(round, delay);
 }
 // The first round comes early: a WAL left long by a process that stopped is copied soon after opening.
