@@ -83,6 +83,16 @@ async function steadyWrites(wal: ReturnType<typeof writer>) {
 }
 
 describe("SQLite checkpoint thread", () => {
+  it("runs on a small V8 heap, so that it adds little to the process's memory", async () => {
+    const wal = writer();
+    const checkpointer = start(wal.path, { intervalMs: 50 });
+    await wal.commit(10);
+    const limits = checkpointer.heapLimits;
+    expect(limits?.maxOldGenerationSizeMb).toBeGreaterThan(0);
+    expect(limits?.maxOldGenerationSizeMb).toBeLessThanOrEqual(8);
+    expect(limits?.maxYoungGenerationSizeMb).toBeLessThanOrEqual(2);
+  });
+
   it("lets the WAL start over under steady writes, not only copy it", async () => {
     const wal = writer();
     start(wal.path, { intervalMs: 20, eagerMs: 20, restartPages: 64 });
