@@ -281,8 +281,14 @@ export class FetchLoop {
         limit: free,
         workerId: this.options.workerId,
         leaseMs: this.options.leaseMs,
-        // Jobs for slots free now start at once; the rest are held ahead (the store shows them waiting).
-        start: Math.max(0, concurrency - this.host.running() - this.held.length),
+        // Jobs for slots free now start at once, and so do those next in line that will start within the
+        // start window anyway (claim-ahead.ts `startBatch`): their start rides on the claim instead of a
+        // write of its own. The rest are held ahead (the store shows them waiting).
+        start: Math.min(
+          free,
+          Math.max(0, concurrency - this.host.running() - this.held.length) +
+            Math.max(0, this.ahead.startBatch() - this.held.length),
+        ),
       });
       this.failures = 0;
       this.ahead.claimed(Date.now() - this.claimedAt);

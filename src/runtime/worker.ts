@@ -425,12 +425,17 @@ export class Worker {
     const held = this.fetcher.heldJobs();
     const end = Math.min(batch, held.length);
     let written = 0;
-    for (let i = 0; i < end; i++) if (this.earlyStarts.has(held[i] as JobRecord)) written++;
+    for (let i = 0; i < end; i++) if (this.startWrittenAhead(held[i] as JobRecord)) written++;
     if (written > batch / 2) return;
     for (let i = 0; i < end; i++) {
       const job = held[i] as JobRecord;
-      if (!this.earlyStarts.has(job)) this.earlyStarts.set(job, this.writer.markStarted(job));
+      if (!this.startWrittenAhead(job)) this.earlyStarts.set(job, this.writer.markStarted(job));
     }
+  }
+
+  /** Whether a held job's start is written or being written: by its claim (startedAt set) or ahead. */
+  private startWrittenAhead(job: JobRecord): boolean {
+    return job.startedAt !== null || this.earlyStarts.has(job);
   }
 
   /** A job claimed ahead: its start is written first; refused, it goes back and never runs. */

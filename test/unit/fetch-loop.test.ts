@@ -7,6 +7,7 @@ import { setImmediate as turn } from "node:timers/promises";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/index.js";
+import { START_BATCH_CAP, START_BATCH_MS } from "../../src/runtime/claim-ahead.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
 import { DRY_CLAIM_MS, FetchLoop, UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
 import { QueueSelector } from "../../src/runtime/queue-selector.js";
@@ -18,14 +19,23 @@ const job = (): JobRecord => ({ id: `j${++seq}`, queue: "q", leaseToken: seq, st
 
 /**
  * A fetch loop on prefetch "auto" over a store that hands out as many jobs as each claim asks for (after
- * `claimMs`), whose jobs all start at once: the observed start rate is as high as it gets.
+ * `claimMs`), whose jobs all start at once: the observed start rate is as high as it gets (unless `manual`).
  */
-function instantJobs(options: { concurrency: number; claimMs?: number; unwritten?: () => number }) {
+function instantJobs(options: {
+  concurrency: number;
+  claimMs?: number;
+  unwritten?: () => number;
+  /** The test starts claimed jobs itself (`loop.next()`), each ending at once. */
+  manual?: boolean;
+}) {
   const claims: ClaimRequest[] = [];
+  /** Jobs in line (held) as each claim was sent. */
+  const lines: number[] = [];
   const store = {
     traits: { inProcess: false, claimAhead: true },
     async claim(request: ClaimRequest) {
       claims.push(request);
+      lines.push(loop.heldCount);
       if (options.claimMs) await new Promise((resolve) => setTimeout(resolve, options.claimMs));
       return Array.from({ length: request.limit }, job);
     },
@@ -41,6 +51,7 @@ function instantJobs(options: { concurrency: number; claimMs?: number; unwritten
       running: () => 0,
       unwritten: options.unwritten ?? (() => 0),
       claimed: () => {
+        if (options.manual) return;
         while (loop.next()) counts.started++;
         loop.wake();
       },
@@ -50,7 +61,7 @@ function instantJobs(options: { concurrency: number; claimMs?: number; unwritten
     silentLogger(),
     { workerId: "w", concurrency: options.concurrency, prefetch: "auto", leaseMs: 30_000, pollMs: 1_000 },
   );
-  return { claims, counts, loop };
+  return { claims, lines, counts, loop };
 }
 
 /** Wakes the loop five times (two turns each), stops it, and returns how many claims it sent meanwhile. */
@@ -101,6 +112,60 @@ describe("fetch loop", () => {
     await loop.stop(1_000);
     expect(counts.started).toBeGreaterThan(2_000);
     expect(Math.max(...claims.map((c) => c.limit))).toBe(50);
+  });
+
+  it("starts in the claim the jobs that fall within the start window, and holds the rest", async () => {
+    // The test starts the claimed jobs itself (each ends at once), moving a fake clock on by `gapMs` per
+    // job: that sets the start rate the loop observes.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    let gapMs = 0.01;
+    const { claims, lines, loop } = instantJobs({ concurrency: 1, manual: true });
+    let clock = Date.now();
+    const startOne = () => {
+      clock += gapMs;
+      vi.setSystemTime(Math.floor(clock));
+      return loop.next();
+    };
+    const run = async (ms: number) => {
+      const end = clock + ms;
+      for (let n = 0; clock < end; n++) {
+        if (startOne() && n % 10 !== 0) continue;
+        loop.wake();
+        await turn();
+        await turn();
+      }
+    };
+    loop.start();
+    // 100,000 starts a second: the start window covers the whole line, so a claim starts every job it takes
+    // (each one row update fewer than a held job started by a write of its own).
+    await run(1_000);
+    const fast = claims.at(-1) as ClaimRequest;
+    expect(fast.limit).toBeGreaterThan(50);
+    expect(fast.start).toBe(Math.min(fast.limit, START_BATCH_CAP - (lines.at(-1) as number)));
+    expect(fast.start).toBeGreaterThanOrEqual(fast.limit - 1);
+    // 2,000 a second: the loop holds 100 ahead (AHEAD_MS), of which the window (START_BATCH_MS) is 40.
+    gapMs = 0.5;
+    await run(2_000);
+    const window = loop.startBatch();
+    // (The smoothed rate is within a few percent of it.)
+    expect(Math.abs(window - (2_000 * START_BATCH_MS) / 1_000)).toBeLessThanOrEqual(2);
+    const refill = async (inLine: number) => {
+      while (loop.heldCount > inLine) startOne();
+      const before = claims.length;
+      loop.wake();
+      await until("a refill", () => claims.length > before, 5_000);
+      return claims.at(-1) as ClaimRequest;
+    };
+    // A refill with the line longer than the window: the claim starts none of its jobs.
+    expect((await refill(window + 5)).start).toBe(0);
+    // With a line shorter than the window, the claim starts the jobs that reach the window, no more.
+    while (loop.heldCount > 0) startOne();
+    await refill(0);
+    const short = await refill(window - 10);
+    expect(short.limit).toBeGreaterThan(10);
+    expect(short.start).toBe(10);
+    await loop.stop(1_000);
+    vi.useRealTimers();
   });
 
   describe("the next due time after an empty claim", () => {
