@@ -11,12 +11,12 @@
  * - a rate that stops (an empty queue, a slow dependency) decays by half per empty window, so held jobs do
  *   not outlive the burst that justified them;
  * - claims that are big without it (many slots free during one claim's round trip: a PostgreSQL worker at
- *   concurrency 50 on short jobs claims 50 at a time anyway): nothing is held, since every held job costs a
- *   start write of its own that a job claimed for a free slot does not. Found with no-op jobs on
- *   PostgreSQL (prefetch "auto" against 0, a one-off script): holding ahead ran 37 % more jobs a second at
- *   concurrency 10, about as many at 20, and 14–18 % fewer at 30 and 50, where the database also spent
- *   30–37 µs more CPU per job. The A/B of this rule, with the command that repeats it, is in
- *   docs/internals.md (CLAIMS_BIG).
+ *   concurrency 50 on short jobs claims 50 at a time anyway): only the jobs the claim itself starts are
+ *   held (those due within START_BATCH_MS), since a held job started by a write of its own costs that
+ *   write, which a job started by its claim does not. When held jobs all cost a start write, holding
+ *   none was better at concurrency 30 and 50 (14–18 % more jobs/s; docs/internals.md, CLAIMS_BIG); since
+ *   claims start the jobs of the window, holding those made claims and completions twice as big and ran
+ *   16–39 % more jobs/s at concurrency 25 and 50 (docs/benchmarks.md).
  *
  * A held job never waits longer than about AHEAD_MS of this worker's own work before it starts, far inside
  * its lease (which the worker extends for held jobs too).
@@ -46,8 +46,9 @@ const WINDOW_MS = 200;
 /**
  * Claims are big enough without holding ahead when this many slots free, on average, while one claim is in
  * flight (the observed start rate times the claim's round trip, at most the concurrency). "auto" then holds
- * nothing, and holds again once that falls below CLAIMS_SMALL: the gap keeps a worker near the line from
- * switching at every claim (both ways cost about the same there).
+ * only the start window (START_BATCH_MS), and holds its full look-ahead again once that falls below
+ * CLAIMS_SMALL: the gap keeps a worker near the line from switching at every claim (both ways cost about
+ * the same there).
  */
 export const CLAIMS_BIG = 20;
 export const CLAIMS_SMALL = 12;
@@ -92,7 +93,7 @@ export class ClaimAhead {
     this.roll(now);
     const perClaim = Math.min(this.concurrency, (this.rate * this.claimMs) / 1_000);
     this.claimsBig = perClaim >= (this.claimsBig ? CLAIMS_SMALL : CLAIMS_BIG);
-    if (this.claimsBig) return 0;
+    if (this.claimsBig) return this.window();
     return Math.min(AUTO_CAP, Math.floor((this.rate * AHEAD_MS) / 1_000));
   }
 
@@ -103,6 +104,11 @@ export class ClaimAhead {
    */
   startBatch(now = Date.now()): number {
     this.roll(now);
+    return this.window();
+  }
+
+  /** The jobs due to start within START_BATCH_MS at the observed rate, at most START_BATCH_CAP. */
+  private window(): number {
     return Math.min(START_BATCH_CAP, Math.floor((this.rate * START_BATCH_MS) / 1_000));
   }
 

@@ -55,23 +55,28 @@ describe("claim ahead", () => {
     expect(ahead.target(end)).toBe(0);
   });
 
-  it("on auto, holds nothing while claims are big anyway: many slots free during one claim's round trip", () => {
-    // 5,000 starts/s and 5 ms claims: 25 slots free per claim, at concurrency 50 (claims of ~25 already).
+  it("on auto, holds only the start window while claims are big anyway: many slots free during one claim's round trip", () => {
+    // 2,000 starts/s and 12.5 ms claims: 25 slots free per claim, at concurrency 50 (claims of ~25 already).
+    // It holds the jobs its claims start (due within START_BATCH_MS: ~40), not the look-ahead's 100.
+    const window = (2_000 * START_BATCH_MS) / 1_000;
     const busy = new ClaimAhead(null, 0, 50);
-    busy.claimed(5);
-    expect(busy.target(startAt(busy, 5_000, 0, 3_000))).toBe(0);
-    // The same rate at concurrency 10: at most 10 slots free per claim, so it holds (capped).
+    busy.claimed(12.5);
+    const held = busy.target(startAt(busy, 2_000, 0, 3_000));
+    expect(held).toBeGreaterThanOrEqual(window - 1);
+    expect(held).toBeLessThanOrEqual(window);
+    expect(held).toBe(busy.startBatch(3_000));
+    // The same rate at concurrency 10: at most 10 slots free per claim, so it holds the look-ahead (capped).
     const narrow = new ClaimAhead(null, 0, 10);
-    narrow.claimed(5);
-    expect(narrow.target(startAt(narrow, 5_000, 0, 3_000))).toBe(AUTO_CAP);
-    // Concurrency 50 with 1 ms claims: 5 slots per claim, so it holds.
+    narrow.claimed(12.5);
+    expect(narrow.target(startAt(narrow, 2_000, 0, 3_000))).toBe(AUTO_CAP);
+    // Concurrency 50 with 1 ms claims: 2 slots per claim, so it holds the look-ahead.
     const quick = new ClaimAhead(null, 0, 50);
     quick.claimed(1);
-    expect(quick.target(startAt(quick, 5_000, 0, 3_000))).toBe(AUTO_CAP);
+    expect(quick.target(startAt(quick, 2_000, 0, 3_000))).toBe(AUTO_CAP);
     // A fixed prefetch is the user's: held whatever the claims.
     const fixed = new ClaimAhead(30, 0, 50);
-    fixed.claimed(5);
-    expect(fixed.target(startAt(fixed, 5_000, 0, 3_000))).toBe(30);
+    fixed.claimed(12.5);
+    expect(fixed.target(startAt(fixed, 2_000, 0, 3_000))).toBe(30);
   });
 
   it("switches between holding and not with a gap, so a worker near the line does not flip at every claim", () => {
@@ -83,11 +88,13 @@ describe("claim ahead", () => {
       t = startAt(ahead, 1_000, t, 400);
       return ahead.target(t);
     };
-    expect(perClaim(CLAIMS_BIG - 4)).toBeGreaterThan(0);
-    expect(perClaim(CLAIMS_BIG + 2)).toBe(0);
+    // Small claims: the look-ahead (100 at 1,000/s); big ones: the start window (20 at 1,000/s).
+    const window = (1_000 * START_BATCH_MS) / 1_000;
+    expect(perClaim(CLAIMS_BIG - 4)).toBeGreaterThan(2 * window);
+    expect(perClaim(CLAIMS_BIG + 2)).toBeLessThanOrEqual(window);
     // Back under CLAIMS_BIG but above CLAIMS_SMALL: still big.
-    expect(perClaim((CLAIMS_BIG + CLAIMS_SMALL) / 2)).toBe(0);
-    expect(perClaim(CLAIMS_SMALL - 4)).toBeGreaterThan(0);
+    expect(perClaim((CLAIMS_BIG + CLAIMS_SMALL) / 2)).toBeLessThanOrEqual(window);
+    expect(perClaim(CLAIMS_SMALL - 4)).toBeGreaterThan(2 * window);
   });
 
   it("lets go when starts stop: the rate halves per empty window", () => {

@@ -101,17 +101,20 @@ describe("fetch loop", () => {
     expect(await claimsAfterWakes(loop, claims)).toBeLessThanOrEqual(1);
   });
 
-  it("on prefetch auto, holds nothing ahead while each claim already fills many slots", async () => {
+  it("on prefetch auto, holds only jobs its claims start while each claim already fills many slots", async () => {
     // Concurrency 50, claims that take 10 ms, instant jobs: ~50 slots free during every claim, so the
-    // claims are as big as holding ahead would make them, and every held job would cost a start write.
+    // claims are big without holding ahead; a held job started by a write of its own would cost that write.
     const { claims, counts, loop } = instantJobs({ concurrency: 50, claimMs: 10 });
     loop.start();
-    // Past several rate windows (200 ms each): the start rate is known, and claims never asked for more
-    // than the free slots.
+    // Past several rate windows (200 ms each): the start rate is known. Claims then take the free slots and
+    // the start window (START_BATCH_MS, at most START_BATCH_CAP) ahead, and start every job they take.
     await until("a second of claims", () => claims.length >= 60, 10_000);
     await loop.stop(1_000);
     expect(counts.started).toBeGreaterThan(2_000);
-    expect(Math.max(...claims.map((c) => c.limit))).toBe(50);
+    const later = claims.slice(30);
+    expect(Math.max(...later.map((c) => c.limit))).toBeGreaterThan(50);
+    expect(Math.max(...later.map((c) => c.limit))).toBeLessThanOrEqual(50 + START_BATCH_CAP);
+    for (const claim of later) expect(claim.start).toBe(claim.limit);
   });
 
   it("starts in the claim the jobs that fall within the start window, and holds the rest", async () => {
