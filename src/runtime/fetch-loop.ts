@@ -114,7 +114,7 @@ export class FetchLoop {
     private readonly logger: Logger,
     private readonly options: FetchLoopOptions,
   ) {
-    // "auto" holds ahead only where a claim costs much more than a start (StoreTraits.claimAhead).
+    // "auto" holds ahead only where holding pays (StoreTraits.claimAhead: networked stores).
     const auto = store.traits.claimAhead === true ? null : 0;
     this.ahead = new ClaimAhead(
       options.prefetch === "auto" ? auto : options.prefetch,

@@ -32,11 +32,11 @@ export interface WorkerOptions {
    * about 20 ms at the observed rate are started ahead, by their claim when they fall that early in line,
    * and are `active` from then on.
    *
-   * Default "auto": where a claim costs much more than a start (PostgreSQL, whose claim waits for the WAL
-   * flush and whose start does not), hold what this worker will start in the next 100 ms at the rate it has
-   * been starting jobs, at most 100 — many for short jobs, none for jobs of a second or more, so a busy
-   * worker never keeps jobs from an idle one (runtime/claim-ahead.ts). On SQLite and Redis "auto" holds
-   * none: a claim there costs no more than a start. A number holds that many, always.
+   * Default "auto": on a networked store (PostgreSQL, whose claim also waits for the WAL flush; Redis),
+   * hold what this worker will start in the next 100 ms at the rate it has been starting jobs, at most
+   * 100 — many for short jobs, none for jobs of a second or more, so a busy worker never keeps jobs from an
+   * idle one (runtime/claim-ahead.ts). On SQLite (in process, a claim costs nothing to repeat) "auto" holds
+   * none. A number holds that many, always.
    */
   prefetch?: number | "auto";
   /** Default grace for `stop()` before running handlers are aborted. Default 25 s. */

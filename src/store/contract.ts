@@ -492,9 +492,10 @@ export interface StoreTraits {
    */
   readonly inProcess: boolean;
   /**
-   * A claim costs much more than starting a job claimed ahead (PostgreSQL: a claim waits for the WAL
-   * flush, a start does not). A worker on `prefetch: "auto"` then holds ahead what it will start in the next
-   * moment at its observed rate (runtime/claim-ahead.ts); elsewhere "auto" holds nothing.
+   * Holding jobs ahead pays: a claim is a round trip (PostgreSQL, whose claim also waits for the WAL flush;
+   * Redis), and a claim starts the held jobs due within the start window, so they cost no write of their
+   * own. A worker on `prefetch: "auto"` then holds ahead what it will start in the next moment at its
+   * observed rate (runtime/claim-ahead.ts); elsewhere (SQLite, in process) "auto" holds nothing.
    */
   readonly claimAhead?: boolean;
 }

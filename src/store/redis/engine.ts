@@ -15,5 +15,7 @@ export const redisEngine: EngineDescriptor<"redis", RedisUrl> = {
     const { RedisStore } = await import("./redis-store.js");
     return new RedisStore(url, options);
   },
-  traits: { inProcess: false },
+  // Claims start the jobs of the start window, so holding ahead costs no write per job here either, and
+  // saves round trips (docs/benchmarks.md: 3.5x the jobs/s at concurrency 1).
+  traits: { inProcess: false, claimAhead: true },
 };
