@@ -78,18 +78,23 @@ async function backlog(
 }
 
 describe.each(ENGINE_NAMES)("prefetch auto on %s", (engine) => {
-  it("claims ahead only where a claim costs more than a start, and runs every job once", async () => {
+  it("claims ahead only on a networked store, and runs every job once", async () => {
     const { sluice, store, runs } = await backlog(engine, "ahead", JOBS);
     const counts = countCalls(store);
     const worker = sluice.worker({ queues: ["ahead"], concurrency: 1 });
     await worker.start();
+    // Until the first rate windows close (200 ms each) the worker has no rate to hold by and claims one job
+    // at a time: the claims are counted over the second half of the jobs.
+    await until("half of the jobs ran", () => runs.size >= JOBS / 2, 60_000);
+    const claimsAtHalf = counts.claims;
+    const ranAtHalf = runs.size;
     await until("every job ran", () => runs.size === JOBS, 60_000);
     await worker.stop();
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
     // The engine decides (a networked store: a claim is a round trip), not a flag this test would merely echo.
     if (engine !== "sqlite") {
       // Bulk claims: at concurrency 1 without holding ahead, every job is a claim of its own.
-      expect(counts.claims).toBeLessThan(JOBS / 5);
+      expect(counts.claims - claimsAtHalf).toBeLessThan((JOBS - ranAtHalf) / 5);
       // Every job started once: by its claim (one due within the start window, or a free slot's) or by
       // one start write, never both.
       expect(counts.startedByClaims + counts.started).toBe(JOBS);
