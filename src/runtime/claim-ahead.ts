@@ -18,8 +18,10 @@
  *   claims start the jobs of the window, holding those made claims and completions twice as big and ran
  *   16–39 % more jobs/s at concurrency 25 and 50 (docs/benchmarks.md).
  *
- * A held job never waits longer than about AHEAD_MS of this worker's own work before it starts, far inside
- * its lease (which the worker extends for held jobs too).
+ * A held job waits about AHEAD_MS of this worker's own work before it starts, far inside its lease (which
+ * the worker extends for held jobs too). Behind a job that runs far longer than the recent ones the line
+ * stands still: after HELD_STALE_MS (fetch-loop.ts) the held jobs go back to the queue for any worker, and
+ * the rate is forgotten (`forget`), so nothing is held again until jobs start again.
  */
 
 /** The look-ahead: hold what will start within this time at the observed rate. */
@@ -85,6 +87,16 @@ export class ClaimAhead {
   started(now = Date.now()): void {
     this.roll(now);
     this.windowStarts++;
+  }
+
+  /**
+   * Held jobs went back because the line stood still (fetch-loop.ts HELD_STALE_MS): the rate they were held
+   * by no longer holds, so nothing is held until jobs start again.
+   */
+  forget(now = Date.now()): void {
+    this.rate = 0;
+    this.windowStart = now;
+    this.windowStarts = 0;
   }
 
   /** Jobs to hold ahead now. */

@@ -47,6 +47,14 @@ export const DRY_CLAIM_MS = 100;
 export const UNWRITTEN_SLACK = 32;
 /** Longest claim back-off after repeated failures. */
 const MAX_BACKOFF_MS = 10_000;
+/**
+ * Held jobs go back to the queue when the line has not moved for this long. They were held because, at the
+ * rate this worker had been starting jobs, they would start within the look-ahead (claim-ahead.ts, 100 ms);
+ * a line that stands still ten times that long sits behind a job that runs far longer than the recent ones,
+ * and another worker may be idle. The rate is then forgotten, so nothing more is held until jobs start again.
+ * On "auto" only: a fixed prefetch is held as the user set it.
+ */
+export const HELD_STALE_MS = 1_000;
 
 export interface FetchLoopOptions {
   workerId: string;
@@ -71,6 +79,8 @@ export interface FetchHost {
   excluded?(): ReadonlySet<string>;
   /** Gives back jobs of excluded queues that a claim in flight took (no attempt charged). */
   giveBackExcluded?(jobs: JobRecord[]): Promise<void>;
+  /** Gives back held jobs whose line stood still for HELD_STALE_MS (no attempt charged). */
+  giveBackStale?(jobs: JobRecord[]): Promise<void>;
 }
 
 export class FetchLoop {
@@ -105,6 +115,10 @@ export class FetchLoop {
   private dryTimer: NodeJS.Timeout | null = null;
   /** How many jobs to hold ahead (fixed, or sized by the observed start rate). */
   private readonly ahead: ClaimAhead;
+  /** When the held line last moved: a held job started, or the line filled from empty. */
+  private lineMovedAt = 0;
+  /** Looks at the held line once it may have stood still for HELD_STALE_MS. */
+  private staleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: Store,
@@ -146,7 +160,10 @@ export class FetchLoop {
   /** The next held job to start, in claim order. */
   next(): JobRecord | undefined {
     const job = this.held.shift();
-    if (job) this.ahead.started();
+    if (job) {
+      this.ahead.started();
+      this.lineMovedAt = Date.now();
+    }
     return job;
   }
 
@@ -241,6 +258,8 @@ export class FetchLoop {
     this.clearDue();
     if (this.dryTimer) clearTimeout(this.dryTimer);
     this.dryTimer = null;
+    if (this.staleTimer) clearTimeout(this.staleTimer);
+    this.staleTimer = null;
     return settlesWithin(this.pass, boundMs);
   }
 
@@ -317,8 +336,10 @@ export class FetchLoop {
       void this.host.giveBackExcluded?.(back);
     }
     this.dry = claimed.length < free;
+    if (this.held.length === 0) this.lineMovedAt = Date.now();
     this.held.push(...claimed);
     this.host.claimed();
+    this.armStaleCheck(HELD_STALE_MS);
     if (claimed.length > 0) this.drained = false;
     else if (!this.drained && this.host.running() === 0) {
       this.drained = true;
@@ -338,6 +359,33 @@ export class FetchLoop {
       }
     }
     if (this.again) this.wake();
+  }
+
+  /**
+   * Once jobs are held, looks again when the line may have stood still for HELD_STALE_MS; gives the held
+   * jobs back if it has (see HELD_STALE_MS), else looks again when it next may have.
+   */
+  private armStaleCheck(delayMs: number): void {
+    // A fixed prefetch is the user's to hold; "auto" holds by a rate, which a long job makes wrong.
+    if (this.options.prefetch !== "auto" || !this.host.giveBackStale) return;
+    if (this.staleTimer || this.held.length === 0 || this.state !== "on") return;
+    this.staleTimer = setTimeout(() => {
+      this.staleTimer = null;
+      if (this.state !== "on" || this.held.length === 0) return;
+      const still = Date.now() - this.lineMovedAt;
+      if (still < HELD_STALE_MS) {
+        this.armStaleCheck(HELD_STALE_MS - still);
+        return;
+      }
+      const stale = this.held.splice(0);
+      this.ahead.forget();
+      this.logger.debug(
+        { jobs: stale.length, stillMs: still },
+        "held jobs given back: the line stood still behind a long-running job",
+      );
+      void this.host.giveBackStale?.(stale);
+    }, delayMs);
+    this.staleTimer.unref();
   }
 
   /** The queues to claim from, in this claim's order, without the excluded ones. */

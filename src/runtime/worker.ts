@@ -149,6 +149,7 @@ export class Worker {
         giveBack: (jobs) => this.giveBack(jobs, "released: worker stopping"),
         excluded: () => this.health?.failingQueues() ?? NONE,
         giveBackExcluded: (jobs) => this.giveBack(jobs, "released: health check failing"),
+        giveBackStale: (jobs) => this.giveBack(jobs, "released: held behind a long-running job"),
       },
       this.host.events,
       this.logger,

@@ -240,3 +240,39 @@ describe("starts written ahead of their slot (postgres)", () => {
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
   });
 });
+
+// PostgreSQL and Redis, where "auto" holds jobs ahead. A worker holds jobs at the rate of short ones; when a
+// job ahead of them runs long, they must not wait for it while another worker is idle.
+describe.each(["postgres", "redis"] as const)("jobs held behind a long-running job on %s", (engine) => {
+  it("go back to the queue uncharged, and another worker runs them while the long job runs", async () => {
+    const total = 2_000;
+    const blockAt = 1_000;
+    const queue = "behind";
+    const gate = deferred();
+    let blocking = false;
+    const { sluice, runs } = await backlog(engine, queue, total, async (i) => {
+      if (i !== blockAt) return;
+      blocking = true;
+      await gate.promise;
+    });
+    const first = sluice.worker({ queues: [queue], concurrency: 1 });
+    await first.start();
+    await until("the long job runs", () => blocking, 30_000);
+    const second = sluice.worker({ queues: [queue], concurrency: 1 });
+    await second.start();
+    // Without the give-back, the jobs the first worker held stay leased to it until the long job ends.
+    await until("every job ran while the long job still runs", () => runs.size === total, 30_000);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+    gate.resolve();
+    await until(
+      "every job completed",
+      async () => (await sluice.admin.queues()).find((q) => q.queue === queue)?.counts.completed === total,
+      30_000,
+    );
+    await Promise.all([first.stop(), second.stop()]);
+    // Given back without an attempt charged: every job completed on its first attempt.
+    const { jobs } = await sluice.admin.listJobs({ queue, state: "completed" }, { limit: total });
+    expect(jobs).toHaveLength(total);
+    expect(jobs.filter((job) => job.attempt !== 1)).toEqual([]);
+  });
+});

@@ -9,7 +9,7 @@ import type { JobRecord } from "../../src/core/job.js";
 import { silentLogger } from "../../src/index.js";
 import { START_BATCH_CAP, START_BATCH_MS } from "../../src/runtime/claim-ahead.js";
 import { SluiceEventEmitter } from "../../src/runtime/events.js";
-import { DRY_CLAIM_MS, FetchLoop, UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
+import { DRY_CLAIM_MS, FetchLoop, HELD_STALE_MS, UNWRITTEN_SLACK } from "../../src/runtime/fetch-loop.js";
 import { QueueSelector } from "../../src/runtime/queue-selector.js";
 import type { ClaimRequest, Store } from "../../src/store/contract.js";
 import { until } from "../support/wait.js";
@@ -27,6 +27,8 @@ function instantJobs(options: {
   unwritten?: () => number;
   /** The test starts claimed jobs itself (`loop.next()`), each ending at once. */
   manual?: boolean;
+  /** Default "auto". */
+  prefetch?: number | "auto";
 }) {
   const claims: ClaimRequest[] = [];
   /** Jobs in line (held) as each claim was sent. */
@@ -44,6 +46,8 @@ function instantJobs(options: {
     },
   } as unknown as Store;
   const counts = { started: 0 };
+  /** Held jobs given back because their line stood still (HELD_STALE_MS). */
+  const stale: JobRecord[][] = [];
   const loop: FetchLoop = new FetchLoop(
     store,
     new QueueSelector(["q"]),
@@ -56,12 +60,21 @@ function instantJobs(options: {
         loop.wake();
       },
       giveBack: async () => {},
+      giveBackStale: async (jobs) => {
+        stale.push(jobs);
+      },
     },
     new SluiceEventEmitter(),
     silentLogger(),
-    { workerId: "w", concurrency: options.concurrency, prefetch: "auto", leaseMs: 30_000, pollMs: 1_000 },
+    {
+      workerId: "w",
+      concurrency: options.concurrency,
+      prefetch: options.prefetch ?? "auto",
+      leaseMs: 30_000,
+      pollMs: 1_000,
+    },
   );
-  return { claims, lines, counts, loop };
+  return { claims, lines, counts, loop, stale };
 }
 
 /** Wakes the loop five times (two turns each), stops it, and returns how many claims it sent meanwhile. */
@@ -169,6 +182,48 @@ describe("fetch loop", () => {
     expect(short.start).toBe(10);
     await loop.stop(1_000);
     vi.useRealTimers();
+  });
+
+  it("on auto, gives the held jobs back once their line stood still for HELD_STALE_MS, and holds none after", async () => {
+    const { claims, loop, stale } = instantJobs({ concurrency: 1, manual: true });
+    loop.start();
+    // Jobs start fast (the test starts them) until the loop holds many ahead; then the line stands still,
+    // as behind a job that runs long.
+    const end = Date.now() + 1_000;
+    while (Date.now() < end) {
+      if (loop.next()) continue;
+      loop.wake();
+      await turn();
+      await turn();
+    }
+    await until("jobs held ahead", () => {
+      loop.wake();
+      return loop.heldCount > 20;
+    });
+    const held = loop.heldCount;
+    const stoodFrom = Date.now();
+    const given = await until("the held jobs given back", () => stale[0], 5_000);
+    expect(Date.now() - stoodFrom).toBeGreaterThanOrEqual(HELD_STALE_MS - 50);
+    expect(given.length).toBeGreaterThanOrEqual(held);
+    expect(loop.heldCount).toBe(0);
+    // The rate they were held by is forgotten: the next claim asks for the free slot only.
+    const before = claims.length;
+    loop.wake();
+    await until("a claim", () => claims.length > before, 5_000);
+    expect(claims.at(-1)?.limit).toBe(1);
+    await loop.stop(1_000);
+  });
+
+  it("on a fixed prefetch, keeps the held jobs however long their line stands still", async () => {
+    const { claims, loop, stale } = instantJobs({ concurrency: 1, manual: true, prefetch: 20 });
+    loop.start();
+    await until("the line filled", () => claims.length > 0 && loop.heldCount === 21);
+    // A negative claim needs a window: twice HELD_STALE_MS with nothing started.
+    const from = Date.now();
+    await until("a quiet window", () => Date.now() - from > 2 * HELD_STALE_MS || stale.length > 0, 10_000);
+    expect(stale).toEqual([]);
+    expect(loop.heldCount).toBe(21);
+    await loop.stop(1_000);
   });
 
   describe("the next due time after an empty claim", () => {
