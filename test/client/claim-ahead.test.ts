@@ -77,6 +77,29 @@ async function backlog(
   return { sluice, store, runs };
 }
 
+/**
+ * A backlog of `total` jobs on `engine` worked by one worker at concurrency 1 until job `blockAt` holds its
+ * slot on a gate (open it with `gate.resolve()`); returns once that job runs.
+ */
+async function blockedBacklog(
+  engine: (typeof ENGINE_NAMES)[number],
+  queue: string,
+  total: number,
+  blockAt: number,
+) {
+  const gate = deferred();
+  let blocking = false;
+  const { sluice, runs } = await backlog(engine, queue, total, async (i) => {
+    if (i !== blockAt) return;
+    blocking = true;
+    await gate.promise;
+  });
+  const worker = sluice.worker({ queues: [queue], concurrency: 1 });
+  await worker.start();
+  await until("the blocking job runs", () => blocking, 30_000);
+  return { sluice, runs, gate, worker };
+}
+
 describe.each(ENGINE_NAMES)("prefetch auto on %s", (engine) => {
   it("claims ahead only on a networked store, and runs every job once", async () => {
     const { sluice, store, runs } = await backlog(engine, "ahead", JOBS);
@@ -180,16 +203,7 @@ describe("starts written ahead of their slot (postgres)", () => {
    * active besides it: held jobs whose start was written ahead of their slot.
    */
   async function blockedWithStartsAhead(queue: string) {
-    const gate = deferred();
-    let blocking = false;
-    const { sluice, runs } = await backlog("postgres", queue, total, async (i) => {
-      if (i !== blockAt) return;
-      blocking = true;
-      await gate.promise;
-    });
-    const worker = sluice.worker({ queues: [queue], concurrency: 1 });
-    await worker.start();
-    await until("the blocking job runs", () => blocking, 30_000);
+    const { sluice, runs, gate, worker } = await blockedBacklog("postgres", queue, total, blockAt);
     const active = async () =>
       (await sluice.admin.listJobs({ queue, state: "active" }, { limit: 1_000 })).jobs;
     // Active and never run: a job that ran before the blocker also shows active until its completion is
@@ -248,16 +262,7 @@ describe.each(["postgres", "redis"] as const)("jobs held behind a long-running j
     const total = 2_000;
     const blockAt = 1_000;
     const queue = "behind";
-    const gate = deferred();
-    let blocking = false;
-    const { sluice, runs } = await backlog(engine, queue, total, async (i) => {
-      if (i !== blockAt) return;
-      blocking = true;
-      await gate.promise;
-    });
-    const first = sluice.worker({ queues: [queue], concurrency: 1 });
-    await first.start();
-    await until("the long job runs", () => blocking, 30_000);
+    const { sluice, runs, gate, worker: first } = await blockedBacklog(engine, queue, total, blockAt);
     const second = sluice.worker({ queues: [queue], concurrency: 1 });
     await second.start();
     // Without the give-back, the jobs the first worker held stay leased to it until the long job ends.
