@@ -49,9 +49,9 @@ export const UNWRITTEN_SLACK = 32;
 const MAX_BACKOFF_MS = 10_000;
 /**
  * Held jobs go back to the queue when the line has not moved for this long. They were held because, at the
- * rate this worker had been starting jobs, they would start within the look-ahead (claim-ahead.ts, 100 ms);
+ * rate this worker's jobs had been ending, they would start within the look-ahead (claim-ahead.ts, 100 ms);
  * a line that stands still ten times that long sits behind a job that runs far longer than the recent ones,
- * and another worker may be idle. The rate is then forgotten, so nothing more is held until jobs start again.
+ * and another worker may be idle. The rate is then forgotten, so nothing more is held until jobs end again.
  * On "auto" only: a fixed prefetch is held as the user set it.
  */
 export const HELD_STALE_MS = 1_000;
@@ -113,7 +113,7 @@ export class FetchLoop {
   private claimedAt = 0;
   /** A claim for freed slots, put off by DRY_CLAIM_MS. */
   private dryTimer: NodeJS.Timeout | null = null;
-  /** How many jobs to hold ahead (fixed, or sized by the observed start rate). */
+  /** How many jobs to hold ahead (fixed, or sized by the observed rate of jobs ending). */
   private readonly ahead: ClaimAhead;
   /** When the held line last moved: a held job started, or the line filled from empty. */
   private lineMovedAt = 0;
@@ -160,11 +160,16 @@ export class FetchLoop {
   /** The next held job to start, in claim order. */
   next(): JobRecord | undefined {
     const job = this.held.shift();
-    if (job) {
-      this.ahead.started();
-      this.lineMovedAt = Date.now();
-    }
+    if (job) this.lineMovedAt = Date.now();
     return job;
+  }
+
+  /**
+   * A job this worker ran ended after `durationMs` and freed its slot: the turnover "auto" holds ahead by
+   * (claim-ahead.ts).
+   */
+  ended(durationMs: number): void {
+    this.ahead.ended(Date.now(), durationMs);
   }
 
   /** Removes a held job by its lease (id and token); returns it when it was held under that token. */

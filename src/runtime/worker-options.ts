@@ -33,7 +33,7 @@ export interface WorkerOptions {
    * and are `active` from then on.
    *
    * Default "auto": on a networked store (PostgreSQL, whose claim also waits for the WAL flush; Redis),
-   * hold what this worker will start in the next 100 ms at the rate it has been starting jobs, at most
+   * hold what this worker will start in the next 100 ms at the rate its jobs have been ending, at most
    * 100 — many for short jobs, none for jobs of a second or more, so a busy worker never keeps jobs from an
    * idle one (runtime/claim-ahead.ts); jobs held behind one that runs long go back to the queue after 1 s
    * (runtime/fetch-loop.ts HELD_STALE_MS). On SQLite (in process, a claim costs nothing to repeat) "auto"

@@ -471,6 +471,7 @@ export class Worker {
     this.loop.jobEnded(job, running.startedAt);
     if (this.running.get(job.id) === running) this.running.delete(job.id);
     running.end();
+    this.fetcher.ended(Date.now() - running.startedAt);
     this.startHeld();
     // Any other end (a failure, a retry scheduled, a job given back) may have changed the queue's schedule.
     if (completed) this.fetcher.slotFreed();

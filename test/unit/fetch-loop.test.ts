@@ -1,5 +1,5 @@
 /**
- * The fetch loop against a scripted store: jobs held ahead on prefetch "auto" (sized by the observed start
+ * The fetch loop against a scripted store: jobs held ahead on prefetch "auto" (sized by the observed
  * rate) never widen the allowance of finished-but-unwritten outcomes past which the loop stops claiming,
  * which stays the concurrency (at least UNWRITTEN_SLACK): how many jobs a worker holds while its store lags.
  */
@@ -19,13 +19,13 @@ const job = (): JobRecord => ({ id: `j${++seq}`, queue: "q", leaseToken: seq, st
 
 /**
  * A fetch loop on prefetch "auto" over a store that hands out as many jobs as each claim asks for (after
- * `claimMs`), whose jobs all start at once: the observed start rate is as high as it gets (unless `manual`).
+ * `claimMs`), whose jobs all start and end at once: the observed rate is as high as it gets (unless `manual`).
  */
 function instantJobs(options: {
   concurrency: number;
   claimMs?: number;
   unwritten?: () => number;
-  /** The test starts claimed jobs itself (`loop.next()`), each ending at once. */
+  /** The test starts claimed jobs itself (`loop.next()`, then `loop.ended()`: each ends at once). */
   manual?: boolean;
   /** Default "auto". */
   prefetch?: number | "auto";
@@ -56,7 +56,11 @@ function instantJobs(options: {
       unwritten: options.unwritten ?? (() => 0),
       claimed: () => {
         if (options.manual) return;
-        while (loop.next()) counts.started++;
+        // Each job ends as it starts: its slot turns over (the rate "auto" holds ahead by).
+        while (loop.next()) {
+          counts.started++;
+          loop.ended(0);
+        }
         loop.wake();
       },
       giveBack: async () => {},
@@ -119,7 +123,7 @@ describe("fetch loop", () => {
     // claims are big without holding ahead; a held job started by a write of its own would cost that write.
     const { claims, counts, loop } = instantJobs({ concurrency: 50, claimMs: 10 });
     loop.start();
-    // Past several rate windows (200 ms each): the start rate is known. Claims then take the free slots and
+    // Past several rate windows (200 ms each): the rate is known. Claims then take the free slots and
     // the start window (START_BATCH_MS, at most START_BATCH_CAP) ahead, and start every job they take.
     await until("a second of claims", () => claims.length >= 60, 10_000);
     await loop.stop(1_000);
@@ -132,7 +136,7 @@ describe("fetch loop", () => {
 
   it("starts in the claim the jobs that fall within the start window, and holds the rest", async () => {
     // The test starts the claimed jobs itself (each ends at once), moving a fake clock on by `gapMs` per
-    // job: that sets the start rate the loop observes.
+    // job: that sets the rate the loop observes.
     vi.useFakeTimers({ toFake: ["Date"] });
     let gapMs = 0.01;
     const { claims, lines, loop } = instantJobs({ concurrency: 1, manual: true });
@@ -140,7 +144,9 @@ describe("fetch loop", () => {
     const startOne = () => {
       clock += gapMs;
       vi.setSystemTime(Math.floor(clock));
-      return loop.next();
+      const started = loop.next();
+      if (started) loop.ended(0);
+      return started;
     };
     const run = async (ms: number) => {
       const end = clock + ms;
@@ -159,9 +165,10 @@ describe("fetch loop", () => {
     expect(fast.limit).toBeGreaterThan(50);
     expect(fast.start).toBe(Math.min(fast.limit, START_BATCH_CAP - (lines.at(-1) as number)));
     expect(fast.start).toBeGreaterThanOrEqual(fast.limit - 1);
-    // 2,000 a second: the loop holds 100 ahead (AHEAD_MS), of which the window (START_BATCH_MS) is 40.
+    // 2,000 a second: the loop holds 100 ahead (AHEAD_MS), of which the window (START_BATCH_MS) is 40. (The
+    // rate comes down from 100,000 a second by half per 200 ms window.)
     gapMs = 0.5;
-    await run(2_000);
+    await run(3_000);
     const window = loop.startBatch();
     // (The smoothed rate is within a few percent of it.)
     expect(Math.abs(window - (2_000 * START_BATCH_MS) / 1_000)).toBeLessThanOrEqual(2);
@@ -191,7 +198,10 @@ describe("fetch loop", () => {
     // as behind a job that runs long.
     const end = Date.now() + 1_000;
     while (Date.now() < end) {
-      if (loop.next()) continue;
+      if (loop.next()) {
+        loop.ended(0);
+        continue;
+      }
       loop.wake();
       await turn();
       await turn();
