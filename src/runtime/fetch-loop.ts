@@ -382,6 +382,12 @@ export class FetchLoop {
         this.armStaleCheck(HELD_STALE_MS - still);
         return;
       }
+      // A line held back by outcomes the store has not taken yet (worker.ts startHeld) stands still for the
+      // store, not behind a long job: giving the jobs back would only add a write to a store that lags.
+      if (this.unwrittenPastStartAllowance() > 0) {
+        this.armStaleCheck(HELD_STALE_MS);
+        return;
+      }
       const stale = this.held.splice(0);
       this.ahead.forget();
       this.logger.debug(

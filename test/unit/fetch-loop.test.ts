@@ -224,6 +224,39 @@ describe("fetch loop", () => {
     await loop.stop(1_000);
   });
 
+  it("keeps the held jobs while their line stands still for a store that lags, and gives them back after", async () => {
+    let unwritten = 0;
+    const { loop, stale } = instantJobs({ concurrency: 1, manual: true, unwritten: () => unwritten });
+    loop.start();
+    const end = Date.now() + 1_000;
+    while (Date.now() < end) {
+      if (loop.next()) {
+        loop.ended(0);
+        continue;
+      }
+      loop.wake();
+      await turn();
+      await turn();
+    }
+    await until("jobs held ahead", () => {
+      loop.wake();
+      return loop.heldCount > 20;
+    });
+    // Outcomes pile up past the start allowance (2 × concurrency + UNWRITTEN_SLACK): the worker starts no
+    // held job (worker.ts startHeld), so the line stands still for the store.
+    unwritten = 2 + UNWRITTEN_SLACK + 1;
+    const held = loop.heldCount;
+    const from = Date.now();
+    await until("twice HELD_STALE_MS", () => Date.now() - from > 2 * HELD_STALE_MS || stale.length > 0, 10_000);
+    expect(stale).toEqual([]);
+    expect(loop.heldCount).toBe(held);
+    // The store catches up; the line still does not move (a long job now): they go back.
+    unwritten = 0;
+    const given = await until("the held jobs given back", () => stale[0], 5_000);
+    expect(given.length).toBe(held);
+    await loop.stop(1_000);
+  });
+
   it("on a fixed prefetch, keeps the held jobs however long their line stands still", async () => {
     const { claims, loop, stale } = instantJobs({ concurrency: 1, manual: true, prefetch: 20 });
     loop.start();
