@@ -23,8 +23,8 @@
  * a burst reaching an idle one) say nothing of how soon a slot frees again. Fifty hour-long jobs starting at
  * once are no reason to hold fifty more behind them; fifty no-op jobs are, once they end.
  *
- * The rate goes up fast and down slowly. A window that shows at least twice the rate known (FIRST_ENDS ends
- * over at least FIRST_WINDOW_MS; with no rate known, any) closes at once and its rate is taken as it stands,
+ * The rate goes up fast and down slowly. A probe that shows at least twice the rate known (PROBE_ENDS ends
+ * over at least PROBE_MS; with no rate known, any) is taken as it stands,
  * so a burst that reaches an idle worker is held for within milliseconds instead of after WINDOW_MS, and a
  * rate held back by claiming too little (one job per claim's round trip while no rate is known) doubles per
  * few ms instead of per window (measured on PostgreSQL at concurrency 1: bursts of 300 no-op jobs to an idle
@@ -60,10 +60,10 @@ export const START_BATCH_MS = 20;
 export const START_BATCH_CAP = AUTO_CAP;
 /** The rate is measured over windows of this length. */
 const WINDOW_MS = 200;
-/** A window closes early, its rate taken up as it stands, once it holds this many ends (and FIRST_WINDOW_MS). */
-export const FIRST_ENDS = 8;
-/** Shortest window: a few ms of ends, not the first two or three, which may all land in one turn. */
-export const FIRST_WINDOW_MS = 10;
+/** A probe of the rate (`probeEnds`) is looked at once it holds this many ends over at least PROBE_MS. */
+export const PROBE_ENDS = 8;
+/** Shortest probe: a few ms of ends, not the first two or three, which may all land in one turn. */
+export const PROBE_MS = 10;
 /** The mean job duration (`ended`) weighs each new one by this much. */
 const DURATION_WEIGHT = 1 / 8;
 /**
@@ -86,7 +86,7 @@ export class ClaimAhead {
   /** Mean duration of the jobs that ended, ms (0: none yet, or too short for the clock). */
   private meanMs = 0;
   /**
-   * The ends since `probeStart`, looked at once they are FIRST_ENDS over FIRST_WINDOW_MS: twice the rate (or
+   * The ends since `probeStart`, looked at once they are PROBE_ENDS over PROBE_MS: twice the rate (or
    * any, with none known) is taken at once; less starts a new probe. Its own count, not the window's: a
    * window that began at the old rate would take most of its length to show the new one.
    */
@@ -95,7 +95,7 @@ export class ClaimAhead {
 
   /** A claim's round trip, ms, smoothed. */
   private claimMs = 0;
-  /** Claims are big without holding ahead (CLAIMS_BIG): "auto" holds none. */
+  /** Claims are big without holding ahead (CLAIMS_BIG): "auto" holds only the start window. */
   private claimsBig = false;
 
   /**
@@ -176,7 +176,7 @@ export class ClaimAhead {
     if (this.rate === 0 && !this.firstOpen) return; // nothing to measure from until a job ends
     // Up fast: a probe showing at least twice the rate known (with none known, any) is taken as it stands.
     const probeMs = now - this.probeStart;
-    if (this.probeEnds >= FIRST_ENDS && probeMs >= FIRST_WINDOW_MS) {
+    if (this.probeEnds >= PROBE_ENDS && probeMs >= PROBE_MS) {
       const probeRate = (this.probeEnds * 1_000) / probeMs;
       if (probeRate >= 2 * this.rate) {
         this.take(probeRate, now);

@@ -6,8 +6,8 @@ import {
   CLAIMS_BIG,
   CLAIMS_SMALL,
   ClaimAhead,
-  FIRST_ENDS,
-  FIRST_WINDOW_MS,
+  PROBE_ENDS,
+  PROBE_MS,
   START_BATCH_CAP,
   START_BATCH_MS,
 } from "../../src/runtime/claim-ahead.js";
@@ -99,15 +99,15 @@ describe("claim ahead", () => {
     expect(perClaim(CLAIMS_SMALL - 4)).toBeGreaterThan(2 * window);
   });
 
-  it("holds for a burst that reaches an idle worker within milliseconds, once FIRST_ENDS jobs ended", () => {
+  it("holds for a burst that reaches an idle worker within milliseconds, once PROBE_ENDS jobs ended", () => {
     const ahead = new ClaimAhead(null, 0, 1);
     // Idle for a while, then jobs end 2,000 a second (a no-op burst at concurrency 1).
     expect(ahead.target(5_000)).toBe(0);
-    // Fewer than FIRST_ENDS ends: no rate yet, however fast.
-    let t = endAt(ahead, 2_000, 5_000, ((FIRST_ENDS - 2) * 1_000) / 2_000);
-    expect(ahead.target(t + FIRST_WINDOW_MS)).toBe(0);
+    // Fewer than PROBE_ENDS ends: no rate yet, however fast.
+    let t = endAt(ahead, 2_000, 5_000, ((PROBE_ENDS - 2) * 1_000) / 2_000);
+    expect(ahead.target(t + PROBE_MS)).toBe(0);
     // A few ms of ends later: 2,000 a second holds the look-ahead's 200, capped; the start window is 40.
-    t = endAt(ahead, 2_000, t + FIRST_WINDOW_MS, 2 * FIRST_WINDOW_MS);
+    t = endAt(ahead, 2_000, t + PROBE_MS, 2 * PROBE_MS);
     expect(ahead.target(t)).toBe(AUTO_CAP);
     expect(ahead.startBatch(t)).toBeGreaterThanOrEqual(((2_000 * START_BATCH_MS) / 1_000) * 0.75);
   });
@@ -118,9 +118,9 @@ describe("claim ahead", () => {
     const slow = ahead.target(t); // 200 a second: 20
     expect(slow).toBeGreaterThanOrEqual(19);
     expect(slow).toBeLessThanOrEqual(20);
-    // Five times as fast for a few probes' time (FIRST_ENDS over FIRST_WINDOW_MS each): taken as it
+    // Five times as fast for a few probes' time (PROBE_ENDS over PROBE_MS each): taken as it
     // stands, ~100 held, where the 200 ms windows would still be near the slow rate.
-    t = endAt(ahead, 1_000, t, 3 * FIRST_WINDOW_MS);
+    t = endAt(ahead, 1_000, t, 3 * PROBE_MS);
     expect(ahead.target(t)).toBeGreaterThanOrEqual(90);
     // Back to 200 a second: smoothed, half the way per window.
     t = endAt(ahead, 200, t, 200);
@@ -129,17 +129,28 @@ describe("claim ahead", () => {
     expect(falling).toBeLessThan(90);
   });
 
+  it("after a pause in the ends, measures a new burst from its start, not spread over the pause", () => {
+    const ahead = new ClaimAhead(null, 0, 1);
+    let t = endAt(ahead, 500, 0, 2_000);
+    // A pause of two windows: the rate decays but is still known.
+    t += 450;
+    expect(ahead.target(t)).toBeGreaterThan(0);
+    // A burst at 2,000 a second: held for after one probe (PROBE_ENDS over PROBE_MS).
+    t = endAt(ahead, 2_000, t, PROBE_MS + 2);
+    expect(ahead.target(t)).toBe(AUTO_CAP);
+  });
+
   it("is bounded by what the slots can do at the mean job duration: long jobs ending together are no rate", () => {
     // Concurrency 50, one-second jobs that started together end together: fifty ends in a millisecond.
     const ahead = new ClaimAhead(null, 0, 50);
     for (let i = 0; i < 50; i++) ahead.ended(1_000 + i / 50, 1_000);
     // At most 50 a second (5 held for the 100 ms look-ahead), not 50 in 10 ms (5,000 a second, 100 held).
-    expect(ahead.target(1_000 + FIRST_WINDOW_MS)).toBeLessThanOrEqual((50 * AHEAD_MS) / 1_000);
-    expect(ahead.startBatch(1_000 + FIRST_WINDOW_MS)).toBe(1);
+    expect(ahead.target(1_000 + PROBE_MS)).toBeLessThanOrEqual((50 * AHEAD_MS) / 1_000);
+    expect(ahead.startBatch(1_000 + PROBE_MS)).toBe(1);
     // The same ends with no durations known (no bound): the burst would be taken for a rate.
     const unbounded = new ClaimAhead(null, 0, 50);
     for (let i = 0; i < 50; i++) unbounded.ended(1_000 + i / 50);
-    expect(unbounded.target(1_000 + FIRST_WINDOW_MS)).toBe(AUTO_CAP);
+    expect(unbounded.target(1_000 + PROBE_MS)).toBe(AUTO_CAP);
   });
 
   it("lets go when starts stop: the rate halves per empty window", () => {
