@@ -247,7 +247,11 @@ describe("fetch loop", () => {
     unwritten = 2 + UNWRITTEN_SLACK + 1;
     const held = loop.heldCount;
     const from = Date.now();
-    await until("twice HELD_STALE_MS", () => Date.now() - from > 2 * HELD_STALE_MS || stale.length > 0, 10_000);
+    await until(
+      "twice HELD_STALE_MS",
+      () => Date.now() - from > 2 * HELD_STALE_MS || stale.length > 0,
+      10_000,
+    );
     expect(stale).toEqual([]);
     expect(loop.heldCount).toBe(held);
     // The store catches up; the line still does not move (a long job now): they go back.
