@@ -75,6 +75,41 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       expect((await store.queueStats()).filter((s) => s.queue === queue)).toHaveLength(1);
     });
 
+    it("queueStats: the oldest ready job is the earliest of every priority and queue, held jobs included", async () => {
+      const store = await ctx.sluice().store();
+      const [one, two] = [ctx.queue(), ctx.queue()];
+      const now = Date.now();
+      // Queue one: the earliest run time sits under neither the first nor the last priority.
+      await makeJob(store, { state: "waiting", queue: one, priority: -3, runAt: now - 2_000 });
+      const earliest = await makeJob(store, {
+        state: "waiting",
+        queue: one,
+        priority: 0,
+        runAt: now - 7_000,
+      });
+      await makeJob(store, { state: "waiting", queue: one, priority: 5, runAt: now - 1_000 });
+      // Queue two: its earliest job is claimed ahead (held, not started): still waiting for users.
+      const held = await makeJob(store, { state: "waiting", queue: two, runAt: now - 9_000 });
+      await makeJob(store, { state: "waiting", queue: two, runAt: now - 4_000 });
+      const [claimed] = await store.claim({
+        queues: [two],
+        limit: 1,
+        workerId: "w/1/x",
+        leaseMs: 60_000,
+        start: 0,
+      });
+      expect(claimed?.id).toBe(held.id);
+      const stats = await store.queueStats();
+      expect(stats.find((s) => s.queue === one)).toMatchObject({
+        counts: { waiting: 3 },
+        oldestWaitingAt: earliest.runAt,
+      });
+      expect(stats.find((s) => s.queue === two)).toMatchObject({
+        counts: { waiting: 2, active: 0 },
+        oldestWaitingAt: held.runAt,
+      });
+    });
+
     it("listJobs: filters by queue, states, task, tag, ids and creation time, newest or oldest first, by cursor", async () => {
       const store = await ctx.sluice().store();
       const queue = ctx.queue();
