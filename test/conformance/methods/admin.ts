@@ -77,7 +77,7 @@ export function adminMethodTests(ctx: ConformanceContext): void {
 
     it("queueStats: the oldest ready job is the earliest of every priority and queue, held jobs included", async () => {
       const store = await ctx.sluice().store();
-      const [one, two] = [ctx.queue(), ctx.queue()];
+      const [one, two, three] = [ctx.queue(), ctx.queue(), ctx.queue()];
       const now = Date.now();
       // Queue one: the earliest run time sits under neither the first nor the last priority.
       await makeJob(store, { state: "waiting", queue: one, priority: -3, runAt: now - 2_000 });
@@ -91,6 +91,10 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       // Queue two: its earliest job is claimed ahead (held, not started): still waiting for users.
       const held = await makeJob(store, { state: "waiting", queue: two, runAt: now - 9_000 });
       await makeJob(store, { state: "waiting", queue: two, runAt: now - 4_000 });
+      // Queue three: two priorities, nothing held (whichever queue sorts first, the others are found by
+      // stepping on to the next queue).
+      const third = await makeJob(store, { state: "waiting", queue: three, priority: 2, runAt: now - 3_000 });
+      await makeJob(store, { state: "waiting", queue: three, priority: 1, runAt: now - 500 });
       const [claimed] = await store.claim({
         queues: [two],
         limit: 1,
@@ -107,6 +111,10 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       expect(stats.find((s) => s.queue === two)).toMatchObject({
         counts: { waiting: 2, active: 0 },
         oldestWaitingAt: held.runAt,
+      });
+      expect(stats.find((s) => s.queue === three)).toMatchObject({
+        counts: { waiting: 2 },
+        oldestWaitingAt: third.runAt,
       });
     });
 
