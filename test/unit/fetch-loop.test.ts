@@ -81,6 +81,27 @@ function instantJobs(options: {
   return { claims, lines, counts, loop, stale };
 }
 
+/**
+ * Starts and ends jobs as fast as the loop (manual, concurrency 1) hands them out for a second, then waits
+ * until it holds more than 20 ahead: after it, the line stands still unless the test starts jobs.
+ */
+async function holdMany(loop: FetchLoop): Promise<void> {
+  const end = Date.now() + 1_000;
+  while (Date.now() < end) {
+    if (loop.next()) {
+      loop.ended(0);
+      continue;
+    }
+    loop.wake();
+    await turn();
+    await turn();
+  }
+  await until("jobs held ahead", () => {
+    loop.wake();
+    return loop.heldCount > 20;
+  });
+}
+
 /** Wakes the loop five times (two turns each), stops it, and returns how many claims it sent meanwhile. */
 async function claimsAfterWakes(loop: FetchLoop, claims: readonly ClaimRequest[]): Promise<number> {
   const before = claims.length;
@@ -196,20 +217,7 @@ describe("fetch loop", () => {
     loop.start();
     // Jobs start fast (the test starts them) until the loop holds many ahead; then the line stands still,
     // as behind a job that runs long.
-    const end = Date.now() + 1_000;
-    while (Date.now() < end) {
-      if (loop.next()) {
-        loop.ended(0);
-        continue;
-      }
-      loop.wake();
-      await turn();
-      await turn();
-    }
-    await until("jobs held ahead", () => {
-      loop.wake();
-      return loop.heldCount > 20;
-    });
+    await holdMany(loop);
     const held = loop.heldCount;
     const stoodFrom = Date.now();
     const given = await until("the held jobs given back", () => stale[0], 5_000);
@@ -228,20 +236,7 @@ describe("fetch loop", () => {
     let unwritten = 0;
     const { loop, stale } = instantJobs({ concurrency: 1, manual: true, unwritten: () => unwritten });
     loop.start();
-    const end = Date.now() + 1_000;
-    while (Date.now() < end) {
-      if (loop.next()) {
-        loop.ended(0);
-        continue;
-      }
-      loop.wake();
-      await turn();
-      await turn();
-    }
-    await until("jobs held ahead", () => {
-      loop.wake();
-      return loop.heldCount > 20;
-    });
+    await holdMany(loop);
     // Outcomes pile up past the start allowance (2 × concurrency + UNWRITTEN_SLACK): the worker starts no
     // held job (worker.ts startHeld), so the line stands still for the store.
     unwritten = 2 + UNWRITTEN_SLACK + 1;
