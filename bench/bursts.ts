@@ -7,20 +7,25 @@
  * that knows no rate yet gets up to speed. The first burst also pays for warming up (JIT, connections).
  * Asserts nothing.
  */
+import { parseArgs } from "node:util";
 import { Sluice, silentLogger } from "../src/index.js";
 import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
 import { fmt } from "./stats.js";
 
-const args = process.argv.slice(2);
-const flag = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const engine = benchEngineArg(flag("engine") ?? "postgres");
-const size = wholeArg("size", flag("size") ?? "300", 1, 100_000);
-const bursts = wholeArg("bursts", flag("bursts") ?? "5", 1, 100);
-const concurrency = wholeArg("concurrency", flag("concurrency") ?? "1", 1, 1_000);
-const idleMs = wholeArg("idle-ms", flag("idle-ms") ?? "3000", 0, 60_000);
+const { values } = parseArgs({
+  options: {
+    engine: { type: "string", default: "postgres" },
+    size: { type: "string", default: "300" },
+    bursts: { type: "string", default: "5" },
+    concurrency: { type: "string", default: "1" },
+    "idle-ms": { type: "string", default: "3000" },
+  },
+});
+const engine = benchEngineArg(values.engine);
+const size = wholeArg("size", values.size, 1, 100_000);
+const bursts = wholeArg("bursts", values.bursts, 1, 100);
+const concurrency = wholeArg("concurrency", values.concurrency, 1, 1_000);
+const idleMs = wholeArg("idle-ms", values["idle-ms"], 0, 60_000);
 /** Longest one burst may take before the run gives up on it. */
 const BURST_DEADLINE_MS = 60_000;
 

@@ -6,20 +6,25 @@
  * spread over `queues` queues and three priorities. Then times `calls` calls, one after another, and prints
  * the median and the slowest. Asserts nothing.
  */
+import { parseArgs } from "node:util";
 import { Sluice, silentLogger } from "../src/index.js";
 import { benchEngineArg, engineUrl, wholeArg } from "./engines.js";
 import { fmt } from "./stats.js";
 
-const args = process.argv.slice(2);
-const flag = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const engine = benchEngineArg(flag("engine") ?? "postgres");
-const waiting = wholeArg("waiting", flag("waiting") ?? "100000", 0, 2_000_000);
-const completed = wholeArg("completed", flag("completed") ?? "0", 0, 2_000_000);
-const queueCount = wholeArg("queues", flag("queues") ?? "2", 1, 100);
-const calls = wholeArg("calls", flag("calls") ?? "20", 1, 1_000);
+const { values } = parseArgs({
+  options: {
+    engine: { type: "string", default: "postgres" },
+    waiting: { type: "string", default: "100000" },
+    completed: { type: "string", default: "0" },
+    queues: { type: "string", default: "2" },
+    calls: { type: "string", default: "20" },
+  },
+});
+const engine = benchEngineArg(values.engine);
+const waiting = wholeArg("waiting", values.waiting, 0, 2_000_000);
+const completed = wholeArg("completed", values.completed, 0, 2_000_000);
+const queueCount = wholeArg("queues", values.queues, 1, 100);
+const calls = wholeArg("calls", values.calls, 1, 1_000);
 const BATCH = 1_000;
 /** Longest the fill may take before the run gives up. */
 const FILL_DEADLINE_MS = 30 * 60_000;
