@@ -314,34 +314,33 @@ export function statements(s: string, events: boolean, asyncClaims = false) {
     // Counts per queue x state, the oldest waiting run time per queue (from the partial jobs_claim index) and
     // queue pause states, in one round trip. Queues known only from a pause (no jobs yet) are listed too.
     // The counts read every job but the active ones (a scan of the table or of jobs_queue_state, whichever
-    // the planner prefers): 1,000,000 waiting or retained jobs cost about 200 ms a call (docs/benchmarks.md).
-    stats: `SELECT queue, state, n, NULL::bigint AS oldest, NULL::boolean AS paused, NULL::bigint AS paused_until,
+    // the planner prefers): 1,000,000 waiting or retained jobs cost 200–300 ms a call (docs/benchmarks.md).
+    stats: `SELECT queue, state, n, oldest, NULL::boolean AS paused, NULL::bigint AS paused_until,
         NULL::jsonb AS limits, NULL::int AS held_keys
-      FROM (SELECT queue, state, count(*)::int AS n FROM ${s}.jobs WHERE state <> 'active' GROUP BY queue, state
+      FROM (SELECT queue, state, count(*)::int AS n, NULL::bigint AS oldest FROM ${s}.jobs WHERE state <> 'active'
+            GROUP BY queue, state
             UNION ALL
             -- A held job (claimed ahead, not started) counts as waiting, and as active for the limits: 'held'.
-            SELECT queue, CASE WHEN started_at IS NULL THEN 'held' ELSE 'active' END, count(*)::int
+            -- Its run time counts for the oldest waiting one (the 'active' group has none: FILTER).
+            SELECT queue, CASE WHEN started_at IS NULL THEN 'held' ELSE 'active' END, count(*)::int,
+              min(run_at) FILTER (WHERE started_at IS NULL)
             FROM ${s}.jobs WHERE state = 'active' GROUP BY 1, 2) c
       UNION ALL
-      -- The oldest run time per queue of the waiting jobs and the held ones (few: one worker's line). For the
-      -- waiting, one probe of jobs_claim (queue, priority, run_at) per queue and priority, the pairs found by
-      -- stepping from one to the next (a loose index scan), instead of reading every waiting job: with
-      -- 1,000,000 waiting the grouped read took 239 ms (three parallel scans) of each call, this about 1 ms.
-      SELECT o.queue, NULL, NULL, min(o.run_at), NULL, NULL, NULL, NULL FROM (
-        (WITH RECURSIVE pairs AS (
-            (SELECT queue, priority FROM ${s}.jobs WHERE state = 'waiting' ORDER BY queue, priority LIMIT 1)
-            UNION ALL
-            SELECT nx.queue, nx.priority FROM pairs p, LATERAL (
-              SELECT j.queue, j.priority FROM ${s}.jobs j
-              WHERE j.state = 'waiting' AND (j.queue, j.priority) > (p.queue, p.priority)
-              ORDER BY j.queue, j.priority LIMIT 1) nx)
-          SELECT p.queue, f.run_at FROM pairs p, LATERAL (
-            SELECT j.run_at FROM ${s}.jobs j
-            WHERE j.state = 'waiting' AND j.queue = p.queue AND j.priority = p.priority
-            ORDER BY j.run_at LIMIT 1) f)
-        UNION ALL
-        SELECT queue, run_at FROM ${s}.jobs WHERE state = 'active' AND started_at IS NULL) o
-      GROUP BY o.queue
+      -- The oldest waiting run time per queue and priority (queueStats keeps each queue's least): one probe of
+      -- jobs_claim (queue, priority, run_at) per pair, the pairs found by stepping from one to the next (a
+      -- loose index scan), instead of reading every waiting job: with 1,000,000 waiting the grouped read took
+      -- 239 ms (three parallel scans) of each call, this about 1 ms.
+      (WITH RECURSIVE pairs AS (
+          (SELECT queue, priority FROM ${s}.jobs WHERE state = 'waiting' ORDER BY queue, priority LIMIT 1)
+          UNION ALL
+          SELECT nx.queue, nx.priority FROM pairs p, LATERAL (
+            SELECT j.queue, j.priority FROM ${s}.jobs j
+            WHERE j.state = 'waiting' AND (j.queue, j.priority) > (p.queue, p.priority)
+            ORDER BY j.queue, j.priority LIMIT 1) nx)
+        SELECT p.queue, NULL, NULL, f.run_at, NULL, NULL, NULL, NULL FROM pairs p, LATERAL (
+          SELECT j.run_at FROM ${s}.jobs j
+          WHERE j.state = 'waiting' AND j.queue = p.queue AND j.priority = p.priority
+          ORDER BY j.run_at LIMIT 1) f)
       UNION ALL
       -- Due scheduled jobs (from jobs_due): backlog that a claim would promote; state 'due' marks the row.
       SELECT queue, 'due', count(*)::int, min(run_at), NULL, NULL, NULL, NULL FROM ${s}.jobs

@@ -77,7 +77,7 @@ export function adminMethodTests(ctx: ConformanceContext): void {
 
     it("queueStats: the oldest ready job is the earliest of every priority and queue, held jobs included", async () => {
       const store = await ctx.sluice().store();
-      const [one, two, three] = [ctx.queue(), ctx.queue(), ctx.queue()];
+      const [one, two, three, four] = [ctx.queue(), ctx.queue(), ctx.queue(), ctx.queue()];
       const now = Date.now();
       // Queue one: the earliest run time sits under neither the first nor the last priority.
       await makeJob(store, { state: "waiting", queue: one, priority: -3, runAt: now - 2_000 });
@@ -95,6 +95,10 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       // stepping on to the next queue).
       const third = await makeJob(store, { state: "waiting", queue: three, priority: 2, runAt: now - 3_000 });
       await makeJob(store, { state: "waiting", queue: three, priority: 1, runAt: now - 500 });
+      // Queue four: a started job older than its waiting one is not waiting: its run time does not count.
+      const running = await makeJob(store, { state: "active", queue: four });
+      await until("the clock passes the running job's run time", () => Date.now() > running.runAt);
+      const fourth = await makeJob(store, { state: "waiting", queue: four, runAt: Date.now() });
       const [claimed] = await store.claim({
         queues: [two],
         limit: 1,
@@ -115,6 +119,10 @@ export function adminMethodTests(ctx: ConformanceContext): void {
       expect(stats.find((s) => s.queue === three)).toMatchObject({
         counts: { waiting: 2 },
         oldestWaitingAt: third.runAt,
+      });
+      expect(stats.find((s) => s.queue === four)).toMatchObject({
+        counts: { waiting: 1, active: 1 },
+        oldestWaitingAt: fourth.runAt,
       });
     });
 
