@@ -26,7 +26,8 @@ export type BatchDone<R> = (...outcome: [failed: false, result: R] | [failed: tr
  * is written at once, so a busy writer never waits.
  */
 export interface Linger {
-  ms: number;
+  /** How long, or a function asked each time a batch starts to linger (the worker's scales with its jobs). */
+  ms: number | (() => number);
   below: number;
 }
 
@@ -83,7 +84,7 @@ export class Batcher<I, R> {
    */
   add(item: I, done: BatchDone<R>): void {
     this.queue.push({ item, done });
-    if (this.linger && this.queue.length < this.linger.below) this.scheduleAfterLinger(this.linger.ms);
+    if (this.linger && this.queue.length < this.linger.below) this.scheduleAfterLinger(this.linger);
     else this.schedule();
   }
 
@@ -153,12 +154,15 @@ export class Batcher<I, R> {
    * Starts a lane after `ms` unless something starts one sooner: a full enough batch, `drain`, or a lane
    * in flight (its loop takes what is queued when its write returns).
    */
-  private scheduleAfterLinger(ms: number): void {
+  private scheduleAfterLinger(linger: Linger): void {
     if (this.lingering || this.scheduled || this.lanes.size >= this.maxLanes) return;
-    this.lingering = setTimeout(() => {
-      this.lingering = null;
-      this.schedule();
-    }, ms);
+    this.lingering = setTimeout(
+      () => {
+        this.lingering = null;
+        this.schedule();
+      },
+      typeof linger.ms === "number" ? linger.ms : linger.ms(),
+    );
   }
 
   private stopLingering(): void {

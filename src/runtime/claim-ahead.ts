@@ -115,6 +115,11 @@ export class ClaimAhead {
     this.claimMs = this.claimMs === 0 ? ms : (this.claimMs * 3 + ms) / 4;
   }
 
+  /** Mean duration of the jobs that ended, ms (0: none yet). */
+  get meanDurationMs(): number {
+    return this.meanMs;
+  }
+
   /** A job this worker ran ended after `durationMs`: its slot is free for the next one. */
   ended(now = Date.now(), durationMs = 0): void {
     this.meanMs = this.meanMs === 0 ? durationMs : this.meanMs + (durationMs - this.meanMs) * DURATION_WEIGHT;

@@ -172,6 +172,11 @@ export class FetchLoop {
     this.ahead.ended(Date.now(), durationMs);
   }
 
+  /** Mean run time of this worker's jobs, ms (0: none ended yet). */
+  meanDurationMs(): number {
+    return this.ahead.meanDurationMs;
+  }
+
   /** Removes a held job by its lease (id and token); returns it when it was held under that token. */
   take(lease: LeaseRef): JobRecord | undefined {
     const index = this.held.findIndex((job) => job.id === lease.id && job.leaseToken === lease.token);

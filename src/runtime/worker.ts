@@ -43,12 +43,28 @@ export type { StopReport, WorkerHost, WorkerOptions };
 
 const NONE: ReadonlySet<string> = new Set();
 
-/**
- * How long a small batch of completions waits for more on a networked store. At 350 jobs/s of 50–500 ms
- * jobs a PostgreSQL worker wrote 0.79 completion batches per job; holding them 5 ms made it 0.39, and the
- * worker's CPU a few percent lower (docs/benchmarks.md). The cost: a completion is stored up to 5 ms later.
- */
+/** Completion linger: least, most, and share of the mean job run time (completionLingerMs). */
 const COMPLETION_LINGER_MS = 5;
+const COMPLETION_LINGER_MAX_MS = 20;
+const COMPLETION_LINGER_SHARE = 1 / 10;
+
+/**
+ * How long a small batch of completions waits for more on a networked store: a tenth of this worker's mean
+ * job run time, at least COMPLETION_LINGER_MS and at most COMPLETION_LINGER_MAX_MS. Long jobs end one at a
+ * time at scattered moments; each completion written alone costs the worker a round trip (about 190 µs of
+ * its CPU on the benchmark host). At 350 jobs/s of 50–500 ms jobs a PostgreSQL worker wrote 0.79 completion
+ * batches per job with no linger, 0.39 with 5 ms, and 0.01 with 20 ms (the rest rode on the start writes of
+ * the next jobs): 0.49 → 0.33 store calls and about a quarter less worker CPU per job (docs/benchmarks.md).
+ * The cost: a completion is stored, and what waits on it (a flow's next step, a caller awaiting the result)
+ * goes on, up to that much later, which stays within a tenth of the job's own run time; jobs shorter than
+ * 50 ms keep the 5 ms.
+ */
+export function completionLingerMs(meanDurationMs: number): number {
+  return Math.min(
+    COMPLETION_LINGER_MAX_MS,
+    Math.max(COMPLETION_LINGER_MS, meanDurationMs * COMPLETION_LINGER_SHARE),
+  );
+}
 
 /**
  * Runs the jobs of its queues: claims them under a lease, runs their handlers with bounded concurrency,
@@ -126,12 +142,15 @@ export class Worker {
     this.writer = new OutcomeWriter(store, this.host.events, this.logger, {
       // One write lock in process: one lane. A networked store works on a batch during another's round trip.
       lanes: store.traits.inProcess ? 1 : 2,
-      // A networked store: long jobs finishing one at a time share completion writes (COMPLETION_LINGER_MS).
+      // A networked store: long jobs finishing one at a time share completion writes (completionLingerMs).
       // Fewer than min(8, concurrency) held at once: far under the unwritten allowance, and none at
       // concurrency 1, where the next job may wait for these writes.
       completionLinger: store.traits.inProcess
         ? null
-        : { ms: COMPLETION_LINGER_MS, below: Math.min(8, this.config.concurrency) },
+        : {
+            ms: () => completionLingerMs(this.fetcher.meanDurationMs()),
+            below: Math.min(8, this.config.concurrency),
+          },
       onWriteSettled: () => {
         this.fetcher.writeSettled();
         // A stored outcome may free a slot that unwritten outcomes held (startHeld).
