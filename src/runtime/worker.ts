@@ -52,10 +52,10 @@ const COMPLETION_LINGER_SHARE = 1 / 10;
  * How long a small batch of completions waits for more on a networked store: a tenth of this worker's mean
  * job run time, at least COMPLETION_LINGER_MS and at most COMPLETION_LINGER_MAX_MS. Long jobs end one at a
  * time at scattered moments; each completion written alone costs the worker a round trip (170–190 µs of
- * its CPU on the benchmark host: `npm run bench:round-trips`, first line). At 350 jobs/s of 50–500 ms jobs a PostgreSQL worker holding them 5 ms
- * still wrote 0.16 completion batches per job on their own, and 0.01 holding them 20 ms (the rest rode on the
- * start writes of the next jobs): 0.48 → 0.33 store calls and about a fifth less worker CPU per job
- * (docs/benchmarks.md).
+ * its CPU on the benchmark host: `npm run bench:round-trips`, first line). At 350 jobs/s of 50–500 ms jobs
+ * a PostgreSQL worker holding them 5 ms still wrote 0.16 completion batches per job on their own, and 0.01
+ * holding them 20 ms (the rest rode on the start writes of the next jobs): 0.48 → 0.33 store calls and
+ * about a fifth less worker CPU per job (docs/benchmarks.md).
  * The cost: a completion is stored, and what waits on it (a flow's next step, a caller awaiting the result)
  * goes on, up to that much later, which stays within a tenth of the job's own run time; jobs shorter than
  * 50 ms keep the 5 ms.
